@@ -1,0 +1,98 @@
+"""Shared fixtures: a real sandbox process, a real Redis database, test keys."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.procs import PYTHON, free_port, running
+
+#: A key of the real format (``api-`` and 32 letters or digits), known only to tests.
+TEST_API_KEY = "api-" + "T3stK3y0nlyF0rT3sts0000000000AB"[:32].ljust(32, "0")
+
+REDIS_HOST = os.environ.get("OUTBOX_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("OUTBOX_TEST_REDIS_PORT", "6379"))
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox process and the calls tests make on its control endpoints."""
+
+    url: str
+    api_key: str
+    log: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v3"
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_sandbox/reset", timeout=5).raise_for_status()
+
+    def configure(self, **config: Any) -> None:
+        httpx.post(f"{self.url}/_sandbox/config", json=config, timeout=5).raise_for_status()
+
+    def messages(self) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url}/_sandbox/messages", timeout=10)
+        response.raise_for_status()
+        data = response.json()
+        return list(data["messages"] if isinstance(data, dict) else data)
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/_sandbox/stats", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+
+@pytest.fixture(scope="session")
+def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    url = f"http://127.0.0.1:{port}"
+    args = [PYTHON, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--api-key", TEST_API_KEY, "--rate", "0", "--latency-ms", "0"]
+    with running(args, ready_url=f"{url}/_sandbox/stats", log=log):
+        yield Sandbox(url=url, api_key=TEST_API_KEY, log=log)
+
+
+@pytest.fixture
+def sandbox(sandbox_process: Sandbox) -> Sandbox:
+    """The session's sandbox, reset to a clean state (no messages, no faults, no limit)."""
+    sandbox_process.reset()
+    return sandbox_process
+
+
+def _redis_available() -> bool:
+    try:
+        return bool(redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """``host:port`` of the real Redis the integration tests use (.ci/run starts one)."""
+    if not _redis_available():
+        pytest.fail(f"integration tests need Redis on {REDIS_HOST}:{REDIS_PORT} (.ci/run starts it)")
+    return f"{REDIS_HOST}:{REDIS_PORT}"
+
+
+@pytest.fixture
+def redis_db(redis_server: str, worker_id: str = "main") -> Iterator[tuple[str, str]]:
+    """Two flushed databases on the real Redis: (broker URL, records URL).
+
+    Databases 10-11 keep the tests away from a developer's default 0 and 1.
+    """
+    broker, records = f"redis://{redis_server}/10", f"redis://{redis_server}/11"
+    for url in (broker, records):
+        redis.Redis.from_url(url).flushdb()
+    yield broker, records
+    for url in (broker, records):
+        redis.Redis.from_url(url).flushdb()

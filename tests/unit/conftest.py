@@ -1,0 +1,95 @@
+"""Unit-test fixtures: Redis backends (fakeredis, and real Redis when it answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from tests.conftest import REDIS_HOST, REDIS_PORT
+from worker.runtime import Runtime, set_runtime
+from worker.settings import Settings
+
+
+def _real_redis() -> Any:
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=12, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379 for the real-Redis variant")
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def redis_backend(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The same tests against fakeredis (with Lua) and a real Redis server."""
+    if request.param == "fakeredis":
+        yield fakeredis.FakeRedis()
+    else:
+        client = _real_redis()
+        yield client
+        client.flushdb()
+
+
+@pytest.fixture
+def fake_redis() -> Any:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def runtime(fake_redis: Any) -> Iterator[Runtime]:
+    """A runtime on fakeredis, installed for the producers and tasks of this process."""
+    settings = Settings(
+        SMTP2GO_API_KEY="api-" + "0" * 32,
+        SMTP2GO_BASE_URL="http://127.0.0.1:9/v3",
+        OUTBOX_RATE_LIMIT="1000/s",
+    )
+    rt = Runtime.from_settings(settings, redis_client=fake_redis)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+
+
+@pytest.fixture
+def memory_broker() -> Iterator[Any]:
+    """Point the app at kombu's in-memory transport; yields a reader of published tasks."""
+    from worker.app import app
+
+    saved = app.conf.broker_url
+    app.conf.broker_url = "memory://"
+    app._pool = None
+    app.amqp._producer_pool = None
+    published = _Published(app)
+    published.drain()  # whatever an earlier test left in the process-wide memory queues
+    try:
+        yield published
+    finally:
+        app._pool = None
+        app.amqp._producer_pool = None
+        app.conf.broker_url = saved
+
+
+class _Published:
+    """Drains the in-memory broker's queues into ``(task name, args, queue)`` tuples."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def drain(self, queues: tuple[str, ...] = ("email", "sms", "bulk")) -> list[tuple[str, list[Any], str]]:
+        out: list[tuple[str, list[Any], str]] = []
+        with self.app.connection_for_read() as conn:
+            for queue in queues:
+                simple = conn.SimpleQueue(queue)
+                while True:
+                    try:
+                        message = simple.get(block=False)
+                    except simple.Empty:
+                        break
+                    out.append((message.headers["task"], message.payload[0], queue))
+                    message.ack()
+                simple.close()
+        return out

@@ -1,0 +1,12 @@
+"""The Celery application: ``celery -A worker worker``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+__all__ = ["app"]
+
+app = Celery("outbox")
+app.config_from_object("celeryconfig")
+# Registers the tasks on the app; imported here so ``-A worker`` is all a worker needs.
+app.conf.imports = ("worker.tasks", "worker.beat", "worker.parking")

@@ -1,0 +1,164 @@
+"""Did the API accept a send whose worker died before recording the answer?
+
+SMTP2GO has no idempotency key, so a resend after a crash could deliver twice. Every
+email carries its chunk id in the ``X-Outbox-Id`` header; before resending an ambiguous
+chunk the worker looks for that header in ``activity/search``.
+
+``activity/search`` allows 60 requests a minute, so look-ups are batched: one scan
+lists every recent event with its headers and stores ``chunk id -> email_id`` in
+Redis, plus the Redis time the scan started. Any ambiguous chunk whose attempt ended
+before that time is answered from the stored map without another request; the scan
+itself takes a slot of the shared ``activity`` bucket, and a task that finds no slot
+waits for one (re-queued, no attempt spent).
+
+SMS has no custom header: ``sms/view-sent`` is matched on destination and content
+sent after the claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from worker import keys
+from worker.smtp2go.errors import SMTP2GOError
+from worker.smtp2go.models import ActivitySearch, SmsSend
+from worker.states import Kind
+
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
+
+__all__ = ["Reconciliation", "ThrottledLookup", "reconcile"]
+
+logger = logging.getLogger(__name__)
+
+#: How far back a scan looks (a lease is at most a few minutes old when it is found).
+SCAN_WINDOW = timedelta(hours=1)
+#: Pages of 1,000 events a scan reads at most.
+MAX_PAGES = 5
+#: Events take a moment to show in the activity log after a send is accepted.
+SETTLE_SECONDS = 2.0
+
+FOUND_KEY = keys.PREFIX + "reconcile:found"
+SCANNED_KEY = keys.PREFIX + "reconcile:scanned_at"
+
+
+class ThrottledLookup(Exception):
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"activity/search slot in {wait:.1f}s")
+        self.wait = wait
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    #: The API accepted the earlier attempt.
+    found: bool
+    #: The look-up worked: not found means not accepted, so a resend is safe.
+    conclusive: bool
+    #: How it was decided, for the record.
+    how: str
+    email_id: str | None = None
+    recipients: int = 0
+
+
+def _headers_of(event: dict[str, Any]) -> dict[str, str]:
+    raw = event.get("headers") or {}
+    if isinstance(raw, dict):
+        return {str(k).lower(): str(v) for k, v in raw.items()}
+    out: dict[str, str] = {}
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict):
+            name = item.get("header") or item.get("name") or ""
+            out[str(name).lower()] = str(item.get("value", ""))
+    return out
+
+
+def _scan(rt: Runtime) -> None:
+    """One batched look-up of recent email events into the shared map."""
+    acquisition = rt.activity_limiter.try_acquire(max_wait=1.0)
+    if not acquisition.granted:
+        raise ThrottledLookup(acquisition.wait)
+    started = rt.store.now()
+    since = datetime.fromtimestamp(started, UTC) - SCAN_WINDOW
+    found: dict[str, str] = {}
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        query = ActivitySearch(
+            start_date=since.isoformat(), limit=1000, continue_token=token, include_headers=True
+        )
+        result = rt.client.activity_search(query)
+        for event in result.events:
+            data = event.model_dump()
+            outbox_id = _headers_of(data).get("x-outbox-id")
+            email_id = data.get("email_id")
+            if outbox_id and email_id:
+                found[outbox_id] = str(email_id)
+        token = result.continue_token
+        if not token:
+            break
+    pipe = rt.redis.pipeline()
+    if found:
+        pipe.hset(FOUND_KEY, mapping=found)
+    pipe.expire(FOUND_KEY, int(SCAN_WINDOW.total_seconds()))
+    pipe.set(SCANNED_KEY, f"{started:.6f}", ex=int(SCAN_WINDOW.total_seconds()))
+    pipe.execute()
+
+
+def _email(rt: Runtime, chunk_id: str, attempt_ended: float) -> Reconciliation:
+    for _ in range(2):
+        email_id = rt.redis.hget(FOUND_KEY, chunk_id)
+        if email_id:
+            text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
+            return Reconciliation(True, True, "activity/search", text)
+        scanned = float(rt.redis.get(SCANNED_KEY) or 0)
+        if scanned >= attempt_ended + SETTLE_SECONDS:
+            return Reconciliation(False, True, "not in activity/search")
+        _scan(rt)
+    return Reconciliation(False, True, "not in activity/search")
+
+
+def _sms(rt: Runtime, request: SmsSend, claimed_at: float) -> Reconciliation:
+    answer = rt.client.sms_view_sent()
+    sent = answer.data.get("messages") or answer.data.get("sms") or []
+    wanted = set(request.destination)
+    ids: list[str] = []
+    for message in sent if isinstance(sent, list) else []:
+        if not isinstance(message, dict):
+            continue
+        when = _epoch(message.get("sent_at") or message.get("created") or message.get("date"))
+        if (
+            message.get("destination") in wanted
+            and message.get("content") == request.content
+            and (when is None or when >= claimed_at - 5)
+        ):
+            ids.append(str(message.get("message_id", "")))
+    if ids:
+        return Reconciliation(True, True, "sms/view-sent", None, len(ids))
+    return Reconciliation(False, True, "not in sms/view-sent")
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Any) -> Reconciliation:
+    """Decide an ambiguous chunk; raises :class:`ThrottledLookup` to wait for a slot."""
+    raw = rt.store.get_chunk_raw(chunk_id)
+    claimed_at = float(raw.get("claimed_at") or 0)
+    attempt_ended = float(raw.get("lease_until") or claimed_at)
+    try:
+        if kind is Kind.SMS:
+            return _sms(rt, request, claimed_at)
+        return _email(rt, chunk_id, attempt_ended)
+    except SMTP2GOError as err:
+        logger.warning("chunk %s: reconciliation look-up failed: %s", chunk_id, err)
+        return Reconciliation(False, False, f"look-up failed ({type(err).__name__})")

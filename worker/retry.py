@@ -1,0 +1,80 @@
+"""When to try again, written down in one place.
+
+Precedence, first match wins:
+
+1. a permanent error (any 4xx but 429, or a payload the API can never accept)
+   -> ``fail``: recorded ``failed`` at once, never retried;
+2. attempts used up -> ``dead``: recorded and put in the dead letters for replay;
+3. otherwise -> ``retry`` after a full-jitter exponential backoff, never sooner than
+   the server's own hint (``Retry-After`` or a shared cool-down), capped by ``cap``
+   unless the server asked for longer.
+
+Only attempts at the API count. Waiting for the shared rate limit or a cool-down spends
+no attempt: those waits are not failures of the message.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from worker.smtp2go.errors import SMTP2GOError
+
+__all__ = ["Action", "Decision", "RetryPolicy", "backoff"]
+
+
+class Action(StrEnum):
+    #: Schedule another attempt after ``Decision.delay``.
+    RETRY = "retry"
+    #: Give up for good: the request can never succeed as it stands.
+    FAIL = "fail"
+    #: Give up after the last attempt: keep it for an operator to replay.
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    delay: float = 0.0
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Full jitter: uniform in ``[0, min(cap, base * 2**(attempt-1))]``.
+
+    Full jitter spreads a fleet's retries evenly instead of in synchronised waves.
+    ``attempt`` is the number of the attempt that just failed, from 1.
+    """
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return (rng or random).uniform(0, ceiling)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempt cap and backoff constants; ``decide`` is a pure function of its arguments."""
+
+    max_attempts: int = 8
+    base: float = 1.0
+    cap: float = 300.0
+
+    def decide(
+        self,
+        error: SMTP2GOError,
+        attempt: int,
+        *,
+        hint: float | None = None,
+        rng: random.Random | None = None,
+    ) -> Decision:
+        """What to do after ``attempt`` (from 1) failed with ``error``.
+
+        ``hint`` is the server's wait (``Retry-After``) or the shared cool-down left;
+        it is a floor for the delay.
+        """
+        if not error.retryable:
+            return Decision(Action.FAIL)
+        if attempt >= self.max_attempts:
+            return Decision(Action.DEAD)
+        delay = backoff(attempt, self.base, self.cap, rng)
+        if hint is not None and hint > delay:
+            delay = hint
+        return Decision(Action.RETRY, delay)

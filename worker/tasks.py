@@ -1,0 +1,278 @@
+"""The send tasks: one per kind, named stably (``outbox.send_email``, ...).
+
+Each task runs one attempt of one chunk:
+
+1. validate the payload with the same models the producer used (a payload that no
+   longer validates is *poison*: dead at once, with the reason, never retried);
+2. claim the chunk and a rate-limit slot in one script call (``worker.store``):
+   a chunk already final is skipped, a live claim elsewhere is waited for, a claim left
+   by a dead worker is *ambiguous* and reconciled before anything is resent;
+3. make the request (``worker.smtp2go``) and record the outcome before the task
+   returns, which is when Celery acknowledges the message (``task_acks_late``);
+4. on a retryable error, schedule the next attempt by ``worker.retry``'s rules.
+
+Waits (rate limit, cool-down, a busy claim, a retry delay) go back to the broker as a
+countdown when short, or into Redis's parked set when longer than the broker may hold
+an unacknowledged message (see ``celeryconfig.broker_transport_options``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, NoReturn
+
+from celery import Task
+from celery.exceptions import Retry
+from pydantic import ValidationError
+
+from worker.app import app
+from worker.reconcile import ThrottledLookup, reconcile
+from worker.records import load_record
+from worker.retry import Action
+from worker.runtime import Runtime, get_runtime
+from worker.smtp2go.errors import RateLimitedError, SMTP2GOError
+from worker.smtp2go.models import CustomHeader, EmailSend, MimeSend, SmsSend, field_errors_of
+from worker.states import Kind, State
+from worker.store import Claim, batch_id_of
+
+__all__ = ["OUTBOX_ID_HEADER", "deliver", "send_email", "send_mime", "send_sms", "send_template"]
+
+logger = logging.getLogger(__name__)
+
+#: Custom header carrying the chunk id on every email, so a send whose outcome is
+#: unknown can be found again through ``activity/search``.
+OUTBOX_ID_HEADER = "X-Outbox-Id"
+
+#: Longest rate-limit reservation a task sleeps through in its thread; longer waits
+#: are handed back to the broker so the thread serves other chunks.
+MAX_SLEEP = 1.0
+
+#: Margin of a claim's lease beyond the client timeout.
+LEASE_MARGIN = 10.0
+
+
+def _validate(kind: Kind, payload: dict[str, Any]) -> EmailSend | MimeSend | SmsSend:
+    if kind is Kind.MIME:
+        return MimeSend.model_validate(payload)
+    if kind is Kind.SMS:
+        return SmsSend.model_validate(payload)
+    return EmailSend.model_validate(payload)
+
+
+def _with_outbox_id(request: EmailSend | MimeSend | SmsSend, chunk_id: str) -> Any:
+    """The request as sent: tagged with the chunk id so it can be found again."""
+    if isinstance(request, EmailSend):
+        headers = [h for h in request.custom_headers if h.header.lower() != "x-outbox-id"]
+        headers.append(CustomHeader(header=OUTBOX_ID_HEADER, value=chunk_id))
+        return request.model_copy(update={"custom_headers": headers})
+    if isinstance(request, MimeSend):
+        if request.mime_email.lower().startswith("x-outbox-id:"):
+            return request
+        mime = f"{OUTBOX_ID_HEADER}: {chunk_id}\r\n{request.mime_email}"
+        return request.model_copy(update={"mime_email": mime})
+    return request
+
+
+def _send(rt: Runtime, request: Any) -> tuple[dict[str, Any], str | None, int, int]:
+    """One request; ``(fields to record, email_id, succeeded, failed recipients)``."""
+    client = rt.client
+    if isinstance(request, SmsSend):
+        sms = client.sms_send(request)
+        ids = {m.destination: m.message_id for m in sms.messages if m.message_id}
+        refused = [m.destination for m in sms.messages if m.status in {"failed", "rejected"}]
+        fields = {"request_id": sms.request_id or "", "message_ids": ids, "failures": refused}
+        sent = len(request.destination) - len(refused)
+        return fields, None, sent, len(refused)
+    result = client.send_mime(request) if isinstance(request, MimeSend) else client.send_email(request)
+    fields = {
+        "request_id": result.request_id or "",
+        "succeeded": str(result.succeeded),
+        "failed": str(result.failed),
+        "failures": list(result.failures),
+    }
+    return fields, result.email_id, result.succeeded, result.failed
+
+
+def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> str:
+    """One attempt at one chunk; returns the chunk's state afterwards."""
+    rt = get_runtime()
+    batch_id = batch_id_of(chunk_id)
+    try:
+        request = _validate(kind, payload)
+    except ValidationError as exc:
+        errors = field_errors_of(exc)
+        logger.error("chunk %s: payload does not validate (%s); dead", chunk_id, errors)
+        return _give_up(rt, chunk_id, State.DEAD, {"type": "InvalidPayload", "field_errors": errors})
+
+    worker = f"{task.request.hostname or 'local'}"
+    lease = rt.settings.smtp2go_timeout + LEASE_MARGIN
+    claim = rt.store.claim(
+        chunk_id, batch_id, worker=worker, lease=lease, limiter=rt.send_limiter, max_wait=MAX_SLEEP
+    )
+    if claim.outcome == "ambiguous":
+        try:
+            resolved = _resolve_ambiguous(rt, kind, chunk_id, request, claim.attempt, worker, lease)
+        except ThrottledLookup as wait:
+            _requeue(task, rt, chunk_id, payload, wait.wait + random.uniform(0, 1))
+        if resolved is None:
+            return "resolved"
+        claim = resolved
+    if claim.outcome == "final":
+        return claim.previous
+    if claim.outcome == "missing":
+        logger.error("chunk %s has no record (expired or never created); not sent", chunk_id)
+        return "missing"
+    if claim.outcome in {"busy", "throttled", "ambiguous"}:
+        # Spread the herd: many tasks refused at once must not all come back at once.
+        _requeue(task, rt, chunk_id, payload, claim.wait + random.uniform(0, 0.05 + claim.wait / 4))
+    if claim.wait > 0:
+        time.sleep(claim.wait)
+
+    try:
+        fields, email_id, succeeded, failed = _send(rt, _with_outbox_id(request, chunk_id))
+    except SMTP2GOError as err:
+        return _after_error(task, rt, chunk_id, payload, err, claim.attempt)
+    finished = rt.store.finish(
+        chunk_id,
+        batch_id,
+        State.SENT,
+        fields=fields,
+        log={"attempt": claim.attempt, "email_id": email_id},
+        email_id=email_id,
+        succeeded=succeeded,
+        failed=failed,
+    )
+    _after_finish(rt, batch_id, finished.outcome)
+    return State.SENT.value
+
+
+def _resolve_ambiguous(
+    rt: Runtime, kind: Kind, chunk_id: str, request: Any, attempt: int, worker: str, lease: float
+) -> Claim | None:
+    """A previous claimant died mid-request: find out whether the API took it.
+
+    Returns the new claim when the chunk is to be sent again, ``None`` when settled.
+    """
+    batch_id = batch_id_of(chunk_id)
+    outcome = reconcile(rt, kind, chunk_id, request)
+    if outcome.found:
+        note = f"ambiguous attempt {attempt}: accepted (found by {outcome.how}); not resent"
+        raw = rt.store.get_chunk_raw(chunk_id)
+        finished = rt.store.finish(
+            chunk_id,
+            batch_id,
+            State.SENT,
+            fields={"ambiguous": note},
+            log={"note": note},
+            email_id=outcome.email_id,
+            succeeded=outcome.recipients or int(raw.get("n_recipients", 0)),
+        )
+        _after_finish(rt, batch_id, finished.outcome)
+        return None
+    if not outcome.conclusive and rt.settings.ambiguous_policy == "hold":
+        note = f"ambiguous attempt {attempt}: {outcome.how}; held for an operator"
+        _give_up(rt, chunk_id, State.DEAD, {"type": "Ambiguous", "message": note}, note=note)
+        return None
+    note = f"ambiguous attempt {attempt}: {outcome.how}; resent"
+    return rt.store.claim(
+        chunk_id,
+        batch_id,
+        worker=worker,
+        lease=lease,
+        limiter=rt.send_limiter,
+        max_wait=MAX_SLEEP,
+        takeover=True,
+        note=note,
+    )
+
+
+def _after_error(
+    task: Task, rt: Runtime, chunk_id: str, payload: dict[str, Any], err: SMTP2GOError, attempt: int
+) -> str:
+    batch_id = batch_id_of(chunk_id)
+    hint: float | None = None
+    if isinstance(err, RateLimitedError):
+        # Every worker holds off, not just this one: the API's IP timeout lasts a minute.
+        hint = rt.send_limiter.cool_down(err.retry_after or rt.settings.cooldown_seconds)
+    decision = rt.policy.decide(err, attempt, hint=hint)
+    error = err.to_dict()
+    if decision.action is Action.RETRY:
+        rt.store.finish(
+            chunk_id,
+            batch_id,
+            State.RETRYING,
+            fields={"last_error": error},
+            log={"attempt": attempt, "error": error, "retry_in": round(decision.delay, 3)},
+            expect=State.SENDING,
+        )
+        _requeue(task, rt, chunk_id, payload, decision.delay)
+    state = State.FAILED if decision.action is Action.FAIL else State.DEAD
+    return _give_up(rt, chunk_id, state, error, attempt=attempt)
+
+
+def _give_up(
+    rt: Runtime,
+    chunk_id: str,
+    state: State,
+    error: dict[str, Any],
+    *,
+    attempt: int | None = None,
+    note: str | None = None,
+) -> str:
+    batch_id = batch_id_of(chunk_id)
+    raw = rt.store.get_chunk_raw(chunk_id)
+    n = int(raw.get("n_recipients", 0)) if raw else 0
+    log: dict[str, Any] = {"error": error}
+    if attempt is not None:
+        log["attempt"] = attempt
+    if note:
+        log["note"] = note
+    fields: dict[str, Any] = {"last_error": error}
+    if note:
+        fields["ambiguous"] = note
+    finished = rt.store.finish(chunk_id, batch_id, state, fields=fields, log=log, failed=n)
+    _after_finish(rt, batch_id, finished.outcome)
+    return state.value
+
+
+def _requeue(task: Task, rt: Runtime, chunk_id: str, payload: dict[str, Any], delay: float) -> NoReturn:
+    """Hand the chunk back for ``delay`` seconds without spending an attempt."""
+    if delay <= rt.settings.park_after:
+        raise task.retry(args=[chunk_id, payload], countdown=max(delay, 0.0), max_retries=None)
+    rt.store.park({"task": task.name, "chunk": chunk_id}, rt.store.now() + delay)
+    raise Retry(f"parked for {delay:.1f}s", when=delay)
+
+
+def _after_finish(rt: Runtime, batch_id: str, outcome: str) -> None:
+    """Fire the batch's completion callback, exactly once (the script that made the last
+    chunk final answered ``batch_done``)."""
+    if outcome != "batch_done":
+        return
+    record = load_record(rt.store, batch_id)
+    if record is None or record.callback is None:
+        return
+    app.signature(record.callback).apply_async(args=[record.model_dump(mode="json")])
+    rt.redis.hset(f"outbox:batch:{batch_id}", "callback_sent_at", str(rt.store.now()))
+
+
+@app.task(bind=True, name="outbox.send_email", max_retries=None)
+def send_email(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
+    return deliver(self, Kind.EMAIL, chunk_id, payload)
+
+
+@app.task(bind=True, name="outbox.send_template", max_retries=None)
+def send_template(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
+    return deliver(self, Kind.TEMPLATE, chunk_id, payload)
+
+
+@app.task(bind=True, name="outbox.send_mime", max_retries=None)
+def send_mime(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
+    return deliver(self, Kind.MIME, chunk_id, payload)
+
+
+@app.task(bind=True, name="outbox.send_sms", max_retries=None)
+def send_sms(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
+    return deliver(self, Kind.SMS, chunk_id, payload)
+
