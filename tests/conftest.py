@@ -19,6 +19,15 @@ TEST_API_KEY = "api-" + "T3stK3y0nlyF0rT3sts0000000000AB"[:32].ljust(32, "0")
 
 REDIS_HOST = os.environ.get("OUTBOX_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("OUTBOX_TEST_REDIS_PORT", "6379"))
+#: Databases 10 (broker) and 11 (records) keep tests away from a developer's 0 and 1.
+BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/10"
+RECORDS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/11"
+
+# The test process is a producer: point it at the test databases before anything
+# imports the Celery config (which reads the environment once).
+os.environ["CELERY_BROKER_URL"] = BROKER_URL
+os.environ["OUTBOX_REDIS_URL"] = RECORDS_URL
+os.environ.pop("SMTP2GO_API_KEY", None)
 
 
 @dataclass
@@ -85,12 +94,9 @@ def redis_server() -> str:
 
 
 @pytest.fixture
-def redis_db(redis_server: str, worker_id: str = "main") -> Iterator[tuple[str, str]]:
-    """Two flushed databases on the real Redis: (broker URL, records URL).
-
-    Databases 10-11 keep the tests away from a developer's default 0 and 1.
-    """
-    broker, records = f"redis://{redis_server}/10", f"redis://{redis_server}/11"
+def redis_db(redis_server: str) -> Iterator[tuple[str, str]]:
+    """The two test databases on the real Redis, flushed: (broker URL, records URL)."""
+    broker, records = BROKER_URL, RECORDS_URL
     for url in (broker, records):
         redis.Redis.from_url(url).flushdb()
     yield broker, records

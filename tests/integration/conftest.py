@@ -1,0 +1,172 @@
+"""Integration fixtures: real Redis, real ``celery worker`` processes, the real sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import BROKER_URL, RECORDS_URL, Sandbox
+from tests.procs import PYTHON, start, stop, wait_until
+from worker.runtime import Runtime, set_runtime
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+#: Settings for fast tests: short backoff, short cool-down, short broker visibility.
+FAST_ENV = {
+    "OUTBOX_RETRY_BASE": "0.2",
+    "OUTBOX_RETRY_CAP": "1.5",
+    "OUTBOX_COOLDOWN_SECONDS": "1",
+    "OUTBOX_MAX_ATTEMPTS": "6",
+    "OUTBOX_VISIBILITY_TIMEOUT": "10",
+    "SMTP2GO_TIMEOUT": "3",
+    "OUTBOX_RATE_LIMIT": "1000/s",
+}
+
+
+@dataclass
+class Worker:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def is_ready(self) -> bool:
+        return "ready." in self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        stop(self.proc, sig=sig, timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no warm shutdown, nothing acknowledged."""
+        stop(self.proc, sig=signal.SIGKILL)
+
+
+@dataclass
+class Fleet:
+    """Starts workers against the sandbox and the test databases; stops them all."""
+
+    sandbox: Sandbox
+    tmp: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {
+            "CELERY_BROKER_URL": BROKER_URL,
+            "OUTBOX_REDIS_URL": RECORDS_URL,
+            "SMTP2GO_BASE_URL": self.sandbox.base_url,
+            "SMTP2GO_API_KEY": self.sandbox.api_key,
+            **FAST_ENV,
+            **overrides,
+        }
+
+    def start(
+        self,
+        *,
+        concurrency: int = 20,
+        queues: str = "email,sms,bulk",
+        wait: bool = True,
+        args: tuple[str, ...] = (),
+        **env: str,
+    ) -> Worker:
+        name = f"w{len(self.workers) + 1}"
+        log = self.tmp / f"{name}.log"
+        cmd = [PYTHON, "-m", "celery", "-A", "worker", "worker", "-n", f"{name}@%h"]
+        cmd += ["-Q", queues, "-c", str(concurrency), "-l", "info"]
+        cmd += ["--without-gossip", "--without-mingle", *args]
+        worker = Worker(name, start(cmd, env=self.env(**env), log=log), log)
+        self.workers.append(worker)
+        if wait:
+            wait_until(worker.is_ready, timeout=60, what=f"worker {name} ready")
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def fleet(
+    sandbox: Sandbox, redis_db: tuple[str, str], tmp_path: Path
+) -> Iterator[Fleet]:
+    fleet = Fleet(sandbox, tmp_path)
+    yield fleet
+    fleet.stop_all()
+
+
+@pytest.fixture
+def producer(redis_db: tuple[str, str]) -> Iterator[Runtime]:
+    """This process as a producer on the test databases."""
+    rt = Runtime.from_settings(Settings())
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+    with contextlib.suppress(Exception):
+        rt.redis.close()
+
+
+def wait_all_done(handles: list[Any], timeout: float = 120.0) -> list[Any]:
+    """Every handle's record once all are final (fails with the laggards' states)."""
+    deadline = time.monotonic() + timeout
+    pending = list(handles)
+    records: dict[str, Any] = {}
+    while pending and time.monotonic() < deadline:
+        still = []
+        for handle in pending:
+            record = handle.status()
+            if record.done:
+                records[handle.id] = record
+            else:
+                still.append(handle)
+        pending = still
+        if pending:
+            time.sleep(0.25)
+    if pending:
+        states = {h.id: h.status().state.value for h in pending[:10]}
+        raise AssertionError(f"{len(pending)} sends not final after {timeout:.0f}s: {states}")
+    return [records[h.id] for h in handles]
+
+
+def sandbox_recipients(sandbox: Sandbox) -> Callable[[], list[str]]:
+    def collect() -> list[str]:
+        out: list[str] = []
+        for message in sandbox.messages():
+            if message.get("endpoint") == "sms/send":
+                out += list(message.get("destination") or [])
+            else:
+                out += list(message.get("recipients") or [])
+        return out
+
+    return collect
+
+
+def scan_redis_for(secret: str, *urls: str) -> list[str]:
+    """Every key or value (strings, hashes, lists, sets, zsets) containing ``secret``."""
+    hits = []
+    for url in urls:
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key).decode()
+            if kind == "string":
+                values = [client.get(key) or b""]
+            elif kind == "hash":
+                values = [*client.hkeys(key), *client.hvals(key)]
+            elif kind == "list":
+                values = client.lrange(key, 0, -1)
+            elif kind == "set":
+                values = list(client.smembers(key))
+            elif kind == "zset":
+                values = client.zrange(key, 0, -1)
+            else:
+                values = []
+            if secret.encode() in key or any(secret.encode() in v for v in values):
+                hits.append(f"{url} {key!r}")
+    return hits
