@@ -1,0 +1,610 @@
+"""Every limit of the payload models, as tables, and what ``to_wire`` sends."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from worker.smtp2go.models import (
+    MAX_MESSAGE_BYTES,
+    MAX_RECIPIENTS,
+    ActivityEvent,
+    ActivitySearch,
+    APIResult,
+    Attachment,
+    BatchResult,
+    BatchSend,
+    CustomHeader,
+    EmailSend,
+    Inline,
+    MimeSend,
+    SendResult,
+    SmsSend,
+    SmsSendResult,
+    SuppressionAdd,
+    SuppressionRemove,
+    TemplateAdd,
+    TemplateEdit,
+    WebhookAdd,
+    WebhookEdit,
+    field_errors_of,
+    validate_address,
+    validate_schedule,
+)
+
+BLOB = base64.b64encode(b"%PDF-1.4 not really").decode()
+
+
+def rcpts(n: int) -> list[str]:
+    return [f"user{i}@example.com" for i in range(n)]
+
+
+def email(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "sender": "Shop <shop@example.com>",
+        "to": ["alice@example.com"],
+        "subject": "Your order",
+        "text_body": "Thanks!",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+def errors_of(data: dict[str, Any], model: type[Any] = EmailSend) -> dict[str, str]:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    return field_errors_of(info.value)
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "alice@example.com",
+        "Alice <alice@example.com>",
+        '"Doe, Jane" <jane@example.com>',
+        "<bob@example.com>",
+        "first.last+tag@sub.example.co.uk",
+        "Jöhn <j@exämple.com>",
+        "  padded@example.com  ",
+    ],
+)
+def test_valid_addresses(value: str) -> None:
+    assert validate_address(value) == value.strip()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        "no-at-sign",
+        "a@nodot",
+        "a@",
+        "@example.com",
+        "a@example.com, b@example.com",
+        "a@example.com;b@example.com",
+        "Name <a@example.com",
+        "Name <a@example.com> trailing",
+        "a@example.com garbage",
+        "Evil\r\nBcc: x@example.com <a@example.com>",
+        "a@example.com\n",
+        "Name\n <a@example.com>",
+        "a@ex ample.com",
+    ],
+)
+def test_invalid_addresses(value: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        validate_address(value)
+
+
+# --------------------------------------------------------------------------- recipients
+
+
+@pytest.mark.parametrize(
+    ("field", "count", "ok"),
+    [
+        ("to", 0, False),
+        ("to", 1, True),
+        ("to", MAX_RECIPIENTS, True),
+        ("to", MAX_RECIPIENTS + 1, False),
+        ("cc", 0, True),
+        ("cc", MAX_RECIPIENTS, True),
+        ("cc", MAX_RECIPIENTS + 1, False),
+        ("bcc", MAX_RECIPIENTS, True),
+        ("bcc", MAX_RECIPIENTS + 1, False),
+    ],
+)
+def test_recipient_limits(field: str, count: int, ok: bool) -> None:
+    data = email(**{field: rcpts(count)})
+    if ok:
+        assert len(getattr(EmailSend.model_validate(data), field)) == count
+    else:
+        assert field in errors_of(data)
+
+
+def test_each_list_has_its_own_limit() -> None:
+    sent = EmailSend.model_validate(email(to=rcpts(100), cc=rcpts(100), bcc=rcpts(100))).to_wire()
+    assert (len(sent["to"]), len(sent["cc"]), len(sent["bcc"])) == (100, 100, 100)
+
+
+def test_every_bad_recipient_is_named() -> None:
+    errors = errors_of(email(to=["ok@example.com", "bad", "fine@example.com", "x@y"]))
+    assert set(errors) == {"to.1", "to.3"}
+
+
+def test_single_string_recipient_becomes_a_list() -> None:
+    assert EmailSend.model_validate(email(to="alice@example.com")).to == ["alice@example.com"]
+
+
+# --------------------------------------------------------------------------- subject & body
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad_field"),
+    [
+        ({"subject": "x" * 256}, "subject"),
+        ({"subject": "Hello\r\nBcc: evil@example.com"}, "subject"),
+        ({"subject": "Hello\nthere"}, "subject"),
+        ({"subject": ...}, "subject"),
+        ({"subject": ""}, "subject"),
+        ({"text_body": ..., "html_body": ...}, "html_body"),
+        ({"text_body": "", "html_body": ""}, "html_body"),
+        ({"sender": "Evil\r\n <shop@example.com>"}, "sender"),
+        ({"reply_to": "not-an-address"}, "reply_to"),
+        ({"reply_to": "N" * 120 + " <help@example.com>"}, "reply_to"),
+        ({"template_data": {"when": datetime.now()}}, "template_data"),
+        ({"template_data": {"x": float("nan")}}, "template_data"),
+        ({"template_data": ["not", "an", "object"]}, "template_data"),
+    ],
+)
+def test_invalid_email_fields(overrides: dict[str, Any], bad_field: str) -> None:
+    assert bad_field in errors_of(email(**overrides))
+
+
+def test_subject_255_is_fine() -> None:
+    assert EmailSend.model_validate(email(subject="x" * 255)).subject == "x" * 255
+
+
+def test_template_without_subject_or_body_is_fine() -> None:
+    sent = EmailSend.model_validate(
+        email(subject=..., text_body=..., template_id="welcome-1", template_data={"name": "Al"})
+    ).to_wire()
+    assert sent["template_id"] == "welcome-1"
+    assert sent["template_data"] == {"name": "Al"}
+    assert "subject" not in sent
+
+
+def test_html_only_is_fine() -> None:
+    assert EmailSend.model_validate(email(text_body=..., html_body="<p>hi</p>")).html_body
+
+
+def test_several_cross_field_problems_are_all_named() -> None:
+    errors = errors_of(email(subject=..., text_body=...))
+    assert {"subject", "html_body"} <= set(errors)
+
+
+# --------------------------------------------------------------------------- headers
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "ok"),
+    [
+        ("X-Order", "42", True),
+        ("X-" + "a" * 125, "v", True),
+        ("X-" + "a" * 126, "v", False),
+        ("X-Order", "v" * 127, True),
+        ("X-Order", "v" * 128, False),
+        ("Content-Type", "text/plain", False),
+        ("content-transfer-encoding", "8bit", False),
+        ("MIME-Version", "1.0", False),
+        ("X-Order", "a\r\nBcc: evil@example.com", False),
+        ("X-Order", "a\nb", False),
+        ("Bad Header", "v", False),
+        ("Bad:Header", "v", False),
+        ("", "v", False),
+        ("X-Ünicode", "v", False),
+    ],
+)
+def test_custom_header_rules(header: str, value: str, ok: bool) -> None:
+    data = {"header": header, "value": value}
+    if ok:
+        assert CustomHeader.model_validate(data).to_wire() == data
+    else:
+        with pytest.raises(ValidationError):
+            CustomHeader.model_validate(data)
+
+
+def test_bad_header_is_named_by_position() -> None:
+    errors = errors_of(
+        email(
+            custom_headers=[
+                {"header": "X-A", "value": "1"},
+                {"header": "MIME-Version", "value": "1"},
+            ]
+        )
+    )
+    assert set(errors) == {"custom_headers.1.header"}
+
+
+def test_custom_headers_from_a_mapping() -> None:
+    sent = EmailSend.model_validate(email(custom_headers={"X-A": "1", "X-B": "2"})).to_wire()
+    assert sent["custom_headers"] == [
+        {"header": "X-A", "value": "1"},
+        {"header": "X-B", "value": "2"},
+    ]
+
+
+def test_reply_to_travels_as_a_header() -> None:
+    sent = EmailSend.model_validate(email(reply_to="Help <help@example.com>")).to_wire()
+    assert "reply_to" not in sent
+    assert sent["custom_headers"] == [{"header": "Reply-To", "value": "Help <help@example.com>"}]
+
+
+def test_reply_to_twice_is_refused() -> None:
+    data = email(
+        reply_to="help@example.com",
+        custom_headers=[{"header": "reply-to", "value": "x@example.com"}],
+    )
+    assert "reply_to" in errors_of(data)
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+@pytest.mark.parametrize(
+    ("attachment", "ok"),
+    [
+        ({"filename": "a.pdf", "mimetype": "application/pdf", "fileblob": BLOB}, True),
+        ({"filename": "a.pdf", "fileblob": BLOB}, True),
+        ({"filename": "a.jpg", "url": "https://cdn.example.com/a.jpg"}, True),
+        ({"filename": "a.pdf", "fileblob": BLOB, "url": "https://cdn.example.com/a"}, False),
+        ({"filename": "a.pdf", "mimetype": "application/pdf"}, False),
+        ({"filename": "a.pdf", "fileblob": "not base64!!"}, False),
+        ({"filename": "a.pdf", "fileblob": "abc"}, False),
+        ({"filename": "a.pdf", "fileblob": ""}, False),
+        ({"filename": "a.pdf", "url": "ftp://example.com/a"}, False),
+        ({"filename": "", "fileblob": BLOB}, False),
+        ({"filename": "a\r\n.pdf", "fileblob": BLOB}, False),
+        ({"filename": "a.pdf", "mimetype": "pdf", "fileblob": BLOB}, False),
+    ],
+)
+def test_attachment_rules(attachment: dict[str, Any], ok: bool) -> None:
+    if ok:
+        Attachment.model_validate(attachment)
+    else:
+        with pytest.raises(ValidationError):
+            Attachment.model_validate(attachment)
+
+
+def test_attachment_fields_on_the_wire() -> None:
+    wire = Attachment(filename="a.pdf", fileblob=BLOB).to_wire()
+    assert wire == {"filename": "a.pdf", "mimetype": "application/pdf", "fileblob": BLOB}
+    wrapped = "\n".join(BLOB[i : i + 8] for i in range(0, len(BLOB), 8))
+    assert Attachment(filename="a.pdf", fileblob=wrapped).fileblob == BLOB
+
+
+def test_bad_attachment_is_named_by_position() -> None:
+    data = email(
+        attachments=[{"filename": "a.pdf", "fileblob": BLOB}, {"filename": "b", "fileblob": "@@"}]
+    )
+    assert set(errors_of(data)) == {"attachments.1.fileblob"}
+
+
+def test_inline_cid_becomes_the_filename_and_is_not_sent() -> None:
+    inline = Inline.model_validate({"filename": "logo.png", "fileblob": BLOB, "cid": "logo123"})
+    assert inline.to_wire() == {"filename": "logo123", "mimetype": "image/png", "fileblob": BLOB}
+
+
+def test_inline_without_cid_keeps_filename() -> None:
+    inline = Inline(filename="logo.png", mimetype="image/png", fileblob=BLOB)
+    assert inline.to_wire()["filename"] == "logo.png"
+
+
+# --------------------------------------------------------------------------- size
+
+
+def test_message_at_the_limit_is_fine() -> None:
+    overhead = len(b"Your order")
+    EmailSend.model_validate(email(text_body="x" * (MAX_MESSAGE_BYTES - overhead)))
+
+
+def test_message_one_byte_over_is_refused() -> None:
+    overhead = len(b"Your order")
+    errors = errors_of(email(text_body="x" * (MAX_MESSAGE_BYTES - overhead + 1)))
+    assert "__root__" in errors
+
+
+def test_attachments_count_towards_the_size() -> None:
+    blob = "A" * (MAX_MESSAGE_BYTES // 4 * 4)  # valid base64, just under the limit on its own
+    errors = errors_of(email(attachments=[{"filename": "big.bin", "fileblob": blob}]))
+    assert "__root__" in errors
+
+
+def test_mime_limit() -> None:
+    head = "From: a@example.com\r\nTo: b@example.com\r\n\r\n"
+    MimeSend(mime_email=head + "x" * (MAX_MESSAGE_BYTES - len(head)))
+    with pytest.raises(ValidationError):
+        MimeSend(mime_email=head + "x" * (MAX_MESSAGE_BYTES - len(head) + 1))
+
+
+# --------------------------------------------------------------------------- to_wire
+
+
+def test_to_wire_omits_none_and_empty() -> None:
+    sent = EmailSend.model_validate(email()).to_wire()
+    assert sent == {
+        "sender": "Shop <shop@example.com>",
+        "to": ["alice@example.com"],
+        "subject": "Your order",
+        "text_body": "Thanks!",
+    }
+    assert None not in sent.values()
+    assert "null" not in json.dumps(sent)
+
+
+def test_to_wire_keeps_nulls_inside_template_data() -> None:
+    sent = EmailSend.model_validate(
+        email(template_id="tpl-12", template_data={"coupon": None, "items": []})
+    ).to_wire()
+    assert sent["template_data"] == {"coupon": None, "items": []}
+
+
+def test_schedule_is_iso_8601_and_naive_means_utc() -> None:
+    when = datetime(2030, 1, 2, 3, 4, 5)
+    sent = EmailSend.model_validate(email(schedule=when)).to_wire()
+    assert datetime.fromisoformat(sent["schedule"]) == when.replace(tzinfo=UTC)
+
+
+def test_wire_form_validates_back_to_itself() -> None:
+    original = EmailSend.model_validate(
+        email(
+            reply_to="help@example.com",
+            cc=["c@example.com"],
+            custom_headers=[{"header": "X-A", "value": "1"}],
+            attachments=[{"filename": "a.pdf", "fileblob": BLOB}],
+            inlines=[{"filename": "l.png", "fileblob": BLOB, "cid": "logo"}],
+            schedule=datetime(2030, 1, 1, tzinfo=UTC),
+            fastaccept=True,
+        )
+    )
+    wire = original.to_wire()
+    assert EmailSend.model_validate(wire).to_wire() == wire
+
+
+def test_unknown_fields_are_refused() -> None:
+    assert "subjet" in errors_of(email(subjet="typo"))
+
+
+def test_mime_is_sent_base64_and_accepted_either_way() -> None:
+    raw = "From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nbody"
+    encoded = base64.b64encode(raw.encode()).decode()
+    assert MimeSend(mime_email=raw).to_wire() == {"mime_email": encoded}
+    assert MimeSend(mime_email=encoded).mime_email == raw
+    for bad in ("", "   ", "bm90IG1pbWU=", "%%%"):
+        with pytest.raises(ValidationError):
+            MimeSend(mime_email=bad)
+
+
+def test_batch_serialises_each_email() -> None:
+    batch = BatchSend.model_validate({"emails": [email(), email(reply_to="r@example.com")]})
+    wire = batch.to_wire()
+    assert len(wire["emails"]) == 2
+    assert wire["emails"][1]["custom_headers"][0]["header"] == "Reply-To"
+    with pytest.raises(ValidationError):
+        BatchSend.model_validate({"emails": []})
+
+
+def test_schedule_window_helper() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert validate_schedule(now + timedelta(days=1), now=now)
+    for bad in (now - timedelta(seconds=1), now + timedelta(days=3, seconds=1)):
+        with pytest.raises(ValueError, match="schedule"):
+            validate_schedule(bad, now=now)
+
+
+# --------------------------------------------------------------------------- SMS
+
+
+@pytest.mark.parametrize(
+    ("number", "ok"),
+    [
+        ("+61400000000", True),
+        ("+12025550959", True),
+        ("+1234567", True),
+        ("+123456789012345", True),
+        ("61400000000", False),
+        ("+0400000000", False),
+        ("+123456", False),
+        ("+1234567890123456", False),
+        ("+61 400 000 000", False),
+        ("", False),
+    ],
+)
+def test_e164(number: str, ok: bool) -> None:
+    data = {"destination": [number], "content": "code 1234"}
+    if ok:
+        assert SmsSend.model_validate(data).destination == [number]
+    else:
+        assert "destination.0" in errors_of(data, SmsSend)
+
+
+@pytest.mark.parametrize(
+    ("count", "ok"), [(0, False), (1, True), (MAX_RECIPIENTS, True), (MAX_RECIPIENTS + 1, False)]
+)
+def test_sms_destination_limits(count: int, ok: bool) -> None:
+    data = {"destination": [f"+614000{i:05d}" for i in range(count)], "content": "hi"}
+    if ok:
+        SmsSend.model_validate(data)
+    else:
+        assert "destination" in errors_of(data, SmsSend)
+
+
+def test_sms_aliases_serialise_to_wire_names() -> None:
+    sms = SmsSend.model_validate({"to": ["+61400000000"], "message": "Your code is 1234"})
+    assert sms.to_wire() == {"destination": ["+61400000000"], "content": "Your code is 1234"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"destination": ["+61400000000"], "content": ""},
+        {"destination": ["+61400000000"], "content": "   "},
+        {"destination": ["+61400000000"]},
+        {"destination": ["+61400000000"], "content": "x", "sender": "ACME"},
+    ],
+)
+def test_invalid_sms(data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        SmsSend.model_validate(data)
+
+
+# --------------------------------------------------------------------------- other requests
+
+
+@pytest.mark.parametrize(
+    ("overrides", "ok"),
+    [
+        ({}, True),
+        ({"id": "abcd"}, False),
+        ({"id": "a" * 24}, True),
+        ({"id": "a" * 25}, False),
+        ({"template_name": ""}, False),
+        ({"template_name": "n" * 64}, True),
+        ({"template_name": "n" * 65}, False),
+        ({"html_body": ...}, False),
+        ({"template_variables": ["name", "company"]}, True),
+    ],
+)
+def test_template_add(overrides: dict[str, Any], ok: bool) -> None:
+    data: dict[str, Any] = {
+        "id": "welcome",
+        "template_name": "Welcome",
+        "subject": "Hi {{ name }}",
+        "html_body": "<p>Hi {{ name }}</p>",
+        "text_body": "Hi {{ name }}",
+    }
+    data.update(overrides)
+    data = {k: v for k, v in data.items() if v is not ...}
+    if ok:
+        TemplateAdd.model_validate(data)
+    else:
+        with pytest.raises(ValidationError):
+            TemplateAdd.model_validate(data)
+
+
+def test_template_variables_list_becomes_object() -> None:
+    edit = TemplateEdit(id="welcome", template_variables=["name"])  # type: ignore[arg-type]
+    assert edit.to_wire() == {"id": "welcome", "template_variables": {"name": ""}}
+
+
+def test_webhook_secret_hidden_in_repr_revealed_on_wire() -> None:
+    hook = WebhookAdd.model_validate(
+        {
+            "url": "https://hooks.example.com/smtp2go",
+            "events": ["delivered", "bounce"],
+            "output_format": "json",
+            "auth_header_type": "bearer",
+            "auth_header_value": "s3cret-token",
+        }
+    )
+    assert "s3cret-token" not in repr(hook)
+    assert hook.to_wire()["auth_header_value"] == "s3cret-token"
+    assert WebhookEdit(id=7, events=["open"]).to_wire() == {"id": 7, "events": ["open"]}
+    with pytest.raises(ValidationError):
+        WebhookAdd.model_validate({"url": "ftp://x", "events": []})
+    with pytest.raises(ValidationError):
+        WebhookAdd.model_validate({"url": "https://x.example.com", "output_format": "xml"})
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("a@example.com", True), ("example.com", True), ("nodot", False), ("a@b", False)],
+)
+def test_suppression_address_or_domain(value: str, ok: bool) -> None:
+    if ok:
+        assert SuppressionAdd(email_address=value).to_wire() == {"email_address": value}
+    else:
+        with pytest.raises(ValidationError):
+            SuppressionAdd(email_address=value)
+    with pytest.raises(ValidationError):
+        SuppressionRemove(email_address="a@example.com", reasons=[])
+
+
+def test_activity_search_limits_and_names() -> None:
+    query = ActivitySearch.model_validate(
+        {"email_id": "1er8bV-6Tw0Mi-7h", "limit": 1000, "start_date": "2030-01-01"}
+    )
+    assert query.to_wire() == {
+        "start_date": "2030-01-01T00:00:00",
+        "search_email_id": "1er8bV-6Tw0Mi-7h",
+        "limit": 1000,
+    }
+    for limit in (0, 1001):
+        with pytest.raises(ValidationError):
+            ActivitySearch(limit=limit)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def test_send_result_partial_failure() -> None:
+    ok = SendResult.from_payload({"request_id": "r1", "data": {"succeeded": 1, "email_id": "e"}})
+    assert (ok.request_id, ok.succeeded, ok.partial_failure) == ("r1", 1, False)
+    bad = SendResult.from_payload(
+        {"request_id": "r2", "data": {"succeeded": 0, "failed": 1, "failures": ["suppressed"]}}
+    )
+    assert bad.partial_failure
+    assert bad.failures == ["suppressed"]
+    fast = SendResult.from_payload({"request_id": "r3", "data": {"email_id": "e3"}})
+    assert (fast.succeeded, fast.failed, fast.email_id) == (0, 0, "e3")
+
+
+def test_batch_result_shapes() -> None:
+    listed = BatchResult.from_payload(
+        {"request_id": "r", "data": [{"email_id": "a"}, {"schedule_id": "s"}, {"email_id": "c"}]}
+    )
+    assert listed.email_ids == ["a", None, "c"]
+    wrapped = BatchResult.from_payload({"request_id": "r", "data": {"email_ids": ["a", "b"]}})
+    assert wrapped.email_ids == ["a", "b"]
+
+
+def test_sms_and_views_results() -> None:
+    sms = SmsSendResult.from_payload(
+        {
+            "request_id": "r",
+            "data": {
+                "statuses": {"queued": 1},
+                "total_sent": 1,
+                "messages": [
+                    {"destination": "+61400000000", "message_id": "m", "status": "queued"}
+                ],
+            },
+        }
+    )
+    assert (sms.total_sent, sms.messages[0].message_id) == (1, "m")
+    inner = APIResult.from_payload({"data": {"request_id": "inside", "messages": []}})
+    assert inner.request_id == "inside"
+    text = APIResult.from_payload({"request_id": "r", "data": "Successfully deleted template"})
+    assert text.data == {"result": "Successfully deleted template"}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"custom_headers": {"X-Outbox-Id": "c1"}},
+        {"headers": "Subject: hi\r\nX-Outbox-Id: c1\r\n"},
+        {"headers": {"x-outbox-id": "c1"}},
+        {"headers": [{"header": "X-Outbox-Id", "value": "c1"}]},
+    ],
+)
+def test_activity_event_header_lookup(event: dict[str, Any]) -> None:
+    assert ActivityEvent.model_validate(event).header("X-Outbox-Id") == "c1"
+    assert ActivityEvent.model_validate(event).header("X-Other") is None
