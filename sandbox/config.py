@@ -1,0 +1,129 @@
+"""The sandbox's start-up configuration and the rate notation it is given in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Rate", "SandboxConfig", "parse_activity_rate", "parse_rate"]
+
+_RATE = re.compile(
+    r"^\s*(?P<count>\d+)\s*(?:/\s*(?P<mult>\d+(?:\.\d+)?)?\s*(?P<unit>[a-z]+)?)?\s*$",
+    re.IGNORECASE,
+)
+_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+}
+_UNLIMITED = {"", "0", "none", "off", "unlimited"}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``count`` requests per ``period`` seconds."""
+
+    count: int
+    period: float
+
+    def __str__(self) -> str:
+        if self.period == 1.0:
+            return f"{self.count}/s"
+        if self.period == 60.0:
+            return f"{self.count}/m"
+        return f"{self.count}/{self.period:g}s"
+
+
+def parse_rate(value: str | int | float | None) -> Rate | None:
+    """Read ``10/s``, ``600/m``, ``5/10s`` or ``100`` (per second); ``0``/``none`` is no limit.
+
+    Raises ``ValueError`` with the offending text so the command line and the control
+    endpoint can both report it.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"invalid rate {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid rate {value!r}: negative")
+        return Rate(int(value), 1.0) if value else None
+    text = value.strip().lower()
+    if text in _UNLIMITED:
+        return None
+    match = _RATE.match(text)
+    if match is None:
+        raise ValueError(f"invalid rate {value!r}: expected N/s, N/m, N/h or N/<k>s")
+    count = int(match["count"])
+    unit = match["unit"] or "s"
+    if unit not in _UNITS and unit.endswith("s"):
+        unit = unit[:-1]  # "mins", "hours", "seconds"
+    if unit not in _UNITS:
+        raise ValueError(f"invalid rate {value!r}: unknown unit {match['unit']!r}")
+    period = float(match["mult"] or 1) * _UNITS[unit]
+    if period <= 0:
+        raise ValueError(f"invalid rate {value!r}: empty period")
+    return Rate(count, period) if count else None
+
+
+def parse_activity_rate(value: str | int | float | None) -> Rate | None:
+    """Like :func:`parse_rate`, but a bare number means per minute, as the real limit is."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return Rate(int(value), 60.0)
+    return parse_rate(value)
+
+
+@dataclass
+class SandboxConfig:
+    """How a sandbox starts; ``POST /_sandbox/reset`` returns to exactly this.
+
+    The defaults are those of ``python -m sandbox`` with no options: a realistic
+    account (10 requests/s, 50 ms per answer) rather than an idealised one.
+    """
+
+    #: The one key accepted; ``None`` accepts any key of the real format.
+    api_key: str | None = None
+    #: Shared limit over every ``/v3`` request, e.g. ``"10/s"``; ``None`` = unlimited.
+    rate: str | None = "10/s"
+    #: Added to every ``/v3`` answer that is not refused by a limit.
+    latency_ms: float = 50.0
+    #: Share of ``/v3`` requests answered 500/502/503 at random.
+    fail_rate: float = 0.0
+    #: Sender domains the account has verified; ``None`` = any sender.
+    verified_domains: list[str] | None = None
+    #: Recipients at this domain hard-bounce instead of being delivered.
+    bounce_domain: str = "bounce.test"
+    #: Extra attempts for a webhook delivery the receiver failed or timed out.
+    webhook_retries: int = 5
+    #: Seconds to wait for a webhook receiver (the real service waits 10 s).
+    webhook_timeout: float = 10.0
+    #: First retry delay in seconds; doubles per attempt (kept small for tests).
+    webhook_backoff: float = 0.2
+    #: Seed for ids and random faults, for reproducible runs.
+    seed: int | None = None
+    #: ``activity/search`` has its own limit in the real API (60 per minute).
+    activity_rate: str | None = "60/m"
+    #: How long a ``hang_next`` answer is held back.
+    hang_seconds: float = 30.0
+    #: Whether a hard bounce adds the address to the suppression list, as the real service does.
+    suppress_bounces: bool = False
+    #: Deliver webhooks to hosts other than loopback; off so tests never reach the network.
+    allow_external_webhooks: bool = False
+    #: The monthly allowance reported by ``stats/email_cycle``.
+    cycle_max: int = 100_000
+
+    def __post_init__(self) -> None:
+        parse_rate(self.rate)
+        parse_activity_rate(self.activity_rate)
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError(f"fail_rate must be between 0 and 1, not {self.fail_rate}")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must not be negative")
+        if self.webhook_retries < 0:
+            raise ValueError("webhook_retries must not be negative")
