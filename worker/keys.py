@@ -21,6 +21,7 @@ __all__ = [
     "parked",
     "stats_snapshot",
     "suppressed",
+    "webhook_unmatched",
 ]
 
 PREFIX = "outbox:"
@@ -84,3 +85,8 @@ def suppressed() -> str:
 def stats_snapshot() -> str:
     """String: the latest ``stats/email_summary`` answer with the time it was taken."""
     return f"{PREFIX}stats:email_summary"
+
+
+def webhook_unmatched() -> str:
+    """List: webhook events naming no message of ours (newest first, bounded)."""
+    return f"{PREFIX}webhooks:unmatched"

@@ -1,0 +1,139 @@
+"""``outbox.record_event``: put one webhook event on the record of the message it names.
+
+The only way from an event to a record is the event's ``email_id`` through
+``keys.email_index`` (written when the send is recorded ``sent``); nothing in an event
+can name a chunk directly, so an event never lands on another message's record.
+
+- Duplicates (SMTP2GO retries for 48 hours; two webhooks may post the same event) are
+  written once: the chunk's events hash is keyed by :func:`~worker.webhooks.events.digest`
+  and written with ``HSETNX``.
+- ``processed`` can arrive before the worker has recorded the send (the provider posts
+  it as soon as it accepts the request, the worker records after reading the answer),
+  so an unknown ``email_id`` is retried a few times over ~10 s before the event is
+  parked in the bounded ``keys.webhook_unmatched()`` list.
+- SMS events are parked there at once: SMS message ids are kept on their chunk but not
+  indexed, so there is nothing to look them up by.
+- A hard bounce or a spam complaint adds the lower-cased address to
+  ``keys.suppressed()`` (when ``suppress_on_bounce``), matched or not: the address is
+  bad whoever sent to it, and producers consult that set before enqueueing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from celery import Task
+
+from worker import keys
+from worker.app import app
+from worker.runtime import Runtime, get_runtime
+from worker.webhooks import RECORD_EVENT_TASK
+from worker.webhooks.events import digest, should_suppress
+
+__all__ = ["MAX_UNMATCHED", "UNMATCHED_DELAYS", "Outcome", "record", "record_event"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds before each retry of an event whose ``email_id`` is not indexed yet (~10 s in
+#: all); each is also capped by ``settings.park_after`` so a countdown never outlives the
+#: broker's visibility timeout.
+UNMATCHED_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0)
+#: The unmatched list keeps this many newest events.
+MAX_UNMATCHED = 1000
+
+
+class Outcome(StrEnum):
+    #: Written to its chunk's events.
+    RECORDED = "recorded"
+    #: Its chunk already had it (a provider retry, a second webhook).
+    DUPLICATE = "duplicate"
+    #: No record names its ``email_id`` yet; try again shortly.
+    NOT_YET = "not_yet"
+    #: Parked in the unmatched list.
+    UNMATCHED = "unmatched"
+    #: Not a normalised event at all (not produced by the receiver).
+    INVALID = "invalid"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
+    entry = {**event, "unmatched": reason, "parked_at": rt.store.now()}
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.lpush(keys.webhook_unmatched(), _dumps(entry))
+    pipe.ltrim(keys.webhook_unmatched(), 0, MAX_UNMATCHED - 1)
+    pipe.expire(keys.webhook_unmatched(), rt.settings.retention_seconds)
+    pipe.execute()
+    logger.info(
+        "webhook event %s (email_id=%s message_id=%s) unmatched: %s",
+        event.get("event"),
+        event.get("email_id"),
+        event.get("message_id"),
+        reason,
+    )
+    return Outcome.UNMATCHED
+
+
+def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> Outcome:
+    """Suppress if the event calls for it, then append it to its chunk's events.
+
+    With ``last_try`` false an unknown ``email_id`` answers :attr:`Outcome.NOT_YET`
+    instead of parking the event, so the caller can try again after a short wait.
+    """
+    if not isinstance(event.get("event"), str):
+        return Outcome.INVALID
+    address = should_suppress(event)
+    # The suppression set has no TTL: an operator empties it on purpose (keys.py).
+    if address and rt.settings.suppress_on_bounce and rt.redis.sadd(keys.suppressed(), address):
+        logger.info("suppressed %s after a %s event", address, event.get("event"))
+
+    email_id = event.get("email_id")
+    if event.get("channel") == "sms":
+        return _park(rt, event, "SMS events are not indexed by message id")
+    if not isinstance(email_id, str) or not email_id:
+        return _park(rt, event, "no email_id")
+    chunk_id = rt.store.chunk_for_email(email_id)
+    if chunk_id is None:
+        if not last_try:
+            return Outcome.NOT_YET
+        return _park(rt, event, "no message of ours has this email_id")
+
+    value = dict(event)
+    if not isinstance(value.get("received_at"), int | float):
+        value["received_at"] = rt.store.now()
+    target = keys.chunk_events(chunk_id)
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.hsetnx(target, digest(event), _dumps(value))
+    pipe.expire(target, rt.settings.retention_seconds)
+    added, _ = pipe.execute()
+    if not added:
+        logger.debug("duplicate %s event for %s ignored", event.get("event"), email_id)
+        return Outcome.DUPLICATE
+    logger.debug("%s event for %s recorded on chunk %s", event.get("event"), email_id, chunk_id)
+    return Outcome.RECORDED
+
+
+# Celery's decorator is untyped; the function keeps its annotations for callers' sake.
+@app.task(  # type: ignore[untyped-decorator]
+    bind=True, name=RECORD_EVENT_TASK, max_retries=None, ignore_result=True
+)
+def record_event(self: Task, event: dict[str, Any]) -> str:
+    """One normalised event from the receiver (:mod:`worker.webhooks.events`)."""
+    if not isinstance(event, dict):
+        logger.error("record_event got %s, not an event; dropped", type(event).__name__)
+        return Outcome.INVALID.value
+    rt = get_runtime()
+    retries = int(self.request.retries or 0)
+    outcome = record(rt, event, last_try=retries >= len(UNMATCHED_DELAYS))
+    if outcome is Outcome.NOT_YET:
+        delay = min(UNMATCHED_DELAYS[retries], rt.settings.park_after)
+        raise self.retry(args=[event], countdown=delay)
+    if outcome is Outcome.INVALID:
+        logger.error("record_event got an event without a name; dropped")
+    return outcome.value
