@@ -1,0 +1,158 @@
+"""The queue end to end with RabbitMQ as the broker (records and rate limit stay in Redis).
+
+The same flow as on Redis, once: this process publishes through ``worker.app.app`` to
+``amqp://`` and a real ``celery -A worker worker`` consumes from it, for a mix that
+touches all three queues (a 1,200-recipient newsletter goes to ``bulk``), a delayed
+send (a countdown, which RabbitMQ leaves to the worker as an ETA task), single emails
+and an SMS. Every recipient reaches the sandbox exactly once and the queues end empty.
+
+Skipped only when nothing listens on the AMQP port (``.ci/run`` starts Redis, not
+RabbitMQ). ``guest`` usually has only the ``/`` vhost, so the test purges the outbox
+queues there before and after.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from kombu import Connection
+
+import celeryconfig
+from producers import send_email, send_sms
+from tests.conftest import Sandbox
+from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
+from worker.app import app
+from worker.runtime import Runtime
+from worker.states import State
+
+pytestmark = pytest.mark.integration
+
+AMQP_URL = os.environ.get("OUTBOX_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _queue_depths() -> dict[str, int]:
+    """Ready messages in each outbox queue (declaring the queues if they are missing)."""
+    depths = {}
+    with Connection(AMQP_URL, connect_timeout=5) as conn:
+        channel = conn.default_channel
+        for queue in celeryconfig.task_queues:
+            bound = queue(channel)
+            bound.declare()
+            _name, count, _consumers = bound.queue_declare(passive=True)
+            depths[queue.name] = count
+    return depths
+
+
+def _purge() -> None:
+    with Connection(AMQP_URL, connect_timeout=5) as conn:
+        channel = conn.default_channel
+        for queue in celeryconfig.task_queues:
+            bound = queue(channel)
+            bound.declare()
+            bound.purge()
+
+
+def _reset_producer_pools() -> None:
+    """Drop the app's connection and producer pools so the next publish reads broker_url."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def amqp_broker(
+    redis_db: tuple[str, str], producer: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """This process publishes to RabbitMQ for the test; the Redis broker comes back after.
+
+    Set up after the Redis fixtures (which read the broker URL from the environment),
+    torn down before them.
+
+    Celery reads ``CELERY_BROKER_URL`` from the environment ahead of ``broker_url`` in
+    its config (``app.conf.broker_url`` is a property that checks the environment
+    first), so both are switched, and the cached connection and producer pools dropped.
+    """
+    if not _listening(AMQP_URL):
+        pytest.skip(f"RabbitMQ is not listening at {urlsplit(AMQP_URL).netloc.split('@')[-1]}")
+    _purge()
+    old_url = app.conf.broker_url
+    _reset_producer_pools()
+    monkeypatch.setenv("CELERY_BROKER_URL", AMQP_URL)
+    app.conf.broker_url = AMQP_URL
+    try:
+        with app.connection_for_write() as conn:
+            assert conn.transport_cls in {"amqp", "pyamqp"}, conn.as_uri()
+        yield AMQP_URL
+    finally:
+        _reset_producer_pools()
+        monkeypatch.undo()
+        app.conf.broker_url = old_url
+        _purge()
+
+
+@pytest.mark.timeout(180)
+def test_end_to_end_over_rabbitmq_exactly_once(
+    amqp_broker: str, fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    worker = fleet.start(concurrency=20, CELERY_BROKER_URL=amqp_broker)
+    log = worker.log.read_text(errors="replace")
+    assert "amqp://" in log, "the worker is not on RabbitMQ"
+
+    handles = []
+    expected: list[str] = []
+
+    newsletter = [f"bulk{i}@example.com" for i in range(1200)]  # 12 chunks: the bulk queue
+    handles.append(send_email("news@example.com", newsletter, "Issue", html_body="<p>x</p>"))
+    expected += newsletter
+
+    big = [f"team{i}@example.com" for i in range(150)]  # 2 chunks: the email queue
+    handles.append(send_email("hr@example.com", big, "All hands", text_body="at 10"))
+    expected += big
+
+    for i in range(20):
+        to = [f"single{i}@example.com"]
+        handles.append(send_email("shop@example.com", to, f"Order {i}", text_body="thanks"))
+        expected += to
+
+    # A short delay is a broker countdown: on RabbitMQ the worker holds it as an ETA task.
+    later = ["later@example.com"]
+    handles.append(
+        send_email("shop@example.com", later, "Later", text_body="x", send_at=time.time() + 2)
+    )
+    expected += later
+
+    numbers = [f"+614000{i:05d}" for i in range(5)]
+    handles.append(send_sms(numbers, "Your code is 1234"))
+    expected += numbers
+
+    assert handles[0].chunks == 12
+    assert handles[1].chunks == 2
+
+    records = wait_all_done(handles, timeout=120)
+    for record in records:
+        assert record.state is State.SENT, record
+    delivered = collections.Counter(sandbox_recipients(sandbox)())
+    assert sorted(delivered) == sorted(expected)
+    duplicates = [address for address, n in delivered.items() if n > 1]
+    assert not duplicates, duplicates[:5]
+
+    # Every message was acknowledged: after a warm shutdown nothing is left on the queues.
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.log.read_text(errors="replace")[-3000:]
+    assert _queue_depths() == {"email": 0, "sms": 0, "bulk": 0}
