@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,22 +15,62 @@ import httpx
 import pytest
 import redis
 
-from tests.procs import PYTHON, free_port, running
+from tests.procs import PYTHON, free_port, running, wait_until
 
 #: A key of the real format (``api-`` and 32 letters or digits), known only to tests.
 TEST_API_KEY = "api-" + "T3stK3y0nlyF0rT3sts0000000000AB"[:32].ljust(32, "0")
 
-REDIS_HOST = os.environ.get("OUTBOX_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("OUTBOX_TEST_REDIS_PORT", "6379"))
-#: Databases 10 (broker) and 11 (records) keep tests away from a developer's 0 and 1.
-BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/10"
-RECORDS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/11"
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = int(os.environ.get("OUTBOX_TEST_REDIS_PORT", "0"))
+#: Database 1 is the broker, 2 the records: the same layout as production, on a server
+#: of the session's own.
+BROKER_URL = ""
+RECORDS_URL = ""
+_private_redis: subprocess.Popen[bytes] | None = None
 
-# The test process is a producer: point it at the test databases before anything
-# imports the Celery config (which reads the environment once).
-os.environ["CELERY_BROKER_URL"] = BROKER_URL
-os.environ["OUTBOX_REDIS_URL"] = RECORDS_URL
-os.environ.pop("SMTP2GO_API_KEY", None)
+
+def _start_private_redis() -> int:
+    """A redis-server of this session's own on a free port, so parallel test runs (and a
+    developer's data on 6379) never share databases. Falls back to 127.0.0.1:6379 when no
+    ``redis-server`` binary is installed."""
+    global _private_redis
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return 6379
+    port = free_port()
+    _private_redis = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    client = redis.Redis(host=REDIS_HOST, port=port, socket_timeout=1)
+    wait_until(lambda: bool(client.ping()), timeout=10, what=f"redis-server on {port}")
+    atexit.register(_stop_private_redis)
+    return port
+
+
+def _stop_private_redis() -> None:
+    if _private_redis is not None and _private_redis.poll() is None:
+        _private_redis.terminate()
+        _private_redis.wait(10)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test process is a producer: point it at the test databases before anything
+    # imports the Celery config (which reads the environment once).
+    global REDIS_PORT, BROKER_URL, RECORDS_URL
+    if not REDIS_PORT:
+        REDIS_PORT = _start_private_redis()
+    BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/1"
+    RECORDS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/2"
+    os.environ["CELERY_BROKER_URL"] = BROKER_URL
+    os.environ["OUTBOX_REDIS_URL"] = RECORDS_URL
+    os.environ.pop("SMTP2GO_API_KEY", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _stop_private_redis()
 
 
 @dataclass
@@ -89,14 +132,16 @@ def _redis_available() -> bool:
 def redis_server() -> str:
     """``host:port`` of the real Redis the integration tests use (.ci/run starts one)."""
     if not _redis_available():
-        pytest.fail(f"integration tests need Redis on {REDIS_HOST}:{REDIS_PORT} (.ci/run starts it)")
+        pytest.fail(
+            f"integration tests need Redis on {REDIS_HOST}:{REDIS_PORT} (.ci/run starts it)"
+        )
     return f"{REDIS_HOST}:{REDIS_PORT}"
 
 
 @pytest.fixture
 def redis_db(redis_server: str) -> Iterator[tuple[str, str]]:
     """The two test databases on the real Redis, flushed: (broker URL, records URL)."""
-    broker, records = BROKER_URL, RECORDS_URL
+    broker, records = os.environ["CELERY_BROKER_URL"], os.environ["OUTBOX_REDIS_URL"]
     for url in (broker, records):
         redis.Redis.from_url(url).flushdb()
     yield broker, records

@@ -37,7 +37,9 @@ def wait_until(
     raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what or predicate!r}")
 
 
-def wait_http(url: str, *, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str, *, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until ``url`` answers 2xx (and fail early if ``proc`` died)."""
 
     def ready() -> bool:
@@ -75,7 +77,9 @@ def start(
     )
 
 
-def stop(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+def stop(
+    proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
     """Stop the process group of ``proc``: ``sig`` first, SIGKILL if it lingers."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):

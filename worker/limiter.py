@@ -107,14 +107,21 @@ class RateLimiter:
         rate: Rate,
         *,
         burst: int = 1,
+        margin: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if burst < 1:
             raise ValueError("burst must be at least 1")
+        if not 0 <= margin < 0.5:
+            raise ValueError("margin must be in [0, 0.5)")
         self.redis = redis
         self.bucket = bucket
         self.rate = rate
         self.burst = burst
+        #: Requests are spaced ``interval * (1 + margin)`` apart: a limit enforced exactly
+        #: at the server (a sliding window) refuses request k+R whenever network jitter
+        #: brings it within one period of request k, so spacing at exactly R costs 429s.
+        self.interval = rate.interval * (1 + margin)
         self._sleep = sleep
         self._tat_key = keys.limiter(bucket)
         self._cool_key = keys.cooldown(bucket)
@@ -130,7 +137,7 @@ class RateLimiter:
         """Reserve a slot at most ``max_wait`` seconds ahead, or say how long until one."""
         granted, wait = self._acquire(
             keys=[self._tat_key, self._cool_key],
-            args=[repr(self.rate.interval), self.burst, repr(max_wait)],
+            args=[repr(self.interval), self.burst, repr(max_wait)],
         )
         return Acquisition(bool(int(granted)), float(wait))
 
@@ -157,7 +164,7 @@ class RateLimiter:
         if until is None:
             return 0.0
         seconds, micros = self.redis.time()
-        return max(0.0, float(until) - (seconds + micros / 1_000_000))
+        return max(0.0, float(until) - (float(seconds) + float(micros) / 1_000_000))
 
     def reset(self) -> None:
         self.redis.delete(self._tat_key, self._cool_key)

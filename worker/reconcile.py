@@ -41,6 +41,9 @@ MAX_PAGES = 5
 #: Events take a moment to show in the activity log after a send is accepted.
 SETTLE_SECONDS = 2.0
 
+#: Custom header carrying the chunk id on every email (set by ``worker.tasks``).
+OUTBOX_ID_HEADER = "X-Outbox-Id"
+
 FOUND_KEY = keys.PREFIX + "reconcile:found"
 SCANNED_KEY = keys.PREFIX + "reconcile:scanned_at"
 
@@ -63,18 +66,6 @@ class Reconciliation:
     recipients: int = 0
 
 
-def _headers_of(event: dict[str, Any]) -> dict[str, str]:
-    raw = event.get("headers") or {}
-    if isinstance(raw, dict):
-        return {str(k).lower(): str(v) for k, v in raw.items()}
-    out: dict[str, str] = {}
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, dict):
-            name = item.get("header") or item.get("name") or ""
-            out[str(name).lower()] = str(item.get("value", ""))
-    return out
-
-
 def _scan(rt: Runtime) -> None:
     """One batched look-up of recent email events into the shared map."""
     acquisition = rt.activity_limiter.try_acquire(max_wait=1.0)
@@ -86,15 +77,17 @@ def _scan(rt: Runtime) -> None:
     token: str | None = None
     for _ in range(MAX_PAGES):
         query = ActivitySearch(
-            start_date=since.isoformat(), limit=1000, continue_token=token, include_headers=True
+            start_date=since.isoformat(),
+            limit=1000,
+            continue_token=token,
+            include_headers=True,
+            custom_headers=[OUTBOX_ID_HEADER],
         )
         result = rt.client.activity_search(query)
         for event in result.events:
-            data = event.model_dump()
-            outbox_id = _headers_of(data).get("x-outbox-id")
-            email_id = data.get("email_id")
-            if outbox_id and email_id:
-                found[outbox_id] = str(email_id)
+            outbox_id = event.header(OUTBOX_ID_HEADER)
+            if outbox_id and event.email_id:
+                found[outbox_id] = str(event.email_id)
         token = result.continue_token
         if not token:
             break
@@ -127,13 +120,14 @@ def _sms(rt: Runtime, request: SmsSend, claimed_at: float) -> Reconciliation:
     for message in sent if isinstance(sent, list) else []:
         if not isinstance(message, dict):
             continue
-        when = _epoch(message.get("sent_at") or message.get("created") or message.get("date"))
+        when = _epoch(message.get("timestamp") or message.get("sent_at") or message.get("date"))
+        destination = message.get("destination_address") or message.get("destination")
         if (
-            message.get("destination") in wanted
+            destination in wanted
             and message.get("content") == request.content
             and (when is None or when >= claimed_at - 5)
         ):
-            ids.append(str(message.get("message_id", "")))
+            ids.append(str(message.get("id") or message.get("message_id") or ""))
     if ids:
         return Reconciliation(True, True, "sms/view-sent", None, len(ids))
     return Reconciliation(False, True, "not in sms/view-sent")

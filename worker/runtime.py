@@ -48,8 +48,12 @@ class Runtime:
             settings=settings,
             redis=conn,
             store=RecordStore(conn, retention=settings.retention_seconds),
-            send_limiter=RateLimiter(conn, SEND_BUCKET, settings.send_rate),
-            activity_limiter=RateLimiter(conn, ACTIVITY_BUCKET, settings.activity_rate),
+            send_limiter=RateLimiter(
+                conn, SEND_BUCKET, settings.send_rate, margin=settings.rate_margin
+            ),
+            activity_limiter=RateLimiter(
+                conn, ACTIVITY_BUCKET, settings.activity_rate, margin=settings.rate_margin
+            ),
             policy=RetryPolicy(
                 max_attempts=settings.max_attempts,
                 base=settings.retry_base,

@@ -27,7 +27,16 @@ REGION_URLS: dict[str, str] = {
 }
 
 _RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_UNIT_SECONDS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+}
 
 
 class MissingAPIKeyError(RuntimeError):
@@ -110,11 +119,17 @@ class Settings(BaseSettings):
     #: Shared by every worker for the send endpoints. SMTP2GO sets no fixed limit;
     #: 10/s keeps a new account clear of the IP timeout that bursts provoke.
     rate_limit: str = Field(default="10/s", validation_alias="OUTBOX_RATE_LIMIT")
+    #: Spacing added to the shared limit so network jitter does not push two requests
+    #: into one period at the API (0.02 = 2 % under ``OUTBOX_RATE_LIMIT``).
+    rate_margin: float = Field(default=0.02, ge=0, lt=0.5, validation_alias="OUTBOX_RATE_MARGIN")
     #: The API's documented limit on activity/search.
     activity_rate_limit: str = Field(default="60/m", validation_alias="OUTBOX_ACTIVITY_RATE_LIMIT")
     #: Cool-down shared by all workers after a 429 without Retry-After (the API's
     #: IP timeout lasts at least a minute).
     cooldown_seconds: float = Field(default=60.0, validation_alias="OUTBOX_COOLDOWN_SECONDS")
+    #: Share a 429's cool-down with every worker (off only to measure what it saves:
+    #: ``bench/storm.py``); off, each task waits out its own ``Retry-After`` alone.
+    shared_cooldown: bool = Field(default=True, validation_alias="OUTBOX_SHARED_COOLDOWN")
     #: Attempts at the API per chunk (the first one included) before it goes dead.
     max_attempts: int = Field(default=8, ge=1, validation_alias="OUTBOX_MAX_ATTEMPTS")
     retry_base: float = Field(default=1.0, gt=0, validation_alias="OUTBOX_RETRY_BASE")

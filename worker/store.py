@@ -89,27 +89,41 @@ return {1, ARGV[2]}
 )
 
 # KEYS: chunk, batch, log, active, limiter tat, limiter cool-down
-# ARGV: worker, lease, use_limiter, interval, burst, max_wait, takeover, note, ttl
+# ARGV: worker, lease, use_limiter, interval, burst, max_wait, takeover, note, ttl,
+#       reserved_at ('' = none), horizon
+# Returns: outcome, wait, attempts, previous state, Redis now
 _CLAIM_LUA = (
     _COMMON_LUA
     + """
 local now = outbox_now()
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing', '0', '0', ''} end
-if is_final(state) then return {'final', '0', '0', state} end
+if not state then return {'missing', '0', '0', '', fmt(now)} end
+if is_final(state) then return {'final', '0', '0', state, fmt(now)} end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
 if state == 'sending' then
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-  if lease_until > now then return {'busy', fmt(lease_until - now), tostring(attempts), state} end
-  if ARGV[7] ~= '1' then return {'ambiguous', '0', tostring(attempts), state} end
+  if lease_until > now then
+    return {'busy', fmt(lease_until - now), tostring(attempts), state, fmt(now)}
+  end
+  if ARGV[7] ~= '1' then return {'ambiguous', '0', tostring(attempts), state, fmt(now)} end
 end
 local wait = 0
-if ARGV[3] == '1' then
+local reserved = tonumber(ARGV[10] ~= '' and ARGV[10] or '-1')
+if reserved >= now - 0.02 then
+  -- Back for a slot reserved earlier (early is fine: the caller sleeps until it).
+  wait = reserved - now
+elseif ARGV[3] == '1' then
+  -- No reservation, or back too late to use it without crowding the next slot.
   local granted
   granted, wait = outbox_gcra(KEYS[5], KEYS[6], tonumber(ARGV[4]), tonumber(ARGV[5]),
-                              tonumber(ARGV[6]), now)
-  if granted == 0 then return {'throttled', fmt(wait), tostring(attempts), state} end
+                              tonumber(ARGV[11]), now)
+  if granted == 0 then return {'throttled', fmt(wait), tostring(attempts), state, fmt(now)} end
+  if wait > tonumber(ARGV[6]) then
+    -- A slot further ahead than a thread should sleep: keep it, come back for it.
+    return {'reserved', fmt(wait), tostring(attempts), state, fmt(now)}
+  end
 end
+if wait < 0 then wait = 0 end
 local ttl = tonumber(ARGV[9])
 attempts = attempts + 1
 redis.call('HSET', KEYS[1], 'state', 'sending', 'attempts', attempts, 'claimed_by', ARGV[1],
@@ -126,7 +140,7 @@ if ARGV[8] ~= '' then
 end
 log(KEYS[3], ttl, entry)
 redis.call('ZADD', KEYS[4], now, redis.call('HGET', KEYS[1], 'id'))
-return {'claimed', fmt(wait), tostring(attempts), state}
+return {'claimed', fmt(wait), tostring(attempts), state, fmt(now)}
 """
 )
 
@@ -235,15 +249,18 @@ class ChunkSpec:
 class Claim:
     """What the claim script decided for a task about to send."""
 
-    #: ``claimed``, ``final``, ``busy``, ``ambiguous``, ``throttled`` or ``missing``.
+    #: ``claimed``, ``final``, ``busy``, ``ambiguous``, ``throttled``, ``reserved`` or
+    #: ``missing``.
     outcome: str
-    #: For ``claimed``: seconds until the reserved rate-limit slot; for ``busy`` and
-    #: ``throttled``: seconds to wait before trying again.
+    #: For ``claimed``: seconds until the rate-limit slot; for ``reserved``: seconds until
+    #: the slot kept for this chunk; for ``busy`` and ``throttled``: seconds to wait.
     wait: float
     #: Attempts at the API so far, this one included when claimed.
     attempt: int
     #: The chunk's state before the claim.
     previous: str
+    #: The Redis clock when the script ran (reservations are kept in its time).
+    now: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,12 +376,20 @@ class RecordStore:
         lease: float,
         limiter: RateLimiter | None = None,
         max_wait: float = 0.0,
+        horizon: float | None = None,
+        reserved_at: float | None = None,
         takeover: bool = False,
         note: str = "",
     ) -> Claim:
-        """Claim a chunk for one attempt, taking a rate-limit slot in the same call."""
+        """Claim a chunk for one attempt, taking a rate-limit slot in the same call.
+
+        A free slot at most ``max_wait`` seconds ahead is claimed with the chunk; one
+        further ahead but within ``horizon`` is *reserved* (outcome ``reserved``): the
+        caller comes back at ``now + wait`` and claims with ``reserved_at`` and no
+        limiter. Beyond the horizon the answer is ``throttled``.
+        """
         tat, cool = limiter.script_keys if limiter else ("", "")
-        outcome, wait, attempt, previous = self._claim(
+        outcome, wait, attempt, previous, now = self._claim(
             keys=[
                 keys.chunk(chunk_id),
                 keys.batch(batch_id),
@@ -377,15 +402,17 @@ class RecordStore:
                 worker,
                 repr(lease),
                 "1" if limiter else "0",
-                repr(limiter.rate.interval) if limiter else "0",
+                repr(limiter.interval) if limiter else "0",
                 limiter.burst if limiter else 1,
                 repr(max_wait),
                 "1" if takeover else "0",
                 note,
                 self.retention,
+                f"{reserved_at:.6f}" if reserved_at is not None else "",
+                repr(max(max_wait, horizon if horizon is not None else max_wait)),
             ],
         )
-        return Claim(_text(outcome), float(wait), int(attempt), _text(previous))
+        return Claim(_text(outcome), float(wait), int(attempt), _text(previous), float(now))
 
     def finish(
         self,
@@ -450,8 +477,12 @@ class RecordStore:
     # -- parked tasks (waits longer than the broker may hold a message) ------------------
 
     def park(self, call: Mapping[str, Any], due: float) -> None:
-        """Keep a task call in Redis until ``due`` (epoch seconds, Redis clock)."""
-        self.redis.zadd(keys.parked(), {_dumps(call): due})
+        """Keep a task call in Redis until ``due`` (epoch seconds, Redis clock).
+
+        The due time is part of the member: a call parked again while an earlier copy
+        is being released is a new entry, not one that the release would delete.
+        """
+        self.redis.zadd(keys.parked(), {_dumps({**call, "due": round(due, 6)}): due})
 
     def take_parked(self, *, lease: float = 60.0, limit: int = 100) -> list[dict[str, Any]]:
         """Due task calls, leased for ``lease`` seconds: call :meth:`release` once published.
@@ -480,6 +511,21 @@ class RecordStore:
 
     def get_batch_raw(self, batch_id: str) -> dict[str, str]:
         return _decode(self.redis.hgetall(keys.batch(batch_id)))
+
+    def batch_states(self, batch_ids: Sequence[str]) -> dict[str, State | None]:
+        """Many batches' states in one round trip (``None`` for unknown ids): cheap polling."""
+        fields = ["chunks", *(f"n:{s.value}" for s in State)]
+        pipe = self.redis.pipeline(transaction=False)
+        for batch_id in batch_ids:
+            pipe.hmget(keys.batch(batch_id), fields)
+        out: dict[str, State | None] = {}
+        for batch_id, values in zip(batch_ids, pipe.execute(), strict=True):
+            if values[0] is None:
+                out[batch_id] = None
+                continue
+            counts = {s.value: int(v or 0) for s, v in zip(State, values[1:], strict=True)}
+            out[batch_id] = batch_state(counts, int(values[0]))
+        return out
 
     def get_payload(self, batch_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(keys.batch_payload(batch_id))
@@ -553,4 +599,3 @@ def _decode(mapping: Mapping[Any, Any]) -> dict[str, str]:
 
 def _event_time(event: Mapping[str, Any]) -> str:
     return str(event.get("received_at", ""))
-

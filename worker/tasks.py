@@ -28,7 +28,7 @@ from celery.exceptions import Retry
 from pydantic import ValidationError
 
 from worker.app import app
-from worker.reconcile import ThrottledLookup, reconcile
+from worker.reconcile import OUTBOX_ID_HEADER, ThrottledLookup, reconcile
 from worker.records import load_record
 from worker.retry import Action
 from worker.runtime import Runtime, get_runtime
@@ -41,13 +41,18 @@ __all__ = ["OUTBOX_ID_HEADER", "deliver", "send_email", "send_mime", "send_sms",
 
 logger = logging.getLogger(__name__)
 
-#: Custom header carrying the chunk id on every email, so a send whose outcome is
-#: unknown can be found again through ``activity/search``.
-OUTBOX_ID_HEADER = "X-Outbox-Id"
 
 #: Longest rate-limit reservation a task sleeps through in its thread; longer waits
 #: are handed back to the broker so the thread serves other chunks.
 MAX_SLEEP = 1.0
+
+#: How far ahead a task may reserve a rate-limit slot and come back for it. Reserving
+#: keeps the fleet at the limit with one re-queue per task instead of every refused
+#: task retrying at the same instant; beyond it, a task is refused and waits.
+RESERVE_HORIZON = 5.0
+
+#: A task that reserved a slot is re-queued to arrive this much early, then sleeps.
+RESERVE_LEAD = 0.3
 
 #: Margin of a claim's lease beyond the client timeout.
 LEASE_MARGIN = 10.0
@@ -85,7 +90,9 @@ def _send(rt: Runtime, request: Any) -> tuple[dict[str, Any], str | None, int, i
         fields = {"request_id": sms.request_id or "", "message_ids": ids, "failures": refused}
         sent = len(request.destination) - len(refused)
         return fields, None, sent, len(refused)
-    result = client.send_mime(request) if isinstance(request, MimeSend) else client.send_email(request)
+    result = (
+        client.send_mime(request) if isinstance(request, MimeSend) else client.send_email(request)
+    )
     fields = {
         "request_id": result.request_id or "",
         "succeeded": str(result.succeeded),
@@ -95,8 +102,18 @@ def _send(rt: Runtime, request: Any) -> tuple[dict[str, Any], str | None, int, i
     return fields, result.email_id, result.succeeded, result.failed
 
 
-def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> str:
-    """One attempt at one chunk; returns the chunk's state afterwards."""
+def deliver(
+    task: Task,
+    kind: Kind,
+    chunk_id: str,
+    payload: dict[str, Any],
+    reserved_at: float | None = None,
+) -> str:
+    """One attempt at one chunk; returns the chunk's state afterwards.
+
+    ``reserved_at`` is the Redis time of a rate-limit slot an earlier run of this task
+    reserved; the task then claims without taking another slot.
+    """
     rt = get_runtime()
     batch_id = batch_id_of(chunk_id)
     try:
@@ -104,12 +121,21 @@ def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> s
     except ValidationError as exc:
         errors = field_errors_of(exc)
         logger.error("chunk %s: payload does not validate (%s); dead", chunk_id, errors)
-        return _give_up(rt, chunk_id, State.DEAD, {"type": "InvalidPayload", "field_errors": errors})
+        return _give_up(
+            rt, chunk_id, State.DEAD, {"type": "InvalidPayload", "field_errors": errors}
+        )
 
     worker = f"{task.request.hostname or 'local'}"
     lease = rt.settings.smtp2go_timeout + LEASE_MARGIN
     claim = rt.store.claim(
-        chunk_id, batch_id, worker=worker, lease=lease, limiter=rt.send_limiter, max_wait=MAX_SLEEP
+        chunk_id,
+        batch_id,
+        worker=worker,
+        lease=lease,
+        limiter=rt.send_limiter,
+        max_wait=MAX_SLEEP,
+        horizon=RESERVE_HORIZON,
+        reserved_at=reserved_at,
     )
     if claim.outcome == "ambiguous":
         try:
@@ -124,6 +150,15 @@ def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> s
     if claim.outcome == "missing":
         logger.error("chunk %s has no record (expired or never created); not sent", chunk_id)
         return "missing"
+    if claim.outcome == "reserved":
+        _requeue(
+            task,
+            rt,
+            chunk_id,
+            payload,
+            max(0.0, claim.wait - RESERVE_LEAD),
+            reserved_at=claim.now + claim.wait,
+        )
     if claim.outcome in {"busy", "throttled", "ambiguous"}:
         # Spread the herd: many tasks refused at once must not all come back at once.
         _requeue(task, rt, chunk_id, payload, claim.wait + random.uniform(0, 0.05 + claim.wait / 4))
@@ -194,8 +229,11 @@ def _after_error(
     batch_id = batch_id_of(chunk_id)
     hint: float | None = None
     if isinstance(err, RateLimitedError):
-        # Every worker holds off, not just this one: the API's IP timeout lasts a minute.
-        hint = rt.send_limiter.cool_down(err.retry_after or rt.settings.cooldown_seconds)
+        if rt.settings.shared_cooldown:
+            # Every worker holds off, not just this one: the API's IP timeout lasts a minute.
+            hint = rt.send_limiter.cool_down(err.retry_after or rt.settings.cooldown_seconds)
+        else:
+            hint = err.retry_after  # only this task waits (OUTBOX_SHARED_COOLDOWN=0)
     decision = rt.policy.decide(err, attempt, hint=hint)
     error = err.to_dict()
     if decision.action is Action.RETRY:
@@ -237,10 +275,21 @@ def _give_up(
     return state.value
 
 
-def _requeue(task: Task, rt: Runtime, chunk_id: str, payload: dict[str, Any], delay: float) -> NoReturn:
+def _requeue(
+    task: Task,
+    rt: Runtime,
+    chunk_id: str,
+    payload: dict[str, Any],
+    delay: float,
+    *,
+    reserved_at: float | None = None,
+) -> NoReturn:
     """Hand the chunk back for ``delay`` seconds without spending an attempt."""
     if delay <= rt.settings.park_after:
-        raise task.retry(args=[chunk_id, payload], countdown=max(delay, 0.0), max_retries=None)
+        kwargs = {"reserved_at": reserved_at} if reserved_at is not None else {}
+        raise task.retry(
+            args=[chunk_id, payload], kwargs=kwargs, countdown=max(delay, 0.0), max_retries=None
+        )
     rt.store.park({"task": task.name, "chunk": chunk_id}, rt.store.now() + delay)
     raise Retry(f"parked for {delay:.1f}s", when=delay)
 
@@ -250,6 +299,10 @@ def _after_finish(rt: Runtime, batch_id: str, outcome: str) -> None:
     chunk final answered ``batch_done``)."""
     if outcome != "batch_done":
         return
+    # Most batches have no callback (every single send finishes its own batch): one
+    # cheap check instead of loading the whole record.
+    if not rt.redis.hexists(f"outbox:batch:{batch_id}", "callback"):
+        return
     record = load_record(rt.store, batch_id)
     if record is None or record.callback is None:
         return
@@ -258,21 +311,28 @@ def _after_finish(rt: Runtime, batch_id: str, outcome: str) -> None:
 
 
 @app.task(bind=True, name="outbox.send_email", max_retries=None)
-def send_email(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
-    return deliver(self, Kind.EMAIL, chunk_id, payload)
+def send_email(
+    self: Task, chunk_id: str, payload: dict[str, Any], reserved_at: float | None = None
+) -> str:
+    return deliver(self, Kind.EMAIL, chunk_id, payload, reserved_at)
 
 
 @app.task(bind=True, name="outbox.send_template", max_retries=None)
-def send_template(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
-    return deliver(self, Kind.TEMPLATE, chunk_id, payload)
+def send_template(
+    self: Task, chunk_id: str, payload: dict[str, Any], reserved_at: float | None = None
+) -> str:
+    return deliver(self, Kind.TEMPLATE, chunk_id, payload, reserved_at)
 
 
 @app.task(bind=True, name="outbox.send_mime", max_retries=None)
-def send_mime(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
-    return deliver(self, Kind.MIME, chunk_id, payload)
+def send_mime(
+    self: Task, chunk_id: str, payload: dict[str, Any], reserved_at: float | None = None
+) -> str:
+    return deliver(self, Kind.MIME, chunk_id, payload, reserved_at)
 
 
 @app.task(bind=True, name="outbox.send_sms", max_retries=None)
-def send_sms(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
-    return deliver(self, Kind.SMS, chunk_id, payload)
-
+def send_sms(
+    self: Task, chunk_id: str, payload: dict[str, Any], reserved_at: float | None = None
+) -> str:
+    return deliver(self, Kind.SMS, chunk_id, payload, reserved_at)

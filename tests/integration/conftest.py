@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import BROKER_URL, RECORDS_URL, Sandbox
+from tests.conftest import Sandbox
 from tests.procs import PYTHON, start, stop, wait_until
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
@@ -60,8 +61,8 @@ class Fleet:
 
     def env(self, **overrides: str) -> dict[str, str]:
         return {
-            "CELERY_BROKER_URL": BROKER_URL,
-            "OUTBOX_REDIS_URL": RECORDS_URL,
+            "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
+            "OUTBOX_REDIS_URL": os.environ["OUTBOX_REDIS_URL"],
             "SMTP2GO_BASE_URL": self.sandbox.base_url,
             "SMTP2GO_API_KEY": self.sandbox.api_key,
             **FAST_ENV,
@@ -94,9 +95,7 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(
-    sandbox: Sandbox, redis_db: tuple[str, str], tmp_path: Path
-) -> Iterator[Fleet]:
+def fleet(sandbox: Sandbox, redis_db: tuple[str, str], tmp_path: Path) -> Iterator[Fleet]:
     fleet = Fleet(sandbox, tmp_path)
     yield fleet
     fleet.stop_all()
@@ -114,25 +113,27 @@ def producer(redis_db: tuple[str, str]) -> Iterator[Runtime]:
 
 
 def wait_all_done(handles: list[Any], timeout: float = 120.0) -> list[Any]:
-    """Every handle's record once all are final (fails with the laggards' states)."""
+    """Every handle's record once all are final (fails with the laggards' states).
+
+    Polls the batch counters of all pending handles in one round trip, so the test
+    process does not compete with the workers for the CPU.
+    """
+    from worker.runtime import get_runtime
+    from worker.states import FINAL_STATES
+
+    store = get_runtime().store
     deadline = time.monotonic() + timeout
-    pending = list(handles)
-    records: dict[str, Any] = {}
+    pending = [h.id for h in handles]
+    states: dict[str, Any] = {}
     while pending and time.monotonic() < deadline:
-        still = []
-        for handle in pending:
-            record = handle.status()
-            if record.done:
-                records[handle.id] = record
-            else:
-                still.append(handle)
-        pending = still
+        states = store.batch_states(pending)
+        pending = [i for i in pending if states[i] not in FINAL_STATES]
         if pending:
             time.sleep(0.25)
     if pending:
-        states = {h.id: h.status().state.value for h in pending[:10]}
-        raise AssertionError(f"{len(pending)} sends not final after {timeout:.0f}s: {states}")
-    return [records[h.id] for h in handles]
+        laggards = {i: getattr(states.get(i), "value", None) for i in pending[:10]}
+        raise AssertionError(f"{len(pending)} sends not final after {timeout:.0f}s: {laggards}")
+    return [h.status() for h in handles]
 
 
 def sandbox_recipients(sandbox: Sandbox) -> Callable[[], list[str]]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 
 import pytest
 
 from producers import send_email, send_mime, send_sms, send_template
-from tests.conftest import BROKER_URL, RECORDS_URL, Sandbox
+from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, scan_redis_for, wait_all_done
 from worker.runtime import Runtime
 from worker.states import State
@@ -78,7 +79,8 @@ def test_mixed_thousand_recipients_exactly_once(
     assert records[0].recipients_succeeded == 250
 
     # The API key never reaches Redis: neither the broker's messages nor the records.
-    assert scan_redis_for(sandbox.api_key, BROKER_URL, RECORDS_URL) == []
+    urls = os.environ["CELERY_BROKER_URL"], os.environ["OUTBOX_REDIS_URL"]
+    assert scan_redis_for(sandbox.api_key, *urls) == []
 
 
 @pytest.mark.timeout(120)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,17 +10,18 @@ import fakeredis
 import pytest
 import redis
 
-from tests.conftest import REDIS_HOST, REDIS_PORT
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 
 
 def _real_redis() -> Any:
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=12, socket_timeout=2)
+    # The session's own server (tests/conftest.py), database 12.
+    url = os.environ["OUTBOX_REDIS_URL"].rsplit("/", 1)[0] + "/12"
+    client = redis.Redis.from_url(url, socket_timeout=2)
     try:
         client.ping()
     except redis.RedisError:
-        pytest.skip("no Redis on 127.0.0.1:6379 for the real-Redis variant")
+        pytest.skip(f"no Redis at {url} for the real-Redis variant")
     client.flushdb()
     return client
 
@@ -55,10 +57,12 @@ def runtime(fake_redis: Any) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def memory_broker() -> Iterator[Any]:
+def memory_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Point the app at kombu's in-memory transport; yields a reader of published tasks."""
     from worker.app import app
 
+    # Celery reads CELERY_BROKER_URL from the environment before its own config.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     saved = app.conf.broker_url
     app.conf.broker_url = "memory://"
     app._pool = None
@@ -79,7 +83,9 @@ class _Published:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def drain(self, queues: tuple[str, ...] = ("email", "sms", "bulk")) -> list[tuple[str, list[Any], str]]:
+    def drain(
+        self, queues: tuple[str, ...] = ("email", "sms", "bulk")
+    ) -> list[tuple[str, list[Any], str]]:
         out: list[tuple[str, list[Any], str]] = []
         with self.app.connection_for_read() as conn:
             for queue in queues:

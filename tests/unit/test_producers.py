@@ -158,7 +158,9 @@ def test_locally_suppressed_recipients_are_rejected(memory_broker: Any, runtime:
 
 
 def test_send_at_far_ahead_is_parked_not_published(memory_broker: Any, runtime: Runtime) -> None:
-    handle = send_email("s@example.com", ["a@example.com"], "Hi", text_body="x", send_at=time.time() + 3600)
+    handle = send_email(
+        "s@example.com", ["a@example.com"], "Hi", text_body="x", send_at=time.time() + 3600
+    )
     assert memory_broker.drain() == []
     assert runtime.store.parked_count() == 1
     assert status(handle.id).send_at is not None

@@ -1,0 +1,115 @@
+"""CI smoke test of the benchmarks: each one's ``--quick`` mode runs and writes sane JSON.
+
+Speed targets are not checked here (they live in BENCHMARKS.md, measured on a quiet
+machine); this only proves every benchmark still runs end to end against real Redis
+(databases 8 and 9), real ``celery worker`` processes and the sandbox, on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(module: str, tmp_path: Path, *args: str, timeout: float = 60) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_RESULTS_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    # The test process points CELERY_BROKER_URL/OUTBOX_REDIS_URL at the test databases;
+    # the benchmarks choose their own (BENCH_DBS, 8 and 9).
+    for name in ("CELERY_BROKER_URL", "OUTBOX_REDIS_URL", "SMTP2GO_API_KEY"):
+        env.pop(name, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    name = module.rsplit(".", 1)[1]
+    path = tmp_path / f"{name}.json"
+    assert path.exists(), f"{module} wrote no {path.name}:\n{proc.stdout[-2000:]}"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _machine_ok(data: dict[str, Any]) -> None:
+    machine = data["machine"]
+    assert machine["nproc"] >= 1
+    assert machine["python"].count(".") == 2
+    assert machine["redis"]
+
+
+@pytest.mark.timeout(60)
+def test_throughput_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.throughput", tmp_path, "--quick")
+    _machine_ok(data)
+    assert data["quick"] is True
+    assert data["sequential"]["sends_per_second"] > 0
+    for run in ("threads", "prefork"):
+        assert data[run]["states"] == {"sent": data[run]["sends"]}, data[run]
+        assert data[run]["sends_per_second"] > 0
+        assert 0 < data[run]["backlog_p50_ms"] <= data[run]["backlog_p99_ms"]
+        assert data[run]["evalsha_per_send"] >= 2  # claim and finish at least
+    assert data["threads"]["paced"]["p50_ms"] > 0
+    assert data["ratios"]["threads_vs_sequential"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_rate_limit_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.rate_limit", tmp_path, "--quick")
+    _machine_ok(data)
+    variants = {r["variant"] for r in data["runs"]}
+    assert variants == {"limiter_0.95R", "limiter_R", "no_client_limit", "celery_rate_limit"}
+    for run in data["runs"]:
+        assert sum(run["states"].values()) == run["messages"], run
+        assert run["achieved_per_second"] > 0
+        assert 0 < run["max_in_1s_window"] <= run["rate"]  # the sandbox enforces R
+        assert run["rate_limited_429"] >= 0
+        assert run["worker_evalsha_per_send"] >= 2, run
+        assert run["worker_round_trips_per_send"] > run["worker_evalsha_per_send"]
+
+
+@pytest.mark.timeout(60)
+def test_storm_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.storm", tmp_path, "--quick")
+    _machine_ok(data)
+    for key in ("shared", "per_task"):
+        run = data[key]
+        assert run["states"] == {"sent": run["messages"]}, run
+        assert run["requests_during_storm"] >= 1
+        assert run["rate_limited_429_total"] >= 1
+        assert run["attempts_per_message"] >= 1
+    assert data["per_task"]["env"]["OUTBOX_SHARED_COOLDOWN"] == "0"
+
+
+@pytest.mark.timeout(60)
+def test_producer_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.producer", tmp_path, "--quick")
+    _machine_ok(data)
+    assert data["chunks_per_big_call"] == 10
+    assert data["big_call"]["server_evalsha_per_call"] >= 1
+    # one record script per call, one publish per chunk at least
+    assert data["big_call"]["commands_per_call"]["evalsha"] == 1
+    assert data["big_call"]["commands_per_call"]["lpush"] == 10
+    assert data["single_call"]["round_trips_per_call"] >= 2
+    assert data["single_plain"]["median_ms"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_overhead_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.overhead", tmp_path, "--quick")
+    _machine_ok(data)
+    assert data["worker_cpu_ms_per_message"] > 0
+    assert data["sandbox_cpu_ms_per_request"] > 0
+    assert data["worker_peak_rss_mb"] >= data["worker_idle_rss_mb"] > 10

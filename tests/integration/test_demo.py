@@ -1,0 +1,155 @@
+"""``outbox demo`` as a person runs it: a real process, checked by its JSON summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import REDIS_HOST, REDIS_PORT
+from tests.procs import PYTHON, ROOT
+
+pytestmark = pytest.mark.integration
+
+#: Databases of the ``--redis`` run: the URL's is the broker, the next the records.
+DEMO_BROKER_DB = 13
+DEMO_RECORDS_DB = 14
+
+
+@pytest.fixture
+def trap() -> Iterator[socket.socket]:
+    """A loopback port that listens and remembers whether anyone connected to it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def touched(sock: socket.socket) -> bool:
+    try:
+        conn, _ = sock.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
+
+
+def run_demo(*args: str, env: dict[str, str], timeout: float = 75) -> dict[str, Any]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP2GO_")}
+    full_env.update(env)
+    done = subprocess.run(
+        [PYTHON, "-m", "producers.cli", "demo", "--recipients", "400", "--json", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary
+
+
+def check_summary(summary: dict[str, Any]) -> None:
+    assert summary["ok"] is True, summary["checks"]
+    assert all(summary["checks"].values())
+    assert summary["recipients"] == {
+        "total": 400,
+        "enqueued": 397,
+        "sent": 396,
+        "failed": 1,
+        "dead": 0,
+        "rejected_at_producer": 3,
+    }
+    delivery = summary["delivery"]
+    assert delivery["deliverable"] == delivery["delivered"] == 396
+    assert delivery["duplicates"] == delivery["missing"] == delivery["unexpected"] == []
+    # The mix: 40 transactional, 12 templates, 4 MIME, 1 SMS send (20 numbers, 1 chunk),
+    # the 250-reader newsletter (3 chunks), the announcement (71 members, 1 chunk).
+    assert summary["sends"] == 62
+    assert summary["chunks"]["total"] == 61
+    newsletter = next(g for g in summary["groups"] if g["group"] == "newsletter")
+    assert (newsletter["chunks"], newsletter["sent"], newsletter["failed"]) == (3, 249, 1)
+    # The faults were really there, and were ridden out by retries.
+    assert summary["sandbox"]["injected_5xx"] >= 8  # the burst alone
+    assert summary["sandbox"]["rate_limited_429"] >= 1
+    assert summary["chunks"]["retried"] >= 1
+    assert summary["chunks"]["attempts"] == summary["sandbox"]["api_requests"]
+    assert summary["rate"]["limit_per_second"] == 45
+    assert summary["rate"]["achieved_per_second"] <= 50
+    assert summary["seconds"]["wall"] < 60
+
+
+@pytest.mark.timeout(90)
+def test_demo_embedded_needs_neither_redis_nor_broker(trap: socket.socket) -> None:
+    port = trap.getsockname()[1]
+    summary = run_demo(
+        env={
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+            "OUTBOX_REDIS_URL": f"redis://127.0.0.1:{port}/1",
+        }
+    )
+    check_summary(summary)
+    assert summary["mode"] == "embedded"
+    assert summary["broker"].startswith("memory://")
+    assert not touched(trap), "the embedded demo connected to the configured Redis"
+
+
+@pytest.fixture
+def demo_dbs(redis_server: str) -> Iterator[tuple[redis.Redis, redis.Redis]]:
+    broker = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=DEMO_BROKER_DB)
+    records = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=DEMO_RECORDS_DB)
+    for client in (broker, records):
+        client.flushdb()
+    yield broker, records
+    for client in (broker, records):
+        client.flushdb()
+        client.close()
+
+
+@pytest.mark.timeout(90)
+def test_demo_on_real_redis(demo_dbs: tuple[redis.Redis, redis.Redis], trap: socket.socket) -> None:
+    broker, records = demo_dbs
+    port = trap.getsockname()[1]
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{DEMO_BROKER_DB}"
+    summary = run_demo(
+        "--redis",
+        url,
+        env={
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+            "OUTBOX_REDIS_URL": f"redis://127.0.0.1:{port}/1",
+        },
+    )
+    check_summary(summary)
+    assert summary["mode"] == "redis"
+    assert summary["broker"] == url
+    assert summary["records"] == f"redis://{REDIS_HOST}:{REDIS_PORT}/{DEMO_RECORDS_DB}"
+    assert not touched(trap), "--redis must replace the configured URLs, not add to them"
+    # The records are in the next database, the tasks all consumed from the broker's.
+    batches = [k for k in records.scan_iter("outbox:batch:*") if not k.endswith(b":payload")]
+    assert len(batches) == 59
+    assert records.zcard("outbox:dead") == 0
+    assert all(broker.llen(queue) == 0 for queue in ("email", "sms", "bulk"))
+
+
+@pytest.mark.timeout(60)
+def test_demo_on_unreachable_redis_exits_3(trap: socket.socket) -> None:
+    port = trap.getsockname()[1]
+    trap.close()  # nothing listens there now
+    done = subprocess.run(
+        [PYTHON, "-m", "producers.cli", "demo", "--redis", f"redis://127.0.0.1:{port}/5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"cannot reach Redis at redis://127.0.0.1:{port}/5" in done.stderr

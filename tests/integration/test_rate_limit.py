@@ -1,0 +1,54 @@
+"""The shared rate limit across worker processes, measured by the sandbox."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from producers import send_email
+from tests.conftest import Sandbox
+from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
+from worker.runtime import Runtime
+from worker.states import State
+
+pytestmark = pytest.mark.integration
+
+
+def _run(fleet: Fleet, sandbox: Sandbox, n: int, prefix: str) -> tuple[float, int]:
+    handles = [
+        send_email("s@example.com", [f"{prefix}{i}@example.com"], "x", text_body="y")
+        for i in range(n)
+    ]
+    records = wait_all_done(handles, timeout=90)
+    assert all(r.state is State.SENT for r in records)
+    delivered = collections.Counter(sandbox_recipients(sandbox)())
+    assert delivered == collections.Counter(f"{prefix}{i}@example.com" for i in range(n))
+    times = sorted(m["time"] for m in sandbox.messages())
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    return rate, int(sandbox.stats()["rate_limited"])
+
+
+@pytest.mark.timeout(120)
+def test_two_workers_share_one_limit(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
+    sandbox.configure(rate="20/s")
+    fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="20/s")
+    fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="20/s")
+    rate, rate_limited = _run(fleet, sandbox, 400, "shared")
+    assert rate >= 0.9 * 20, rate
+    assert rate <= 20 * 1.05, rate
+    # The sandbox enforces an exact sliding window; scheduling jitter on a loaded 2-core
+    # machine still lets an occasional pair land inside one second (measured: 0-10).
+    assert rate_limited <= 10
+
+
+@pytest.mark.timeout(120)
+def test_without_shared_limit_the_api_answers_429_yet_all_are_sent_once(
+    fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    """Baseline: a limit far above the API's; the sandbox refuses, retries deliver."""
+    sandbox.configure(rate="20/s")
+    fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="1000/s", OUTBOX_MAX_ATTEMPTS="30")
+    fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="1000/s", OUTBOX_MAX_ATTEMPTS="30")
+    _, rate_limited = _run(fleet, sandbox, 200, "storm")
+    assert rate_limited > 20

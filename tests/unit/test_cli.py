@@ -1,0 +1,328 @@
+"""The ``outbox`` command line on a fakeredis runtime and kombu's in-memory broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from producers import send_email, send_sms
+from producers.cli import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from producers.demo_stack import redacted_url, split_redis_url
+from worker.runtime import Runtime, set_runtime
+from worker.settings import Settings
+from worker.states import State
+
+pytestmark = pytest.mark.usefixtures("runtime")
+
+
+@pytest.fixture
+def broker(memory_broker: Any) -> Iterator[Any]:
+    """``memory_broker``, made to win over ``CELERY_BROKER_URL``.
+
+    Celery's ``conf.broker_url`` answers the environment variable first (the test
+    session sets it), so the read and write URLs, which take precedence, are set too.
+    """
+    from worker.app import app
+
+    app.conf.broker_read_url = app.conf.broker_write_url = "memory://localhost/"
+    app._pool = None
+    app.amqp._producer_pool = None
+    memory_broker.drain()
+    try:
+        yield memory_broker
+    finally:
+        app.conf.broker_read_url = app.conf.broker_write_url = None
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def make_dead(rt: Runtime, chunk_id: str) -> None:
+    batch_id = chunk_id.rsplit(".", 1)[0]
+    error = {"type": "ServerError", "message": "try again", "status_code": 503}
+    rt.store.finish(chunk_id, batch_id, State.DEAD, fields={"last_error": error}, failed=1)
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+def test_status_of_a_fresh_record(broker: Any) -> None:
+    handle = send_email("shop@example.com", ["ann@example.org"], "Receipt", text_body="Thanks")
+    result = invoke("status", handle.id)
+    assert result.exit_code == 0, result.output
+    assert handle.id in result.stdout
+    assert "queued" in result.stdout
+    assert f"{handle.id}.0" in result.stdout
+
+
+def test_status_json_parses(broker: Any) -> None:
+    handle = send_email(
+        "shop@example.com", [f"u{i}@example.org" for i in range(150)], "Hi", text_body="x"
+    )
+    result = invoke("status", handle.id, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["id"] == handle.id
+    assert data["state"] == "queued"
+    assert data["recipients"] == 150
+    assert [c["id"] for c in data["chunks"]] == [f"{handle.id}.0", f"{handle.id}.1"]
+    assert data["done"] is False
+
+
+def test_status_of_one_chunk(broker: Any) -> None:
+    handle = send_email(
+        "shop@example.com", [f"u{i}@example.org" for i in range(150)], "Hi", text_body="x"
+    )
+    data = json.loads(invoke("status", f"{handle.id}.1", "--json").stdout)
+    assert [c["id"] for c in data["chunks"]] == [f"{handle.id}.1"]
+
+
+def test_status_history_shows_transitions(broker: Any, runtime: Runtime) -> None:
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    make_dead(runtime, f"{handle.id}.0")
+    result = invoke("status", handle.id, "--history")
+    assert result.exit_code == 0, result.output
+    assert "dead" in result.stdout
+    assert "ServerError 503" in result.stdout
+
+
+def test_status_of_an_unknown_id_exits_1() -> None:
+    result = invoke("status", "no-such-id")
+    assert result.exit_code == EXIT_FAILED
+    assert "no record 'no-such-id'" in result.stderr
+    assert result.stdout == ""
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+
+def test_dead_list_and_replay(broker: Any, runtime: Runtime) -> None:
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    broker.drain()
+    chunk_id = f"{handle.id}.0"
+    make_dead(runtime, chunk_id)
+
+    listed = json.loads(invoke("dead", "list", "--json").stdout)
+    assert [row["id"] for row in listed] == [chunk_id]
+    assert listed[0]["kind"] == "email"
+    assert listed[0]["recipients"] == 1
+    assert listed[0]["last_error"]["status_code"] == 503
+    assert chunk_id in invoke("dead", "list").stdout
+
+    result = invoke("dead", "replay", chunk_id, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "replayed": [{"id": chunk_id, "task": "outbox.send_email", "queue": "email"}],
+        "skipped": [],
+    }
+    [(name, (published_id, payload), queue)] = broker.drain()
+    assert (name, published_id, queue) == ("outbox.send_email", chunk_id, "email")
+    assert payload["to"] == ["ann@example.org"]
+    assert payload["subject"] == "Hi"
+    chunk = runtime.store.get_chunk_raw(chunk_id)
+    assert (chunk["state"], chunk["attempts"], chunk["replays"]) == ("queued", "0", "1")
+    assert json.loads(invoke("dead", "list", "--json").stdout) == []
+
+
+def test_dead_replay_all_and_by_batch(broker: Any, runtime: Runtime) -> None:
+    email = send_email(
+        "shop@example.com", [f"u{i}@example.org" for i in range(150)], "Hi", text_body="x"
+    )
+    sms = send_sms(["+61400000001"], "code 1234")
+    broker.drain()
+    for chunk_id in (f"{email.id}.0", f"{email.id}.1", f"{sms.id}.0"):
+        make_dead(runtime, chunk_id)
+
+    by_batch = invoke("dead", "replay", email.id)
+    assert by_batch.exit_code == 0, by_batch.output
+    assert sorted(args[0] for _, args, _ in broker.drain()) == [f"{email.id}.0", f"{email.id}.1"]
+
+    everything = invoke("dead", "replay", "--all")
+    assert everything.exit_code == 0, everything.output
+    assert [(name, queue) for name, _, queue in broker.drain()] == [("outbox.send_sms", "sms")]
+
+
+def test_dead_replay_with_the_broker_down_changes_nothing(runtime: Runtime) -> None:
+    from worker.app import app
+
+    handle = send_sms(["+61400000001"], "code 1234", send_at=time.time() + 3600)
+    chunk_id = f"{handle.id}.0"
+    make_dead(runtime, chunk_id)
+    app.conf.broker_read_url = app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        result = invoke("dead", "replay", chunk_id)
+    finally:
+        app.conf.broker_read_url = app.conf.broker_write_url = None
+        app._pool = None
+        app.amqp._producer_pool = None
+    assert result.exit_code == EXIT_UNREACHABLE
+    assert "cannot reach the broker" in result.stderr
+    assert runtime.store.get_chunk_raw(chunk_id)["state"] == "dead"
+
+
+def test_dead_replay_of_a_live_chunk_is_skipped(broker: Any) -> None:
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    broker.drain()
+    result = invoke("dead", "replay", f"{handle.id}.0")
+    assert result.exit_code == EXIT_FAILED
+    assert "not dead (state queued)" in result.stderr
+    assert broker.drain() == []
+
+
+def test_dead_replay_needs_ids_or_all() -> None:
+    assert invoke("dead", "replay").exit_code == EXIT_USAGE
+    assert invoke("dead", "replay", "x.0", "--all").exit_code == EXIT_USAGE
+
+
+def test_dead_list_when_empty() -> None:
+    result = invoke("dead", "list")
+    assert result.exit_code == 0
+    assert "no dead letters" in result.stdout
+
+
+# -- send ---------------------------------------------------------------------------------
+
+
+def test_send_email_with_a_bad_address_exits_2_naming_the_field(broker: Any) -> None:
+    result = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "ann@example.org",
+        "--to", "not-an-address", "--subject", "Hi", "--text", "x",
+    )  # fmt: skip
+    assert result.exit_code == EXIT_USAGE
+    assert "to.1" in result.stderr
+    assert "not-an-address" in result.stderr
+    assert result.stdout == ""
+    assert broker.drain() == []
+
+
+def test_send_email_prints_the_handle(broker: Any) -> None:
+    result = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "ann@example.org",
+        "--cc", "bob@example.org", "--subject", "Hi", "--html", "<p>x</p>", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    handle = json.loads(result.stdout)
+    assert (handle["kind"], handle["recipients"], handle["chunks"]) == ("email", 2, 1)
+    [(_, (chunk_id, payload), _)] = broker.drain()
+    assert chunk_id == f"{handle['id']}.0"
+    assert payload["cc"] == ["bob@example.org"]
+
+    plain = invoke("send", "email", "--from", "shop@example.com", "--to", "c@example.org",
+                   "--subject", "Hi", "--text", "x")  # fmt: skip
+    assert plain.exit_code == 0
+    assert len(plain.stdout.strip()) == 32  # just the id, for scripts
+
+
+def test_send_template_rejects_bad_json(broker: Any) -> None:
+    result = invoke(
+        "send", "template", "--from", "hi@example.com", "--to", "ann@example.org",
+        "--template-id", "welcome-01", "--data", "{not json",
+    )  # fmt: skip
+    assert result.exit_code == EXIT_USAGE
+    assert "--data" in result.stderr
+    assert broker.drain() == []
+
+
+def test_send_template_queues(broker: Any) -> None:
+    result = invoke(
+        "send", "template", "--from", "hi@example.com", "--to", "ann@example.org",
+        "--template-id", "welcome-01", "--data", '{"name": "Ann"}', "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [(name, (_, payload), _)] = broker.drain()
+    assert name == "outbox.send_template"
+    assert payload["template_data"] == {"name": "Ann"}
+
+
+def test_send_sms_with_a_bad_number_exits_2(broker: Any) -> None:
+    result = invoke("send", "sms", "--to", "0412 345 678", "--message", "hi")
+    assert result.exit_code == EXIT_USAGE
+    assert "to.0" in result.stderr
+    assert broker.drain() == []
+
+
+def test_send_mime_from_stdin(broker: Any) -> None:
+    mime = "From: a@example.com\r\nTo: b@example.org\r\nSubject: s\r\n\r\nbody\r\n"
+    result = CliRunner().invoke(main, ["send", "mime", "-", "--json"], input=mime)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kind"] == "mime"
+    assert [name for name, _, _ in broker.drain()] == ["outbox.send_mime"]
+
+
+# -- failures every command shares --------------------------------------------------------
+
+
+def test_unreachable_redis_exits_3_with_the_url() -> None:
+    settings = Settings.model_validate({"OUTBOX_REDIS_URL": "redis://127.0.0.1:1/4"})
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+    set_runtime(Runtime.from_settings(settings, redis_client=client))
+    for args in (["status", "abc"], ["dead", "list"], ["dead", "replay", "--all"]):
+        result = invoke(*args)
+        assert result.exit_code == EXIT_UNREACHABLE, (args, result.output)
+        assert "cannot reach Redis at redis://127.0.0.1:1/4 (OUTBOX_REDIS_URL)" in result.stderr
+
+
+def test_demo_refuses_too_few_recipients() -> None:
+    result = invoke("demo", "--recipients", "10")
+    assert result.exit_code == EXIT_USAGE
+    assert "--recipients" in result.stderr
+
+
+def test_demo_refuses_a_bad_burst() -> None:
+    result = invoke("demo", "--burst-429", "lots")
+    assert result.exit_code == EXIT_USAGE
+    assert "--burst-429" in result.stderr
+
+
+def test_sandbox_refuses_a_bad_rate() -> None:
+    result = invoke("sandbox", "--rate", "fast", "--port", "0")
+    assert result.exit_code == EXIT_USAGE
+    assert "invalid rate" in result.stderr
+
+
+def test_webhooks_needs_a_secret_or_insecure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.settings import get_settings
+
+    monkeypatch.delenv("OUTBOX_WEBHOOK_SECRET", raising=False)
+    monkeypatch.chdir("/")  # no .env to read a secret from
+    get_settings.cache_clear()
+    try:
+        result = invoke("webhooks", "--port", "0")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == EXIT_USAGE
+    assert "OUTBOX_WEBHOOK_SECRET" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/1", "redis://127.0.0.1:6379/1"),
+        ("redis://:s3cret@10.0.0.5:6379/1", "redis://:***@10.0.0.5:6379/1"),
+        ("redis://app:s3cret@cache/0", "redis://app:***@cache/0"),
+    ],
+)
+def test_urls_are_shown_without_passwords(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "broker", "records"),
+    [
+        ("redis://127.0.0.1:6379/13", "redis://127.0.0.1:6379/13", "redis://127.0.0.1:6379/14"),
+        ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1"),
+    ],
+)
+def test_demo_redis_url_is_broker_then_records(url: str, broker: str, records: str) -> None:
+    assert split_redis_url(url) == (broker, records)
