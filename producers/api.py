@@ -283,10 +283,12 @@ def _email(
 
     to_list, cc_list, bcc_list = dedupe(lists["to"], lists["cc"], lists["bcc"])
     blocked = _suppressed([*to_list, *cc_list, *bcc_list])
-    rejected = [a for a in (*to_list, *cc_list, *bcc_list) if address_key(a) in blocked]
-    if blocked:
+    rejected: list[str] = []
+    if blocked:  # rare: skip re-parsing every address when nobody is suppressed
+        rejected = [a for a in (*to_list, *cc_list, *bcc_list) if address_key(a) in blocked]
         to_list, cc_list, bcc_list = (
-            [a for a in lst if address_key(a) not in blocked] for lst in (to_list, cc_list, bcc_list)
+            [a for a in lst if address_key(a) not in blocked]
+            for lst in (to_list, cc_list, bcc_list)
         )
     n = chunk_count(len(to_list))
     for name, lst in (("cc", cc_list), ("bcc", bcc_list)):
@@ -484,6 +486,3 @@ def send_sms(
         send_at=when,
         callback=callback_dict,
     )
-
-
-

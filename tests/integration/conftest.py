@@ -104,6 +104,13 @@ def fleet(sandbox: Sandbox, redis_db: tuple[str, str], tmp_path: Path) -> Iterat
 @pytest.fixture
 def producer(redis_db: tuple[str, str]) -> Iterator[Runtime]:
     """This process as a producer on the test databases."""
+    from worker.app import app
+
+    # Another test in this process may have pointed the app at another broker and
+    # closed its pools; start from fresh ones on the test broker.
+    app.conf.broker_url = os.environ["CELERY_BROKER_URL"]
+    app._pool = None
+    app.amqp._producer_pool = None
     rt = Runtime.from_settings(Settings())
     set_runtime(rt)
     yield rt

@@ -1,0 +1,405 @@
+"""Run every benchmark and rewrite the results section of ``BENCHMARKS.md``.
+
+Each benchmark runs as its own process (``python -m bench.NAME``), one after another so
+they never compete for the two cores, and writes ``bench/results/NAME.json``; then the
+part of ``BENCHMARKS.md`` between the ``results:start`` and ``results:end`` markers is
+regenerated from those files. Everything outside the markers is left as written.
+
+    python -m bench.all [--quick] [--only throughput,storm] [--report-only] [--no-report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or ROOT / "bench" / "results")
+REPORT = ROOT / "BENCHMARKS.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+BENCHMARKS = ["throughput", "rate_limit", "storm", "producer", "overhead", "sandbox_ceiling"]
+#: ``--quick`` for ours; the ceiling's own small sizes for the one without a quick mode.
+QUICK_ARGS: dict[str, list[str]] = {
+    "sandbox_ceiling": ["--requests", "2000", "--concurrency", "16"],
+}
+
+
+def command(name: str, quick: bool) -> list[str]:
+    args = [sys.executable, "-m", f"bench.{name}"]
+    if quick:
+        args += QUICK_ARGS.get(name, ["--quick"])
+    if name == "sandbox_ceiling" and os.environ.get("BENCH_RESULTS_DIR"):
+        args += ["--json", str(RESULTS / "sandbox_ceiling.json")]
+    return args
+
+
+def run_all(names: list[str], quick: bool) -> dict[str, dict[str, Any]]:
+    outcomes: dict[str, dict[str, Any]] = {}
+    for name in names:
+        args = command(name, quick)
+        shown = " ".join(["python", *args[1:]])
+        print(f"\n=== {shown}", flush=True)
+        started = time.monotonic()
+        code = subprocess.call(args, cwd=ROOT)
+        outcomes[name] = {
+            "command": shown,
+            "exit": code,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        print(f"=== {name}: exit {code} in {outcomes[name]['seconds']} s", flush=True)
+    return outcomes
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _quick(d: dict[str, Any]) -> str:
+    return " (quick sizes: not representative)" if d.get("quick") else ""
+
+
+def md_throughput(d: dict[str, Any]) -> str:
+    seq, thr, pre = d["sequential"], d["threads"], d["prefork"]
+    r = d["ratios"]
+    rows = [
+        ["sequential httpx loop (baseline)", seq["sends"], seq["sends_per_second"], "1.00",
+         f"{seq['p50_ms']} / {seq['p99_ms']} (request)", "-"],
+        [f"Celery prefork {pre['workers']}x{pre['concurrency']} (baseline)", pre["sends"],
+         pre["sends_per_second"], f"{r['prefork_vs_sequential']:.2f}",
+         f"{pre['backlog_p50_ms']} / {pre['backlog_p99_ms']}",
+         pre["worker_cpu_ms_per_send_incl_startup"]],
+        [f"**Celery threads {thr['workers']}x{thr['concurrency']}**", thr["sends"],
+         f"**{thr['sends_per_second']}**", f"**{r['threads_vs_sequential']:.2f}**",
+         f"{thr['backlog_p50_ms']} / {thr['backlog_p99_ms']}",
+         thr["worker_cpu_ms_per_send_incl_startup"]],
+    ]  # fmt: skip
+    out = [
+        f"### throughput{_quick(d)}",
+        "",
+        f"Sandbox latency {d['settings']['latency_ms']:g} ms, no rate limit. "
+        "p50/p99 is enqueue → `sent` for the Celery runs, which drain a backlog enqueued "
+        "before the workers start (so it includes the wait in the queue).",
+        "",
+        _table(
+            [
+                "run",
+                "sends",
+                "sends/s",
+                "x sequential",
+                "p50 / p99 ms",
+                "worker CPU ms/send (incl. start-up)",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    if "paced" in thr:
+        p = thr["paced"]
+        out.append(
+            f"Paced at {p['rate']:g}/s ({p['sends']} sends, threads fleet idle otherwise): "
+            f"enqueue → `sent` p50 **{p['p50_ms']} ms**, p99 **{p['p99_ms']} ms** "
+            f"(the sandbox alone takes {d['settings']['latency_ms']:g} ms)."
+        )
+        out.append("")
+    met = "met" if d["target"]["met"] else "**not met**"
+    out.append(
+        f"Target ≥ {d['target']['threads_vs_sequential']:g}x the sequential loop: {met} "
+        f"({r['threads_vs_sequential']:.2f}x); threads vs prefork {r['threads_vs_prefork']:.2f}x. "
+        f"Server-side Redis per send (threads run): {thr['evalsha_per_send']} `evalsha`, "
+        f"{thr['redis_commands_per_send']} commands including the scripts' inner ones."
+    )
+    return "\n".join(out)
+
+
+def md_rate_limit(d: dict[str, Any]) -> str:
+    s = d["settings"]
+    rows = []
+    for r in d["runs"]:
+        rows.append(
+            [
+                f"R={r['rate']}/s {r['variant']}",
+                r["outbox_rate_limit"],
+                r["achieved_per_second"],
+                f"{r['achieved_vs_R']:.3f}",
+                f"{r['achieved_vs_limit']:.3f}" if r["achieved_vs_limit"] else "-",
+                f"{r['max_in_1s_window']} (≤ {r['rate'] + 1}?)",
+                r["rate_limited_429"],
+                r["worker_evalsha_per_send"],
+                r["worker_round_trips_per_send"],
+                r["server_commands_per_send"],
+                ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
+            ]
+        )
+    return "\n".join(
+        [
+            f"### rate_limit{_quick(d)}",
+            "",
+            f"{s['workers']} workers x {s['concurrency']} threads, ~{s['seconds_of_backlog']:g} s "
+            f"of backlog at R, sandbox latency {s['sandbox_latency_ms']:g} ms. Achieved rate from "
+            'the sandbox\'s acceptance times (first to last); "max in 1 s" is the most sends '
+            "the sandbox accepted in any sliding second. Worker figures are counted inside "
+            "the worker processes (redis-py connections: records and broker); "
+            '"server cmds" is the `INFO commandstats` delta per send (producer and scripts\' '
+            "inner commands included).",
+            "",
+            _table(
+                [
+                    "run",
+                    "OUTBOX_RATE_LIMIT",
+                    "sends/s",
+                    "/ R",
+                    "/ limit",
+                    "max in 1 s",
+                    "429s",
+                    "evalsha/send (workers)",
+                    "round trips/send (workers)",
+                    "server cmds/send",
+                    "states",
+                ],
+                rows,
+            ),
+        ]
+    )
+
+
+def md_storm(d: dict[str, Any]) -> str:
+    s = d["settings"]
+    rows = []
+    for key, label in (("shared", "**shared cool-down**"), ("per_task", "per-task Retry-After")):
+        r = d[key]
+        rows.append(
+            [
+                label,
+                r["requests_during_storm"],
+                " ".join(str(x) for x in r["failed_attempts_by_storm_second"]),
+                r["seconds_to_first_send_after_storm"],
+                r["seconds_to_full_rate_after_storm"],
+                r["attempts_per_message"],
+                ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
+            ]
+        )
+    return "\n".join(
+        [
+            f"### storm{_quick(d)}",
+            "",
+            f"Every request answered 429 (with `Retry-After`) for {s['storm_seconds']:g} s while "
+            f"{s['workers']} workers x {s['concurrency']} threads send at "
+            f"`OUTBOX_RATE_LIMIT={s['rate_limit']:g}/s`. Baseline: `OUTBOX_SHARED_COOLDOWN=0`, "
+            "`OUTBOX_COOLDOWN_SECONDS=0.001`.",
+            "",
+            _table(
+                [
+                    "run",
+                    "requests during storm",
+                    "429s per storm second (0, 1, …, after)",
+                    "s to first send after",
+                    "s to full rate after",
+                    "attempts/message",
+                    "states",
+                ],
+                rows,
+            ),
+            "",
+            f"The baseline sent {d['ratios']['storm_requests_per_task_vs_shared']:.1f}x as many "
+            "requests into the storm.",
+        ]
+    )
+
+
+def md_producer(d: dict[str, Any]) -> str:
+    labels = [
+        ("big_call", f"`send_email` to {d['settings']['recipients']:,} recipients"),
+        ("big_plain", f"plain `send_task` x {d['chunks_per_big_call']} (baseline)"),
+        ("single_call", "`send_email`, 1 recipient"),
+        ("single_plain", "plain `send_task` x 1 (baseline)"),
+    ]
+    rows = []
+    for key, label in labels:
+        r = d[key]
+        rows.append(
+            [
+                label,
+                r["calls"],
+                r["median_ms"],
+                r["mean_ms"],
+                r["round_trips_per_call"],
+                r["server_evalsha_per_call"],
+                ", ".join(f"{k} {v:g}" for k, v in r["commands_per_call"].items()),
+            ]
+        )
+    met = "met" if d["target"]["met"] else "**not met**"
+    return "\n".join(
+        [
+            f"### producer{_quick(d)}",
+            "",
+            _table(
+                [
+                    "call",
+                    "calls",
+                    "median ms",
+                    "mean ms",
+                    "round trips/call",
+                    "evalsha/call",
+                    "commands/call (this process)",
+                ],
+                rows,
+            ),
+            "",
+            f"Target: the big call under {d['target']['big_call_median_ms']:g} ms: {met} "
+            f"({d['big_call']['median_ms']} ms, {d['ratios']['big_call_vs_plain']:.2f}x the "
+            f"plain loop). One small call costs {d['ratios']['single_call_vs_plain']:.2f}x a "
+            "plain `send_task`.",
+        ]
+    )
+
+
+def md_overhead(d: dict[str, Any]) -> str:
+    s = d["settings"]
+    rows = [
+        ["worker CPU per delivered message", f"{d['worker_cpu_ms_per_message']} ms"],
+        ["sandbox CPU per request (baseline)", f"{d['sandbox_cpu_ms_per_request']} ms"],
+        ["worker / sandbox", f"{d['worker_vs_sandbox_cpu']}x"],
+        ["messages per worker CPU second", d["messages_per_cpu_second"]],
+        ["worker peak RSS (VmHWM)", f"{d['worker_peak_rss_mb']} MB"],
+        ["worker RSS idle after start-up", f"{d['worker_idle_rss_mb']} MB"],
+        ["sends/s during the run", d["sends_per_second"]],
+    ]
+    return "\n".join(
+        [
+            f"### overhead{_quick(d)}",
+            "",
+            f"One worker process, threads pool x{s['concurrency']}, {s['messages']} messages, "
+            f"sandbox latency {s['sandbox_latency_ms']:g} ms.",
+            "",
+            _table(["figure", "value"], rows),
+        ]
+    )
+
+
+def md_sandbox_ceiling(d: dict[str, Any]) -> str:
+    rows = [
+        ["requests", d.get("requests")],
+        ["concurrency", f"{d.get('concurrency')} over {d.get('client_processes')} client(s)"],
+        ["requests/s", d.get("requests_per_second")],
+        ["p50 / p99 ms", f"{d.get('p50_ms')} / {d.get('p99_ms')}"],
+        ["errors", d.get("errors")],
+    ]
+    return "\n".join(
+        [
+            "### sandbox_ceiling",
+            "",
+            "The sandbox alone (`bench/sandbox_ceiling.py`: no limit, no latency, async "
+            "clients in their own processes); it must stay well above the throughput figures.",
+            "",
+            _table(["figure", "value"], rows),
+        ]
+    )
+
+
+RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
+    "throughput": md_throughput,
+    "rate_limit": md_rate_limit,
+    "storm": md_storm,
+    "producer": md_producer,
+    "overhead": md_overhead,
+    "sandbox_ceiling": md_sandbox_ceiling,
+}
+
+
+def render(outcomes: dict[str, dict[str, Any]] | None, quick: bool) -> str:
+    machine: dict[str, Any] = {}
+    parts = []
+    for name in BENCHMARKS:
+        data = _load(name)
+        if data is None:
+            continue
+        machine = machine or data.get("machine", {})
+        try:
+            parts.append(RENDER[name](data))
+        except (KeyError, TypeError) as exc:
+            parts.append(f"### {name}\n\n(result file not understood: {exc!r})")
+    head = [
+        START,
+        "<!-- generated by `python -m bench.all`; edit outside the markers -->",
+        "",
+        "## Results",
+        "",
+    ]
+    if machine:
+        head += [
+            f"Measured {machine.get('measured_at', '?')} on {machine.get('nproc')} cores "
+            f"({machine.get('cpu', '?')}), Python {machine.get('python')}, Redis "
+            f"{machine.get('redis')}, {machine.get('platform')}; load average at start "
+            f"{machine.get('loadavg_at_start')}, {machine.get('other_redis_clients_at_start')} "
+            "other clients on the Redis server.",
+            "",
+        ]
+    if outcomes:
+        head += ["Commands run:", "", "```"]
+        head += [
+            f"{o['command']}    # exit {o['exit']}, {o['seconds']} s" for o in outcomes.values()
+        ]
+        head += ["```", ""]
+    return "\n".join(head) + "\n\n".join(parts) + "\n" + END
+
+
+def write_report(outcomes: dict[str, dict[str, Any]] | None, quick: bool) -> None:
+    section = render(outcomes, quick)
+    text = REPORT.read_text() if REPORT.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        _, after = rest.split(END, 1)
+        text = before + section + after
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    REPORT.write_text(text)
+    print(f"rewrote the results section of {REPORT.relative_to(ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.all", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every benchmark's quick mode")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset of " + ",".join(BENCHMARKS)
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite BENCHMARKS.md from the JSON files"
+    )
+    parser.add_argument("--no-report", action="store_true", help="leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or BENCHMARKS
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {sorted(unknown)}")
+    outcomes = None if args.report_only else run_all(names, args.quick)
+    if not args.no_report:
+        write_report(outcomes, args.quick)
+    failed = [n for n, o in (outcomes or {}).items() if o["exit"] != 0]
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Producer: what ``send_email`` costs the web app that calls it.
+
+No workers run: this is only the caller's side, on the benchmark databases. Two shapes:
+
+* **one big call**: ``send_email`` to ``--recipients`` addresses (10,000: 100 chunks,
+  routed to the ``bulk`` queue), repeated ``--repeat`` times;
+* **many small calls**: ``--singles`` single-recipient ``send_email`` calls.
+
+Each is measured against a plain loop of ``app.send_task`` publishing the same task
+messages (same names, args and queues) with nothing recorded, which is the floor a
+producer on Celery pays. Reported: wall time per call, Redis round trips and commands
+per call (counted on this process's redis-py connections, broker and records alike),
+and the server's ``INFO commandstats`` delta per call.
+
+    python -m bench.producer [--recipients 10000] [--singles 10000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from typing import Any
+
+from bench import harness as h
+
+NAME = "producer"
+TARGET_BIG_CALL_MS = 100.0
+
+
+def _measure(fn: Any, calls: int, counter: h.RoundTrips) -> dict[str, Any]:
+    """Run ``fn(i)`` ``calls`` times; wall time and Redis cost per call."""
+    counter.reset()
+    before = h.commandstats()
+    walls: list[float] = []
+    with h.progress() as bar:
+        task = bar.add_task(getattr(fn, "label", fn.__name__), total=calls)
+        for i in range(calls):
+            begin = time.perf_counter()
+            fn(i)
+            walls.append(time.perf_counter() - begin)
+            if i % 50 == 49 or i == calls - 1:
+                bar.update(task, completed=i + 1)
+    trips, commands = counter.round_trips, dict(counter.commands)
+    delta = h.stats_delta(before, h.commandstats())
+    delta.pop("info", None)
+    return {
+        "calls": calls,
+        "total_seconds": round(sum(walls), 3),
+        "median_ms": round(statistics.median(walls) * 1000, 3),
+        "mean_ms": round(statistics.fmean(walls) * 1000, 3),
+        "min_ms": round(min(walls) * 1000, 3),
+        "max_ms": round(max(walls) * 1000, 3),
+        "round_trips_per_call": round(trips / calls, 2),
+        "commands_per_call": {k: round(v / calls, 2) for k, v in sorted(commands.items())},
+        "server_commands_per_call": round(sum(delta.values()) / calls, 1),
+        "server_evalsha_per_call": round(delta.get("evalsha", 0) / calls, 2),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from producers import send_email
+    from worker.app import app
+
+    result: dict[str, Any] = {
+        "benchmark": NAME,
+        "machine": h.machine(),
+        "quick": args.quick,
+        "settings": {"recipients": args.recipients, "singles": args.singles},
+    }
+    h.flush()
+    h.install_producer()
+    message = h.email_payload(0)
+    recipients = [f"reader{i}@example.org" for i in range(args.recipients)]
+    chunks = [recipients[i : i + 100] for i in range(0, len(recipients), 100)]
+    queue = "bulk" if len(chunks) > 10 else "email"
+    base = {k: v for k, v in message.items() if k != "to"}
+
+    def big_call(i: int) -> None:
+        send_email(
+            message["sender"],
+            recipients,
+            message["subject"],
+            html_body=message["html_body"],
+            text_body=message["text_body"],
+        )
+
+    def big_plain(i: int) -> None:
+        with app.producer_or_acquire() as producer:
+            for j, part in enumerate(chunks):
+                app.send_task(
+                    "outbox.send_email",
+                    args=[f"plain{i}.{j}", {**base, "to": part}],
+                    queue=queue,
+                    routing_key=queue,
+                    producer=producer,
+                )
+
+    def single_call(i: int) -> None:
+        h.send_single(i)
+
+    def single_plain(i: int) -> None:
+        app.send_task(
+            "outbox.send_email",
+            args=[f"plain.{i}", h.email_payload(i)],
+            queue="email",
+            routing_key="email",
+        )
+
+    big_call.label = f"send_email to {args.recipients:,}"  # type: ignore[attr-defined]
+    big_plain.label = f"send_task x {len(chunks)} (plain)"  # type: ignore[attr-defined]
+    single_call.label = "send_email x 1 recipient"  # type: ignore[attr-defined]
+    single_plain.label = "send_task (plain)"  # type: ignore[attr-defined]
+
+    try:
+        with h.RoundTrips() as counter:
+            big_call(-1)  # warm: imports, connections, scripts loaded
+            single_plain(-1)
+            with h.stage(f"one call to {args.recipients:,} recipients, x{args.repeat}"):
+                result["big_call"] = _measure(big_call, args.repeat, counter)
+                result["big_plain"] = _measure(big_plain, args.repeat, counter)
+            with h.stage(f"{args.singles:,} single-recipient calls"):
+                result["single_call"] = _measure(single_call, args.singles, counter)
+                result["single_plain"] = _measure(single_plain, args.singles, counter)
+    finally:
+        h.flush()
+    result["chunks_per_big_call"] = len(chunks)
+    result["ratios"] = {
+        "big_call_vs_plain": h.ratio(
+            result["big_call"]["median_ms"], result["big_plain"]["median_ms"]
+        ),
+        "single_call_vs_plain": h.ratio(
+            result["single_call"]["mean_ms"], result["single_plain"]["mean_ms"]
+        ),
+    }
+    result["target"] = {
+        "big_call_median_ms": TARGET_BIG_CALL_MS,
+        "met": result["big_call"]["median_ms"] < TARGET_BIG_CALL_MS,
+    }
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    rows = []
+    labels = [
+        ("big_call", f"send_email, {result['settings']['recipients']:,} recipients"),
+        ("big_plain", f"plain send_task x {result['chunks_per_big_call']} (baseline)"),
+        ("single_call", "send_email, 1 recipient"),
+        ("single_plain", "plain send_task x 1 (baseline)"),
+    ]
+    for key, label in labels:
+        r = result[key]
+        rows.append(
+            (
+                label,
+                r["calls"],
+                r["median_ms"],
+                r["mean_ms"],
+                r["max_ms"],
+                r["round_trips_per_call"],
+                sum(r["commands_per_call"].values()).__round__(2),
+                r["server_evalsha_per_call"],
+            )
+        )
+    columns = [
+        "call", "calls", "median ms", "mean ms", "max ms", "round trips/call",
+        "commands/call", "evalsha/call",
+    ]  # fmt: skip
+    h.console.print(h.table("producer cost per call (no workers)", columns, rows))
+    verdict = "met" if result["target"]["met"] else "NOT met"
+    h.console.print(
+        f"big call: {result['big_call']['median_ms']} ms median "
+        f"(target < {TARGET_BIG_CALL_MS:g} ms: {verdict}), "
+        f"{result['ratios']['big_call_vs_plain']:.2f}x the plain send_task loop; "
+        f"single call {result['ratios']['single_call_vs_plain']:.2f}x a plain send_task"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.producer", description=__doc__)
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5, help="times the big call is made")
+    parser.add_argument("--singles", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.recipients, args.repeat, args.singles = 1000, 2, 200
+    result = run(args)
+    show(result)
+    h.write_result(NAME, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The demo's closing summary: what happened, how fast, and whether it was right."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from producers.demo import DemoReport
+
+__all__ = ["render_summary"]
+
+_CHECK_TEXT = {
+    "all_final": "every send reached a final state",
+    "delivered_exactly_once": "every deliverable recipient reached the API exactly once",
+    "suppressed_recipient_failed": "the suppressed reader was refused by the API, recorded failed",
+    "invalid_rejected_at_producer": "invalid sends refused at the producer, nothing enqueued",
+    "nothing_dead": "no chunk exhausted its retries",
+}
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _rate(value: float | None) -> str:
+    return "unlimited" if value is None else f"{value:g}/s"
+
+
+def render_summary(report: DemoReport, console: Console) -> None:
+    """Print the summary tables and the verdict."""
+    totals = Table(box=None, show_header=False, padding=(0, 1), expand=False)
+    totals.add_column(style="dim")
+    totals.add_column(justify="right", style="bold")
+    totals.add_column(style="dim")
+    totals.add_row("recipients", _n(report.recipients), f"in {report.sends} sends")
+    totals.add_row(
+        "[green]sent[/]", _n(report.sent), f"accepted by the API ({report.chunks} chunks)"
+    )
+    totals.add_row("[yellow]failed[/]", _n(report.failed), "refused by the API (suppressed)")
+    totals.add_row("[red]dead[/]" if report.dead else "dead", _n(report.dead), "retries exhausted")
+    totals.add_row(
+        "rejected at producer", _n(report.rejected_at_producer), "invalid input, never enqueued"
+    )
+    totals.add_row(
+        "chunks retried",
+        _n(report.chunks_retried),
+        f"attempts > 1 ({_n(report.attempts)} attempts for {_n(report.chunks)} chunks)",
+    )
+    totals.add_row("429s", _n(report.rate_limited), "rate limited by the sandbox")
+    totals.add_row("5xx", _n(report.injected_5xx), "injected by the sandbox")
+    totals.add_row(
+        "send rate",
+        f"{report.achieved_rate:.1f}/s",
+        f"API requests (limit {_rate(report.limit_rate)}, sandbox {_rate(report.sandbox_rate)}); "
+        f"{report.accepted_rate:.1f}/s accepted",
+    )
+    totals.add_row(
+        "wall time",
+        f"{report.wall_seconds:.1f} s",
+        f"start-up {report.setup_seconds:.1f} s, sending {report.send_seconds:.1f} s",
+    )
+
+    groups = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    groups.add_column("send", no_wrap=True)
+    for name in ("sends", "chunks", "recipients", "sent", "failed", "retried"):
+        groups.add_column(name, justify="right")
+    for row in report.groups:
+        invalid = row["group"] == "invalid"
+        groups.add_row(
+            row["group"],
+            _n(row["sends"]),
+            _n(row["chunks"]) if not invalid else "-",
+            _n(row["recipients"]),
+            Text(_n(row["sent"]), style="green") if not invalid else Text("-"),
+            Text(_n(row["failed"]), style="yellow" if row["failed"] else "")
+            if not invalid
+            else Text(f"{row['recipients']} refused", style="yellow"),
+            _n(row["retried_chunks"]) if not invalid else "-",
+        )
+
+    checks = Text()
+    for name, passed in report.checks.items():
+        mark = ("✓ ", "green") if passed else ("✗ ", "bold red")
+        checks.append_text(Text.assemble(mark, (_CHECK_TEXT.get(name, name), "")))
+        checks.append("\n")
+    if report.missing or report.duplicates or report.unexpected:
+        checks.append(
+            f"  missing {report.missing[:5]} duplicates {report.duplicates[:5]} "
+            f"unexpected {report.unexpected[:5]}\n",
+            style="red",
+        )
+    verdict = (
+        Text(
+            f"All good: {_n(report.delivered)} of {_n(report.deliverable)} deliverable "
+            "recipients delivered exactly once.",
+            style="bold green",
+        )
+        if report.ok
+        else Text("Something is wrong: see the failed checks above.", style="bold red")
+    )
+    console.print(
+        Panel(
+            Group(totals, Text(""), groups, checks, verdict),
+            title="[bold]outbox demo[/]",
+            subtitle=f"{report.mode}: broker {report.broker}, records {report.records}",
+            border_style="green" if report.ok else "red",
+            expand=False,
+        )
+    )
