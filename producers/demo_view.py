@@ -103,7 +103,7 @@ def render_summary(report: DemoReport, console: Console) -> None:
     )
     console.print(
         Panel(
-            Group(totals, Text(""), groups, checks, verdict),
+            Group(totals, groups, checks, verdict),
             title="[bold]outbox demo[/]",
             subtitle=f"{report.mode}: broker {report.broker}, records {report.records}",
             border_style="green" if report.ok else "red",

