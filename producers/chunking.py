@@ -20,16 +20,10 @@ headers. Use ``bcc`` or one message per recipient when the lists are private.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from email.utils import parseaddr
 
-from worker.smtp2go.models import MAX_RECIPIENTS
+from worker.smtp2go.models import MAX_RECIPIENTS, address_key
 
 __all__ = ["MAX_RECIPIENTS", "address_key", "chunk_count", "dedupe", "split"]
-
-
-def address_key(address: str) -> str:
-    """The comparable part of an address: ``"Ann <A@X.com>"`` -> ``"a@x.com"``."""
-    return (parseaddr(address)[1] or address).strip().lower()
 
 
 def dedupe(*lists: Iterable[str]) -> list[list[str]]:

@@ -87,6 +87,7 @@ __all__ = [
     "WebhookEdit",
     "WebhookRemove",
     "WireModel",
+    "address_key",
     "field_errors_of",
     "validate_address",
     "validate_domain_or_address",
@@ -160,6 +161,15 @@ def validate_address(value: str) -> str:
     except EmailNotValidError as exc:
         raise ValueError(f"invalid address {addr!r}: {exc}") from None
     return text
+
+
+def address_key(address: str) -> str:
+    """The comparable part of an address: ``"Ann <A@X.com>"`` -> ``"a@x.com"``.
+
+    One rule for every comparison of recipients: de-duplication across to/cc/bcc, the
+    local suppression set, and webhook events.
+    """
+    return (parseaddr(address)[1] or address).strip().lower()
 
 
 def validate_domain_or_address(value: str) -> str:

@@ -32,15 +32,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import parse_qsl
+
+from worker.smtp2go.models import address_key
 
 __all__ = [
     "EVENT_NAMES",
     "SUPPRESSING_EVENTS",
     "InvalidPayload",
-    "address_key",
     "digest",
     "normalise",
     "parse_form",
@@ -261,15 +261,6 @@ def digest(event: Mapping[str, Any]) -> str:
     ]
     encoded = json.dumps(identity, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]
-
-
-def address_key(address: str) -> str:
-    """The comparable part of an address: ``"Ann <A@X.com>"`` -> ``"a@x.com"``.
-
-    The same rule as ``producers.chunking.address_key`` (which producers use to look
-    addresses up in the suppression set), kept here so workers do not import producers.
-    """
-    return (parseaddr(address)[1] or address).strip().lower()
 
 
 def should_suppress(event: Mapping[str, Any]) -> str | None:
