@@ -9,4 +9,10 @@ __all__ = ["app"]
 app = Celery("outbox")
 app.config_from_object("celeryconfig")
 # Registers the tasks on the app; imported here so ``-A worker`` is all a worker needs.
-app.conf.imports = ("worker.tasks", "worker.beat", "worker.parking", "worker.webhooks.tasks")
+app.conf.imports = (
+    "worker.checks",
+    "worker.tasks",
+    "worker.beat",
+    "worker.parking",
+    "worker.webhooks.tasks",
+)
