@@ -329,7 +329,7 @@ def _domains(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 )
 @click.option(
     "--bounce-domain",
-    default="bounce.test",
+    default="bounce.example.net",
     show_default=True,
     help="Recipients at this domain hard-bounce.",
 )

@@ -98,7 +98,7 @@ class SandboxConfig:
     #: Sender domains the account has verified; ``None`` = any sender.
     verified_domains: list[str] | None = None
     #: Recipients at this domain hard-bounce instead of being delivered.
-    bounce_domain: str = "bounce.test"
+    bounce_domain: str = "bounce.example.net"
     #: Extra attempts for a webhook delivery the receiver failed or timed out.
     webhook_retries: int = 5
     #: Seconds to wait for a webhook receiver (the real service waits 10 s).

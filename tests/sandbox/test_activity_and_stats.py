@@ -20,7 +20,7 @@ def sent(api: httpx.Client) -> list[str]:
     ok(api.post("/suppression/add", json={"email_address": "gone@example.org"}))
     bodies = [
         email(subject="Order 1", custom_headers=[{"header": "X-Outbox-Id", "value": "o-1"}]),
-        email(subject="Order 2", to=["ann@example.org", "bad@bounce.test"]),
+        email(subject="Order 2", to=["ann@example.org", "bad@bounce.example.net"]),
         email(subject="Newsletter", sender="news@example.net", to=["gone@example.org", "z@x.org"]),
     ]
     return [ok(api.post("/email/send", json=b))["email_id"] for b in bodies]
@@ -41,10 +41,10 @@ def test_events_per_recipient(api: httpx.Client, sent: list[str]) -> None:
         ("delivered", "ann@example.org"),
         ("delivered", "ann@example.org"),
         ("delivered", "z@x.org"),
-        ("hard-bounced", "bad@bounce.test"),
+        ("hard-bounced", "bad@bounce.example.net"),
         ("processed", "ann@example.org"),
         ("processed", "ann@example.org"),
-        ("processed", "bad@bounce.test"),
+        ("processed", "bad@bounce.example.net"),
         ("processed", "z@x.org"),
         ("rejected", "gone@example.org"),
     ]
@@ -62,7 +62,7 @@ def test_filters(api: httpx.Client, sent: list[str]) -> None:
         events = search(api, **body)["events"]
         return [(e["event"], e["recipient"]) for e in events]
 
-    assert kinds(event_types=["hard-bounced"]) == [("hard-bounced", "bad@bounce.test")]
+    assert kinds(event_types=["hard-bounced"]) == [("hard-bounced", "bad@bounce.example.net")]
     assert kinds(email_id=sent[2]) == [
         ("processed", "z@x.org"),
         ("delivered", "z@x.org"),
@@ -70,8 +70,8 @@ def test_filters(api: httpx.Client, sent: list[str]) -> None:
     ]
     assert len(kinds(email_id=[sent[0], sent[1]])) == 6
     assert len(kinds(search_email_id=sent[0])) == 2
-    assert kinds(search_recipient="BOUNCE.test", event_types=["processed"]) == [
-        ("processed", "bad@bounce.test")
+    assert kinds(search_recipient="BOUNCE.example.NET", event_types=["processed"]) == [
+        ("processed", "bad@bounce.example.net")
     ]
     assert len(kinds(search_sender="news@")) == 3
     assert len(kinds(search_subject="order")) == 6
@@ -162,8 +162,8 @@ def test_stats_from_accepted_sends(api: httpx.Client, sent: list[str]) -> None:
 
 def test_auto_suppression_of_hard_bounces_when_enabled(api: httpx.Client, sandbox: Sandbox) -> None:
     sandbox.configure(suppress_bounces=True)
-    ok(api.post("/email/send", json=email(to=["bad@bounce.test"])))
-    again = ok(api.post("/email/send", json=email(to=["bad@bounce.test"])))
+    ok(api.post("/email/send", json=email(to=["bad@bounce.example.net"])))
+    again = ok(api.post("/email/send", json=email(to=["bad@bounce.example.net"])))
     assert again["failed"] == 1
     view = ok(api.post("/suppression/view", json={"reason": "bounce"}))
-    assert [r["email_address"] for r in view["results"]] == ["bad@bounce.test"]
+    assert [r["email_address"] for r in view["results"]] == ["bad@bounce.example.net"]

@@ -38,7 +38,7 @@ def test_form_events_with_bearer_auth_and_chosen_headers(
         auth_header_value="s3cret",
     )
     body = email(
-        to=["ann@example.org", "bad@bounce.test"],
+        to=["ann@example.org", "bad@bounce.example.net"],
         custom_headers=[{"header": "X-Outbox-Id", "value": "msg-42"}],
     )
     email_id = ok(api.post("/email/send", json=body))["email_id"]
@@ -52,11 +52,11 @@ def test_form_events_with_bearer_auth_and_chosen_headers(
     assert [(e["event"][0], e["rcpt"][0]) for e in events] == [
         ("processed", "ann@example.org"),
         ("delivered", "ann@example.org"),
-        ("processed", "bad@bounce.test"),
-        ("bounce", "bad@bounce.test"),
+        ("processed", "bad@bounce.example.net"),
+        ("bounce", "bad@bounce.example.net"),
     ]
     processed, delivered, _, bounce = events
-    assert processed["recipients"] == ["ann@example.org", "bad@bounce.test"]
+    assert processed["recipients"] == ["ann@example.org", "bad@bounce.example.net"]
     assert "recipients" not in delivered
     for event in events:
         assert event["email_id"] == [email_id]
