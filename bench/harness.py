@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -154,7 +155,13 @@ def wait_until(
 
 
 def logdir() -> Path:
+    """A temporary folder for this run's process logs; removed at exit unless
+    ``BENCH_KEEP_LOGS=1`` (then its path is printed)."""
     path = Path(tempfile.mkdtemp(prefix="outbox-bench-"))
+    if os.environ.get("BENCH_KEEP_LOGS"):
+        console.print(f"[dim]logs in {path}[/dim]")
+    else:
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 
 
@@ -365,7 +372,7 @@ class Fleet:
 # -- Redis ------------------------------------------------------------------------------
 
 
-def redis_client(url: str = RECORDS_URL) -> redis.Redis:
+def redis_client(url: str = RECORDS_URL) -> redis.Redis[bytes]:
     return redis.Redis.from_url(url)
 
 
@@ -427,15 +434,15 @@ class RoundTrips:
             return pack_commands(conn, commands)
 
         self._saved = {"send_command": send_command, "pack_commands": pack_commands}
-        AbstractConnection.send_command = counted_send  # type: ignore[method-assign]
-        AbstractConnection.pack_commands = counted_pack  # type: ignore[method-assign]
+        AbstractConnection.send_command = counted_send  # type: ignore[method-assign,assignment]
+        AbstractConnection.pack_commands = counted_pack  # type: ignore[method-assign,assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         from redis.connection import AbstractConnection
 
-        AbstractConnection.send_command = self._saved["send_command"]  # type: ignore[method-assign]
-        AbstractConnection.pack_commands = self._saved["pack_commands"]  # type: ignore[method-assign]
+        AbstractConnection.send_command = self._saved["send_command"]  # type: ignore[method-assign,assignment]
+        AbstractConnection.pack_commands = self._saved["pack_commands"]  # type: ignore[method-assign,assignment]
 
     def reset(self) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench import harness as h
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             (worker,) = fleet.start(1, concurrency=args.concurrency)
         idle_rss = h.proc_status_kb(worker.pid, "VmRSS")
         idle_hwm = h.proc_status_kb(worker.pid, "VmHWM")
-        threads_idle = len(list((h.Path("/proc") / str(worker.pid) / "task").iterdir()))
+        threads_idle = len(list((Path("/proc") / str(worker.pid) / "task").iterdir()))
         cpu0, sb0 = h.cpu_seconds(worker.pid), h.cpu_seconds(sandbox.pid)
         req0 = sandbox.stats()["requests"]
         with h.stage(f"{args.messages} messages"):
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         requests = sandbox.stats()["requests"] - req0
         peak = h.proc_status_kb(worker.pid, "VmHWM")
         rss = h.proc_status_kb(worker.pid, "VmRSS")
-        threads = len(list((h.Path("/proc") / str(worker.pid) / "task").iterdir()))
+        threads = len(list((Path("/proc") / str(worker.pid) / "task").iterdir()))
         times = sandbox.message_times()
         fleet.stop_all()
     finally:

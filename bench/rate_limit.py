@@ -83,15 +83,25 @@ def one_run(
     before = h.commandstats()
     label = f"R={rate}/s {variant}"
     ids = h.enqueue_singles(n, description=f"{label}: enqueueing {n}")
-    h.wait_drained(sandbox, n, timeout=seconds * 6 + 60, description=f"{label}: delivering")
+    # Celery's own limit can run far below R: measure it over a bounded time instead of
+    # waiting for the whole backlog (the rate is what matters, not the last message).
+    box = seconds * 2 + 5 if variant == "celery_rate_limit" else seconds * 6 + 60
+    try:
+        h.wait_drained(sandbox, n, timeout=box, description=f"{label}: delivering")
+        time_boxed = False
+    except TimeoutError:
+        if variant != "celery_rate_limit":
+            raise
+        time_boxed = True
     after = h.commandstats()
     stats = sandbox.stats()
     times = sandbox.message_times()
     time.sleep(0.6)  # the workers' counters are written every half second
     trips1, commands1 = fleet.redis_counts()
-    if variant == "celery_rate_limit":
-        fleet.stop_all()  # Celery's limit stays on these workers
     lines = h.timelines(ids)
+    if variant == "celery_rate_limit" or time_boxed:
+        fleet.stop_all()  # Celery's limit stays on these workers
+        h.flush()  # and a time-boxed run leaves its backlog behind
     states = lines.states
     first = min(times) if times else 0.0
 
@@ -106,6 +116,8 @@ def one_run(
         "outbox_rate_limit": env["OUTBOX_RATE_LIMIT"],
         "messages": n,
         "sent": sent,
+        #: Stopped after a fixed time with messages still queued (Celery's limit only).
+        "time_boxed": time_boxed,
         "states": dict(states),
         "seconds": round(max(times) - min(times), 3) if times else 0.0,
         "achieved_per_second": round(achieved, 2),

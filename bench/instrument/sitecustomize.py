@@ -52,8 +52,8 @@ def _install(path: str) -> None:
                 commands[name(cmd)] += 1
         return pack_commands(conn, cmds)
 
-    AbstractConnection.send_command = counted_send  # type: ignore[method-assign]
-    AbstractConnection.pack_commands = counted_pack  # type: ignore[method-assign]
+    AbstractConnection.send_command = counted_send  # type: ignore[method-assign,assignment]
+    AbstractConnection.pack_commands = counted_pack  # type: ignore[method-assign,assignment]
 
     def dump() -> None:
         with lock:

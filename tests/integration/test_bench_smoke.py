@@ -21,10 +21,18 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(module: str, tmp_path: Path, *args: str, timeout: float = 60) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_RESULTS_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+def _run(
+    module: str, redis_server: str, tmp_path: Path, *args: str, timeout: float = 60
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_RESULTS_DIR": str(tmp_path),
+        # The session's own Redis (databases 8 and 9 there, the benchmarks' default).
+        "BENCH_REDIS": f"redis://{redis_server}",
+        "PYTHONUNBUFFERED": "1",
+    }
     # The test process points CELERY_BROKER_URL/OUTBOX_REDIS_URL at the test databases;
-    # the benchmarks choose their own (BENCH_DBS, 8 and 9).
+    # the benchmarks choose their own from BENCH_REDIS and BENCH_DBS.
     for name in ("CELERY_BROKER_URL", "OUTBOX_REDIS_URL", "SMTP2GO_API_KEY"):
         env.pop(name, None)
     proc = subprocess.run(
@@ -52,7 +60,7 @@ def _machine_ok(data: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(60)
 def test_throughput_quick(redis_server: str, tmp_path: Path) -> None:
-    data = _run("bench.throughput", tmp_path, "--quick")
+    data = _run("bench.throughput", redis_server, tmp_path, "--quick")
     _machine_ok(data)
     assert data["quick"] is True
     assert data["sequential"]["sends_per_second"] > 0
@@ -67,7 +75,7 @@ def test_throughput_quick(redis_server: str, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_rate_limit_quick(redis_server: str, tmp_path: Path) -> None:
-    data = _run("bench.rate_limit", tmp_path, "--quick")
+    data = _run("bench.rate_limit", redis_server, tmp_path, "--quick")
     _machine_ok(data)
     variants = {r["variant"] for r in data["runs"]}
     assert variants == {"limiter_0.95R", "limiter_R", "no_client_limit", "celery_rate_limit"}
@@ -82,7 +90,7 @@ def test_rate_limit_quick(redis_server: str, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_storm_quick(redis_server: str, tmp_path: Path) -> None:
-    data = _run("bench.storm", tmp_path, "--quick")
+    data = _run("bench.storm", redis_server, tmp_path, "--quick")
     _machine_ok(data)
     for key in ("shared", "per_task"):
         run = data[key]
@@ -95,7 +103,7 @@ def test_storm_quick(redis_server: str, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_producer_quick(redis_server: str, tmp_path: Path) -> None:
-    data = _run("bench.producer", tmp_path, "--quick")
+    data = _run("bench.producer", redis_server, tmp_path, "--quick")
     _machine_ok(data)
     assert data["chunks_per_big_call"] == 10
     assert data["big_call"]["server_evalsha_per_call"] >= 1
@@ -108,7 +116,7 @@ def test_producer_quick(redis_server: str, tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_overhead_quick(redis_server: str, tmp_path: Path) -> None:
-    data = _run("bench.overhead", tmp_path, "--quick")
+    data = _run("bench.overhead", redis_server, tmp_path, "--quick")
     _machine_ok(data)
     assert data["worker_cpu_ms_per_message"] > 0
     assert data["sandbox_cpu_ms_per_request"] > 0
