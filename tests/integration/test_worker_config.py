@@ -18,7 +18,10 @@ pytestmark = pytest.mark.integration
     [
         ({}, "SMTP2GO_API_KEY is not set"),
         (
-            {"SMTP2GO_API_KEY": "api-" + "a" * 32, "SMTP2GO_BASE_URL": "http://api.example.invalid/v3"},
+            {
+                "SMTP2GO_API_KEY": "api-" + "a" * 32,
+                "SMTP2GO_BASE_URL": "http://api.example.invalid/v3",
+            },
             "plain http to a non-loopback host",
         ),
     ],
