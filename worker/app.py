@@ -14,5 +14,6 @@ app.conf.imports = (
     "worker.tasks",
     "worker.beat",
     "worker.parking",
+    "worker.fanout",
     "worker.webhooks.tasks",
 )

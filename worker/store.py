@@ -23,6 +23,7 @@ so, which is how the completion callback fires exactly once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,6 +217,30 @@ return {'replayed', state}
 """
 )
 
+# KEYS: chunk, log, dead   ARGV: fields (json), log extra (json), ttl
+# A task for a chunk with no record (expired, or never created) that cannot even be
+# read: kept as a dead chunk of no batch, so the dead letters show it with its reason.
+_BURY_LUA = (
+    _COMMON_LUA
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local now = outbox_now()
+local ttl = tonumber(ARGV[3])
+local fields = cjson.decode(ARGV[1])
+fields['state'] = 'dead'
+fields['created_at'] = fmt(now)
+fields['updated_at'] = fmt(now)
+for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
+redis.call('EXPIRE', KEYS[1], ttl)
+local entry = cjson.decode(ARGV[2])
+entry['at'] = now
+entry['state'] = 'dead'
+log(KEYS[2], ttl, entry)
+redis.call('ZADD', KEYS[3], now, fields['id'])
+return 1
+"""
+)
+
 # KEYS: parked   ARGV: lease seconds, max items
 _TAKE_PARKED_LUA = """
 local t = redis.call('TIME')
@@ -226,6 +251,10 @@ for _, member in ipairs(due) do
 end
 return due
 """
+
+
+#: A chunk id as :func:`chunk_id_for` makes it (batch ids are uuid4 hex).
+_CHUNK_ID = re.compile(r"[0-9a-f]{32}\.\d{1,6}")
 
 
 def _log_key(chunk_id: str) -> str:
@@ -302,6 +331,7 @@ class RecordStore:
         self._finish = redis.register_script(_FINISH_LUA)
         self._replay = redis.register_script(_REPLAY_LUA)
         self._take_parked = redis.register_script(_TAKE_PARKED_LUA)
+        self._bury = redis.register_script(_BURY_LUA)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -470,6 +500,38 @@ class RecordStore:
         )
         return _text(outcome) == "replayed"
 
+    def bury_orphan(self, chunk_id: str, *, kind: str, error: Mapping[str, Any]) -> bool:
+        """Dead-letter a task that names a chunk with no record (and no batch).
+
+        Only for chunk ids of outbox's own shape (``<batch>.<index>``); false, writing
+        nothing, when the chunk has a record (use :meth:`finish`) or the id is not one.
+        The dead letter cannot be replayed (there is no payload to rebuild it from); it
+        is there so an operator sees the lost task and why, until the retention ends.
+        """
+        if not _CHUNK_ID.fullmatch(chunk_id):
+            return False
+        batch_id, _, index = chunk_id.rpartition(".")
+        fields = {
+            "id": chunk_id,
+            "batch": batch_id,
+            "index": index,
+            "kind": kind,
+            "attempts": "0",
+            "recipients": "[]",
+            "n_recipients": "0",
+            "orphan": "1",
+            "last_error": _dumps(dict(error)),
+        }
+        buried = self._bury(
+            keys=[keys.chunk(chunk_id), _log_key(chunk_id), keys.dead_letters()],
+            args=[
+                _dumps(fields),
+                _dumps({"error": dict(error), "note": "no record"}),
+                self.retention,
+            ],
+        )
+        return bool(int(buried))
+
     def set_fields(self, chunk_id: str, fields: Mapping[str, Any]) -> None:
         stored = {k: v if isinstance(v, str) else _dumps(v) for k, v in fields.items()}
         self.redis.hset(keys.chunk(chunk_id), mapping=stored)
@@ -483,6 +545,12 @@ class RecordStore:
         is being released is a new entry, not one that the release would delete.
         """
         self.redis.zadd(keys.parked(), {_dumps({**call, "due": round(due, 6)}): due})
+
+    def park_many(self, calls: Sequence[Mapping[str, Any]], due: float) -> None:
+        """:meth:`park` for many calls in one round trip."""
+        self.redis.zadd(
+            keys.parked(), {_dumps({**call, "due": round(due, 6)}): due for call in calls}
+        )
 
     def take_parked(self, *, lease: float = 60.0, limit: int = 100) -> list[dict[str, Any]]:
         """Due task calls, leased for ``lease`` seconds: call :meth:`release` once published.

@@ -35,9 +35,16 @@ def test_send_email_chunks_and_records(memory_broker: Any, n: int, chunks: int) 
     assert [c.id for c in record.chunks] == [f"{handle.id}.{i}" for i in range(chunks)]
 
 
-def test_large_batches_go_to_bulk(memory_broker: Any) -> None:
-    send_email("shop@example.com", rcpts(1500), "Hello", text_body="Hi")
-    assert {q for _, _, q in memory_broker.drain()} == {"bulk"}
+def test_large_batches_fan_out_from_the_bulk_queue(memory_broker: Any, runtime: Runtime) -> None:
+    """Fifteen chunks: the producer publishes one fan-out task, a worker the rest."""
+    from worker.fanout import fan_out
+
+    handle = send_email("shop@example.com", rcpts(1500), "Hello", text_body="Hi")
+    assert memory_broker.drain() == [("outbox.fan_out", [handle.id], "bulk")]
+    assert fan_out(handle.id) == 15
+    published = memory_broker.drain()
+    assert {(name, q) for name, _, q in published} == {("outbox.send_email", "bulk")}
+    assert sorted(a for _, (_, p), _ in published for a in p["to"]) == sorted(rcpts(1500))
 
 
 def test_duplicates_across_lists_sent_once(memory_broker: Any) -> None:

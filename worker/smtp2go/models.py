@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from email.utils import getaddresses, parseaddr
+from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
 from email_validator import EmailNotValidError, validate_email
@@ -113,6 +114,11 @@ FORBIDDEN_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mim
 _LINE_BREAKS = re.compile(r"[\r\n\x00]")
 #: RFC 5322 field name: printable ASCII except the colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
+#: An address whose local part is an ASCII dot-atom (RFC 5322), the shape of nearly all.
+_SIMPLE_ADDR = re.compile(
+    r"(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@(?P<domain>[^@\s]+)"
+)
 _ANGLE_ADDR = re.compile(r"(?P<name>[^<>]*?)\s*<(?P<addr>[^<>\s]+)>")
 _MIME_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -142,6 +148,16 @@ def validate_address(value: str) -> str:
     text = value.strip()
     if not text:
         raise ValueError("must not be empty")
+    plain = _SIMPLE_ADDR.fullmatch(text)
+    if plain and len(plain["local"]) <= 64 and len(text) <= 254:
+        # The common case, without the stdlib parser (~30 us an address): an ASCII
+        # dot-atom local part needs no more checking, and each domain's verdict is
+        # cached (a 10,000-recipient list has few domains).
+        try:
+            _check_domain(plain["domain"].lower())
+        except EmailNotValidError as exc:
+            raise ValueError(f"invalid address {text!r}: {exc}") from None
+        return text
     if "<" in text or ">" in text:
         match = _ANGLE_ADDR.fullmatch(text)
         if match is None:
@@ -163,12 +179,20 @@ def validate_address(value: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
+def _check_domain(domain: str) -> None:
+    """``email_validator``'s domain rules (syntax, special-use names), once per domain."""
+    validate_email(f"x@{domain}", check_deliverability=False)
+
+
 def address_key(address: str) -> str:
     """The comparable part of an address: ``"Ann <A@X.com>"`` -> ``"a@x.com"``.
 
     One rule for every comparison of recipients: de-duplication across to/cc/bcc, the
     local suppression set, and webhook events.
     """
+    if "<" not in address and '"' not in address and "(" not in address:
+        return address.strip().lower()  # a bare address: skip the stdlib parser
     return (parseaddr(address)[1] or address).strip().lower()
 
 
