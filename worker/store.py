@@ -111,10 +111,7 @@ end
 local wait = 0
 local reserved = tonumber(ARGV[10] ~= '' and ARGV[10] or '-1')
 if reserved >= now - 0.02 then
-  -- Back for a slot reserved earlier (early is fine: the caller sleeps until it),
-  -- unless a 429 has since made every worker hold off.
-  local cool = tonumber(redis.call('GET', KEYS[6]) or '0')
-  if cool > now then return {'throttled', fmt(cool - now), tostring(attempts), state, fmt(now)} end
+  -- Back for a slot reserved earlier (early is fine: the caller sleeps until it).
   wait = reserved - now
 elseif ARGV[3] == '1' then
   -- No reservation, or back too late to use it without crowding the next slot.
@@ -145,28 +142,6 @@ end
 log(KEYS[3], ttl, entry)
 redis.call('ZADD', KEYS[4], now, redis.call('HGET', KEYS[1], 'id'))
 return {'claimed', fmt(wait), tostring(attempts), state, fmt(now)}
-"""
-)
-
-# KEYS: chunk, batch, log   ARGV: previous state, worker, ttl, note
-# Gives a claim back before any request was made (a cool-down began while the claimant
-# slept towards its slot): the attempt is not counted.
-_UNCLAIM_LUA = (
-    _COMMON_LUA
-    + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'sending'
-   or redis.call('HGET', KEYS[1], 'claimed_by') ~= ARGV[2] then
-  return 0
-end
-local now = outbox_now()
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'lease_until', '0', 'updated_at', fmt(now))
-redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-if ARGV[1] ~= 'sending' then
-  redis.call('HINCRBY', KEYS[2], 'n:sending', -1)
-  redis.call('HINCRBY', KEYS[2], 'n:' .. ARGV[1], 1)
-end
-log(KEYS[3], tonumber(ARGV[3]), {at = now, state = ARGV[1], note = ARGV[4]})
-return 1
 """
 )
 
@@ -357,7 +332,6 @@ class RecordStore:
         self._replay = redis.register_script(_REPLAY_LUA)
         self._take_parked = redis.register_script(_TAKE_PARKED_LUA)
         self._bury = redis.register_script(_BURY_LUA)
-        self._unclaim = redis.register_script(_UNCLAIM_LUA)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -511,20 +485,6 @@ class RecordStore:
             ],
         )
         return Finish(_text(outcome), _text(previous))
-
-    def unclaim(
-        self, chunk_id: str, batch_id: str, *, previous: str, worker: str, note: str
-    ) -> bool:
-        """Give back a claim made by ``worker`` before its request went out.
-
-        The chunk returns to ``previous`` and the attempt is not counted: waiting for a
-        cool-down is not a failure of the message.
-        """
-        done = self._unclaim(
-            keys=[keys.chunk(chunk_id), keys.batch(batch_id), _log_key(chunk_id)],
-            args=[previous, worker, self.retention, note],
-        )
-        return bool(int(done))
 
     def replay(self, chunk_id: str, batch_id: str, *, who: str = "operator") -> bool:
         """Move a dead chunk back to ``queued`` (attempts reset); true when it was dead."""

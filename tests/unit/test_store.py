@@ -163,39 +163,3 @@ def test_parked_calls_are_leased_and_a_reparked_call_survives_release(redis_back
 )
 def test_batch_state(counts: dict[str, int], chunks: int, state: State) -> None:
     assert batch_state(counts, chunks) is state
-
-
-def test_a_cool_down_voids_reservations_and_unclaim_spends_no_attempt(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
-    _batch(store, chunks=2)
-    limiter = RateLimiter(redis_backend, "send", Rate(2, 1))
-    store.claim(chunk_id_for("b1", 0), "b1", worker="w", lease=30, limiter=limiter)
-    reserved = store.claim(
-        chunk_id_for("b1", 1),
-        "b1",
-        worker="w",
-        lease=30,
-        limiter=limiter,
-        max_wait=0.1,
-        horizon=5,
-    )
-    assert reserved.outcome == "reserved"
-    limiter.cool_down(3)  # a 429 elsewhere
-    back = store.claim(
-        chunk_id_for("b1", 1),
-        "b1",
-        worker="w",
-        lease=30,
-        limiter=limiter,
-        reserved_at=reserved.now + reserved.wait,
-    )
-    assert back.outcome == "throttled"
-    assert 2.5 < back.wait <= 3
-
-    chunk = chunk_id_for("b1", 0)
-    assert not store.unclaim(chunk, "b1", previous="queued", worker="other", note="x")
-    assert store.unclaim(chunk, "b1", previous="queued", worker="w", note="cool-down")
-    record = load_record(store, "b1")
-    assert record is not None
-    assert (record.chunks[0].state, record.chunks[0].attempts) == (State.QUEUED, 0)
-    assert record.counts == {**record.counts, "queued": 2, "sending": 0}
