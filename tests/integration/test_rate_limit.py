@@ -32,10 +32,14 @@ def _run(fleet: Fleet, sandbox: Sandbox, n: int, prefix: str) -> tuple[float, in
 @pytest.mark.timeout(120)
 def test_two_workers_share_one_limit(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
     sandbox.configure(rate="20/s")
-    fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="20/s")
-    fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="20/s")
+    # 5 % spacing headroom: the sandbox counts an exact sliding window, and on a loaded
+    # 2-core CI machine thread wake-ups jitter by tens of milliseconds; each 429 costs
+    # the whole fleet a one-second cool-down.
+    env = {"OUTBOX_RATE_LIMIT": "20/s", "OUTBOX_RATE_MARGIN": "0.05"}
+    fleet.start(concurrency=25, **env)
+    fleet.start(concurrency=25, **env)
     rate, rate_limited = _run(fleet, sandbox, 400, "shared")
-    assert rate >= 0.9 * 20, rate
+    assert rate >= 0.9 * 20, (rate, rate_limited)
     assert rate <= 20 * 1.05, rate
     # The sandbox enforces an exact sliding window; scheduling jitter on a loaded 2-core
     # machine still lets an occasional pair land inside one second (measured: 0-16 of
