@@ -10,6 +10,7 @@ sweep publishes.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -108,12 +109,25 @@ def status(handle_id: str) -> Record:
 # -- input checks -------------------------------------------------------------------------
 
 
-def _as_list(value: str | Iterable[str] | None) -> list[str]:
+def _as_list(value: str | Iterable[str] | None, name: str = "to") -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
-    return list(value)
+    try:
+        return list(value)
+    except TypeError:
+        raise ValidationError({name: "must be a string or a list of strings"}) from None
+
+
+def _items(value: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
+    """A list of files (attachments, inlines): anything but a list of them is refused."""
+    if isinstance(value, str | bytes | Mapping):
+        raise ValidationError({name: "must be a list of files (mappings)"})
+    try:
+        return list(value)
+    except TypeError:
+        raise ValidationError({name: "must be a list of files (mappings)"}) from None
 
 
 def _check_addresses(errors: dict[str, str], name: str, values: Sequence[str]) -> None:
@@ -130,14 +144,33 @@ def _send_at(value: datetime | float | None) -> float | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValidationError({"send_at": "must be timezone-aware"})
-        return value.timestamp()
-    return float(value)
+        when = value.timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        when = float(value)
+    else:
+        raise ValidationError({"send_at": "must be a timezone-aware datetime or epoch seconds"})
+    if not math.isfinite(when):
+        raise ValidationError({"send_at": "must be a finite time"})
+    # A record lives for the retention: a send due later would find it gone.
+    retention = get_runtime().settings.retention_seconds
+    if when - time.time() > retention:
+        raise ValidationError(
+            {
+                "send_at": f"more than OUTBOX_RETENTION ({retention} s) ahead; the record would "
+                "expire before it is due"
+            }
+        )
+    return when
 
 
 def _callback(value: Signature | Mapping[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if (
+        not isinstance(value, Mapping)
+        or not isinstance(value.get("task"), str)
+        or not value["task"]
+    ):
         raise ValidationError({"callback": "must be a Celery signature"})
     return dict(Signature(value))
 
@@ -267,7 +300,7 @@ def _email(
     callback: Signature | Mapping[str, Any] | None,
 ) -> Handle:
     errors: dict[str, str] = {}
-    lists = {"to": _as_list(to), "cc": _as_list(cc), "bcc": _as_list(bcc)}
+    lists = {"to": _as_list(to, "to"), "cc": _as_list(cc, "cc"), "bcc": _as_list(bcc, "bcc")}
     for name, values in lists.items():
         _check_addresses(errors, name, values)
     if not lists["to"]:
@@ -350,8 +383,8 @@ def send_email(
         "text_body": text_body,
         "reply_to": reply_to,
         "custom_headers": custom_headers or [],
-        "attachments": list(attachments),
-        "inlines": list(inlines),
+        "attachments": _items(attachments, "attachments"),
+        "inlines": _items(inlines, "inlines"),
     }
     return _email(
         Kind.EMAIL,
@@ -363,6 +396,14 @@ def send_email(
         send_at=send_at,
         callback=callback,
     )
+
+
+def _template_data(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError({"template_data": "must be a mapping (a JSON object)"})
+    return dict(value)
 
 
 def send_template(
@@ -387,10 +428,10 @@ def send_template(
         "sender": sender,
         "subject": subject,
         "template_id": template_id,
-        "template_data": dict(template_data or {}),
+        "template_data": _template_data(template_data),
         "reply_to": reply_to,
         "custom_headers": custom_headers or [],
-        "attachments": list(attachments),
+        "attachments": _items(attachments, "attachments"),
     }
     return _email(
         Kind.TEMPLATE,
@@ -457,7 +498,11 @@ def send_sms(
     callback: Signature | Mapping[str, Any] | None = None,
 ) -> Handle:
     """Queue an SMS to E.164 numbers; over 100 numbers are split into chunks."""
-    numbers = list(dict.fromkeys(_as_list(to)))
+    given = _as_list(to, "to")
+    wrong = {f"to.{i}": "must be a string" for i, n in enumerate(given) if not isinstance(n, str)}
+    if wrong:
+        raise ValidationError(wrong)
+    numbers = list(dict.fromkeys(given))
     errors: dict[str, str] = {}
     if not numbers:
         errors["to"] = "at least one number is required"

@@ -5,11 +5,14 @@ email carries its chunk id in the ``X-Outbox-Id`` header; before resending an am
 chunk the worker looks for that header in ``activity/search``.
 
 ``activity/search`` allows 60 requests a minute, so look-ups are batched: one scan
-lists every recent event with its headers and stores ``chunk id -> email_id`` in
-Redis, plus the Redis time the scan started. Any ambiguous chunk whose attempt ended
-before that time is answered from the stored map without another request; the scan
-itself takes a slot of the shared ``activity`` bucket, and a task that finds no slot
-waits for one (re-queued, no attempt spent).
+lists the events since shortly before the attempt (``CLAIM_MARGIN``) with their headers
+and stores ``chunk id -> email_id`` in Redis, plus the Redis times the scan started and
+reached back to. Any ambiguous chunk whose attempt falls inside a finished scan is
+answered from the stored map without another request (the in-flight chunks of one crash
+share a scan); the scan itself takes a slot of the shared ``activity`` bucket, and a
+task that finds no slot waits for one (re-queued, no attempt spent). A scan cut off at
+``MAX_PAGES`` proves nothing about what it did not read: a chunk it did not find is
+then *inconclusive*, never "not accepted".
 
 SMS has no custom header: ``sms/view-sent`` is matched on destination and content
 sent after the claim.
@@ -34,8 +37,15 @@ __all__ = ["Reconciliation", "ThrottledLookup", "reconcile"]
 
 logger = logging.getLogger(__name__)
 
-#: How far back a scan looks (a lease is at most a few minutes old when it is found).
+#: How far back a scan looks at most (a lease is minutes old when it is found).
 SCAN_WINDOW = timedelta(hours=1)
+#: A scan reads from this long before the claim it is made for, so that chunks claimed a
+#: little earlier (the other sends in flight at the same crash) are answered by it too.
+#: Reading from near the claim, not a whole hour back, keeps a busy account's scan
+#: within ``MAX_PAGES`` (the API lists events oldest first).
+CLAIM_MARGIN = timedelta(seconds=60)
+#: How far Redis's clock (claims) and the API's (events) may disagree.
+CLOCK_SKEW = timedelta(seconds=5)
 #: Pages of 1,000 events a scan reads at most.
 MAX_PAGES = 5
 #: Events take a moment to show in the activity log after a send is accepted.
@@ -46,6 +56,8 @@ OUTBOX_ID_HEADER = "X-Outbox-Id"
 
 FOUND_KEY = keys.PREFIX + "reconcile:found"
 SCANNED_KEY = keys.PREFIX + "reconcile:scanned_at"
+#: How far back the last finished scan read (Redis time).
+SCANNED_FROM_KEY = keys.PREFIX + "reconcile:scanned_from"
 
 
 class ThrottledLookup(Exception):
@@ -66,18 +78,20 @@ class Reconciliation:
     recipients: int = 0
 
 
-def _scan(rt: Runtime) -> None:
-    """One batched look-up of recent email events into the shared map."""
+def _scan(rt: Runtime, since: float) -> bool:
+    """One batched look-up of the email events since ``since`` into the shared map;
+    false when it was cut off at ``MAX_PAGES`` (more events than it may read)."""
     acquisition = rt.activity_limiter.try_acquire(max_wait=1.0)
     if not acquisition.granted:
         raise ThrottledLookup(acquisition.wait)
     started = rt.store.now()
-    since = datetime.fromtimestamp(started, UTC) - SCAN_WINDOW
+    since = max(since, started - SCAN_WINDOW.total_seconds())
+    start_date = datetime.fromtimestamp(since, UTC)
     found: dict[str, str] = {}
     token: str | None = None
     for _ in range(MAX_PAGES):
         query = ActivitySearch(
-            start_date=since.isoformat(),
+            start_date=start_date.isoformat(),
             limit=1000,
             continue_token=token,
             include_headers=True,
@@ -91,24 +105,43 @@ def _scan(rt: Runtime) -> None:
         token = result.continue_token
         if not token:
             break
+    complete = not token
+    ttl = int(SCAN_WINDOW.total_seconds())
     pipe = rt.redis.pipeline()
     if found:
         pipe.hset(FOUND_KEY, mapping=found)
-    pipe.expire(FOUND_KEY, int(SCAN_WINDOW.total_seconds()))
-    pipe.set(SCANNED_KEY, f"{started:.6f}", ex=int(SCAN_WINDOW.total_seconds()))
+    pipe.expire(FOUND_KEY, ttl)
+    if complete:
+        # Both in one transaction: a reader never pairs one scan's start with another's reach.
+        pipe.set(SCANNED_KEY, f"{started:.6f}", ex=ttl)
+        pipe.set(SCANNED_FROM_KEY, f"{since:.6f}", ex=ttl)
     pipe.execute()
+    return complete
 
 
-def _email(rt: Runtime, chunk_id: str, attempt_ended: float) -> Reconciliation:
+def _found(rt: Runtime, chunk_id: str) -> Reconciliation | None:
+    email_id = rt.redis.hget(FOUND_KEY, chunk_id)
+    if not email_id:
+        return None
+    text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
+    return Reconciliation(True, True, "activity/search", text)
+
+
+def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) -> Reconciliation:
     for _ in range(2):
-        email_id = rt.redis.hget(FOUND_KEY, chunk_id)
-        if email_id:
-            text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
-            return Reconciliation(True, True, "activity/search", text)
-        scanned = float(rt.redis.get(SCANNED_KEY) or 0)
-        if scanned >= attempt_ended + SETTLE_SECONDS:
+        found = _found(rt, chunk_id)
+        if found:
+            return found
+        scanned, reach = rt.redis.mget(SCANNED_KEY, SCANNED_FROM_KEY)
+        after = float(scanned or 0) >= attempt_ended + SETTLE_SECONDS
+        if after and float(reach or 0) <= claimed_at - CLOCK_SKEW.total_seconds():
             return Reconciliation(False, True, "not in activity/search")
-        _scan(rt)
+        if not _scan(rt, claimed_at - CLAIM_MARGIN.total_seconds()):
+            return _found(rt, chunk_id) or Reconciliation(
+                False,
+                False,
+                f"activity/search lists over {MAX_PAGES * 1000} events since the claim",
+            )
     return Reconciliation(False, True, "not in activity/search")
 
 
@@ -152,7 +185,7 @@ def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Any) -> Reconcili
     try:
         if kind is Kind.SMS:
             return _sms(rt, request, claimed_at)
-        return _email(rt, chunk_id, attempt_ended)
+        return _email(rt, chunk_id, claimed_at, attempt_ended)
     except SMTP2GOError as err:
         logger.warning("chunk %s: reconciliation look-up failed: %s", chunk_id, err)
         return Reconciliation(False, False, f"look-up failed ({type(err).__name__})")

@@ -168,8 +168,10 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        url = (self.smtp2go_base_url or REGION_URLS[self.smtp2go_region]).rstrip("/")
-        if url.startswith("http://") and not _is_loopback(url) and not self.smtp2go_allow_insecure:
+        url = (self.smtp2go_base_url or REGION_URLS[self.smtp2go_region]).strip().rstrip("/")
+        # The scheme compared as a URL parser reads it: "HTTP://" is plain http too.
+        plain = urlsplit(url).scheme.lower() == "http"
+        if plain and not _is_loopback(url) and not self.smtp2go_allow_insecure:
             raise ValueError(
                 f"SMTP2GO_BASE_URL={url!r} is plain http to a non-loopback host; the API key "
                 "would cross the network in clear text. Use https, or set "

@@ -9,7 +9,10 @@ Each task runs one attempt of one chunk:
    by a dead worker is *ambiguous* and reconciled before anything is resent;
 3. make the request (``worker.smtp2go``) and record the outcome before the task
    returns, which is when Celery acknowledges the message (``task_acks_late``);
-4. on a retryable error, schedule the next attempt by ``worker.retry``'s rules.
+4. on a retryable error, schedule the next attempt by ``worker.retry``'s rules; an
+   error after the request may have reached the API (``TransportError.ambiguous``: a
+   read timeout, a dropped connection) is never retried blind, but reconciled first,
+   like a dead worker's claim.
 
 Waits (rate limit, cool-down, a busy claim, a retry delay) go back to the broker as a
 countdown when short, or into Redis's parked set when longer than the broker may hold
@@ -23,16 +26,18 @@ import random
 import time
 from typing import Any, NoReturn
 
+import redis
 from celery import Task
-from celery.exceptions import Retry
+from celery.exceptions import Reject, Retry
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from worker.app import app
-from worker.reconcile import OUTBOX_ID_HEADER, ThrottledLookup, reconcile
+from worker.reconcile import OUTBOX_ID_HEADER, SETTLE_SECONDS, ThrottledLookup, reconcile
 from worker.records import load_record
-from worker.retry import Action
+from worker.retry import Action, Decision
 from worker.runtime import Runtime, get_runtime
-from worker.smtp2go.errors import RateLimitedError, SMTP2GOError
+from worker.smtp2go.errors import RateLimitedError, SMTP2GOError, TransportError
 from worker.smtp2go.models import CustomHeader, EmailSend, MimeSend, SmsSend, field_errors_of
 from worker.states import Kind, State
 from worker.store import Claim, batch_id_of
@@ -56,6 +61,12 @@ RESERVE_LEAD = 0.3
 
 #: Margin of a claim's lease beyond the client timeout.
 LEASE_MARGIN = 10.0
+
+#: Redis (records, limiter) or the broker unreachable: nothing the message did wrong.
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+#: Pause before handing a task back while Redis is unavailable (a requeued message is
+#: taken again at once).
+UNAVAILABLE_PAUSE = 1.0
 
 
 def _validate(kind: Kind, payload: dict[str, Any]) -> EmailSend | MimeSend | SmsSend:
@@ -87,8 +98,15 @@ def _send(rt: Runtime, request: Any) -> tuple[dict[str, Any], str | None, int, i
         sms = client.sms_send(request)
         ids = {m.destination: m.message_id for m in sms.messages if m.message_id}
         refused = [m.destination for m in sms.messages if m.status in {"failed", "rejected"}]
-        fields = {"request_id": sms.request_id or "", "message_ids": ids, "failures": refused}
         sent = len(request.destination) - len(refused)
+        fields = {
+            "request_id": sms.request_id or "",
+            "message_ids": ids,
+            "failures": refused,
+            # The chunk's counts, as an email's are recorded (the batch counters add them).
+            "succeeded": str(sent),
+            "failed": str(len(refused)),
+        }
         return fields, None, sent, len(refused)
     result = (
         client.send_mime(request) if isinstance(request, MimeSend) else client.send_email(request)
@@ -113,7 +131,34 @@ def deliver(
 
     ``reserved_at`` is the Redis time of a rate-limit slot an earlier run of this task
     reserved; the task then claims without taking another slot.
+
+    When Redis or the broker is unreachable the message goes back to the broker
+    (``Reject(requeue=True)``; if even that fails it stays unacknowledged and returns
+    after the visibility timeout), never acknowledged as failed: a chunk claimed, or
+    sent but not yet recorded, would otherwise stay ``sending`` until the stuck sweep.
+    Its next run finds the claim and settles it (busy, then ambiguous and looked up).
     """
+    try:
+        return _attempt(task, kind, chunk_id, payload, reserved_at)
+    except UNAVAILABLE as exc:
+        reason: BaseException = exc
+    except Reject as exc:
+        # Celery's retry could not publish the next attempt and would drop the message.
+        if exc.requeue or not isinstance(exc.reason, UNAVAILABLE):
+            raise
+        reason = exc.reason
+    logger.warning("chunk %s: %s; handing the task back to the broker", chunk_id, reason)
+    time.sleep(UNAVAILABLE_PAUSE)
+    raise Reject(f"Redis or the broker unavailable: {reason}", requeue=True)
+
+
+def _attempt(
+    task: Task,
+    kind: Kind,
+    chunk_id: str,
+    payload: dict[str, Any],
+    reserved_at: float | None,
+) -> str:
     rt = get_runtime()
     batch_id = batch_id_of(chunk_id)
     try:
@@ -121,9 +166,15 @@ def deliver(
     except ValidationError as exc:
         errors = field_errors_of(exc)
         logger.error("chunk %s: payload does not validate (%s); dead", chunk_id, errors)
-        return _give_up(
-            rt, chunk_id, State.DEAD, {"type": "InvalidPayload", "field_errors": errors}
-        )
+        error = {
+            "type": "InvalidPayload",
+            "message": "the task's payload does not validate: " + ", ".join(errors),
+            "field_errors": errors,
+        }
+        # No record to mark (expired, never created): still leave a dead letter.
+        if rt.store.bury_orphan(chunk_id, kind=kind.value, error=error):
+            return State.DEAD.value
+        return _give_up(rt, chunk_id, State.DEAD, error)
 
     worker = f"{task.request.hostname or 'local'}"
     lease = rt.settings.smtp2go_timeout + LEASE_MARGIN
@@ -195,14 +246,17 @@ def _resolve_ambiguous(
     if outcome.found:
         note = f"ambiguous attempt {attempt}: accepted (found by {outcome.how}); not resent"
         raw = rt.store.get_chunk_raw(chunk_id)
+        succeeded = outcome.recipients or int(raw.get("n_recipients", 0))
         finished = rt.store.finish(
             chunk_id,
             batch_id,
             State.SENT,
-            fields={"ambiguous": note},
+            # The chunk's own count too, as a normal send records it: the batch counter
+            # and the chunk must agree.
+            fields={"ambiguous": note, "succeeded": str(succeeded)},
             log={"note": note},
             email_id=outcome.email_id,
-            succeeded=outcome.recipients or int(raw.get("n_recipients", 0)),
+            succeeded=succeeded,
         )
         _after_finish(rt, batch_id, finished.outcome)
         return None
@@ -236,6 +290,10 @@ def _after_error(
             hint = err.retry_after  # only this task waits (OUTBOX_SHARED_COOLDOWN=0)
     decision = rt.policy.decide(err, attempt, hint=hint)
     error = err.to_dict()
+    if isinstance(err, TransportError) and err.ambiguous:
+        # The request may have reached the API (a read timeout, a dropped connection):
+        # a blind retry could send twice. Settle it the way a dead worker's claim is.
+        return _unknown_outcome(task, rt, chunk_id, payload, error, attempt, decision)
     if decision.action is Action.RETRY:
         rt.store.finish(
             chunk_id,
@@ -248,6 +306,39 @@ def _after_error(
         _requeue(task, rt, chunk_id, payload, decision.delay)
     state = State.FAILED if decision.action is Action.FAIL else State.DEAD
     return _give_up(rt, chunk_id, state, error, attempt=attempt)
+
+
+def _unknown_outcome(
+    task: Task,
+    rt: Runtime,
+    chunk_id: str,
+    payload: dict[str, Any],
+    error: dict[str, Any],
+    attempt: int,
+    decision: Decision,
+) -> str:
+    """An attempt whose request may have been accepted: never resend it blind.
+
+    With attempts left, the claim is left as a dead worker leaves it (still ``sending``,
+    its lease ended now) and the task comes back at least ``SETTLE_SECONDS`` later, so
+    the next run finds an expired claim and reconciles through ``activity/search``
+    (``_resolve_ambiguous``) before anything is sent again. With none left, the chunk is
+    dead with a note that the API may have it, for an operator to check before a replay.
+    """
+    note = f"ambiguous attempt {attempt}: {error['type']} after the request was sent"
+    if decision.action is not Action.RETRY:
+        note += "; outcome unknown and attempts exhausted: check the activity before a replay"
+        return _give_up(rt, chunk_id, State.DEAD, error, attempt=attempt, note=note)
+    note += "; looked up before any resend"
+    rt.store.finish(
+        chunk_id,
+        batch_id_of(chunk_id),
+        State.SENDING,
+        fields={"last_error": error, "ambiguous": note, "lease_until": f"{rt.store.now():.6f}"},
+        log={"attempt": attempt, "error": error, "note": note},
+        expect=State.SENDING,
+    )
+    _requeue(task, rt, chunk_id, payload, max(decision.delay, SETTLE_SECONDS))
 
 
 def _give_up(

@@ -96,8 +96,9 @@ class SMTP2GOError(Exception):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
-        self.request_id = request_id
-        self.error_code = error_code
+        # Echoed by the server, so scrubbed like the message: no field may carry a key.
+        self.request_id = redact(request_id) if request_id else request_id
+        self.error_code = redact(error_code) if error_code else error_code
         self.field_errors: dict[str, str] = {
             redact(str(k)): redact(str(v)) for k, v in (field_errors or {}).items()
         }

@@ -251,6 +251,8 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply to be JSON") from None
     return value
 
 
@@ -460,11 +462,17 @@ class EmailSend(WireModel):
 
     @property
     def size(self) -> int:
-        """Bytes counted against :data:`MAX_MESSAGE_BYTES` (URL attachments excluded)."""
+        """Bytes counted against :data:`MAX_MESSAGE_BYTES` (URL attachments excluded).
+
+        Template data counts as its JSON: it is rendered into the message, and a
+        request that large is refused by the API anyway.
+        """
         texts = (self.subject, self.html_body, self.text_body)
         total = sum(len(text.encode()) for text in texts if text)
         total += sum(f.size for f in self.attachments) + sum(f.size for f in self.inlines)
         total += sum(len(h.header) + len(h.value.encode()) + 4 for h in self.custom_headers)
+        if self.template_data:
+            total += len(json.dumps(self.template_data, ensure_ascii=False).encode())
         return total
 
     def to_wire(self) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""Reconciliation of ambiguous attempts through ``activity/search`` (fakeredis, a mock API).
+
+A scan reads the events from shortly before the attempt's claim, not a whole hour back,
+so a busy account's recent sends are within the pages it reads; and a scan cut off at
+``MAX_PAGES`` never concludes that a send was not accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.reconcile import CLAIM_MARGIN, MAX_PAGES, OUTBOX_ID_HEADER, reconcile
+from worker.runtime import Runtime
+from worker.settings import Settings
+from worker.smtp2go.client import SMTP2GOClient
+from worker.states import Kind
+from worker.store import ChunkSpec, chunk_id_for
+
+KEY = "api-" + "R3c0nc1l3" + "0" * 23
+
+
+def _event(chunk_id: str | None, n: int) -> dict[str, Any]:
+    headers = {OUTBOX_ID_HEADER: chunk_id} if chunk_id else {}
+    return {"event": "processed", "email_id": f"E-{n}", "custom_headers": headers}
+
+
+def _runtime(fake_redis: Any, handler: Callable[[httpx.Request], httpx.Response]) -> Runtime:
+    client = SMTP2GOClient("https://api.example/v3", KEY, transport=httpx.MockTransport(handler))
+    settings = Settings(SMTP2GO_API_KEY=KEY, SMTP2GO_BASE_URL="https://api.example/v3")
+    return Runtime.from_settings(settings, redis_client=fake_redis, client=client)
+
+
+def _ambiguous_chunk(rt: Runtime, batch_id: str, claimed_ago: float) -> str:
+    chunk_id = chunk_id_for(batch_id, 0)
+    spec = ChunkSpec(id=chunk_id, index=0, recipients=["a@example.com"])
+    rt.store.create(batch_id, kind="email", chunks=[spec], payload={})
+    claimed = rt.store.now() - claimed_ago
+    rt.store.set_fields(
+        chunk_id,
+        {"state": "sending", "claimed_at": f"{claimed:.6f}", "lease_until": f"{claimed + 5:.6f}"},
+    )
+    return chunk_id
+
+
+def _pages(
+    events: list[dict[str, Any]], seen: list[dict[str, Any]]
+) -> Callable[..., httpx.Response]:
+    """The API: ``events`` oldest first, 1,000 a page; every request body kept."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        offset = int(body.get("continue_token") or 0)
+        page = events[offset : offset + 1000]
+        more = offset + 1000 < len(events)
+        data = {
+            "events": page,
+            "total_events": len(events),
+            "continue_token": str(offset + 1000) if more else None,
+        }
+        return httpx.Response(200, json={"request_id": "r", "data": data})
+
+    return handler
+
+
+def test_the_scan_reads_from_just_before_the_claim(fake_redis: Any) -> None:
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([_event("0" * 32 + ".0", 1)], seen))
+    chunk_id = _ambiguous_chunk(rt, "0" * 32, claimed_ago=30)
+    outcome = reconcile(rt, Kind.EMAIL, chunk_id, None)
+    assert outcome.found
+    assert outcome.email_id == "E-1"
+    [query] = seen
+    start = datetime.fromisoformat(query["start_date"]).timestamp()
+    claimed = float(rt.store.get_chunk_raw(chunk_id)["claimed_at"])
+    assert start == pytest.approx(claimed - CLAIM_MARGIN.total_seconds(), abs=1)
+
+
+def test_a_send_past_the_page_cap_is_not_called_unsent(fake_redis: Any) -> None:
+    """More events since the claim than a scan may read: found if read, else inconclusive."""
+    others = [_event(None, n) for n in range(MAX_PAGES * 1000 + 10)]
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([*others, _event("1" * 32 + ".0", 99_999)], seen))
+    chunk_id = _ambiguous_chunk(rt, "1" * 32, claimed_ago=30)
+    outcome = reconcile(rt, Kind.EMAIL, chunk_id, None)
+    assert not outcome.found
+    assert not outcome.conclusive  # so the "hold" policy holds it, and the note says why
+    assert "events since the claim" in outcome.how
+    assert len(seen) == MAX_PAGES
+
+
+def test_a_send_on_a_later_page_is_found(fake_redis: Any) -> None:
+    others = [_event(None, n) for n in range(2500)]
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([*others, _event("2" * 32 + ".0", 7)], seen))
+    chunk_id = _ambiguous_chunk(rt, "2" * 32, claimed_ago=30)
+    assert reconcile(rt, Kind.EMAIL, chunk_id, None).email_id == "E-7"
+    assert len(seen) == 3
+
+
+def test_one_scan_settles_the_chunks_of_one_crash(fake_redis: Any) -> None:
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([_event("3" * 32 + ".0", 3)], seen))
+    first = _ambiguous_chunk(rt, "3" * 32, claimed_ago=30)
+    second = _ambiguous_chunk(rt, "4" * 32, claimed_ago=31)  # in flight at the same crash
+    assert reconcile(rt, Kind.EMAIL, first, None).found
+    outcome = reconcile(rt, Kind.EMAIL, second, None)
+    assert (outcome.found, outcome.conclusive) == (False, True)  # not accepted: resend is safe
+    assert len(seen) == 1
