@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 SECRET = "e2e-webhook-secret-0123456789"
 EVENTS = ["processed", "delivered", "bounce"]
-#: The sandbox's default bounce domain (``bounce.test``) is a special-use name that the
+#: The sandbox's default bounce domain (``bounce.example.net``) is a special-use name that the
 #: producers' address validation refuses, so the tests move it to one both accept.
 BOUNCE_DOMAIN = "bounce.example.org"
 BOUNCER = f"x@{BOUNCE_DOMAIN}"
