@@ -1,4 +1,6 @@
-"""Refuse to start a worker that could not send: no API key, or an unsafe base URL.
+"""Worker start-up: refuse to run without a usable API, and redact secrets from logs.
+
+A worker that could not send (no API key, or an unsafe base URL) refuses to start.
 
 Checked when a worker process starts, not at import (producers, beat and the command
 line import the same modules without needing the key), so a misconfigured worker exits
@@ -9,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
 
+from worker.logs import install_secret_filter
 from worker.runtime import get_runtime
 from worker.settings import MissingAPIKeyError
 
@@ -33,3 +36,14 @@ def check_can_send() -> None:
 @worker_init.connect
 def _on_worker_init(**_: Any) -> None:
     check_can_send()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_logs(**_: Any) -> None:
+    """Scrub the API key and the webhook secret from every log line a worker writes."""
+    settings = get_runtime().settings
+    secrets = [
+        s.get_secret_value() for s in (settings.smtp2go_api_key, settings.webhook_secret) if s
+    ]
+    install_secret_filter(*secrets)
