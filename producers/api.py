@@ -10,6 +10,7 @@ sweep publishes.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -273,8 +274,6 @@ def _enqueue(
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"), default=str)
 
 

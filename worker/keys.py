@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "PREFIX",
+    "active",
     "batch",
     "batch_payload",
     "chunk",
@@ -19,6 +20,8 @@ __all__ = [
     "idempotency",
     "limiter",
     "parked",
+    "reconcile_found",
+    "reconcile_scanned",
     "stats_snapshot",
     "suppressed",
     "webhook_unmatched",
@@ -65,6 +68,21 @@ def limiter(bucket: str) -> str:
 def cooldown(bucket: str) -> str:
     """String: until when (Redis clock) a bucket is cooling down after a 429."""
     return f"{PREFIX}cooldown:{bucket}"
+
+
+def active() -> str:
+    """Sorted set: chunk ids not yet final, scored by their last change (the sweep's index)."""
+    return f"{PREFIX}active"
+
+
+def reconcile_found() -> str:
+    """Hash: chunk id -> ``email_id`` found by ``activity/search`` scans."""
+    return f"{PREFIX}reconcile:found"
+
+
+def reconcile_scanned(edge: str) -> str:
+    """String: the Redis time a scan started (``at``) or the window it read from (``from``)."""
+    return f"{PREFIX}reconcile:scanned_{edge}"
 
 
 def dead_letters() -> str:

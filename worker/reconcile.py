@@ -54,10 +54,10 @@ SETTLE_SECONDS = 2.0
 #: Custom header carrying the chunk id on every email (set by ``worker.tasks``).
 OUTBOX_ID_HEADER = "X-Outbox-Id"
 
-FOUND_KEY = keys.PREFIX + "reconcile:found"
-SCANNED_KEY = keys.PREFIX + "reconcile:scanned_at"
+FOUND_KEY = keys.reconcile_found()
+SCANNED_KEY = keys.reconcile_scanned("at")
 #: How far back the last finished scan read (Redis time).
-SCANNED_FROM_KEY = keys.PREFIX + "reconcile:scanned_from"
+SCANNED_FROM_KEY = keys.reconcile_scanned("from")
 
 
 class ThrottledLookup(Exception):

@@ -571,7 +571,7 @@ class RecordStore:
 
     @property
     def _active_key(self) -> str:
-        return keys.PREFIX + "active"
+        return keys.active()
 
     def now(self) -> float:
         seconds, micros = self.redis.time()

@@ -32,6 +32,7 @@ from celery.exceptions import Reject, Retry
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
+from worker import keys
 from worker.app import app
 from worker.reconcile import OUTBOX_ID_HEADER, SETTLE_SECONDS, ThrottledLookup, reconcile
 from worker.records import load_record
@@ -392,13 +393,13 @@ def _after_finish(rt: Runtime, batch_id: str, outcome: str) -> None:
         return
     # Most batches have no callback (every single send finishes its own batch): one
     # cheap check instead of loading the whole record.
-    if not rt.redis.hexists(f"outbox:batch:{batch_id}", "callback"):
+    if not rt.redis.hexists(keys.batch(batch_id), "callback"):
         return
     record = load_record(rt.store, batch_id)
     if record is None or record.callback is None:
         return
     app.signature(record.callback).apply_async(args=[record.model_dump(mode="json")])
-    rt.redis.hset(f"outbox:batch:{batch_id}", "callback_sent_at", str(rt.store.now()))
+    rt.redis.hset(keys.batch(batch_id), "callback_sent_at", str(rt.store.now()))
 
 
 @app.task(bind=True, name="outbox.send_email", max_retries=None)
