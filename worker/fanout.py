@@ -3,7 +3,8 @@
 A producer call with many chunks records them all in one script call and publishes a
 single ``outbox.fan_out`` task; a worker publishes the chunk tasks. The web request
 pays two round trips instead of one per chunk (a 10,000-recipient call: ~100). A
-fan-out redelivered halfway publishes some chunks twice, which their claims absorb.
+fan-out redelivered halfway publishes some chunks twice, which their claims absorb; one
+that meets an unreachable Redis or broker is handed back (``worker.unavailable``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from worker.app import app
 from worker.payloads import chunk_call
 from worker.runtime import get_runtime
 from worker.store import chunk_id_for
+from worker.unavailable import hand_back_when_unavailable
 
 __all__ = ["FAN_OUT_TASK", "fan_out"]
 
@@ -23,6 +25,7 @@ FAN_OUT_TASK = "outbox.fan_out"
 
 
 @app.task(name=FAN_OUT_TASK)
+@hand_back_when_unavailable(lambda batch_id: f"fan-out of {batch_id}")
 def fan_out(batch_id: str) -> int:
     """Publish the task of every chunk of ``batch_id``; the number published."""
     store = get_runtime().store

@@ -26,10 +26,8 @@ import random
 import time
 from typing import Any, NoReturn
 
-import redis
 from celery import Task
-from celery.exceptions import Reject, Retry
-from kombu.exceptions import OperationalError
+from celery.exceptions import Retry
 from pydantic import ValidationError
 
 from worker import keys
@@ -42,6 +40,7 @@ from worker.smtp2go.errors import RateLimitedError, SMTP2GOError, TransportError
 from worker.smtp2go.models import CustomHeader, EmailSend, MimeSend, SmsSend, field_errors_of
 from worker.states import Kind, State
 from worker.store import Claim, batch_id_of
+from worker.unavailable import hand_back_when_unavailable
 
 __all__ = ["OUTBOX_ID_HEADER", "deliver", "send_email", "send_mime", "send_sms", "send_template"]
 
@@ -62,12 +61,6 @@ RESERVE_LEAD = 0.3
 
 #: Margin of a claim's lease beyond the client timeout.
 LEASE_MARGIN = 10.0
-
-#: Redis (records, limiter) or the broker unreachable: nothing the message did wrong.
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
-#: Pause before handing a task back while Redis is unavailable (a requeued message is
-#: taken again at once).
-UNAVAILABLE_PAUSE = 1.0
 
 
 def _validate(kind: Kind, payload: dict[str, Any]) -> EmailSend | MimeSend | SmsSend:
@@ -121,6 +114,7 @@ def _send(rt: Runtime, request: Any) -> tuple[dict[str, Any], str | None, int, i
     return fields, result.email_id, result.succeeded, result.failed
 
 
+@hand_back_when_unavailable(lambda task, kind, chunk_id, *_: f"chunk {chunk_id}")
 def deliver(
     task: Task,
     kind: Kind,
@@ -139,27 +133,6 @@ def deliver(
     sent but not yet recorded, would otherwise stay ``sending`` until the stuck sweep.
     Its next run finds the claim and settles it (busy, then ambiguous and looked up).
     """
-    try:
-        return _attempt(task, kind, chunk_id, payload, reserved_at)
-    except UNAVAILABLE as exc:
-        reason: BaseException = exc
-    except Reject as exc:
-        # Celery's retry could not publish the next attempt and would drop the message.
-        if exc.requeue or not isinstance(exc.reason, UNAVAILABLE):
-            raise
-        reason = exc.reason
-    logger.warning("chunk %s: %s; handing the task back to the broker", chunk_id, reason)
-    time.sleep(UNAVAILABLE_PAUSE)
-    raise Reject(f"Redis or the broker unavailable: {reason}", requeue=True)
-
-
-def _attempt(
-    task: Task,
-    kind: Kind,
-    chunk_id: str,
-    payload: dict[str, Any],
-    reserved_at: float | None,
-) -> str:
     rt = get_runtime()
     batch_id = batch_id_of(chunk_id)
     try:

@@ -11,6 +11,8 @@ can name a chunk directly, so an event never lands on another message's record.
   it as soon as it accepts the request, the worker records after reading the answer),
   so an unknown ``email_id`` is retried a few times over ~10 s before the event is
   parked in the bounded ``keys.webhook_unmatched()`` list.
+- An event that meets an unreachable Redis goes back to the broker
+  (``worker.unavailable``) instead of being acknowledged and lost.
 - SMS events are parked there at once: SMS message ids are kept on their chunk but not
   indexed, so there is nothing to look them up by.
 - A hard bounce or a spam complaint adds the lower-cased address to
@@ -31,6 +33,7 @@ from celery import Task
 from worker import keys
 from worker.app import app
 from worker.runtime import Runtime, get_runtime
+from worker.unavailable import hand_back_when_unavailable
 from worker.webhooks import RECORD_EVENT_TASK
 from worker.webhooks.events import digest, should_suppress
 
@@ -61,6 +64,10 @@ class Outcome(StrEnum):
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _name_of(event: Any) -> str:
+    return f"{event.get('event')} for {event.get('email_id')}" if isinstance(event, dict) else "?"
 
 
 def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
@@ -123,6 +130,7 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
 @app.task(  # type: ignore[untyped-decorator]
     bind=True, name=RECORD_EVENT_TASK, max_retries=None, ignore_result=True
 )
+@hand_back_when_unavailable(lambda task, event: f"webhook event {_name_of(event)}")
 def record_event(self: Task, event: dict[str, Any]) -> str:
     """One normalised event from the receiver (:mod:`worker.webhooks.events`)."""
     if not isinstance(event, dict):

@@ -1,0 +1,82 @@
+"""Tasks hand their message back to the broker when Redis cannot be reached."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from celery.exceptions import Reject
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tests.procs import free_port
+from worker import unavailable
+from worker.fanout import fan_out
+from worker.runtime import Runtime, set_runtime
+from worker.settings import Settings
+from worker.webhooks.tasks import record_event
+
+
+@pytest.fixture
+def redis_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    """A runtime whose Redis refuses connections (nothing listens on its port)."""
+    monkeypatch.setattr(unavailable, "UNAVAILABLE_PAUSE", 0.0)
+    client = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    settings = Settings(SMTP2GO_API_KEY="api-" + "0" * 32, SMTP2GO_BASE_URL="http://127.0.0.1:9/v3")
+    rt = Runtime.from_settings(settings, redis_client=client)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+
+
+@pytest.mark.usefixtures("redis_down")
+def test_webhook_event_goes_back_to_the_broker() -> None:
+    event = {"event": "delivered", "email_id": "E1", "rcpt": "a@example.org"}
+    record_event.push_request(id="t1", retries=0, called_directly=False)
+    try:
+        with pytest.raises(Reject) as caught:
+            record_event.run(event)
+    finally:
+        record_event.pop_request()
+    assert caught.value.requeue is True
+    assert isinstance(caught.value.reason, str)
+    assert "unavailable" in caught.value.reason
+
+
+@pytest.mark.usefixtures("redis_down")
+def test_fan_out_goes_back_to_the_broker() -> None:
+    with pytest.raises(Reject) as caught:
+        fan_out.run("batch1")
+    assert caught.value.requeue is True
+
+
+def test_other_errors_are_not_handed_back() -> None:
+    @unavailable.hand_back_when_unavailable(lambda: "job")
+    def broken() -> None:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        broken()
+
+
+def test_a_retry_that_could_not_publish_is_handed_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery turns a failed ``retry()`` publish into ``Reject(reason, requeue=False)``,
+    which would drop the message; an outage as its reason is handed back instead."""
+    monkeypatch.setattr(unavailable, "UNAVAILABLE_PAUSE", 0.0)
+
+    @unavailable.hand_back_when_unavailable(lambda: "job")
+    def retrying() -> None:
+        raise Reject(redis.exceptions.ConnectionError("down"), requeue=False)
+
+    with pytest.raises(Reject) as caught:
+        retrying()
+    assert caught.value.requeue is True
+
+    @unavailable.hand_back_when_unavailable(lambda: "job")
+    def rejecting() -> None:
+        raise Reject("poison", requeue=False)
+
+    with pytest.raises(Reject) as kept:
+        rejecting()
+    assert kept.value.requeue is False
