@@ -19,7 +19,7 @@ round trips counted inside the worker processes, and ``INFO commandstats`` delta
 whole server (which also count the producer, the scripts' inner commands, and anyone
 else using the server).
 
-    python -m bench.rate_limit [--rates 50,200] [--seconds 8] [--workers 3] [--quick]
+    python -m bench.rate_limit [--rates 50,200] [--seconds 30] [--workers 3] [--quick]
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def show(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rate_limit", description=__doc__)
     parser.add_argument("--rates", default="50,200", help="sandbox limits R, comma-separated")
-    parser.add_argument("--seconds", type=float, default=8.0, help="backlog, in seconds at R")
+    parser.add_argument("--seconds", type=float, default=30.0, help="backlog, in seconds at R")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=50.0)

@@ -1,6 +1,7 @@
-"""Worker start-up: refuse to run without a usable API, and redact secrets from logs.
+"""Worker start-up: refuse to run without a usable API, warm up, redact secrets from logs.
 
-A worker that could not send (no API key, or an unsafe base URL) refuses to start.
+A worker that could not send (no API key, or an unsafe base URL) refuses to start; one
+that can pays its start-up costs (``Runtime.warm_up``) before taking tasks.
 
 Checked when a worker process starts, not at import (producers, beat and the command
 line import the same modules without needing the key), so a misconfigured worker exits
@@ -11,7 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_init,
+)
 
 from worker.logs import install_secret_filter
 from worker.runtime import get_runtime
@@ -34,8 +40,18 @@ def check_can_send() -> None:
 
 
 @worker_init.connect
-def _on_worker_init(**_: Any) -> None:
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
     check_can_send()
+    pool = str(getattr(sender, "pool_cls", ""))
+    if "prefork" not in pool:
+        # Tasks run in this process (threads, solo): warm it. A prefork parent must
+        # not build sockets its children would inherit; each child warms itself.
+        get_runtime().warm_up(int(getattr(sender, "concurrency", 1) or 1))
+
+
+@worker_process_init.connect
+def _on_child_init(**_: Any) -> None:
+    get_runtime().warm_up(1)
 
 
 @after_setup_logger.connect

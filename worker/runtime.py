@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from worker.limiter import RateLimiter
 from worker.retry import RetryPolicy
@@ -61,6 +62,27 @@ class Runtime:
             ),
             _client=client,
         )
+
+    def warm_up(self, connections: int) -> None:
+        """Pay the start-up costs before the first task instead of inside it.
+
+        Otherwise the first tasks of a new worker each build the HTTP client (behind one
+        lock), open a Redis connection and meet ``NOSCRIPT``: tens of milliseconds of
+        CPU on a small machine, so requests whose rate-limit slots were evenly spaced
+        reach the API bunched up, and a provider counting a sliding window answers 429
+        (measured: most start-up 429s of ``bench.rate_limit``).
+        """
+        self.client  # noqa: B018 - builds the process's pooled client
+        holders = (self.store, self.send_limiter, self.activity_limiter)
+        scripts = [v for h in holders for v in vars(h).values() if isinstance(v, Script)]
+        pipe = self.redis.pipeline(transaction=False)
+        for script in scripts:
+            pipe.script_load(script.script)  # type: ignore[attr-defined]
+        pipe.execute()
+        pool = self.redis.connection_pool
+        opened = [pool.get_connection() for _ in range(connections)]
+        for conn in opened:
+            pool.release(conn)
 
     @property
     def client(self) -> SMTP2GOClient:

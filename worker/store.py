@@ -111,7 +111,12 @@ end
 local wait = 0
 local reserved = tonumber(ARGV[10] ~= '' and ARGV[10] or '-1')
 if reserved >= now - 0.02 then
-  -- Back for a slot reserved earlier (early is fine: the caller sleeps until it).
+  -- Back for a slot reserved earlier (early is fine: the caller sleeps until it),
+  -- unless a 429 since then put the fleet in a cool-down that outlasts the slot.
+  local cool = tonumber(KEYS[6] ~= '' and redis.call('GET', KEYS[6]) or '0') or 0
+  if cool > reserved then
+    return {'throttled', fmt(cool - now), tostring(attempts), state, fmt(now)}
+  end
   wait = reserved - now
 elseif ARGV[3] == '1' then
   -- No reservation, or back too late to use it without crowding the next slot.
@@ -443,6 +448,22 @@ class RecordStore:
             ],
         )
         return Claim(_text(outcome), float(wait), int(attempt), _text(previous), float(now))
+
+    def give_back(self, chunk_id: str, batch_id: str, claim: Claim, note: str) -> bool:
+        """Undo ``claim`` before anything was sent: the chunk returns to its previous
+        state with its attempt count as it was (a wait is never an attempt). True when
+        undone; false when the chunk had moved on (it is then left alone)."""
+        if claim.previous == State.SENDING.value:
+            return False  # a takeover: undoing it would forget the earlier attempt
+        outcome = self.finish(
+            chunk_id,
+            batch_id,
+            State(claim.previous),
+            fields={"attempts": str(claim.attempt - 1)},
+            log={"note": note},
+            expect=State.SENDING,
+        )
+        return outcome.outcome == "moved"
 
     def finish(
         self,

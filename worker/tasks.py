@@ -56,6 +56,10 @@ MAX_SLEEP = 1.0
 #: task retrying at the same instant; beyond it, a task is refused and waits.
 RESERVE_HORIZON = 5.0
 
+#: A task that slept at least this long for its slot looks at the shared cool-down
+#: again before sending (one GET): a 429 may have arrived meanwhile.
+RECHECK_AFTER = 0.02
+
 #: A task that reserved a slot is re-queued to arrive this much early, then sleeps.
 RESERVE_LEAD = 0.3
 
@@ -189,6 +193,16 @@ def deliver(
         _requeue(task, rt, chunk_id, payload, claim.wait + random.uniform(0, 0.05 + claim.wait / 4))
     if claim.wait > 0:
         time.sleep(claim.wait)
+        slot = claim.now + claim.wait
+        if (
+            claim.wait >= RECHECK_AFTER
+            and rt.send_limiter.cooling_at(slot)
+            and rt.store.give_back(chunk_id, batch_id, claim, "slot given back: cool-down")
+        ):
+            # A 429 arrived while this thread slept through its slot: the whole fleet
+            # holds off, this send included.
+            cooling = max(rt.send_limiter.cooling_for(), 0.001)
+            _requeue(task, rt, chunk_id, payload, cooling + random.uniform(0, 0.05 + cooling / 4))
 
     try:
         fields, email_id, succeeded, failed = _send(rt, _with_outbox_id(request, chunk_id))

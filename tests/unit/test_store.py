@@ -138,6 +138,47 @@ def test_claim_takes_a_rate_limit_slot_or_reserves_one(redis_backend: Any) -> No
     assert 0 < back.wait <= 0.5
 
 
+def test_a_reservation_is_refused_when_a_cool_down_outlasts_it(redis_backend: Any) -> None:
+    store = RecordStore(redis_backend)
+    _batch(store, chunks=2)
+    limiter = RateLimiter(redis_backend, "send", Rate(2, 1))
+    store.claim(chunk_id_for("b1", 0), "b1", worker="w", lease=30, limiter=limiter)
+    kept = store.claim(
+        chunk_id_for("b1", 1), "b1", worker="w", lease=30, limiter=limiter, horizon=5
+    )
+    assert kept.outcome == "reserved"
+    limiter.cool_down(3)  # a 429 somewhere in the fleet
+    back = store.claim(
+        chunk_id_for("b1", 1),
+        "b1",
+        worker="w",
+        lease=30,
+        limiter=limiter,
+        reserved_at=kept.now + kept.wait,
+    )
+    assert back.outcome == "throttled"
+    assert 2.5 < back.wait <= 3
+    assert back.attempt == 0
+    assert store.get_chunk_raw(chunk_id_for("b1", 1))["state"] == "queued"
+
+
+def test_give_back_undoes_a_claim_without_spending_an_attempt(redis_backend: Any) -> None:
+    store = RecordStore(redis_backend)
+    _batch(store, chunks=1)
+    chunk = chunk_id_for("b1", 0)
+    claim = store.claim(chunk, "b1", worker="w", lease=30)
+    assert store.give_back(chunk, "b1", claim, "slot given back: cool-down")
+    raw = store.get_chunk_raw(chunk)
+    assert (raw["state"], raw["attempts"]) == ("queued", "0")
+    assert redis_backend.hget(keys.batch("b1"), "n:sending") in (b"0", None)
+    assert redis_backend.hget(keys.batch("b1"), "n:queued") == b"1"
+    again = store.claim(chunk, "b1", worker="w", lease=30)
+    assert (again.outcome, again.attempt) == ("claimed", 1)
+    store.finish(chunk, "b1", State.SENT, succeeded=1)
+    assert not store.give_back(chunk, "b1", again, "too late")  # it moved on: left alone
+    assert store.get_chunk_raw(chunk)["state"] == "sent"
+
+
 def test_parked_calls_are_leased_and_a_reparked_call_survives_release(redis_backend: Any) -> None:
     store = RecordStore(redis_backend)
     now = store.now()

@@ -1,0 +1,23 @@
+"""The per-process runtime: warm-up before the first task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.runtime import Runtime
+from worker.settings import Settings
+
+
+def test_warm_up_loads_every_script_and_opens_connections(redis_backend: Any) -> None:
+    settings = Settings(SMTP2GO_API_KEY="api-" + "0" * 32, SMTP2GO_BASE_URL="http://127.0.0.1:9/v3")
+    rt = Runtime.from_settings(settings, redis_client=redis_backend)
+    redis_backend.script_flush()
+    shas = [rt.store._claim.sha, rt.store._finish.sha, rt.send_limiter._acquire.sha]
+    assert redis_backend.script_exists(*shas) == [False, False, False]
+
+    rt.warm_up(connections=4)
+
+    assert redis_backend.script_exists(*shas) == [True, True, True]
+    assert rt._client is not None  # the HTTP client is built, not left to the first task
+    pool = redis_backend.connection_pool
+    assert len(pool._available_connections) >= 4
