@@ -10,6 +10,7 @@ with a clear message instead of taking tasks it can only fail.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery.signals import (
@@ -63,3 +64,11 @@ def _redact_logs(**_: Any) -> None:
         s.get_secret_value() for s in (settings.smtp2go_api_key, settings.webhook_secret) if s
     ]
     install_secret_filter(*secrets)
+
+
+@after_setup_logger.connect
+def _quiet_http_logs(loglevel: int | None = None, **_: Any) -> None:
+    """One line per request from httpx repeats Celery's own task lines (and costs CPU on
+    every send); below debug level only its warnings are kept."""
+    if loglevel is None or loglevel > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
