@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+
+from tests import procs
+from tests.procs import free_port as free_port
+from tests.procs import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where results go; the CI smoke test points this at a temporary folder.
@@ -77,49 +81,25 @@ WORKER_ENV = {
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 # -- processes --------------------------------------------------------------------------
+# Started, stopped and waited for with the test suite's helpers (``tests/procs.py``);
+# what the benchmarks add is stopping whatever is left at exit or on SIGTERM.
 
 _started: list[subprocess.Popen[bytes]] = []
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_process(
     args: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start ``args`` in its own process group (so it can be stopped whole, by pid)."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("PYTHONUNBUFFERED", "1")
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(
-        list(args),
-        cwd=ROOT,
-        env=full_env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Start ``args`` in its own process group (so it can be stopped whole, by pid); it
+    is stopped at exit or on SIGTERM if the benchmark has not stopped it by then."""
+    proc = procs.start(args, env=env, log=log)
     _started.append(proc)
     return proc
 
 
 def stop_process(proc: subprocess.Popen[bytes], *, timeout: float = 15.0) -> None:
     """SIGTERM the process group started for ``proc``; SIGKILL it if it lingers."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    procs.stop(proc, timeout=timeout)
     if proc in _started:
         _started.remove(proc)
 
@@ -137,21 +117,6 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 atexit.register(_stop_everything)
 signal.signal(signal.SIGTERM, _on_signal)
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception as exc:  # a process still starting refuses connections
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what} ({last!r})")
 
 
 def logdir() -> Path:

@@ -126,7 +126,8 @@ def _client_process(
     try:
         import uvloop
 
-        return uvloop.run(_drive(base_url, requests, concurrency, start_at))
+        result: ClientResult = uvloop.run(_drive(base_url, requests, concurrency, start_at))
+        return result
     except ImportError:
         return asyncio.run(_drive(base_url, requests, concurrency, start_at))
 
