@@ -84,6 +84,10 @@ beat_schedule = {
         "task": "outbox.beat.sweep_stuck",
         "schedule": timedelta(seconds=_settings.sweep_interval),
     },
+    "rematch-webhook-events": {
+        "task": "outbox.beat.rematch_events",
+        "schedule": timedelta(seconds=_settings.rematch_interval),
+    },
     "expire-records": {
         "task": "outbox.beat.expire_records",
         "schedule": timedelta(seconds=_settings.expire_interval),

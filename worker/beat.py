@@ -12,8 +12,15 @@ from worker.payloads import chunk_call
 from worker.runtime import get_runtime
 from worker.smtp2go.models import SuppressionView
 from worker.store import batch_id_of
+from worker.webhooks.tasks import rematch_parked
 
-__all__ = ["expire_records", "stats_snapshot", "sweep_stuck", "sync_suppressions"]
+__all__ = [
+    "expire_records",
+    "rematch_events",
+    "stats_snapshot",
+    "sweep_stuck",
+    "sync_suppressions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +88,12 @@ def sweep_stuck() -> int:
         logger.warning("chunk %s stuck in %s; published again", chunk_id, fields.get("state"))
     rt.store.forget_active(gone)
     return republished
+
+
+@app.task(name="outbox.beat.rematch_events")
+def rematch_events() -> int:
+    """Put parked webhook events on the records of sends indexed since they arrived."""
+    return rematch_parked(get_runtime())
 
 
 @app.task(name="outbox.beat.expire_records")

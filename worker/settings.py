@@ -158,6 +158,7 @@ class Settings(BaseSettings):
         default=3600.0, validation_alias="OUTBOX_SUPPRESSION_SYNC_INTERVAL"
     )
     sweep_interval: float = Field(default=300.0, validation_alias="OUTBOX_SWEEP_INTERVAL")
+    rematch_interval: float = Field(default=300.0, validation_alias="OUTBOX_REMATCH_INTERVAL")
     expire_interval: float = Field(default=86400.0, validation_alias="OUTBOX_EXPIRE_INTERVAL")
 
     @field_validator("rate_limit", "activity_rate_limit")

@@ -15,6 +15,8 @@ from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
 from worker.states import State
 from worker.store import ChunkSpec, chunk_id_for
+from worker.webhooks.events import normalise
+from worker.webhooks.tasks import NO_MATCH, record
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +101,33 @@ def test_expiry_drops_index_entries_of_expired_records(rt: Runtime) -> None:
     rt.redis.delete(keys.chunk(spec.id), keys.batch("old"))  # what the TTL does
     assert beat.expire_records() >= 1
     assert rt.store.dead_letters() == []
+
+
+@pytest.mark.timeout(30)
+def test_rematch_puts_parked_events_on_sends_recorded_later(rt: Runtime) -> None:
+    """A send settled late (an ambiguous attempt found in activity/search) gets its
+    email_id after the provider's events were parked; the beat job records them once."""
+
+    def event(name: str, email_id: str) -> dict[str, object]:
+        return normalise(
+            {"event": name, "email_id": email_id, "rcpt": "late@example.com"},
+            received_at=1_700_000_000.0,
+        )
+
+    delivered = event("delivered", "LATE-1")
+    assert record(rt, delivered).value == "unmatched"
+    assert record(rt, delivered).value == "unmatched"  # the provider's retry, parked too
+    assert record(rt, event("delivered", "NEVER")).value == "unmatched"
+    assert beat.rematch_events() == 0  # nothing indexed yet
+
+    spec = ChunkSpec(chunk_id_for("late", 0), 0, ["late@example.com"], {"to": ["x"]})
+    rt.store.create("late", kind="email", chunks=[spec], payload={})
+    rt.store.finish(spec.id, "late", State.SENT, email_id="LATE-1", succeeded=1)
+
+    assert beat.rematch_events() == 2
+    record_ = load_record(rt.store, "late")
+    assert record_ is not None
+    assert [e["event"] for e in record_.chunks[0].events] == ["delivered"]  # once
+    parked = [json.loads(x) for x in rt.redis.lrange(keys.webhook_unmatched(), 0, -1)]
+    assert [(p["email_id"], p["unmatched"]) for p in parked] == [("NEVER", NO_MATCH)]
+    assert beat.rematch_events() == 0

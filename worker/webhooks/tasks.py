@@ -10,7 +10,8 @@ can name a chunk directly, so an event never lands on another message's record.
 - ``processed`` can arrive before the worker has recorded the send (the provider posts
   it as soon as it accepts the request, the worker records after reading the answer),
   so an unknown ``email_id`` is retried a few times over ~10 s before the event is
-  parked in the bounded ``keys.webhook_unmatched()`` list.
+  parked in the bounded ``keys.webhook_unmatched()`` list; a beat job
+  (:func:`rematch_parked`) records the parked ones whose send was recorded later.
 - An event that meets an unreachable Redis goes back to the broker
   (``worker.unavailable``) instead of being acknowledged and lost.
 - SMS events are parked there at once: SMS message ids are kept on their chunk but not
@@ -37,7 +38,15 @@ from worker.unavailable import hand_back_when_unavailable
 from worker.webhooks import RECORD_EVENT_TASK
 from worker.webhooks.events import digest, should_suppress
 
-__all__ = ["MAX_UNMATCHED", "UNMATCHED_DELAYS", "Outcome", "record", "record_event"]
+__all__ = [
+    "MAX_UNMATCHED",
+    "NO_MATCH",
+    "UNMATCHED_DELAYS",
+    "Outcome",
+    "record",
+    "record_event",
+    "rematch_parked",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,8 @@ logger = logging.getLogger(__name__)
 UNMATCHED_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0)
 #: The unmatched list keeps this many newest events.
 MAX_UNMATCHED = 1000
+#: Why an event with an ``email_id`` was parked: the one reason a later look can cure.
+NO_MATCH = "no message of ours has this email_id"
 
 
 class Outcome(StrEnum):
@@ -109,7 +120,7 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     if chunk_id is None:
         if not last_try:
             return Outcome.NOT_YET
-        return _park(rt, event, "no message of ours has this email_id")
+        return _park(rt, event, NO_MATCH)
 
     value = dict(event)
     if not isinstance(value.get("received_at"), int | float):
@@ -124,6 +135,35 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
         return Outcome.DUPLICATE
     logger.debug("%s event for %s recorded on chunk %s", event.get("event"), email_id, chunk_id)
     return Outcome.RECORDED
+
+
+def rematch_parked(rt: Runtime) -> int:
+    """Record the parked events whose ``email_id`` has since been indexed; how many.
+
+    A send whose fate was settled late (an ambiguous attempt found in ``activity/search``
+    minutes later, a record written after a Redis outage) gets its ``email_id`` long
+    after the provider posted ``processed``/``delivered``; those events waited in the
+    unmatched list. Each one recorded is removed from the list by its exact entry, so
+    events parked meanwhile are untouched; a duplicate is still recorded once.
+    """
+    recorded = 0
+    for raw in rt.redis.lrange(keys.webhook_unmatched(), 0, -1):
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("unmatched") != NO_MATCH:
+            continue
+        email_id = entry.get("email_id")
+        if not isinstance(email_id, str) or rt.store.chunk_for_email(email_id) is None:
+            continue
+        event = {k: v for k, v in entry.items() if k not in {"unmatched", "parked_at"}}
+        if record(rt, event) in {Outcome.RECORDED, Outcome.DUPLICATE}:
+            rt.redis.lrem(keys.webhook_unmatched(), 1, raw)
+            recorded += 1
+    if recorded:
+        logger.info("%d parked webhook event(s) matched their message", recorded)
+    return recorded
 
 
 # Celery's decorator is untyped; the function keeps its annotations for callers' sake.
