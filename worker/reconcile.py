@@ -121,20 +121,35 @@ def _scan(rt: Runtime, since: float) -> bool:
 
 def _found(rt: Runtime, chunk_id: str) -> Reconciliation | None:
     email_id = rt.redis.hget(FOUND_KEY, chunk_id)
+    return _as_found(email_id)
+
+
+def _as_found(email_id: Any) -> Reconciliation | None:
     if not email_id:
         return None
     text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
     return Reconciliation(True, True, "activity/search", text)
 
 
+def _look_up(rt: Runtime, chunk_id: str) -> tuple[Reconciliation | None, float, float]:
+    """The stored answer for ``chunk_id`` and the last finished scan's start and reach,
+    read together. A scan writes its finds and its marks in one transaction; read apart,
+    a scan landing between the two reads (another worker's, for the chunks of the same
+    crash) would show as finished without this chunk's find: a resend of a sent message."""
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.hget(FOUND_KEY, chunk_id)
+    pipe.mget(SCANNED_KEY, SCANNED_FROM_KEY)
+    email_id, (scanned, reach) = pipe.execute()
+    return _as_found(email_id), float(scanned or 0), float(reach or 0)
+
+
 def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) -> Reconciliation:
     for _ in range(2):
-        found = _found(rt, chunk_id)
+        found, scanned, reach = _look_up(rt, chunk_id)
         if found:
             return found
-        scanned, reach = rt.redis.mget(SCANNED_KEY, SCANNED_FROM_KEY)
-        after = float(scanned or 0) >= attempt_ended + SETTLE_SECONDS
-        if after and float(reach or 0) <= claimed_at - CLOCK_SKEW.total_seconds():
+        after = scanned >= attempt_ended + SETTLE_SECONDS
+        if after and reach <= claimed_at - CLOCK_SKEW.total_seconds():
             return Reconciliation(False, True, "not in activity/search")
         if not _scan(rt, claimed_at - CLAIM_MARGIN.total_seconds()):
             return _found(rt, chunk_id) or Reconciliation(
@@ -142,7 +157,10 @@ def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) 
                 False,
                 f"activity/search lists over {MAX_PAGES * 1000} events since the claim",
             )
-    return Reconciliation(False, True, "not in activity/search")
+    # Two complete scans, the last one this worker's own (it started after the attempt
+    # settled): whatever they found is stored.
+    found, _, _ = _look_up(rt, chunk_id)
+    return found or Reconciliation(False, True, "not in activity/search")
 
 
 def _sms(rt: Runtime, request: SmsSend, claimed_at: float) -> Reconciliation:

@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.reconcile import CLAIM_MARGIN, MAX_PAGES, OUTBOX_ID_HEADER, reconcile
+from worker.reconcile import (
+    CLAIM_MARGIN,
+    FOUND_KEY,
+    MAX_PAGES,
+    OUTBOX_ID_HEADER,
+    SCANNED_FROM_KEY,
+    SCANNED_KEY,
+    reconcile,
+)
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.smtp2go.client import SMTP2GOClient
@@ -113,3 +121,57 @@ def test_one_scan_settles_the_chunks_of_one_crash(fake_redis: Any) -> None:
     outcome = reconcile(rt, Kind.EMAIL, second, None)
     assert (outcome.found, outcome.conclusive) == (False, True)  # not accepted: resend is safe
     assert len(seen) == 1
+
+
+class _ScanLandsAfterFirstRead:
+    """A Redis client on which another worker's finished scan (finds and marks, one
+    transaction) lands right after this worker's first read of the found map."""
+
+    def __init__(self, inner: Any, land: Callable[[], None]) -> None:
+        self._inner, self._land, self._landed = inner, land, False
+
+    def hget(self, *args: Any) -> Any:
+        value = self._inner.hget(*args)
+        self._maybe_land()
+        return value
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = self._inner.pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def execute_then_land(*a: Any, **k: Any) -> Any:
+            result = execute(*a, **k)
+            self._maybe_land()
+            return result
+
+        pipe.execute = execute_then_land
+        return pipe
+
+    def _maybe_land(self) -> None:
+        if not self._landed:
+            self._landed = True
+            self._land()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_scan_landing_between_reads_is_never_taken_for_a_miss(fake_redis: Any) -> None:
+    """Three sends of one crash come back together; another worker's scan, which found
+    this chunk, completes between this worker's reads. Read apart, the found map looked
+    empty and the scan marks finished: the chunk was called unsent and sent twice."""
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([], seen))  # this worker's own scan would find nothing
+    chunk_id = _ambiguous_chunk(rt, "5" * 32, claimed_ago=30)
+    now = rt.store.now()
+
+    def other_workers_scan() -> None:
+        pipe = fake_redis.pipeline(transaction=True)
+        pipe.hset(FOUND_KEY, chunk_id, "E-5")
+        pipe.set(SCANNED_KEY, f"{now:.6f}")
+        pipe.set(SCANNED_FROM_KEY, f"{now - 120:.6f}")
+        pipe.execute()
+
+    rt.redis = _ScanLandsAfterFirstRead(fake_redis, other_workers_scan)
+    outcome = reconcile(rt, Kind.EMAIL, chunk_id, None)
+    assert (outcome.found, outcome.email_id) == (True, "E-5")
