@@ -119,11 +119,6 @@ def _scan(rt: Runtime, since: float) -> bool:
     return complete
 
 
-def _found(rt: Runtime, chunk_id: str) -> Reconciliation | None:
-    email_id = rt.redis.hget(FOUND_KEY, chunk_id)
-    return _as_found(email_id)
-
-
 def _as_found(email_id: Any) -> Reconciliation | None:
     if not email_id:
         return None
@@ -152,7 +147,7 @@ def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) 
         if after and reach <= claimed_at - CLOCK_SKEW.total_seconds():
             return Reconciliation(False, True, "not in activity/search")
         if not _scan(rt, claimed_at - CLAIM_MARGIN.total_seconds()):
-            return _found(rt, chunk_id) or Reconciliation(
+            return _look_up(rt, chunk_id)[0] or Reconciliation(
                 False,
                 False,
                 f"activity/search lists over {MAX_PAGES * 1000} events since the claim",
