@@ -158,10 +158,11 @@ class RateLimiter:
         """Make every worker hold off this bucket for ``seconds`` (never shortens one)."""
         return float(self._cool_down(keys=[self._cool_key], args=[repr(max(seconds, 0.001))]))
 
-    def cooling_at(self, when: float) -> bool:
-        """Whether a cool-down covers ``when`` (Redis time); one GET, no clock read."""
+    def cooling_after(self, when: float) -> float:
+        """Seconds of cool-down left at ``when`` (Redis time; 0 when none): one GET, for
+        a caller that already knows the Redis time (the slot it slept until)."""
         until = self.redis.get(self._cool_key)
-        return until is not None and float(until) > when
+        return max(0.0, float(until) - when) if until is not None else 0.0
 
     def cooling_for(self) -> float:
         """Seconds of cool-down left (0 when none), by the Redis clock."""

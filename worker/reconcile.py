@@ -119,13 +119,6 @@ def _scan(rt: Runtime, since: float) -> bool:
     return complete
 
 
-def _as_found(email_id: Any) -> Reconciliation | None:
-    if not email_id:
-        return None
-    text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
-    return Reconciliation(True, True, "activity/search", text)
-
-
 def _look_up(rt: Runtime, chunk_id: str) -> tuple[Reconciliation | None, float, float]:
     """The stored answer for ``chunk_id`` and the last finished scan's start and reach,
     read together. A scan writes its finds and its marks in one transaction; read apart,
@@ -135,7 +128,11 @@ def _look_up(rt: Runtime, chunk_id: str) -> tuple[Reconciliation | None, float, 
     pipe.hget(FOUND_KEY, chunk_id)
     pipe.mget(SCANNED_KEY, SCANNED_FROM_KEY)
     email_id, (scanned, reach) = pipe.execute()
-    return _as_found(email_id), float(scanned or 0), float(reach or 0)
+    found = None
+    if email_id:
+        text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
+        found = Reconciliation(True, True, "activity/search", text)
+    return found, float(scanned or 0), float(reach or 0)
 
 
 def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) -> Reconciliation:

@@ -189,20 +189,17 @@ def deliver(
             reserved_at=claim.now + claim.wait,
         )
     if claim.outcome in {"busy", "throttled", "ambiguous"}:
-        # Spread the herd: many tasks refused at once must not all come back at once.
-        _requeue(task, rt, chunk_id, payload, claim.wait + random.uniform(0, 0.05 + claim.wait / 4))
+        _requeue(task, rt, chunk_id, payload, _spread(claim.wait))
     if claim.wait > 0:
         time.sleep(claim.wait)
-        slot = claim.now + claim.wait
-        if (
-            claim.wait >= RECHECK_AFTER
-            and rt.send_limiter.cooling_at(slot)
-            and rt.store.give_back(chunk_id, batch_id, claim, "slot given back: cool-down")
+    if claim.wait >= RECHECK_AFTER:
+        # A 429 may have arrived while this thread slept through its slot: the whole
+        # fleet holds off, this send included.
+        cooling = rt.send_limiter.cooling_after(claim.now + claim.wait)
+        if cooling > 0 and rt.store.give_back(
+            chunk_id, batch_id, claim, "slot given back: cool-down"
         ):
-            # A 429 arrived while this thread slept through its slot: the whole fleet
-            # holds off, this send included.
-            cooling = max(rt.send_limiter.cooling_for(), 0.001)
-            _requeue(task, rt, chunk_id, payload, cooling + random.uniform(0, 0.05 + cooling / 4))
+            _requeue(task, rt, chunk_id, payload, _spread(cooling))
 
     try:
         fields, email_id, succeeded, failed = _send(rt, _with_outbox_id(request, chunk_id))
@@ -352,6 +349,11 @@ def _give_up(
     finished = rt.store.finish(chunk_id, batch_id, state, fields=fields, log=log, failed=n)
     _after_finish(rt, batch_id, finished.outcome)
     return state.value
+
+
+def _spread(wait: float) -> float:
+    """``wait`` plus jitter: many tasks refused at once must not all come back at once."""
+    return wait + random.uniform(0, 0.05 + wait / 4)
 
 
 def _requeue(
