@@ -12,7 +12,7 @@ from worker.limiter import RateLimiter
 from worker.records import load_record
 from worker.settings import Rate
 from worker.states import State
-from worker.store import ChunkSpec, RecordStore, batch_state, chunk_id_for
+from worker.store import ChunkSpec, Claim, RecordStore, batch_state, chunk_id_for
 
 
 def _batch(store: RecordStore, chunks: int = 2, key: str | None = None) -> str:
@@ -108,6 +108,18 @@ def test_replay_moves_dead_back_to_queued(redis_backend: Any) -> None:
     assert store.dead_letters() == []
 
 
+def _back_for(store: RecordStore, limiter: RateLimiter, index: int, reserved: Claim) -> Claim:
+    """A task coming back for the slot its earlier run reserved."""
+    return store.claim(
+        chunk_id_for("b1", index),
+        "b1",
+        worker="w",
+        lease=30,
+        limiter=limiter,
+        reserved_at=reserved.now + reserved.wait,
+    )
+
+
 def test_claim_takes_a_rate_limit_slot_or_reserves_one(redis_backend: Any) -> None:
     store = RecordStore(redis_backend)
     _batch(store, chunks=3)
@@ -126,14 +138,7 @@ def test_claim_takes_a_rate_limit_slot_or_reserves_one(redis_backend: Any) -> No
     assert first.outcome == "claimed"
     assert second.outcome == "reserved"  # 0.5 s ahead: beyond max_wait, within the horizon
     assert third.outcome == "throttled"
-    back = store.claim(
-        chunk_id_for("b1", 1),
-        "b1",
-        worker="w",
-        lease=30,
-        limiter=limiter,
-        reserved_at=second.now + second.wait,
-    )
+    back = _back_for(store, limiter, 1, second)
     assert back.outcome == "claimed"
     assert 0 < back.wait <= 0.5
 
@@ -148,14 +153,7 @@ def test_a_reservation_is_refused_when_a_cool_down_outlasts_it(redis_backend: An
     )
     assert kept.outcome == "reserved"
     limiter.cool_down(3)  # a 429 somewhere in the fleet
-    back = store.claim(
-        chunk_id_for("b1", 1),
-        "b1",
-        worker="w",
-        lease=30,
-        limiter=limiter,
-        reserved_at=kept.now + kept.wait,
-    )
+    back = _back_for(store, limiter, 1, kept)
     assert back.outcome == "throttled"
     assert 2.5 < back.wait <= 3
     assert back.attempt == 0

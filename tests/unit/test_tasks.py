@@ -11,6 +11,7 @@ import pytest
 from celery.exceptions import Retry
 
 from producers import send_email
+from tests.unit.worker_run import run_task
 from worker import tasks
 from worker.runtime import Runtime, set_runtime
 from worker.settings import Settings
@@ -48,12 +49,8 @@ def test_a_cool_down_during_the_slot_sleep_sends_nothing_and_spends_no_attempt(
         rt.send_limiter.cool_down(5)  # another worker got a 429 meanwhile
 
     monkeypatch.setattr(tasks.time, "sleep", sleep_through_a_429)
-    tasks.send_email.push_request(id="t1", retries=0, called_directly=False, hostname="w1")
-    try:
-        with pytest.raises(Retry) as caught:
-            tasks.send_email.run(*args)
-    finally:
-        tasks.send_email.pop_request()
+    with pytest.raises(Retry) as caught:
+        run_task(tasks.send_email, *args)
 
     assert 0.4 < slept[0] < 0.6  # it slept for its slot, ~half a second ahead
     assert caught.value.when is not None

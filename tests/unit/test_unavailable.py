@@ -11,6 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.procs import free_port
+from tests.unit.worker_run import run_task
 from worker import unavailable
 from worker.fanout import fan_out
 from worker.runtime import Runtime, set_runtime
@@ -33,12 +34,8 @@ def redis_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
 @pytest.mark.usefixtures("redis_down")
 def test_webhook_event_goes_back_to_the_broker() -> None:
     event = {"event": "delivered", "email_id": "E1", "rcpt": "a@example.org"}
-    record_event.push_request(id="t1", retries=0, called_directly=False)
-    try:
-        with pytest.raises(Reject) as caught:
-            record_event.run(event)
-    finally:
-        record_event.pop_request()
+    with pytest.raises(Reject) as caught:
+        run_task(record_event, event)
     assert caught.value.requeue is True
     assert isinstance(caught.value.reason, str)
     assert "unavailable" in caught.value.reason

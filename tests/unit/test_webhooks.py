@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from celery.exceptions import Retry
 
+from tests.unit.worker_run import run_task
 from worker import keys
 from worker.records import load_record
 from worker.runtime import Runtime
@@ -570,12 +571,8 @@ def test_sms_and_email_less_events_go_unmatched(runtime: Runtime) -> None:
 
 def test_task_retries_an_unknown_email_id_on_the_broker(runtime: Runtime, broker: Any) -> None:
     event = _event(email_id="LATE")
-    record_event.push_request(id="t1", retries=0, called_directly=False)
-    try:
-        with pytest.raises(Retry) as caught:
-            record_event.run(event)
-    finally:
-        record_event.pop_request()
+    with pytest.raises(Retry) as caught:
+        run_task(record_event, event)
     assert caught.value.when == UNMATCHED_DELAYS[0]
     [(name, args, queue)] = broker.drain()
     assert (name, args, queue) == (RECORD_EVENT_TASK, [event], "email")
@@ -583,11 +580,8 @@ def test_task_retries_an_unknown_email_id_on_the_broker(runtime: Runtime, broker
 
 
 def test_task_parks_after_its_last_retry(runtime: Runtime, broker: Any) -> None:
-    record_event.push_request(id="t1", retries=len(UNMATCHED_DELAYS), called_directly=False)
-    try:
-        assert record_event.run(_event(email_id="LATE")) == "unmatched"
-    finally:
-        record_event.pop_request()
+    outcome = run_task(record_event, _event(email_id="LATE"), retries=len(UNMATCHED_DELAYS))
+    assert outcome == "unmatched"
     assert broker.drain() == []
     assert runtime.redis.llen(keys.webhook_unmatched()) == 1
 
