@@ -1,6 +1,7 @@
 """Celery settings for outbox workers and beat, read from the environment.
 
-Loaded by ``worker.app`` with ``config_from_object("celeryconfig")``; every value
+Installed as ``outbox.worker.celeryconfig`` and loaded by ``outbox.worker.app`` by that
+name, so a ``celeryconfig.py`` on an application's path can never replace it; every value
 comes from :class:`worker.settings.Settings`, so ``.env`` and the environment are the
 only places an operator edits.
 """
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
-from worker.settings import get_settings
+from outbox.worker.settings import get_settings
 
 _settings = get_settings()
 

@@ -1,7 +1,7 @@
 """What every benchmark shares: the sandbox, worker fleets, Redis accounting, results.
 
-Benchmarks run real processes the way an operator would: ``python -m sandbox`` and
-``celery -A worker worker`` subprocesses on free loopback ports, Redis databases 8
+Benchmarks run real processes the way an operator would: ``python -m outbox.sandbox`` and
+``celery -A outbox.worker worker`` subprocesses on free loopback ports, Redis databases 8
 (broker) and 9 (records) of the server in ``BENCH_REDIS`` (default
 ``redis://127.0.0.1:6379``). Only those two databases are ever flushed. Every process a
 benchmark starts is stopped by its pid (its own process group) when the benchmark ends,
@@ -44,9 +44,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tests import procs
-from tests.procs import free_port as free_port
-from tests.procs import wait_until as wait_until
+from support import procs
+from support.procs import free_port as free_port
+from support.procs import wait_until as wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where results go; the CI smoke test points this at a temporary folder.
@@ -164,7 +164,7 @@ def children(pid: int) -> list[int]:
 
 @dataclass
 class Sandbox:
-    """A running ``python -m sandbox`` and its control endpoints."""
+    """A running ``python -m outbox.sandbox`` and its control endpoints."""
 
     proc: subprocess.Popen[bytes]
     url: str
@@ -205,7 +205,7 @@ class Sandbox:
 def start_sandbox(*, rate: str = "0", latency_ms: float = 50.0, log: Path | None = None) -> Sandbox:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [PYTHON, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    args = [PYTHON, "-m", "outbox.sandbox", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--rate", rate, "--latency-ms", f"{latency_ms:g}", "--api-key", API_KEY]
     args += ["--log-level", "warning"]
     proc = start_process(args, log=log)
@@ -239,7 +239,7 @@ class Worker:
 
 @dataclass
 class Fleet:
-    """``celery -A worker worker`` processes against one sandbox and the bench databases."""
+    """``celery -A outbox.worker worker`` processes against one sandbox and the bench databases."""
 
     sandbox: Sandbox
     dir: Path
@@ -279,7 +279,7 @@ class Fleet:
             self._serial += 1
             name = f"bench{self._serial}"
             log = self.dir / f"{name}.log"
-            cmd = [PYTHON, "-m", "celery", "-A", "worker", "worker", "-n", f"{name}@%h"]
+            cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "worker", "-n", f"{name}@%h"]
             cmd += ["-Q", queues, "-c", str(concurrency), "--pool", pool, "-l", "warning"]
             cmd += ["--without-gossip", "--without-mingle"]
             wenv = self.env(**(env or {}))
@@ -294,7 +294,7 @@ class Fleet:
         return started
 
     def wait_ready(self, workers: Sequence[Worker], timeout: float = 60.0) -> None:
-        from worker.app import app
+        from outbox.worker.app import app
 
         names = {f"{w.name}@{socket.gethostname()}" for w in workers}
 
@@ -432,8 +432,8 @@ def _name(args: Sequence[Any]) -> str:
 
 def install_producer() -> Any:
     """Make this process a producer on the benchmark databases; returns its runtime."""
-    from worker.runtime import Runtime, set_runtime
-    from worker.settings import Settings
+    from outbox.worker.runtime import Runtime, set_runtime
+    from outbox.worker.settings import Settings
 
     rt = Runtime.from_settings(Settings())
     set_runtime(rt)
@@ -632,7 +632,7 @@ def email_payload(i: int) -> dict[str, Any]:
 
 def send_single(i: int) -> str:
     """One single-recipient ``send_email`` call; its chunk id (``<batch>.0``)."""
-    from producers import send_email
+    from outbox import send_email
 
     message = email_payload(i)
     handle = send_email(

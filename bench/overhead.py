@@ -1,6 +1,6 @@
 """Overhead: CPU and memory a worker process spends per delivered message.
 
-For sizing a fleet. One ``celery -A worker worker`` process (threads pool, concurrency
+For sizing a fleet. One ``celery -A outbox.worker worker`` process (threads pool, concurrency
 ``--concurrency``, 100 by default) delivers ``--messages`` single-recipient emails to the
 sandbox (latency 50 ms, no limit). Measured from ``/proc``:
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sandbox_latency_ms": args.latency_ms,
         },
     }
-    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "sandbox.log")
+    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "outbox.sandbox.log")
     try:
         h.flush()
         h.install_producer()

@@ -61,8 +61,8 @@ def _measure(fn: Any, calls: int, counter: h.RoundTrips) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from producers import send_email
-    from worker.app import app
+    from outbox import send_email
+    from outbox.worker.app import app
 
     result: dict[str, Any] = {
         "benchmark": NAME,

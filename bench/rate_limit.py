@@ -71,7 +71,7 @@ def one_run(
     sandbox.reset()
     sandbox.configure(rate=f"{rate}/s")
     if variant == "celery_rate_limit":
-        from worker.app import app
+        from outbox.worker.app import app
 
         per_worker = f"{rate / workers:g}/s"
         replies = app.control.rate_limit(
@@ -159,12 +159,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "runs": [],
     }
-    from worker.settings import Settings
+    from outbox.worker.settings import Settings
 
     # Spacing the limiter adds on top of OUTBOX_RATE_LIMIT, if this version has one.
     margin = float(getattr(Settings(), "rate_margin", 0.0))
     result["settings"]["OUTBOX_RATE_MARGIN"] = margin
-    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "sandbox.log")
+    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "outbox.sandbox.log")
     fleet = h.Fleet(sandbox, logs)
     try:
         h.install_producer()

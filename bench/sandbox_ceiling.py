@@ -151,7 +151,7 @@ def _percentile(sorted_values: list[float], share: float) -> float:
 def measure(requests: int, concurrency: int, clients: int) -> dict[str, Any]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, "-m", "outbox.sandbox", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--rate", "0", "--latency-ms", "0", "--api-key", API_KEY, "--log-level", "warning"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sandbox_latency_ms": args.latency_ms,
         },
     }
-    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "sandbox.log")
+    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "outbox.sandbox.log")
     try:
         h.install_producer()
         fleet = h.Fleet(sandbox, logs)

@@ -135,7 +135,7 @@ def celery_drain(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = h.logdir()
     result: dict[str, Any] = {"benchmark": NAME, "machine": h.machine(), "quick": args.quick}
-    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "sandbox.log")
+    sandbox = h.start_sandbox(rate="0", latency_ms=args.latency_ms, log=logs / "outbox.sandbox.log")
     try:
         h.install_producer()
         fleet = h.Fleet(sandbox, logs)

@@ -22,14 +22,15 @@ from typing import Any
 from celery.canvas import Signature
 from pydantic import ValidationError as PydanticValidationError
 
-from producers.chunking import address_key, chunk_count, dedupe, split
-from worker import keys
-from worker.app import app
-from worker.fanout import FAN_OUT_TASK
-from worker.payloads import TASK_NAMES
-from worker.records import Record, load_chunk, load_record
-from worker.runtime import get_runtime
-from worker.smtp2go.models import (
+from outbox.chunking import address_key, chunk_count, dedupe, split
+from outbox.errors import RecordNotFound, ValidationError
+from outbox.worker import keys
+from outbox.worker.app import app
+from outbox.worker.fanout import FAN_OUT_TASK
+from outbox.worker.payloads import TASK_NAMES
+from outbox.worker.records import Record, load_chunk, load_record
+from outbox.worker.runtime import get_runtime
+from outbox.worker.smtp2go.models import (
     MAX_RECIPIENTS,
     EmailSend,
     MimeSend,
@@ -37,8 +38,8 @@ from worker.smtp2go.models import (
     field_errors_of,
     validate_address,
 )
-from worker.states import Kind
-from worker.store import ChunkSpec, batch_id_of, chunk_id_for
+from outbox.worker.states import Kind
+from outbox.worker.store import ChunkSpec, batch_id_of, chunk_id_for
 
 __all__ = [
     "Handle",
@@ -50,19 +51,6 @@ __all__ = [
     "send_template",
     "status",
 ]
-
-
-class ValidationError(ValueError):
-    """Bad input: ``errors`` maps each bad field (``to.3``, ``subject``) to what is wrong."""
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        self.errors = dict(errors)
-        detail = "; ".join(f"{name}: {message}" for name, message in self.errors.items())
-        super().__init__(f"invalid message: {detail}")
-
-
-class RecordNotFound(LookupError):
-    """No record with that id (never created, or expired after the retention)."""
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 It answers the API's own shapes and status codes, records every accepted send for
 inspection, enforces a shared rate limit, injects failures on demand and really calls
-registered webhooks. Start it with ``python -m sandbox`` or embed it::
+registered webhooks. Start it with ``python -m outbox.sandbox`` or embed it::
 
-    from sandbox import SandboxConfig, serve_in_thread
+    from outbox.sandbox import SandboxConfig, serve_in_thread
 
     with serve_in_thread(SandboxConfig(rate=None, latency_ms=0)) as sandbox:
         ...  # point a client at sandbox.base_url
@@ -12,8 +12,8 @@ registered webhooks. Start it with ``python -m sandbox`` or embed it::
 
 from __future__ import annotations
 
-from sandbox.app import create_app
-from sandbox.config import SandboxConfig, parse_rate
-from sandbox.server import RunningSandbox, run, serve_in_thread
+from outbox.sandbox.app import create_app
+from outbox.sandbox.config import SandboxConfig, parse_rate
+from outbox.sandbox.server import RunningSandbox, run, serve_in_thread
 
 __all__ = ["RunningSandbox", "SandboxConfig", "create_app", "parse_rate", "run", "serve_in_thread"]

@@ -1,4 +1,4 @@
-"""``python -m sandbox``: serve the SMTP2GO emulator from the command line."""
+"""``python -m outbox.sandbox``: serve the SMTP2GO emulator from the command line."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sandbox.config import SandboxConfig, parse_activity_rate, parse_rate
-from sandbox.server import run
+from outbox.sandbox.config import SandboxConfig, parse_activity_rate, parse_rate
+from outbox.sandbox.server import run
 
 _DEFAULTS = SandboxConfig()
 
@@ -32,7 +32,7 @@ def _domains(text: str) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sandbox", description="A local SMTP2GO v3 API emulator."
+        prog="python -m outbox.sandbox", description="A local SMTP2GO v3 API emulator."
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8025)
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             suppress_bounces=args.suppress_bounces,
         )
     except ValueError as exc:
-        print(f"python -m sandbox: {exc}", file=sys.stderr)
+        print(f"python -m outbox.sandbox: {exc}", file=sys.stderr)
         return 2
     print(
         f"sandbox on http://{args.host}:{args.port}/v3 "

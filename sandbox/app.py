@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.config import SandboxConfig, parse_activity_rate, parse_rate
-from sandbox.handlers import HANDLERS, Handler, Sandbox
-from sandbox.reports import REPORTS, REQUEST_ID_IN_DATA
-from sandbox.state import (
+from outbox.sandbox.config import SandboxConfig, parse_activity_rate, parse_rate
+from outbox.sandbox.handlers import HANDLERS, Handler, Sandbox
+from outbox.sandbox.reports import REPORTS, REQUEST_ID_IN_DATA
+from outbox.sandbox.state import (
     ENDPOINTS,
     SEND_ENDPOINTS,
     Decision,
@@ -35,8 +35,8 @@ from sandbox.state import (
     SandboxState,
     retry_after_seconds,
 )
-from sandbox.validation import NON_VALIDATING, ApiError
-from sandbox.webhooks import WebhookDispatcher
+from outbox.sandbox.validation import NON_VALIDATING, ApiError
+from outbox.sandbox.webhooks import WebhookDispatcher
 
 __all__ = ["create_app"]
 

@@ -83,7 +83,7 @@ def parse_activity_rate(value: str | int | float | None) -> Rate | None:
 class SandboxConfig:
     """How a sandbox starts; ``POST /_sandbox/reset`` returns to exactly this.
 
-    The defaults are those of ``python -m sandbox`` with no options: a realistic
+    The defaults are those of ``python -m outbox.sandbox`` with no options: a realistic
     account (10 requests/s, 50 ms per answer) rather than an idealised one.
     """
 

@@ -19,8 +19,8 @@ from typing import Any
 import pystache
 from pystache.parser import ParsingError
 
-from sandbox.state import EmailRecord, SandboxState, SmsRecord, Template, Webhook
-from sandbox.validation import (
+from outbox.sandbox.state import EmailRecord, SandboxState, SmsRecord, Template, Webhook
+from outbox.sandbox.validation import (
     ApiError,
     EmailDraft,
     address,
@@ -31,7 +31,7 @@ from sandbox.validation import (
     parse_sms,
     string_list,
 )
-from sandbox.webhooks import EMAIL_EVENTS, SMS_EVENTS, WebhookDispatcher
+from outbox.sandbox.webhooks import EMAIL_EVENTS, SMS_EVENTS, WebhookDispatcher
 
 __all__ = [
     "HANDLERS",

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.handlers import Handler, Sandbox, decode_token, encode_token, page_size
-from sandbox.state import EmailRecord, SandboxState
-from sandbox.validation import invalid, optional_str, parse_datetime, string_list
-from sandbox.webhooks import iso
+from outbox.sandbox.handlers import Handler, Sandbox, decode_token, encode_token, page_size
+from outbox.sandbox.state import EmailRecord, SandboxState
+from outbox.sandbox.validation import invalid, optional_str, parse_datetime, string_list
+from outbox.sandbox.webhooks import iso
 
 __all__ = ["ACTIVITY_EVENTS", "REPORTS", "REQUEST_ID_IN_DATA"]
 

@@ -10,8 +10,8 @@ from types import TracebackType
 
 import uvicorn
 
-from sandbox.app import create_app
-from sandbox.config import SandboxConfig
+from outbox.sandbox.app import create_app
+from outbox.sandbox.config import SandboxConfig
 
 __all__ = ["RunningSandbox", "run", "serve_in_thread"]
 

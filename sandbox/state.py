@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sandbox.config import Rate, SandboxConfig, parse_activity_rate, parse_rate
+from outbox.sandbox.config import Rate, SandboxConfig, parse_activity_rate, parse_rate
 
 __all__ = [
     "ENDPOINTS",

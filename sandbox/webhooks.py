@@ -24,11 +24,11 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from sandbox.state import EmailRecord, SandboxState, SmsRecord, Webhook
+from outbox.sandbox.state import EmailRecord, SandboxState, SmsRecord, Webhook
 
 __all__ = ["EMAIL_EVENTS", "SMS_EVENTS", "WebhookDispatcher"]
 
-log = logging.getLogger("sandbox.webhooks")
+log = logging.getLogger("outbox.sandbox.webhooks")
 
 EMAIL_EVENTS = frozenset(
     {

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from tests.procs import PYTHON, free_port, running, wait_until
+from support.procs import PYTHON, free_port, running, wait_until
 
 #: A key of the real format (``api-`` and 32 letters or digits), known only to tests.
 TEST_API_KEY = "api-" + "T3stK3y0nlyF0rT3sts0000000000AB"[:32].ljust(32, "0")
@@ -106,9 +106,9 @@ class Sandbox:
 @pytest.fixture(scope="session")
 def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     port = free_port()
-    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    log = tmp_path_factory.mktemp("sandbox") / "outbox.sandbox.log"
     url = f"http://127.0.0.1:{port}"
-    args = [PYTHON, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    args = [PYTHON, "-m", "outbox.sandbox", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--api-key", TEST_API_KEY, "--rate", "0", "--latency-ms", "0"]
     with running(args, ready_url=f"{url}/_sandbox/stats", log=log):
         yield Sandbox(url=url, api_key=TEST_API_KEY, log=log)

@@ -1,10 +1,10 @@
 """outbox workers: the Celery app, its tasks, the SMTP2GO client and the records.
 
-``celery -A worker worker`` finds :data:`app` here.
+``celery -A outbox.worker worker`` finds :data:`app` here.
 """
 
 from __future__ import annotations
 
-from worker.app import app
+from outbox.worker.app import app
 
 __all__ = ["app"]

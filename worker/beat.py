@@ -1,4 +1,4 @@
-"""Scheduled jobs run by ``celery -A worker beat`` (schedule in ``celeryconfig``)."""
+"""Scheduled jobs run by ``celery -A outbox.worker beat`` (schedule in ``celeryconfig``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 import logging
 from typing import Any
 
-from worker import keys
-from worker.app import app
-from worker.payloads import chunk_call
-from worker.runtime import get_runtime
-from worker.smtp2go.models import SuppressionView
-from worker.store import batch_id_of
-from worker.webhooks.tasks import rematch_parked
+from outbox.worker import keys
+from outbox.worker.app import app
+from outbox.worker.payloads import chunk_call
+from outbox.worker.runtime import get_runtime
+from outbox.worker.smtp2go.models import SuppressionView
+from outbox.worker.store import batch_id_of
+from outbox.worker.webhooks.tasks import rematch_parked
 
 __all__ = [
     "expire_records",

@@ -20,9 +20,9 @@ from celery.signals import (
     worker_process_init,
 )
 
-from worker.logs import install_secret_filter
-from worker.runtime import get_runtime
-from worker.settings import MissingAPIKeyError
+from outbox.worker.logs import install_secret_filter
+from outbox.worker.runtime import get_runtime
+from outbox.worker.settings import MissingAPIKeyError
 
 __all__ = ["check_can_send"]
 

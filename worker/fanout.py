@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from worker.app import app
-from worker.payloads import chunk_call
-from worker.runtime import get_runtime
-from worker.store import chunk_id_for
-from worker.unavailable import hand_back_when_unavailable
+from outbox.worker.app import app
+from outbox.worker.payloads import chunk_call
+from outbox.worker.runtime import get_runtime
+from outbox.worker.store import chunk_id_for
+from outbox.worker.unavailable import hand_back_when_unavailable
 
 __all__ = ["FAN_OUT_TASK", "fan_out"]
 

@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from worker import keys
-from worker.settings import Rate
+from outbox.worker import keys
+from outbox.worker.settings import Rate
 
 __all__ = ["GCRA_LUA", "Acquisition", "RateLimiter", "Throttled"]
 

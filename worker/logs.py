@@ -9,14 +9,13 @@ filters, not through the root logger's own filter.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable
 
-__all__ = ["API_KEY_PATTERN", "MIN_SECRET_LENGTH", "SecretsFilter", "install_secret_filter"]
+from outbox.errors import API_KEY_PATTERN
 
-#: An SMTP2GO API key: ``api-`` and 32 letters or digits.
-API_KEY_PATTERN = re.compile(r"api-[A-Za-z0-9]{32}")
+__all__ = ["MIN_SECRET_LENGTH", "SecretsFilter", "install_secret_filter"]
+
 #: Shorter registered secrets are ignored: redacting every "abc" would wreck the logs
 #: and a secret that short protects nothing.
 MIN_SECRET_LENGTH = 4

@@ -18,9 +18,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from worker.payloads import chunk_call
-from worker.runtime import get_runtime
-from worker.store import RecordStore
+from outbox.worker.payloads import chunk_call
+from outbox.worker.runtime import get_runtime
+from outbox.worker.store import RecordStore
 
 __all__ = ["Releaser", "release_due"]
 

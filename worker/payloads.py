@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from worker.states import Kind
-from worker.store import RecordStore, batch_id_of
+from outbox.worker.states import Kind
+from outbox.worker.store import RecordStore, batch_id_of
 
 __all__ = ["TASK_NAMES", "chunk_call", "merge"]
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from worker import keys
-from worker.smtp2go.errors import SMTP2GOError
-from worker.smtp2go.models import ActivitySearch, SmsSend
-from worker.states import Kind
+from outbox.errors import SMTP2GOError
+from outbox.worker import keys
+from outbox.worker.smtp2go.models import ActivitySearch, SmsSend
+from outbox.worker.states import Kind
 
 if TYPE_CHECKING:
-    from worker.runtime import Runtime
+    from outbox.worker.runtime import Runtime
 
 __all__ = ["Reconciliation", "ThrottledLookup", "reconcile"]
 

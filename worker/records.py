@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from worker.states import State
-from worker.store import RecordStore, batch_state, chunk_id_for
+from outbox.worker.states import State
+from outbox.worker.store import RecordStore, batch_state, chunk_id_for
 
 __all__ = ["ChunkRecord", "Record", "load_chunk", "load_record"]
 

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-from worker.smtp2go.errors import SMTP2GOError
+from outbox.errors import SMTP2GOError
 
 __all__ = ["Action", "Decision", "RetryPolicy", "backoff"]
 

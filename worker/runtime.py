@@ -14,11 +14,11 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from worker.limiter import RateLimiter
-from worker.retry import RetryPolicy
-from worker.settings import Settings, get_settings
-from worker.smtp2go.client import SMTP2GOClient
-from worker.store import RecordStore
+from outbox.worker.limiter import RateLimiter
+from outbox.worker.retry import RetryPolicy
+from outbox.worker.settings import Settings, get_settings
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.store import RecordStore
 
 __all__ = ["Runtime", "get_runtime", "reset_runtime", "set_runtime"]
 

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outbox.errors import ConfigurationError
+
 __all__ = ["REGION_URLS", "MissingAPIKeyError", "Rate", "Settings", "get_settings", "parse_rate"]
 
 #: Base URL of each SMTP2GO region.
@@ -39,7 +41,7 @@ _UNIT_SECONDS = {
 }
 
 
-class MissingAPIKeyError(RuntimeError):
+class MissingAPIKeyError(ConfigurationError):
     """Raised when a real send needs ``SMTP2GO_API_KEY`` and none is configured."""
 
 

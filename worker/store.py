@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker import keys
-from worker.limiter import GCRA_LUA, RateLimiter
-from worker.states import State
+from outbox.worker import keys
+from outbox.worker.limiter import GCRA_LUA, RateLimiter
+from outbox.worker.states import State
 
 __all__ = [
     "ChunkSpec",

@@ -30,17 +30,17 @@ from celery import Task
 from celery.exceptions import Retry
 from pydantic import ValidationError
 
-from worker import keys
-from worker.app import app
-from worker.reconcile import OUTBOX_ID_HEADER, SETTLE_SECONDS, ThrottledLookup, reconcile
-from worker.records import load_record
-from worker.retry import Action, Decision
-from worker.runtime import Runtime, get_runtime
-from worker.smtp2go.errors import RateLimitedError, SMTP2GOError, TransportError
-from worker.smtp2go.models import CustomHeader, EmailSend, MimeSend, SmsSend, field_errors_of
-from worker.states import Kind, State
-from worker.store import Claim, batch_id_of
-from worker.unavailable import hand_back_when_unavailable
+from outbox.errors import RateLimitedError, SMTP2GOError, TransportError
+from outbox.worker import keys
+from outbox.worker.app import app
+from outbox.worker.reconcile import OUTBOX_ID_HEADER, SETTLE_SECONDS, ThrottledLookup, reconcile
+from outbox.worker.records import load_record
+from outbox.worker.retry import Action, Decision
+from outbox.worker.runtime import Runtime, get_runtime
+from outbox.worker.smtp2go.models import CustomHeader, EmailSend, MimeSend, SmsSend, field_errors_of
+from outbox.worker.states import Kind, State
+from outbox.worker.store import Claim, batch_id_of
+from outbox.worker.unavailable import hand_back_when_unavailable
 
 __all__ = ["OUTBOX_ID_HEADER", "deliver", "send_email", "send_mime", "send_sms", "send_template"]
 

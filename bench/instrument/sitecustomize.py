@@ -1,6 +1,6 @@
 """Counts a process's Redis round trips and commands, for benchmarks that ask for it.
 
-The harness puts this folder first on ``PYTHONPATH`` of a ``celery -A worker worker``
+The harness puts this folder first on ``PYTHONPATH`` of a ``celery -A outbox.worker worker``
 it starts with ``count_redis=True``; Python imports ``sitecustomize`` at start-up, so
 the worker runs unmodified while this counts what its redis-py connections send (the
 records store and the kombu broker transport alike). Without

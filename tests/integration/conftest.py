@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import redis
 
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from support.procs import PYTHON, start, stop, wait_until
 from tests.conftest import Sandbox
-from tests.procs import PYTHON, start, stop, wait_until
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ class Fleet:
     ) -> Worker:
         name = f"w{len(self.workers) + 1}"
         log = self.tmp / f"{name}.log"
-        cmd = [PYTHON, "-m", "celery", "-A", "worker", "worker", "-n", f"{name}@%h"]
+        cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "worker", "-n", f"{name}@%h"]
         cmd += ["-Q", queues, "-c", str(concurrency), "-l", "info"]
         cmd += ["--without-gossip", "--without-mingle", *args]
         worker = Worker(name, start(cmd, env=self.env(**env), log=log), log)
@@ -104,7 +104,7 @@ def fleet(sandbox: Sandbox, redis_db: tuple[str, str], tmp_path: Path) -> Iterat
 @pytest.fixture
 def producer(redis_db: tuple[str, str]) -> Iterator[Runtime]:
     """This process as a producer on the test databases."""
-    from worker.app import app
+    from outbox.worker.app import app
 
     # Another test in this process may have pointed the app at another broker and
     # closed its pools; start from fresh ones on the test broker.
@@ -125,8 +125,8 @@ def wait_all_done(handles: list[Any], timeout: float = 120.0) -> list[Any]:
     Polls the batch counters of all pending handles in one round trip, so the test
     process does not compete with the workers for the CPU.
     """
-    from worker.runtime import get_runtime
-    from worker.states import FINAL_STATES
+    from outbox.worker.runtime import get_runtime
+    from outbox.worker.states import FINAL_STATES
 
     store = get_runtime().store
     deadline = time.monotonic() + timeout

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from outbox.worker import beat, keys
+from outbox.worker.records import load_record
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.states import State
+from outbox.worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.webhooks.events import normalise
+from outbox.worker.webhooks.tasks import NO_MATCH, record
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
-from worker import beat, keys
-from worker.records import load_record
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
-from worker.states import State
-from worker.store import ChunkSpec, chunk_id_for
-from worker.webhooks.events import normalise
-from worker.webhooks.tasks import NO_MATCH, record
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import subprocess
 import pytest
 import redis
 
-from producers import send_email, send_sms
+from outbox import send_email, send_sms
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
+from support.procs import PYTHON, ROOT, free_port
 from tests.conftest import BROKER_URL, RECORDS_URL
-from tests.procs import PYTHON, ROOT, free_port
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def outbox(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         **env,
     }
     return subprocess.run(
-        [PYTHON, "-m", "producers.cli", *args],
+        [PYTHON, "-m", "outbox.cli", *args],
         cwd=ROOT,
         env=full_env,
         capture_output=True,

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Sandbox
-from worker.smtp2go import (
+from outbox.worker.smtp2go import (
     BadRequestError,
     EmailSend,
     NotFoundError,
@@ -25,6 +24,7 @@ from worker.smtp2go import (
     SMTP2GOClient,
     UnauthorizedError,
 )
+from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
-from worker import compat
+from outbox.worker import compat
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker.runtime import Runtime, get_runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.states import State
+from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
-from tests.procs import wait_until
-from worker.runtime import Runtime, get_runtime, set_runtime
-from worker.settings import Settings
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 

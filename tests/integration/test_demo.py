@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import redis
 
+from support.procs import PYTHON, ROOT
 from tests.conftest import REDIS_HOST, REDIS_PORT
-from tests.procs import PYTHON, ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def run_demo(*args: str, env: dict[str, str], timeout: float = 75) -> dict[str, 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP2GO_")}
     full_env.update(env)
     done = subprocess.run(
-        [PYTHON, "-m", "producers.cli", "demo", "--recipients", "400", "--json", *args],
+        [PYTHON, "-m", "outbox.cli", "demo", "--recipients", "400", "--json", *args],
         cwd=ROOT,
         env=full_env,
         capture_output=True,
@@ -145,7 +145,7 @@ def test_demo_on_unreachable_redis_exits_3(trap: socket.socket) -> None:
     port = trap.getsockname()[1]
     trap.close()  # nothing listens there now
     done = subprocess.run(
-        [PYTHON, "-m", "producers.cli", "demo", "--redis", f"redis://127.0.0.1:{port}/5"],
+        [PYTHON, "-m", "outbox.cli", "demo", "--redis", f"redis://127.0.0.1:{port}/5"],
         cwd=ROOT,
         capture_output=True,
         text=True,

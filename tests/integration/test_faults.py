@@ -1,7 +1,7 @@
 """Fault tests: the README's promise, checked against real processes.
 
 Every test here breaks something on purpose (a worker, the API, a task message) while
-real ``celery -A worker worker`` processes deliver to the sandbox, then ends the same
+real ``celery -A outbox.worker worker`` processes deliver to the sandbox, then ends the same
 way: the sandbox's list of accepted messages is compared with what the producer asked
 for (:func:`assert_intent`). Every recipient is delivered exactly once, or its chunk is
 recorded ``failed``/``dead`` with the reason, and nothing was sent that nobody asked for.
@@ -30,13 +30,13 @@ from typing import Any
 import pytest
 import redis
 
-from producers import Record, send_email, send_sms
+from outbox import Record, send_email, send_sms
+from outbox.worker.runtime import Runtime
+from outbox.worker.smtp2go.models import address_key
+from outbox.worker.states import State
+from support.procs import PYTHON, start, stop, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
-from tests.procs import PYTHON, start, stop, wait_until
-from worker.runtime import Runtime
-from worker.smtp2go.models import address_key
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -136,10 +136,10 @@ SWEEP_ENV = {"OUTBOX_SWEEP_INTERVAL": "5", "OUTBOX_STUCK_AFTER": "30"}
 
 @contextlib.contextmanager
 def beat(fleet: Fleet, tmp_path: Path, **env: str) -> Iterator[Path]:
-    """``celery -A worker beat`` for the fleet (workers need ``SWEEP_ENV`` too: the sweep
+    """``celery -A outbox.worker beat`` for the fleet (workers need ``SWEEP_ENV`` too: the sweep
     task reads ``OUTBOX_STUCK_AFTER`` where it runs). Yields its log."""
     log = tmp_path / "beat.log"
-    cmd = [PYTHON, "-m", "celery", "-A", "worker", "beat", "-l", "info"]
+    cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "beat", "-l", "info"]
     cmd += ["-s", str(tmp_path / "beat-schedule")]
     proc = start(cmd, env=fleet.env(**{**SWEEP_ENV, **env}), log=log)
     try:
@@ -341,8 +341,8 @@ def test_poison_messages_are_dead_lettered_once_and_never_loop(
     """
     from click.testing import CliRunner
 
-    from producers.cli import main as outbox
-    from worker.app import app
+    from outbox.cli import main as outbox
+    from outbox.worker.app import app
 
     broker_url, _ = redis_db
     worker = fleet.start(concurrency=2)

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker.runtime import Runtime
+from outbox.worker.smtp2go.models import address_key
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_faults import assert_intent, delivered
 from tests.property.strategies import good_email
-from worker.runtime import Runtime
-from worker.smtp2go.models import address_key
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker import keys
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from support.procs import free_port, stop, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet
 from tests.integration.test_faults import (
@@ -30,10 +34,6 @@ from tests.integration.test_faults import (
     swept,
     wait_done,
 )
-from tests.procs import free_port, stop, wait_until
-from worker import keys
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def private_producer(
     private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Runtime]:
     """This process as a producer on the private Redis (broker db 1, records db 2)."""
-    from worker.app import app
+    from outbox.worker.app import app
 
     broker, records = private_redis.url(1), private_redis.url(2)
     # Celery reads CELERY_BROKER_URL from the environment before its own config.

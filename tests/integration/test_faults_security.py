@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from producers import send_email, send_sms
+from outbox import send_email, send_sms
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
+from support.procs import PYTHON, ROOT, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, scan_redis_for, wait_all_done
 from tests.integration.test_faults import SENDER, assert_intent, delivered
@@ -28,9 +31,6 @@ from tests.integration.test_flower import (  # the fixture, shared with test_flo
     _alive_workers,
     flower,  # noqa: F401
 )
-from tests.procs import PYTHON, ROOT, wait_until
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def test_a_worker_refuses_plain_http_to_a_remote_host(fleet: Fleet, tmp_path: Pa
     # 0.0.0.0 is not a loopback address, yet a connection to it stays on this machine.
     env = fleet.env(SMTP2GO_BASE_URL="http://0.0.0.0:9/v3")
     result = subprocess.run(
-        [PYTHON, "-m", "celery", "-A", "worker", "worker", "-c", "1", "--without-gossip"],
+        [PYTHON, "-m", "celery", "-A", "outbox.worker", "worker", "-c", "1", "--without-gossip"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

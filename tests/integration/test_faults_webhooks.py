@@ -1,6 +1,6 @@
 """Fault tests: the webhook receiver flooded with events, duplicates and garbage.
 
-A real receiver process (``python -m worker.webhooks``) publishes to the session's
+A real receiver process (``python -m outbox.worker.webhooks``) publishes to the session's
 broker and a real worker records the events; 10,000 requests arrive at once from an
 ``httpx.AsyncClient``.
 """
@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker import keys
+from outbox.worker.runtime import Runtime
+from support.procs import PYTHON, free_port, running, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_faults import SENDER, assert_intent, delivered
-from tests.procs import PYTHON, free_port, running, wait_until
-from worker import keys
-from worker.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ class Receiver:
 def receiver(redis_db: tuple[str, str], tmp_path: Path) -> Iterator[Receiver]:
     port = free_port()
     log = tmp_path / "webhooks.log"
-    args = [PYTHON, "-m", "worker.webhooks", "--host", "127.0.0.1", "--port", str(port)]
+    args = [PYTHON, "-m", "outbox.worker.webhooks", "--host", "127.0.0.1", "--port", str(port)]
     env = {
         "CELERY_BROKER_URL": redis_db[0],
         "OUTBOX_REDIS_URL": redis_db[1],

@@ -1,7 +1,7 @@
 """Flower against a real worker: the send tasks show up, the API key does not.
 
-A real ``celery -A worker worker`` (the ``fleet`` fixture) and a real Flower process
-(``celery -A worker flower``, as ``deploy/`` runs it, with basic auth from
+A real ``celery -A outbox.worker worker`` (the ``fleet`` fixture) and a real Flower process
+(``celery -A outbox.worker flower``, as ``deploy/`` runs it, with basic auth from
 ``FLOWER_BASIC_AUTH``) share the test broker. Flower 2.x refuses its HTTP API without
 an auth setting (or ``FLOWER_UNAUTHENTICATED_API``), and builds ``/api/tasks`` from the
 workers' task events, which ``celeryconfig`` turns on (``worker_send_task_events``);
@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
+from support.procs import PYTHON, free_port, start, stop, wait_http, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
-from tests.procs import PYTHON, free_port, start, stop, wait_http, wait_until
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ def flower(fleet: Fleet, tmp_path: Path) -> Iterator[Flower]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "flower.log"
-    cmd = [PYTHON, "-m", "celery", "-A", "worker", "flower", f"--port={port}"]
+    cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "flower", f"--port={port}"]
     cmd += ["--address=127.0.0.1"]
     env = fleet.env(FLOWER_BASIC_AUTH=f"{FLOWER_USER}:{FLOWER_PASSWORD}")
     proc = start(cmd, env=env, log=log)

@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from producers import send_email, send_mime, send_sms, send_template
+from outbox import send_email, send_mime, send_sms, send_template
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, scan_redis_for, wait_all_done
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +103,8 @@ def test_bad_request_fails_without_retry_and_records_field_errors(
 def test_faults_end_sent_exactly_once_and_dead_letters_replay(
     fleet: Fleet, producer: Runtime, sandbox: Sandbox
 ) -> None:
-    from producers.api import status
-    from worker.payloads import chunk_call
+    from outbox.api import status
+    from outbox.worker.payloads import chunk_call
 
     sandbox.configure(fail_rate=0.3)
     fleet.start(concurrency=20, OUTBOX_MAX_ATTEMPTS="12")
@@ -130,7 +130,7 @@ def test_faults_end_sent_exactly_once_and_dead_letters_replay(
     sandbox.configure(fail_rate=0.0)
     assert producer.store.replay(chunk_id, handle.id)
     name, args, queue = chunk_call(producer.store, chunk_id) or ("", [], "")
-    from worker.app import app
+    from outbox.worker.app import app
 
     app.send_task(name, args=args, queue=queue, routing_key=queue)
     [record] = wait_all_done([handle], timeout=30)

@@ -1,7 +1,7 @@
 """The queue end to end with RabbitMQ as the broker (records and rate limit stay in Redis).
 
 The same flow as on Redis, once: this process publishes through ``worker.app.app`` to
-``amqp://`` and a real ``celery -A worker worker`` consumes from it, for a mix that
+``amqp://`` and a real ``celery -A outbox.worker worker`` consumes from it, for a mix that
 touches all three queues (a 1,200-recipient newsletter goes to ``bulk``), a delayed
 send (a countdown, which RabbitMQ leaves to the worker as an ETA task), single emails
 and an SMS. Every recipient reaches the sandbox exactly once and the queues end empty.
@@ -23,13 +23,13 @@ from urllib.parse import urlsplit
 import pytest
 from kombu import Connection
 
-import celeryconfig
-from producers import send_email, send_sms
+from outbox import send_email, send_sms
+from outbox.worker import celeryconfig
+from outbox.worker.app import app
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
-from worker.app import app
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ import collections
 
 import pytest
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 

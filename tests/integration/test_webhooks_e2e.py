@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from producers import Handle, Record, send_email
+from outbox import Handle, Record, send_email
+from outbox.worker import keys
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
+from support.procs import PYTHON, ROOT, free_port, running
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
-from tests.procs import PYTHON, ROOT, free_port, running
-from worker import keys
-from worker.runtime import Runtime
-from worker.states import State
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +41,10 @@ class Receiver:
 
 @pytest.fixture
 def receiver(redis_db: tuple[str, str], tmp_path: Path) -> Iterator[Receiver]:
-    """``python -m worker.webhooks`` on a free port, publishing to the test broker."""
+    """``python -m outbox.worker.webhooks`` on a free port, publishing to the test broker."""
     port = free_port()
     log = tmp_path / "webhooks.log"
-    args = [PYTHON, "-m", "worker.webhooks", "--host", "127.0.0.1", "--port", str(port)]
+    args = [PYTHON, "-m", "outbox.worker.webhooks", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--secret", SECRET]
     broker, records = redis_db
     env = {"CELERY_BROKER_URL": broker, "OUTBOX_REDIS_URL": records}
@@ -235,7 +235,7 @@ def test_receiver_refuses_to_start_without_a_secret() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OUTBOX_WEBHOOK_SECRET"}
     port = str(free_port())
     result = subprocess.run(
-        [PYTHON, "-m", "worker.webhooks", "--host", "127.0.0.1", "--port", port],
+        [PYTHON, "-m", "outbox.worker.webhooks", "--host", "127.0.0.1", "--port", port],
         cwd=ROOT,
         env=env,
         capture_output=True,

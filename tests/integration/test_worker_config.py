@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.procs import PYTHON, ROOT
+from support.procs import PYTHON, ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,17 @@ def test_worker_without_a_usable_api_refuses_to_start(
     full = {k: v for k, v in os.environ.items() if not k.startswith("SMTP2GO_")}
     full.update(env)
     done = subprocess.run(
-        [PYTHON, "-m", "celery", "-A", "worker", "worker", "-l", "warning", "--without-mingle"],
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "outbox.worker",
+            "worker",
+            "-l",
+            "warning",
+            "--without-mingle",
+        ],
         cwd=ROOT,
         env=full,
         capture_output=True,

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
 from tests.conftest import TEST_API_KEY, Sandbox
 from tests.unit.conftest import fake_redis, memory_broker  # noqa: F401 - shared fixtures
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
 
 TEMPLATE_ID = "outbox-prop-1"
 

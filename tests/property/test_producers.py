@@ -1,5 +1,5 @@
 """Bad input, generated: every producer call is either accepted and delivered intact, or
-refused with a ``producers.ValidationError`` naming the field; nothing else.
+refused with a ``outbox.ValidationError`` naming the field; nothing else.
 
 Random addresses and unicode display names, header injection attempts (CR/LF in the
 subject, the names, custom headers, file names), oversized and invalid bodies and
@@ -32,8 +32,11 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from producers import Handle, ValidationError, send_email, send_mime, send_sms, send_template
-from producers import status as record_of
+from outbox import Handle, ValidationError, send_email, send_mime, send_sms, send_template
+from outbox import status as record_of
+from outbox.worker.runtime import Runtime
+from outbox.worker.smtp2go.models import MAX_MESSAGE_BYTES, address_key
+from outbox.worker.states import Kind, State
 from tests.conftest import Sandbox
 from tests.property.conftest import TEMPLATE_ID
 from tests.property.strategies import (
@@ -47,9 +50,6 @@ from tests.property.strategies import (
     subject,
     template_data,
 )
-from worker.runtime import Runtime
-from worker.smtp2go.models import MAX_MESSAGE_BYTES, address_key
-from worker.states import Kind, State
 
 PROPERTY = settings(
     max_examples=120,
@@ -131,8 +131,8 @@ class Harness:
 
     def deliver(self, kind: Kind, handle: Handle) -> list[dict[str, Any]]:
         """Run every published task here (fan-outs too); the sandbox's copies."""
-        from worker.app import app
-        from worker.tasks import _validate
+        from outbox.worker.app import app
+        from outbox.worker.tasks import _validate
 
         ran = 0
         while published := self.broker.drain():
@@ -223,7 +223,7 @@ def test_send_email_accepts_and_delivers_intact_or_names_the_field(
         and MIME): random and unicode addresses, CR/LF in the subject, names, headers and
         file names, oversized bodies and attachments, invalid base64, numbers that are not
         E.164, huge or nested template data
-    Outcome: refused at once with `producers.ValidationError` naming each bad field, and
+    Outcome: refused at once with `outbox.ValidationError` naming each bad field, and
         nothing recorded or enqueued; or accepted, every task payload valid for the worker
         with no line break in a header, and delivered intact (compared in the sandbox)
     """

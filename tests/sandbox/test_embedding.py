@@ -7,9 +7,9 @@ import subprocess
 import httpx
 import pytest
 
-from sandbox import SandboxConfig, parse_rate, serve_in_thread
-from sandbox.config import Rate
-from tests.procs import PYTHON, ROOT
+from outbox.sandbox import SandboxConfig, parse_rate, serve_in_thread
+from outbox.sandbox.config import Rate
+from support.procs import PYTHON, ROOT
 from tests.sandbox.conftest import email, ok
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def test_config_refuses_impossible_values() -> None:
 
 def test_command_line_refuses_a_bad_rate() -> None:
     result = subprocess.run(
-        [PYTHON, "-m", "sandbox", "--rate", "lots"],
+        [PYTHON, "-m", "outbox.sandbox", "--rate", "lots"],
         cwd=ROOT,
         capture_output=True,
         text=True,

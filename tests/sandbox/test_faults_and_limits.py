@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
+from support.procs import wait_until
 from tests.conftest import Sandbox
-from tests.procs import wait_until
 from tests.sandbox.conftest import email, ok
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from support.procs import wait_until
 from tests.conftest import Sandbox
-from tests.procs import wait_until
 from tests.sandbox.conftest import Receiver, email, field_error, ok
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import fakeredis
 import pytest
 import redis
 
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
 
 
 def _real_redis() -> Any:
@@ -59,7 +59,7 @@ def runtime(fake_redis: Any) -> Iterator[Runtime]:
 @pytest.fixture
 def memory_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Point the app at kombu's in-memory transport; yields a reader of published tasks."""
-    from worker.app import app
+    from outbox.worker.app import app
 
     # Celery reads CELERY_BROKER_URL from the environment before its own config.
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.chunking import address_key, chunk_count, dedupe, split
+from outbox.chunking import address_key, chunk_count, dedupe, split
 
 
 @pytest.mark.parametrize(("n", "chunks"), [(0, 0), (1, 1), (100, 1), (101, 2), (250, 3)])

@@ -11,12 +11,12 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from producers import send_email, send_sms
-from producers.cli import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
-from producers.demo_stack import redacted_url, split_redis_url
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
-from worker.states import State
+from outbox import send_email, send_sms
+from outbox.cli.demo.stack import redacted_url, split_redis_url
+from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.states import State
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
@@ -28,7 +28,7 @@ def broker(memory_broker: Any) -> Iterator[Any]:
     Celery's ``conf.broker_url`` answers the environment variable first (the test
     session sets it), so the read and write URLs, which take precedence, are set too.
     """
-    from worker.app import app
+    from outbox.worker.app import app
 
     app.conf.broker_read_url = app.conf.broker_write_url = "memory://localhost/"
     app._pool = None
@@ -152,7 +152,7 @@ def test_dead_replay_all_and_by_batch(broker: Any, runtime: Runtime) -> None:
 
 
 def test_dead_replay_with_the_broker_down_changes_nothing(runtime: Runtime) -> None:
-    from worker.app import app
+    from outbox.worker.app import app
 
     handle = send_sms(["+61400000001"], "code 1234", send_at=time.time() + 3600)
     chunk_id = f"{handle.id}.0"
@@ -292,7 +292,7 @@ def test_sandbox_refuses_a_bad_rate() -> None:
 
 
 def test_webhooks_needs_a_secret_or_insecure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.settings import get_settings
+    from outbox.worker.settings import get_settings
 
     monkeypatch.delenv("OUTBOX_WEBHOOK_SECRET", raising=False)
     monkeypatch.chdir("/")  # no .env to read a secret from

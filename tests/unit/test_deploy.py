@@ -4,11 +4,11 @@ Docker is not needed: the compose file and the Kubernetes manifests are parsed a
 the systemd units as key/value files, and every command line they contain (service
 commands, health checks, probes, ``ExecStart=``) is checked against the project:
 
-- ``celery -A worker <sub> ...``: the ``worker`` app loads, ``<sub>`` is a Celery
+- ``celery -A outbox.worker <sub> ...``: the ``worker`` app loads, ``<sub>`` is a Celery
   subcommand, its options parse with Celery's own click command (Flower's with its
   tornado options), queues given to ``-Q`` exist in ``celeryconfig.task_queues``, and
   an ``inspect`` action is a real inspect command;
-- ``outbox <sub> ...``: the subcommand exists in the ``producers.cli.main`` click group
+- ``outbox <sub> ...``: the subcommand exists in the ``outbox.cli.main`` click group
   (and its options parse there);
 - ``python -c CODE``: the code compiles.
 
@@ -30,9 +30,9 @@ from typing import Any
 import click
 import pytest
 
-import celeryconfig
-from worker.settings import Settings
-from worker.tasks import LEASE_MARGIN
+from outbox.worker import celeryconfig
+from outbox.worker.settings import Settings
+from outbox.worker.tasks import LEASE_MARGIN
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is in the dev extra: pip install -e '.[dev]'")
 
@@ -274,7 +274,7 @@ def all_commands() -> list[Command]:
 def _celery_app() -> Any:
     from celery.app.utils import find_app
 
-    return find_app("worker")
+    return find_app("outbox.worker")
 
 
 def _celery_context(app: Any) -> Any:
@@ -309,8 +309,8 @@ def check_celery(where: str, argv: list[str]) -> click.Context | None:
     elif rest and rest[0].startswith("--app="):
         app_name, rest = rest[0].split("=", 1)[1], rest[1:]
     else:
-        raise AssertionError(f"{where}: celery must be told the app: celery -A worker ...")
-    assert app_name == "worker", f"{where}: the app is 'worker', not {app_name!r}"
+        raise AssertionError(f"{where}: celery must be told the app: celery -A outbox.worker ...")
+    assert app_name == "outbox.worker", f"{where}: the app is 'outbox.worker', not {app_name!r}"
     assert rest, f"{where}: no celery subcommand"
     sub, args = rest[0], rest[1:]
     assert sub in CELERY_SUBCOMMANDS, f"{where}: unexpected celery subcommand {sub!r}"
@@ -339,9 +339,9 @@ def check_celery(where: str, argv: list[str]) -> click.Context | None:
 
 def outbox_cli() -> dict[str, click.Command | None]:
     try:
-        from producers.cli import main
+        from outbox.cli import main
     except ModuleNotFoundError as exc:
-        if exc.name != "producers.cli":
+        if exc.name != "outbox.cli":
             raise
         return dict.fromkeys(DESIGN_CLI_COMMANDS)
     assert isinstance(main, click.Group)
@@ -386,7 +386,7 @@ def _option(argv: list[str], *names: str) -> str | None:
 
 
 def _celery_sub(argv: list[str]) -> str | None:
-    """The subcommand of ``celery -A worker <sub> ...`` (``None`` for anything else)."""
+    """The subcommand of ``celery -A outbox.worker <sub> ...`` (``None`` for anything else)."""
     if not argv or Path(argv[0]).name != "celery":
         return None
     rest = argv[1:]
@@ -462,15 +462,15 @@ def test_command_runs_something_that_exists(command: Command) -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["celery", "-A", "worker", "worker", "-Q", "emails"],
-        ["celery", "-A", "worker", "wroker"],
-        ["celery", "-A", "worker", "worker", "--no-such-option"],
-        ["celery", "-A", "worker", "worker", "-Q", "email", "-B"],
-        ["celery", "-A", "worker", "inspect", "shutdown"],
+        ["celery", "-A", "outbox.worker", "worker", "-Q", "emails"],
+        ["celery", "-A", "outbox.worker", "wroker"],
+        ["celery", "-A", "outbox.worker", "worker", "--no-such-option"],
+        ["celery", "-A", "outbox.worker", "worker", "-Q", "email", "-B"],
+        ["celery", "-A", "outbox.worker", "inspect", "shutdown"],
         ["celery", "-A", "workers", "beat"],
         ["celery", "worker"],
-        ["celery", "-A", "worker", "flower", "--no-such-option=1"],
-        ["celery", "-A", "worker", "flower", "--port=http"],
+        ["celery", "-A", "outbox.worker", "flower", "--no-such-option=1"],
+        ["celery", "-A", "outbox.worker", "flower", "--port=http"],
         ["outbox", "webhook"],
         ["gunicorn", "app"],
     ],
@@ -583,7 +583,7 @@ def test_dockerfile_builds_the_project_as_a_non_root_user() -> None:
     lines = [line.strip() for line in text.replace("\\\n", " ").splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     assert lines[0] == "FROM python:3.11-slim"
-    assert any(line.startswith("RUN pip install .") for line in lines)
+    assert any(line.startswith("RUN pip install '.[") for line in lines)
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from worker.limiter import RateLimiter, Throttled
-from worker.settings import Rate, parse_rate
+from outbox.worker.limiter import RateLimiter, Throttled
+from outbox.worker.settings import Rate, parse_rate
 
 
 @pytest.mark.parametrize(

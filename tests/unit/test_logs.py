@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker import logs
-from worker.logs import SecretsFilter, install_secret_filter
+from outbox.worker import logs
+from outbox.worker.logs import SecretsFilter, install_secret_filter
 
 KEY = "api-" + "A1b2C3d4" * 4
 WEBHOOK_SECRET = "hook-secret-value"

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from celery import signature
 
-from producers import ValidationError, send_email, send_mime, send_sms, send_template, status
-from worker import keys
-from worker.runtime import Runtime
-from worker.states import State
+from outbox import ValidationError, send_email, send_mime, send_sms, send_template, status
+from outbox.worker import keys
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
@@ -37,7 +37,7 @@ def test_send_email_chunks_and_records(memory_broker: Any, n: int, chunks: int) 
 
 def test_large_batches_fan_out_from_the_bulk_queue(memory_broker: Any, runtime: Runtime) -> None:
     """Fifteen chunks: the producer publishes one fan-out task, a worker the rest."""
-    from worker.fanout import fan_out
+    from outbox.worker.fanout import fan_out
 
     handle = send_email("shop@example.com", rcpts(1500), "Hello", text_body="Hi")
     assert memory_broker.drain() == [("outbox.fan_out", [handle.id], "bulk")]

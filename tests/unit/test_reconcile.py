@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.reconcile import (
+from outbox.worker.reconcile import (
     CLAIM_MARGIN,
     FOUND_KEY,
     MAX_PAGES,
@@ -24,11 +24,11 @@ from worker.reconcile import (
     SCANNED_KEY,
     reconcile,
 )
-from worker.runtime import Runtime
-from worker.settings import Settings
-from worker.smtp2go.client import SMTP2GOClient
-from worker.states import Kind
-from worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.runtime import Runtime
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.states import Kind
+from outbox.worker.store import ChunkSpec, chunk_id_for
 
 KEY = "api-" + "R3c0nc1l3" + "0" * 23
 

@@ -4,8 +4,7 @@ import random
 
 import pytest
 
-from worker.retry import Action, RetryPolicy, backoff
-from worker.smtp2go.errors import (
+from outbox.errors import (
     BadRequestError,
     NotFoundError,
     RateLimitedError,
@@ -14,6 +13,7 @@ from worker.smtp2go.errors import (
     TransportError,
     UnauthorizedError,
 )
+from outbox.worker.retry import Action, RetryPolicy, backoff
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.runtime import Runtime
-from worker.settings import Settings
+from outbox.worker.runtime import Runtime
+from outbox.worker.settings import Settings
 
 
 def test_warm_up_loads_every_script_and_opens_connections(redis_backend: Any) -> None:

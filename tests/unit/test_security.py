@@ -19,21 +19,21 @@ from typing import Any
 import httpx
 import pytest
 
-from producers import send_email, send_mime, send_sms, send_template
-from worker import keys
-from worker.checks import check_can_send
-from worker.logs import SecretsFilter
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
-from worker.smtp2go.client import SMTP2GOClient
-from worker.smtp2go.errors import SMTP2GOError
-from worker.smtp2go.models import EmailSend
-from worker.states import State
-from worker.store import ChunkSpec, chunk_id_for
-from worker.webhooks import app as webhook_app
-from worker.webhooks.app import create_app
-from worker.webhooks.events import normalise
-from worker.webhooks.tasks import Outcome, record
+from outbox import send_email, send_mime, send_sms, send_template
+from outbox.errors import SMTP2GOError
+from outbox.worker import keys
+from outbox.worker.checks import check_can_send
+from outbox.worker.logs import SecretsFilter
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.smtp2go.models import EmailSend
+from outbox.worker.states import State
+from outbox.worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.webhooks import app as webhook_app
+from outbox.worker.webhooks.app import create_app
+from outbox.worker.webhooks.events import normalise
+from outbox.worker.webhooks.tasks import Outcome, record
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client warns on import
@@ -236,7 +236,7 @@ def _raw_messages(app: Any) -> list[bytes]:
 
 
 def test_key_not_in_broker_messages_or_records(keyed_runtime: Runtime, memory_broker: Any) -> None:
-    from worker.app import app
+    from outbox.worker.app import app
 
     attachment = {"filename": "a.txt", "fileblob": base64.b64encode(b"hello").decode()}
     send_email(

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import respx
 
-from worker.settings import Settings
-from worker.smtp2go import (
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go import (
     ActivitySearchResult,
     APIError,
     APIResult,

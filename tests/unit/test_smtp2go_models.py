@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from worker.smtp2go.models import (
+from outbox.worker.smtp2go.models import (
     MAX_MESSAGE_BYTES,
     MAX_RECIPIENTS,
     ActivityEvent,

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from worker import keys
-from worker.limiter import RateLimiter
-from worker.records import load_record
-from worker.settings import Rate
-from worker.states import State
-from worker.store import ChunkSpec, Claim, RecordStore, batch_state, chunk_id_for
+from outbox.worker import keys
+from outbox.worker.limiter import RateLimiter
+from outbox.worker.records import load_record
+from outbox.worker.settings import Rate
+from outbox.worker.states import State
+from outbox.worker.store import ChunkSpec, Claim, RecordStore, batch_state, chunk_id_for
 
 
 def _batch(store: RecordStore, chunks: int = 2, key: str | None = None) -> str:

@@ -10,11 +10,11 @@ import fakeredis
 import pytest
 from celery.exceptions import Retry
 
-from producers import send_email
+from outbox import send_email
+from outbox.worker import tasks
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
 from tests.unit.worker_run import run_task
-from worker import tasks
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
 
 
 @pytest.fixture

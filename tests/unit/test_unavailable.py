@@ -10,13 +10,13 @@ from celery.exceptions import Reject
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.procs import free_port
+from outbox.worker import unavailable
+from outbox.worker.fanout import fan_out
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.webhooks.tasks import record_event
+from support.procs import free_port
 from tests.unit.worker_run import run_task
-from worker import unavailable
-from worker.fanout import fan_out
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
-from worker.webhooks.tasks import record_event
 
 
 @pytest.fixture

@@ -13,16 +13,16 @@ from urllib.parse import urlencode
 import pytest
 from celery.exceptions import Retry
 
+from outbox.worker import keys
+from outbox.worker.records import load_record
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
+from outbox.worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.webhooks import RECORD_EVENT_TASK
+from outbox.worker.webhooks.app import authorised, create_app
+from outbox.worker.webhooks.events import EVENT_NAMES, digest, normalise, parse_form
+from outbox.worker.webhooks.tasks import UNMATCHED_DELAYS, Outcome, record, record_event
 from tests.unit.worker_run import run_task
-from worker import keys
-from worker.records import load_record
-from worker.runtime import Runtime
-from worker.states import State
-from worker.store import ChunkSpec, chunk_id_for
-from worker.webhooks import RECORD_EVENT_TASK
-from worker.webhooks.app import authorised, create_app
-from worker.webhooks.events import EVENT_NAMES, digest, normalise, parse_form
-from worker.webhooks.tasks import UNMATCHED_DELAYS, Outcome, record, record_event
 
 with warnings.catch_warnings():
     # Starlette asks for ``httpx2`` but still runs on httpx; only the import warns.
@@ -63,7 +63,7 @@ def broker(memory_broker: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The in-memory broker, for real: Celery prefers ``CELERY_BROKER_URL`` (which
     tests/conftest.py sets to the integration Redis) over ``app.conf.broker_url``."""
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    from worker.app import app
+    from outbox.worker.app import app
 
     assert app.connection_for_write().transport_cls == "memory"
     memory_broker.drain()
@@ -240,7 +240,7 @@ def test_secret_is_required_unless_insecure(
         create_app(secret=None)
     with pytest.raises(ValueError, match="secret"):
         create_app(secret="")
-    with caplog.at_level(logging.WARNING, logger="worker.webhooks.app"):
+    with caplog.at_level(logging.WARNING, logger="outbox.worker.webhooks.app"):
         app = create_app(secret=None, insecure=True, enqueue=received.append)
     assert any("WITHOUT authentication" in r.getMessage() for r in caplog.records)
     with TestClient(app) as c:
@@ -539,7 +539,7 @@ def test_unknown_email_id_waits_then_goes_unmatched(runtime: Runtime) -> None:
 
 
 def test_unmatched_list_is_bounded(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("worker.webhooks.tasks.MAX_UNMATCHED", 3)
+    monkeypatch.setattr("outbox.worker.webhooks.tasks.MAX_UNMATCHED", 3)
     for i in range(5):
         record(runtime, _event(email_id=f"X{i}"))
     newest = [

@@ -5,14 +5,7 @@ Import from here; the submodules are :mod:`.client`, :mod:`.models` and :mod:`.e
 
 from __future__ import annotations
 
-from worker.smtp2go.client import (
-    API_KEY_HEADER,
-    DEFAULT_TIMEOUT,
-    SEND_PATHS,
-    SMTP2GOClient,
-    client_from_settings,
-)
-from worker.smtp2go.errors import (
+from outbox.errors import (
     APIError,
     BadRequestError,
     ForbiddenError,
@@ -25,12 +18,16 @@ from worker.smtp2go.errors import (
     TransportError,
     UnauthorizedError,
     UnexpectedStatusError,
-    error_from_response,
-    parse_field_errors,
-    parse_retry_after,
     redact,
 )
-from worker.smtp2go.models import (
+from outbox.worker.smtp2go.client import (
+    API_KEY_HEADER,
+    DEFAULT_TIMEOUT,
+    SEND_PATHS,
+    SMTP2GOClient,
+    client_from_settings,
+)
+from outbox.worker.smtp2go.models import (
     E164,
     FORBIDDEN_HEADERS,
     MAX_ACTIVITY_LIMIT,
@@ -75,6 +72,11 @@ from worker.smtp2go.models import (
     validate_address,
     validate_domain_or_address,
     validate_schedule,
+)
+from outbox.worker.smtp2go.responses import (
+    error_from_response,
+    parse_field_errors,
+    parse_retry_after,
 )
 
 __all__ = [

@@ -22,14 +22,8 @@ import httpx
 from httpx import _models as _httpx_models
 from pydantic import ValidationError
 
-from worker.smtp2go.errors import (
-    RequestTimeout,
-    TransportError,
-    UnexpectedStatusError,
-    error_from_response,
-    redact,
-)
-from worker.smtp2go.models import (
+from outbox.errors import RequestTimeout, TransportError, UnexpectedStatusError, redact
+from outbox.worker.smtp2go.models import (
     ActivitySearch,
     ActivitySearchResult,
     APIResult,
@@ -56,9 +50,10 @@ from worker.smtp2go.models import (
     WebhookRemove,
     WireModel,
 )
+from outbox.worker.smtp2go.responses import error_from_response
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from outbox.worker.settings import Settings
 
 __all__ = [
     "API_KEY_HEADER",

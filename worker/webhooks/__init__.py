@@ -2,7 +2,7 @@
 
 - :mod:`worker.webhooks.app` — the Starlette receiver, ``create_app(...)`` and the
   blocking ``run(host, port, *, secret, insecure)`` the ``outbox webhooks`` command calls;
-  ``python -m worker.webhooks`` runs it too.
+  ``python -m outbox.worker.webhooks`` runs it too.
 - :mod:`worker.webhooks.events` — bodies -> normalised event dicts (the shape is drawn
   there), the provider-name map, the duplicate-collapsing digest.
 - :mod:`worker.webhooks.tasks` — the Celery task ``outbox.record_event`` that appends an

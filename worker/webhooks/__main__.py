@@ -1,4 +1,4 @@
-"""``python -m worker.webhooks --host 127.0.0.1 --port 8026 [--secret S] [--insecure]``.
+"""``python -m outbox.worker.webhooks --host 127.0.0.1 --port 8026 [--secret S] [--insecure]``.
 
 The secret comes from ``--secret`` or else ``OUTBOX_WEBHOOK_SECRET`` (prefer the
 environment: a command-line argument is visible to every user of the host in ``ps``).
@@ -11,12 +11,12 @@ import argparse
 import logging
 import sys
 
-from worker.webhooks.app import DEFAULT_MAX_BODY, DEFAULT_PORT, run
+from outbox.worker.webhooks.app import DEFAULT_MAX_BODY, DEFAULT_PORT, run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.webhooks", description="SMTP2GO webhook receiver"
+        prog="python -m outbox.worker.webhooks", description="SMTP2GO webhook receiver"
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     secret = args.secret
     if secret is None:
-        from worker.settings import get_settings
+        from outbox.worker.settings import get_settings
 
         configured = get_settings().webhook_secret
         secret = configured.get_secret_value() if configured else None

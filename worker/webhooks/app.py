@@ -9,7 +9,7 @@ Entry points::
 
     create_app(*, secret, insecure=False, enqueue=None, max_body=1_000_000) -> Starlette
     run(host="127.0.0.1", port=8026, *, secret, insecure=False, max_body=1_000_000) -> None
-    python -m worker.webhooks --host 127.0.0.1 --port 8026 [--secret S] [--insecure]
+    python -m outbox.worker.webhooks --host 127.0.0.1 --port 8026 [--secret S] [--insecure]
 
 ``run`` blocks (uvicorn) and is what ``outbox webhooks`` calls with
 ``secret=settings.webhook_secret`` (a ``SecretStr`` or a plain string; ``None`` refuses to
@@ -47,8 +47,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.webhooks import RECORD_EVENT_TASK
-from worker.webhooks.events import (
+from outbox.worker.webhooks import RECORD_EVENT_TASK
+from outbox.worker.webhooks.events import (
     EVENT_NAMES,
     InvalidPayload,
     normalise,
@@ -73,7 +73,7 @@ def celery_enqueue(event: dict[str, Any]) -> None:
     """Publish one normalised event to ``outbox.record_event`` on the ``email`` queue."""
     # Imported on first use: an app built with its own ``enqueue`` (tests) needs no
     # broker configuration at all.
-    from worker.app import app
+    from outbox.worker.app import app
 
     app.send_task(RECORD_EVENT_TASK, args=[event], queue="email", routing_key="email")
 
@@ -246,7 +246,7 @@ def run(
     """
     import uvicorn
 
-    from worker.logs import install_secret_filter
+    from outbox.worker.logs import install_secret_filter
 
     plain = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     app = create_app(secret=plain, insecure=insecure, max_body=max_body)

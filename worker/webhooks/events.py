@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from worker.smtp2go.models import address_key
+from outbox.worker.smtp2go.models import address_key
 
 __all__ = [
     "EVENT_NAMES",

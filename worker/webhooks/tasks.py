@@ -31,12 +31,12 @@ from typing import Any
 
 from celery import Task
 
-from worker import keys
-from worker.app import app
-from worker.runtime import Runtime, get_runtime
-from worker.unavailable import hand_back_when_unavailable
-from worker.webhooks import RECORD_EVENT_TASK
-from worker.webhooks.events import digest, should_suppress
+from outbox.worker import keys
+from outbox.worker.app import app
+from outbox.worker.runtime import Runtime, get_runtime
+from outbox.worker.unavailable import hand_back_when_unavailable
+from outbox.worker.webhooks import RECORD_EVENT_TASK
+from outbox.worker.webhooks.events import digest, should_suppress
 
 __all__ = [
     "MAX_UNMATCHED",

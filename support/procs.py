@@ -1,4 +1,5 @@
-"""Helpers for tests that start real processes: free ports, readiness, clean-up by pid."""
+"""Starting and stopping real processes, shared by the tests and the benchmarks: free
+ports, readiness, clean-up by process group."""
 
 from __future__ import annotations
 
@@ -61,7 +62,11 @@ def wait_http(
 
 
 def start(
-    args: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path = ROOT,
 ) -> subprocess.Popen[bytes]:
     """Start ``args`` in its own process group, output to ``log`` (or discarded)."""
     full_env = {**os.environ, **(env or {})}
@@ -69,7 +74,7 @@ def start(
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         list(args),
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -104,9 +109,10 @@ def running(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     timeout: float = 30.0,
+    cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a process for the duration of a ``with`` block."""
-    proc = start(args, env=env, log=log)
+    proc = start(args, env=env, log=log, cwd=cwd)
     try:
         if ready_url:
             wait_http(ready_url, timeout=timeout, proc=proc)

@@ -32,9 +32,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from sandbox import RunningSandbox, SandboxConfig, serve_in_thread
-from worker.runtime import Runtime, set_runtime
-from worker.settings import Settings
+from outbox.sandbox import RunningSandbox, SandboxConfig, serve_in_thread
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
 
 __all__ = [
     "QUEUES",
@@ -248,9 +248,9 @@ class DemoStack:
     def start(self) -> Runtime:
         # Registers the tasks (and the releaser's signal handlers) before the worker
         # and the producers need them.
-        import worker.parking
-        import worker.tasks  # noqa: F401
-        from worker.app import app
+        import outbox.worker.parking
+        import outbox.worker.tasks  # noqa: F401
+        from outbox.worker.app import app
 
         redis_client: Any
         if self.redis_url:
@@ -314,7 +314,7 @@ class DemoStack:
 
     def stop(self) -> None:
         """Stop the worker, then the sandbox; restore the app. Safe to call twice."""
-        from worker.app import app
+        from outbox.worker.app import app
 
         if self.worker is not None:
             self.worker.stop()

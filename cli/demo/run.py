@@ -1,8 +1,8 @@
 """``outbox demo``: the whole queue at work in one process, checked against the sandbox.
 
-It starts the stack (:mod:`producers.demo_stack`), creates the template and the
+It starts the stack (:mod:`outbox.cli.demo.stack`), creates the template and the
 suppression the mix needs, arms the sandbox's faults (a rate limit, random 5xx, a 5xx
-burst, 429 storms), sends the mix (:mod:`producers.demo_mix`) through the public
+burst, 429 storms), sends the mix (:mod:`outbox.cli.demo.mix`) through the public
 producers and watches the records until every recipient is final. The verdict comes
 from the sandbox, the independent oracle: its ``/_sandbox/messages`` must show every
 deliverable recipient exactly once, the suppressed reader refused, and nothing for the
@@ -42,14 +42,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from producers.api import Handle, ValidationError
-from producers.demo_mix import GROUPS, TEMPLATE_ID, Plan, PlannedSend, build_plan
-from producers.demo_stack import DemoStack, redacted_url
-from sandbox import SandboxConfig, parse_rate
-from worker import keys
-from worker.records import Record, load_record
-from worker.runtime import Runtime
-from worker.states import FINAL_STATES, State
+from outbox.api import Handle, ValidationError
+from outbox.cli.demo.mix import GROUPS, TEMPLATE_ID, Plan, PlannedSend, build_plan
+from outbox.cli.demo.stack import DemoStack, redacted_url
+from outbox.sandbox import SandboxConfig, parse_rate
+from outbox.worker import keys
+from outbox.worker.records import Record, load_record
+from outbox.worker.runtime import Runtime
+from outbox.worker.states import FINAL_STATES, State
 
 __all__ = ["DemoOptions", "DemoReport", "run_demo"]
 
@@ -298,7 +298,7 @@ class _StatusLine:
 @contextmanager
 def _quiet_logging(console: Console | None, secret: str) -> Iterator[None]:
     """Warnings (and worse) from the worker above the progress display, key redacted."""
-    from worker.logs import install_secret_filter
+    from outbox.worker.logs import install_secret_filter
 
     root = logging.getLogger()
     handler: logging.Handler

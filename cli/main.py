@@ -74,7 +74,7 @@ def _print_json(value: Any) -> None:
 
 
 def _masked(url: str) -> str:
-    from producers.demo_stack import redacted_url
+    from outbox.cli.demo.stack import redacted_url
 
     return redacted_url(url)
 
@@ -82,7 +82,7 @@ def _masked(url: str) -> str:
 def _configured(name: str) -> str:
     """A URL setting for an error message (the installed runtime's, when there is one)."""
     try:
-        from worker.runtime import get_runtime
+        from outbox.worker.runtime import get_runtime
 
         settings = get_runtime().settings
     except Exception:
@@ -98,7 +98,7 @@ class OutboxGroup(click.Group):
         from kombu.exceptions import OperationalError
         from pydantic import ValidationError as SettingsError
 
-        from worker.settings import MissingAPIKeyError
+        from outbox.worker.settings import MissingAPIKeyError
 
         try:
             return super().invoke(ctx)
@@ -154,7 +154,7 @@ def _storms(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[in
 
 def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
     """The sandbox's own rate notation (``10/s``, ``600/m``, ``0`` for none)."""
-    from sandbox import parse_rate
+    from outbox.sandbox import parse_rate
 
     try:
         parse_rate(text)
@@ -251,9 +251,9 @@ def demo(
     recipient reached the API exactly once, the suppressed one failed, the invalid
     sends were refused and nothing is dead.
     """
-    from producers.demo import DemoOptions, run_demo
-    from producers.demo_stack import StackError
-    from producers.demo_view import render_summary
+    from outbox.cli.demo import DemoOptions, run_demo
+    from outbox.cli.demo.stack import StackError
+    from outbox.cli.demo.view import render_summary
 
     storms, storm_seconds = burst_429
     options = DemoOptions(
@@ -360,8 +360,8 @@ def sandbox(
     seed: int | None,
     log_level: str,
 ) -> None:
-    """Serve the local SMTP2GO v3 emulator (as python -m sandbox does)."""
-    from sandbox import SandboxConfig, run
+    """Serve the local SMTP2GO v3 emulator (as python -m outbox.sandbox does)."""
+    from outbox.sandbox import SandboxConfig, run
 
     try:
         config = SandboxConfig(
@@ -393,14 +393,14 @@ def sandbox(
 )
 def webhooks(host: str, port: int, insecure: bool) -> None:
     """Serve the webhook receiver: POST /webhooks/smtp2go, GET /healthz."""
-    from worker.settings import get_settings
+    from outbox.worker.settings import get_settings
 
     secret = get_settings().webhook_secret
     value = secret.get_secret_value() if secret is not None else None
     if not value and not insecure:
         _fail("OUTBOX_WEBHOOK_SECRET is not set; set it, or pass --insecure", EXIT_USAGE)
     try:
-        from worker.webhooks.app import run
+        from outbox.worker.webhooks.app import run
     except ImportError as exc:
         _fail(f"the webhook receiver is not available ({exc})", EXIT_FAILED)
     run(host, port, secret=value, insecure=insecure)
@@ -434,9 +434,9 @@ def _error_text(error: dict[str, Any] | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def status(record_id: str, history: bool, as_json: bool) -> None:
     """Show a send's record: ID is a batch id, or a chunk id (BATCH.N)."""
-    from producers.api import RecordNotFound
-    from producers.api import status as load
-    from worker.states import State
+    from outbox.api import RecordNotFound
+    from outbox.api import status as load
+    from outbox.worker.states import State
 
     try:
         record = load(record_id)
@@ -546,7 +546,7 @@ def dead() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def dead_list(limit: int, as_json: bool) -> None:
     """List dead chunks, newest last."""
-    from worker.runtime import get_runtime
+    from outbox.worker.runtime import get_runtime
 
     store = get_runtime().store
     letters = store.dead_letters(limit=limit)
@@ -601,9 +601,9 @@ def dead_list(limit: int, as_json: bool) -> None:
 
 def _dead_chunks_of(ids: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
     """Chunk ids to replay for the ids given (a batch id means its dead chunks)."""
-    from worker.records import load_record
-    from worker.runtime import get_runtime
-    from worker.states import State
+    from outbox.worker.records import load_record
+    from outbox.worker.runtime import get_runtime
+    from outbox.worker.states import State
 
     store = get_runtime().store
     dead_now = {chunk_id for chunk_id, _ in store.dead_letters(limit=100_000)}
@@ -635,10 +635,10 @@ def dead_replay(ids: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
 
     An ID is a chunk id, or a batch id for all of its dead chunks.
     """
-    from worker.app import app
-    from worker.payloads import chunk_call
-    from worker.runtime import get_runtime
-    from worker.store import batch_id_of
+    from outbox.worker.app import app
+    from outbox.worker.payloads import chunk_call
+    from outbox.worker.runtime import get_runtime
+    from outbox.worker.store import batch_id_of
 
     if bool(ids) == replay_all:
         _fail("give chunk or batch ids, or --all (not both)", EXIT_USAGE)
@@ -692,7 +692,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _enqueue(call: Callable[[], Any], as_json: bool) -> None:
-    from producers.api import ValidationError
+    from outbox.api import ValidationError
 
     try:
         handle = call()
@@ -753,7 +753,7 @@ def send_email_cmd(
     as_json: bool,
 ) -> None:
     """Queue an email."""
-    from producers.api import send_email
+    from outbox.api import send_email
 
     _enqueue(
         lambda: send_email(
@@ -795,7 +795,7 @@ def send_template_cmd(
     as_json: bool,
 ) -> None:
     """Queue an email rendered from a template stored at SMTP2GO."""
-    from producers.api import send_template
+    from outbox.api import send_template
 
     try:
         data = json.loads(data_json)
@@ -822,7 +822,7 @@ def send_template_cmd(
 @_json_flag
 def send_mime_cmd(message: Path, idempotency_key: str | None, as_json: bool) -> None:
     """Queue a complete MIME message from a file (- for stdin)."""
-    from producers.api import send_mime
+    from outbox.api import send_mime
 
     raw = sys.stdin.buffer.read() if str(message) == "-" else message.read_bytes()
     _enqueue(lambda: send_mime(raw, idempotency_key=idempotency_key), as_json)
@@ -842,7 +842,7 @@ def send_sms_cmd(
     as_json: bool,
 ) -> None:
     """Queue an SMS."""
-    from producers.api import send_sms
+    from outbox.api import send_sms
 
     _enqueue(
         lambda: send_sms(list(to), message, idempotency_key=idempotency_key, sender=sender),

@@ -8,7 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from producers.demo import DemoReport
+from outbox.cli.demo.run import DemoReport
 
 __all__ = ["render_summary"]
 

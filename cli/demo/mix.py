@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import partial
 
-from producers.api import Handle, send_email, send_mime, send_sms, send_template
-from producers.chunking import chunk_count
+from outbox.api import Handle, send_email, send_mime, send_sms, send_template
+from outbox.chunking import chunk_count
 
 __all__ = [
     "GROUPS",
