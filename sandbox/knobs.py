@@ -363,6 +363,6 @@ def markdown_table() -> str:
     """The table of ``docs/sandbox.md``: every field, what it takes, its option, its use."""
     lines = ["| field | value | start value from | what it does |", "|---|---|---|---|"]
     for knob in KNOBS:
-        option = f"`{knob.option}`" if knob.option else "— (0 / off)"
+        option = f"`{knob.option}`" if knob.option else "—"
         lines.append(f"| `{knob.name}` | {knob.kind} | {option} | {knob.help} |")
     return "\n".join(lines)
