@@ -198,8 +198,9 @@ def email_payload(
         "from_address": record.from_address,
         "from_name": record.from_name,
     }
-    later = {k: v for k, v in event.fields.items() if k not in ("recipients", "srchost")}
-    payload.update(later)
+    # The event's own fields (host, message, context, bounce, ...) sit before ``id``, as in
+    # the captures; ``recipients`` and ``srchost`` come later in key order.
+    payload.update({k: v for k, v in event.fields.items() if k not in ("recipients", "srchost")})
     payload["id"] = event_id
     payload["message-id"] = record.message_id
     if event.rcpt is not None:

@@ -42,7 +42,7 @@ def _suppression_target(body: dict[str, Any]) -> str:
 
 def suppression_add(sb: Sandbox, body: dict[str, Any], call: Call) -> Any:
     target = _suppression_target(body)
-    description = optional_str(body, "block_description", max_len=255) or ""
+    description = optional_str(body, "block_description") or ""
     sb.state.suppress(target, description, "manual")
     return {"added": True, "block_description": description, "email_address": target}
 

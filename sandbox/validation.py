@@ -96,14 +96,12 @@ def invalid(field: str, message: str) -> ApiError:
 # -- small field readers ------------------------------------------------------------------
 
 
-def optional_str(body: dict[str, Any], name: str, *, max_len: int | None = None) -> str | None:
+def optional_str(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise invalid(name, f"{name} must be a string")
-    if max_len is not None and len(value) > max_len:
-        raise invalid(name, f"{name} must be at most {max_len} characters")
     return value
 
 
