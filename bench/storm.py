@@ -71,7 +71,7 @@ def one_run(
     )
     pre = sandbox.stats()
     storm_start = time.time()
-    sandbox.configure(storm_seconds=storm, retry_after=True)
+    sandbox.configure(storm_seconds=storm, rate_headers=True)
     storm_end = storm_start + storm
     with h.progress() as bar:
         task = bar.add_task(f"{label}: storm", total=round(storm * 10))

@@ -31,6 +31,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from outbox.sandbox.command import sandbox as sandbox_command
+
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
@@ -290,99 +292,8 @@ def demo(
 # -- sandbox and webhooks -----------------------------------------------------------------
 
 
-def _domains(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [d.strip() for d in value.split(",") if d.strip()]
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True)
-@click.option(
-    "--rate",
-    default="10/s",
-    show_default=True,
-    callback=_sandbox_rate,
-    help="Shared limit over all /v3 requests: 10/s, 600/m, 5/10s; 0 = none.",
-)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=50.0, show_default=True)
-@click.option(
-    "--fail-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of /v3 requests answered 500/502/503.",
-)
-@click.option(
-    "--api-key",
-    default=None,
-    metavar="KEY",
-    help="The only key accepted (default: any key of the form api- and 32 letters).",
-)
-@click.option(
-    "--verified-domains",
-    callback=_domains,
-    metavar="A,B",
-    default=None,
-    help="Sender domains the account has verified (default: any).",
-)
-@click.option(
-    "--bounce-domain",
-    default="bounce.example.net",
-    show_default=True,
-    help="Recipients at this domain hard-bounce.",
-)
-@click.option(
-    "--activity-rate", default="60/m", show_default=True, help="activity/search's own limit."
-)
-@click.option(
-    "--suppress-bounces", is_flag=True, help="Add hard-bounced addresses to the suppression list."
-)
-@click.option("--seed", type=int, default=None, help="Seed for ids and random faults.")
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
-def sandbox(
-    host: str,
-    port: int,
-    rate: str,
-    latency_ms: float,
-    fail_rate: float,
-    api_key: str | None,
-    verified_domains: list[str] | None,
-    bounce_domain: str,
-    activity_rate: str,
-    suppress_bounces: bool,
-    seed: int | None,
-    log_level: str,
-) -> None:
-    """Serve the local SMTP2GO v3 emulator (as python -m outbox.sandbox does)."""
-    from outbox.sandbox import SandboxConfig, run
-
-    try:
-        config = SandboxConfig(
-            api_key=api_key,
-            rate=rate,
-            latency_ms=latency_ms,
-            fail_rate=fail_rate,
-            verified_domains=verified_domains,
-            bounce_domain=bounce_domain,
-            activity_rate=activity_rate,
-            suppress_bounces=suppress_bounces,
-            seed=seed,
-        )
-    except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    key = "the key given (--api-key)" if api_key else "any key of the form api- and 32 letters"
-    _err().print(
-        f"sandbox on http://{host}:{port}/v3 (rate {config.rate or 'unlimited'}, "
-        f"latency {config.latency_ms:g} ms, fail rate {config.fail_rate:g}); accepts {key}"
-    )
-    run(config, host, port, log_level=log_level)
+#: ``outbox sandbox``: defined once, in the sandbox package (also ``python -m outbox.sandbox``).
+main.add_command(sandbox_command)
 
 
 @main.command()

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 __all__ = ["Rate", "SandboxConfig", "parse_activity_rate", "parse_rate"]
 
+#: The real service times a client's IP out for "no less than 1 minute" (rate-limiting page).
+DEFAULT_PENALTY = 60.0
+#: Longest timeout, storm or hold the sandbox accepts, in seconds.
+MAX_SECONDS = 3600.0
+
 _RATE = re.compile(
     r"^\s*(?P<count>\d+)\s*(?:/\s*(?P<mult>\d+(?:\.\d+)?)?\s*(?P<unit>[a-z]+)?)?\s*$",
     re.IGNORECASE,
@@ -84,15 +89,26 @@ class SandboxConfig:
     """How a sandbox starts; ``POST /_sandbox/reset`` returns to exactly this.
 
     The defaults are those of ``python -m outbox.sandbox`` with no options: a realistic
-    account (10 requests/s, 50 ms per answer) rather than an idealised one.
+    account (10 requests/s, 50 ms per answer, a minute's timeout for going over, no
+    rate-limit hints) rather than an idealised one.
     """
 
     #: The one key accepted; ``None`` accepts any key of the real format.
     api_key: str | None = None
     #: Shared limit over every ``/v3`` request, e.g. ``"10/s"``; ``None`` = unlimited.
     rate: str | None = "10/s"
-    #: Added to every ``/v3`` answer that is not refused by a limit.
+    #: Seconds a client's IP is timed out (every ``/v3`` request answered 429) after it
+    #: went over ``rate`` or ``error_limit``; 0 = refuse only the requests over the limit.
+    penalty: float = DEFAULT_PENALTY
+    #: How many 4xx answers (other than 429) one IP may get in a window, e.g. ``"20/m"``,
+    #: before it is timed out; ``None`` = errors never time a client out.
+    error_limit: str | None = None
+    #: Send ``X-RateLimit-*`` headers and ``Retry-After`` (the real service promises neither).
+    rate_headers: bool = False
+    #: Added to every ``/v3`` answer that is not refused by a limit (after counting).
     latency_ms: float = 50.0
+    #: A random 0..J ms wait before a request is counted (network delay on the way in).
+    latency_jitter_ms: float = 0.0
     #: Share of ``/v3`` requests answered 500/502/503 at random.
     fail_rate: float = 0.0
     #: Sender domains the account has verified; ``None`` = any sender.
@@ -115,15 +131,22 @@ class SandboxConfig:
     suppress_bounces: bool = False
     #: Deliver webhooks to hosts other than loopback; off so tests never reach the network.
     allow_external_webhooks: bool = False
-    #: The monthly allowance reported by ``stats/email_cycle``.
+    #: The monthly allowance reported by ``stats/email_cycle`` (recipients).
     cycle_max: int = 100_000
 
     def __post_init__(self) -> None:
         parse_rate(self.rate)
+        parse_rate(self.error_limit)
         parse_activity_rate(self.activity_rate)
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError(f"fail_rate must be between 0 and 1, not {self.fail_rate}")
         if self.latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
+        if self.latency_jitter_ms < 0:
+            raise ValueError("latency_jitter_ms must not be negative")
+        if not 0 <= self.penalty <= MAX_SECONDS:
+            raise ValueError(f"penalty must be from 0 to {MAX_SECONDS:g} seconds")
         if self.webhook_retries < 0:
             raise ValueError("webhook_retries must not be negative")
+        if self.cycle_max < 0:
+            raise ValueError("cycle_max must not be negative")

@@ -3,9 +3,10 @@
 Deliveries run as background tasks so a send is never answered later because of them.
 Each (send, webhook) pair is one task that posts its events in order (``processed``
 before ``delivered``), retrying a failing or slow receiver with exponential backoff, like
-the real service does over 48 hours (here over seconds). Payloads carry the documented
-fields only; the real service does not sign them, so protection is the ``Authorization``
-header chosen at ``webhook/add``.
+the real service does over 48 hours (here over seconds). A retry posts the very same body
+(same ``id``). The bodies are built by :mod:`~outbox.sandbox.events`; the real service
+does not sign them, so protection is the ``Authorization`` header chosen at
+``webhook/add``.
 """
 
 from __future__ import annotations
@@ -17,43 +18,29 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from outbox.sandbox.state import EmailRecord, SandboxState, SmsRecord, Webhook
+from outbox.sandbox.events import (
+    SMS_LIFECYCLE,
+    EmailEvent,
+    email_payload,
+    events_at_acceptance,
+    later_event,
+    sms_payload,
+)
+from outbox.sandbox.records import EmailRecord, LaterEvent, SmsRecord, Webhook
+from outbox.sandbox.state import SandboxState
 
-__all__ = ["EMAIL_EVENTS", "SMS_EVENTS", "WebhookDispatcher"]
+__all__ = ["WebhookDispatcher", "authorization", "is_loopback"]
 
 log = logging.getLogger("outbox.sandbox.webhooks")
 
-EMAIL_EVENTS = frozenset(
-    {
-        "processed",
-        "delivered",
-        "open",
-        "click",
-        "bounce",
-        "spam",
-        "unsubscribe",
-        "resubscribe",
-        "reject",
-    }
-)
-SMS_EVENTS = frozenset({"sending", "submitted", "delivered", "failed", "rejected", "opt-out"})
-#: The SMS lifecycle the sandbox plays for an accepted message, in order.
-_SMS_LIFECYCLE = ("sending", "submitted", "delivered")
 #: At most this many deliveries in flight; the rest wait their turn.
 _CONCURRENCY = 64
 _MAX_BACKOFF = 30.0
-
-
-def iso(epoch: float) -> str:
-    """UTC timestamps as the API writes them: ``2024-01-01T12:00:00Z``."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def authorization(hook: Webhook) -> str | None:
@@ -97,94 +84,42 @@ class WebhookDispatcher:
 
     # -- scheduling -----------------------------------------------------------------------
 
-    def email_sent(self, record: EmailRecord, delay: float = 0.0) -> None:
+    def email_accepted(self, record: EmailRecord, delay: float = 0.0) -> None:
         """Queue the events of one accepted email for every webhook that wants them."""
         if not self.state.webhooks:
             return
+        events = events_at_acceptance(self.state, record, record.time + delay)
+        self._queue(record, events, delay)
+
+    def email_later(self, record: EmailRecord, later: LaterEvent) -> None:
+        """Queue one event that happened after delivery (an open, a click, a complaint)."""
+        if self.state.webhooks:
+            self._queue(record, [later_event(later)], 0.0)
+
+    def _queue(self, record: EmailRecord, events: list[EmailEvent], delay: float) -> None:
         for hook in list(self.state.webhooks.values()):
-            wanted = set(hook.events)
-            if not wanted:
-                continue
-            events = list(self._email_events(record, hook, wanted))
-            if events:
-                self._spawn(hook, events, delay)
+            wanted = [e for e in events if e.event in hook.events]
+            if wanted:
+                payloads = [
+                    email_payload(record, event, hook, self.state.event_id()) for event in wanted
+                ]
+                self._spawn(hook, payloads, delay)
 
     def sms_sent(self, record: SmsRecord) -> None:
-        """Queue the SMS lifecycle events (``sending``, ``submitted``, ``delivered``)."""
+        """Queue the SMS lifecycle events (``sms_sending``, ``sms_submitted``, ...)."""
         if not self.state.webhooks:
             return
+        at = time.time()
         for hook in list(self.state.webhooks.values()):
-            wanted = [event for event in _SMS_LIFECYCLE if event in hook.sms_events]
+            wanted = [event for event in SMS_LIFECYCLE if event in hook.sms_events]
             if not wanted:
                 continue
             events = [
-                self._sms_payload(record, number, message_id, event)
+                sms_payload(record, number, message_id, event, self.state.event_id(), at)
                 for number, message_id in zip(record.destination, record.message_ids, strict=True)
                 for event in wanted
             ]
             self._spawn(hook, events, 0.0)
-
-    def _email_events(
-        self, record: EmailRecord, hook: Webhook, wanted: set[str]
-    ) -> Iterable[dict[str, Any]]:
-        bounced = set(record.bounced)
-        for rcpt in record.recipients:
-            if "processed" in wanted:
-                yield self._email_payload(record, hook, "processed", rcpt, recipients=True)
-            if rcpt in bounced:
-                if "bounce" in wanted:
-                    yield self._email_payload(record, hook, "bounce", rcpt)
-            elif "delivered" in wanted:
-                yield self._email_payload(record, hook, "delivered", rcpt)
-        if "reject" in wanted:
-            for rcpt in record.rejected:
-                yield self._email_payload(record, hook, "reject", rcpt)
-
-    def _email_payload(
-        self, record: EmailRecord, hook: Webhook, event: str, rcpt: str, *, recipients: bool = False
-    ) -> dict[str, Any]:
-        sendtime = iso(record.time)
-        payload: dict[str, Any] = {
-            "event": event,
-            "time": iso(time.time()) if event != "processed" else sendtime,
-            "sendtime": sendtime,
-            "sender": record.from_address,
-            "from": record.from_address,
-            "from_address": record.from_address,
-            "rcpt": rcpt,
-            "email_id": record.email_id,
-            "subject": record.subject,
-            "message-id": record.message_id,
-        }
-        if recipients:
-            payload["recipients"] = record.recipients
-        if event == "bounce":
-            domain = rcpt.rpartition("@")[2]
-            payload["bounce"] = "hard"
-            payload["host"] = f"mx.{domain}"
-            payload["message"] = f"550 5.1.1 <{rcpt}>: Recipient address rejected"
-        elif event == "reject":
-            payload["message"] = "recipient is on the suppression list"
-        if hook.headers:
-            lowered = {k.lower(): v for k, v in record.custom_headers.items()}
-            for name in hook.headers:
-                if name.lower() in lowered:
-                    payload[name] = lowered[name.lower()]
-        return payload
-
-    def _sms_payload(
-        self, record: SmsRecord, number: str, message_id: str, event: str
-    ) -> dict[str, Any]:
-        return {
-            "event": event,
-            "time": iso(time.time()),
-            "sendtime": iso(record.time),
-            "message_id": message_id,
-            "destination": number,
-            "sender": record.sender or "shared",
-            "status": event,
-            "units": record.units,
-        }
 
     def _spawn(self, hook: Webhook, events: list[dict[str, Any]], delay: float) -> None:
         snapshot = Webhook(**hook.as_dict())  # later edits do not change queued deliveries
@@ -208,8 +143,9 @@ class WebhookDispatcher:
         entry: dict[str, Any] = {
             "webhook_id": hook.id,
             "url": hook.url,
+            "id": payload["id"],
             "event": payload["event"],
-            "rcpt": payload.get("rcpt") or payload.get("destination"),
+            "rcpt": payload.get("rcpt") or payload.get("destination_number"),
             "email_id": payload.get("email_id"),
             "message_id": payload.get("message_id"),
             "attempts": 0,

@@ -2,8 +2,9 @@
 
 The plan is data, built before anything is sent, so the demo can check the outcome
 against it afterwards: every deliverable recipient reaches the sandbox exactly once, the
-suppressed reader is refused by the API (the record ends ``sent`` with one failed
-recipient), and the invalid sends are refused by the producer with nothing enqueued.
+suppressed reader is accepted by the API and then rejected (its chunk ends ``sent``; the
+sandbox never delivers to it), and the invalid sends are refused by the producer with
+nothing enqueued.
 
 For ``n`` recipients: one 250-reader newsletter (3 chunks, one reader suppressed),
 about 10 % transactional emails (one recipient each), 3 % welcome emails from a stored

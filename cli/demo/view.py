@@ -15,7 +15,7 @@ __all__ = ["render_summary"]
 _CHECK_TEXT = {
     "all_final": "every send reached a final state",
     "delivered_exactly_once": "every deliverable recipient reached the API exactly once",
-    "suppressed_recipient_failed": "the suppressed reader was refused by the API, recorded failed",
+    "suppressed_recipient_rejected": "the suppressed reader was accepted, then rejected by the API",
     "invalid_rejected_at_producer": "invalid sends refused at the producer, nothing enqueued",
     "nothing_dead": "no chunk exhausted its retries",
 }
@@ -39,7 +39,7 @@ def render_summary(report: DemoReport, console: Console) -> None:
     totals.add_row(
         "[green]sent[/]", _n(report.sent), f"accepted by the API ({report.chunks} chunks)"
     )
-    totals.add_row("[yellow]failed[/]", _n(report.failed), "refused by the API (suppressed)")
+    totals.add_row("[yellow]failed[/]", _n(report.failed), "rejected by the API (suppressed)")
     totals.add_row("[red]dead[/]" if report.dead else "dead", _n(report.dead), "retries exhausted")
     totals.add_row(
         "rejected at producer", _n(report.rejected_at_producer), "invalid input, never enqueued"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from outbox import send_email, send_sms
+from outbox import send_email, send_sms, send_template
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
 from support.procs import PYTHON, ROOT, wait_until
@@ -105,13 +105,15 @@ def test_the_api_key_appears_nowhere(
     )
     watch = BrokerWatch(broker_url, key)
     watch.start()
-    # Retries (503s), a refused sender (400), a hung answer (timeout, then activity/search).
-    sandbox.configure(fail_next=4, fail_status=503, verified_domains=["example.com"])
+    # Retries (503s), a refused request (400: a template the account does not have; an
+    # unverified sender is answered 200 with failed: 1 instead), a hung answer (timeout,
+    # then activity/search).
+    sandbox.configure(fail_next=4, fail_status=503)
     handles = [
         send_email(SENDER, [f"sec{i}@example.com"], f"Order {i}", text_body="t") for i in range(6)
     ]
     handles.append(send_sms(["+61400000002"], "code 999"))
-    refused = send_email("shop@unverified.example.org", ["sec-x@example.com"], "No", text_body="t")
+    refused = send_template(SENDER, ["sec-x@example.com"], "no-such-template", {})
     wait_all_done([*handles, refused], timeout=60)
     sandbox.configure(hang_next=1, hang_seconds=10)
     hung = send_email(SENDER, ["sec-hang@example.com"], "Hang", text_body="t")

@@ -164,6 +164,7 @@ def test_auto_suppression_of_hard_bounces_when_enabled(api: httpx.Client, sandbo
     sandbox.configure(suppress_bounces=True)
     ok(api.post("/email/send", json=email(to=["bad@bounce.example.net"])))
     again = ok(api.post("/email/send", json=email(to=["bad@bounce.example.net"])))
-    assert again["failed"] == 1
+    assert (again["succeeded"], again["failed"]) == (1, 0)  # accepted, then rejected
+    assert sandbox.messages()[-1]["rejected"] == ["bad@bounce.example.net"]
     view = ok(api.post("/suppression/view", json={"reason": "bounce"}))
     assert [r["email_address"] for r in view["results"]] == ["bad@bounce.example.net"]

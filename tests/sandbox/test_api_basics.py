@@ -101,6 +101,7 @@ def test_stats_count_requests_by_endpoint(api: httpx.Client, sandbox: Sandbox) -
         "accepted": 1,
         "rate_limited": 0,
         "injected_failures": 0,
+        "soft_failed": 0,
     }
     assert stats["by_endpoint"]["stats/email_cycle"]["accepted"] == 1
 

@@ -1,4 +1,8 @@
-"""``email/send``: the answer's shape, every validation rule, suppressions and scheduling."""
+"""``email/send``: the answer's shape, every validation rule and scheduling.
+
+What the answer means (counts of emails, failures as messages, suppressed recipients,
+unverified senders) is pinned in ``test_send_answers.py``.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ def test_accepted_send_answers_counts_and_an_email_id(api: httpx.Client, sandbox
         custom_headers=[{"header": "X-Outbox-Id", "value": "m-1"}],
     )
     data = ok(api.post("/email/send", json=body))
-    assert data["succeeded"] == 4
+    assert data["succeeded"] == 1  # one email, whatever the number of recipients
     assert data["failed"] == 0
     assert data["failures"] == []
     assert len(data["email_id"].split("-")) == 3
@@ -56,12 +60,13 @@ def test_a_message_sent_twice_is_listed_twice(api: httpx.Client, sandbox: Sandbo
     assert [m["email_id"] for m in sandbox.messages()] == [first["email_id"], second["email_id"]]
 
 
-def test_hundred_recipients_in_each_of_to_cc_and_bcc(api: httpx.Client) -> None:
+def test_hundred_recipients_in_each_of_to_cc_and_bcc(api: httpx.Client, sandbox: Sandbox) -> None:
     def many(prefix: str) -> list[str]:
         return [f"{prefix}{i}@example.org" for i in range(100)]
 
     data = ok(api.post("/email/send", json=email(to=many("t"), cc=many("c"), bcc=many("b"))))
-    assert data["succeeded"] == 300
+    assert data["succeeded"] == 1
+    assert len(sandbox.messages()[0]["recipients"]) == 300
 
 
 INVALID: list[tuple[str, dict[str, Any], str]] = [
@@ -78,7 +83,6 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("cc over 100", email(cc=[f"r{i}@example.org" for i in range(101)]), "cc"),
     ("bcc over 100", email(bcc=[f"r{i}@example.org" for i in range(101)]), "bcc"),
     ("bcc not an address", email(bcc=["nobody"]), "bcc"),
-    ("subject missing", email(subject=None), "subject"),
     ("subject over 255", email(subject="s" * 256), "subject"),
     ("subject with a line break", email(subject="Hi\r\nBcc: x@evil.test"), "subject"),
     ("no body at all", email(text_body=None, html_body=None), "text_body"),
@@ -132,25 +136,6 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "attachments",
     ),
     (
-        "attachment without mimetype",
-        email(attachments=[{"filename": "a.png", "fileblob": PNG}]),
-        "attachments",
-    ),
-    (
-        "attachment with fileblob and url",
-        email(
-            attachments=[
-                {
-                    "filename": "a.png",
-                    "mimetype": "image/png",
-                    "fileblob": PNG,
-                    "url": "https://cdn.example.com/a.png",
-                }
-            ]
-        ),
-        "attachments",
-    ),
-    (
         "attachment with neither fileblob nor url",
         email(attachments=[{"filename": "a.png", "mimetype": "image/png"}]),
         "attachments",
@@ -199,13 +184,6 @@ def test_message_over_50_mb_is_refused(api: httpx.Client, sandbox: Sandbox) -> N
     assert sandbox.messages() == []
 
 
-def test_unverified_sender_domain_is_refused(api: httpx.Client, sandbox: Sandbox) -> None:
-    sandbox.configure(verified_domains=["example.com"])
-    ok(api.post("/email/send", json=email(sender="Shop <shop@example.com>")))
-    assert field_error(api.post("/email/send", json=email(sender="x@unverified.test"))) == "sender"
-    assert len(sandbox.messages()) == 1
-
-
 def test_unknown_fields_are_ignored_like_the_real_api(api: httpx.Client, sandbox: Sandbox) -> None:
     ok(api.post("/email/send", json=email(reply_to="help@example.com", tracking="on")))
     [message] = sandbox.messages()
@@ -225,29 +203,6 @@ def test_attachments_and_inlines_by_blob_and_url(api: httpx.Client, sandbox: San
     [message] = sandbox.messages()
     assert message["attachments"] == ["report.pdf", "photo.jpg"]
     assert message["inlines"] == ["logo.png"]
-
-
-def test_suppressed_recipients_fail_and_are_not_delivered(
-    api: httpx.Client, sandbox: Sandbox
-) -> None:
-    ok(api.post("/suppression/add", json={"email_address": "gone@example.org"}))
-    ok(api.post("/suppression/add", json={"email_address": "blocked.test"}))
-    body = email(to=["ann@example.org", "Gone <gone@example.org>", "x@blocked.test"])
-    data = ok(api.post("/email/send", json=body))
-    assert data["succeeded"] == 1
-    assert data["failed"] == 2
-    assert sorted(data["failures"]) == ["gone@example.org", "x@blocked.test"]
-    [message] = sandbox.messages()
-    assert message["recipients"] == ["ann@example.org"]
-    assert sorted(message["rejected"]) == ["gone@example.org", "x@blocked.test"]
-
-
-def test_all_recipients_suppressed_still_answers_200(api: httpx.Client) -> None:
-    ok(api.post("/suppression/add", json={"email_address": "gone@example.org"}))
-    data = ok(api.post("/email/send", json=email(to=["gone@example.org"])))
-    assert data["succeeded"] == 0
-    assert data["failed"] == 1
-    assert data["email_id"]
 
 
 def test_fastaccept_answers_only_the_email_id(api: httpx.Client, sandbox: Sandbox) -> None:

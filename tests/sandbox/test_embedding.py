@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
 from outbox.sandbox import SandboxConfig, parse_rate, serve_in_thread
 from outbox.sandbox.config import Rate
-from support.procs import PYTHON, ROOT
+from support.procs import PYTHON, ROOT, free_port, running
 from tests.sandbox.conftest import email, ok
 
 pytestmark = pytest.mark.integration
@@ -86,6 +87,56 @@ def test_config_refuses_impossible_values() -> None:
 def test_command_line_refuses_a_bad_rate() -> None:
     result = subprocess.run(
         [PYTHON, "-m", "outbox.sandbox", "--rate", "lots"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "invalid rate" in result.stderr
+
+
+def test_one_command_for_outbox_sandbox_and_python_m() -> None:
+    """``outbox sandbox`` is the sandbox package's own command, registered, not a copy."""
+    from outbox.cli.main import main
+    from outbox.sandbox.command import sandbox
+
+    assert main.commands["sandbox"] is sandbox
+    result = subprocess.run(
+        [PYTHON, "-m", "outbox.sandbox", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: python -m outbox.sandbox [OPTIONS]")
+    for option in ("--penalty", "--error-limit", "--rate-headers", "--latency-jitter-ms"):
+        assert option in result.stdout
+
+
+def test_command_line_options_set_the_start_config(tmp_path: Path) -> None:
+    """Every new option reaches ``GET /_sandbox/config``; the banner names the key format."""
+    port = free_port()
+    log = tmp_path / "sandbox.log"
+    args = [PYTHON, "-m", "outbox.sandbox", "--port", str(port), "--rate", "0"]
+    args += ["--penalty", "5", "--error-limit", "20/m", "--rate-headers"]
+    args += ["--latency-jitter-ms", "7", "--cycle-max", "123", "--webhook-backoff", "0.5"]
+    url = f"http://127.0.0.1:{port}"
+    with running(args, ready_url=f"{url}/_sandbox/config", log=log):
+        config = httpx.get(f"{url}/_sandbox/config").json()
+    assert config["penalty"] == 5
+    assert config["error_limit"] == "20/m"
+    assert config["rate_headers"] is True
+    assert config["latency_jitter_ms"] == 7
+    assert config["cycle_max"] == 123
+    assert config["webhook_backoff"] == 0.5
+    assert "any key of the form api- and 32 letters or digits" in log.read_text()
+
+
+def test_command_line_refuses_a_bad_error_limit() -> None:
+    result = subprocess.run(
+        [PYTHON, "-m", "outbox.sandbox", "--error-limit", "often"],
         cwd=ROOT,
         capture_output=True,
         text=True,

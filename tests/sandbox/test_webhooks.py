@@ -29,6 +29,10 @@ def form(body: bytes) -> dict[str, list[str]]:
 def test_form_events_with_bearer_auth_and_chosen_headers(
     api: httpx.Client, receiver: Receiver
 ) -> None:
+    """One ``processed`` per email, then one event per recipient, as form fields.
+
+    The bodies' shape is pinned field by field in ``test_webhook_bodies.py``.
+    """
     add_hook(
         api,
         receiver.url,
@@ -42,21 +46,20 @@ def test_form_events_with_bearer_auth_and_chosen_headers(
         custom_headers=[{"header": "X-Outbox-Id", "value": "msg-42"}],
     )
     email_id = ok(api.post("/email/send", json=body))["email_id"]
-    wait_until(lambda: len(receiver.requests) == 4, timeout=10, what="4 webhook calls")
+    wait_until(lambda: len(receiver.requests) == 3, timeout=10, what="3 webhook calls")
 
     for request in receiver.requests:
         assert request.path == "/hooks/smtp2go"
         assert request.headers["Authorization"] == "Bearer s3cret"
         assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     events = [form(r.body) for r in receiver.requests]
-    assert [(e["event"][0], e["rcpt"][0]) for e in events] == [
-        ("processed", "ann@example.org"),
-        ("delivered", "ann@example.org"),
-        ("processed", "bad@bounce.example.net"),
-        ("bounce", "bad@bounce.example.net"),
-    ]
-    processed, delivered, _, bounce = events
+    processed, delivered, bounce = events
+    assert processed["event"] == ["processed"]
     assert processed["recipients"] == ["ann@example.org", "bad@bounce.example.net"]
+    assert "rcpt" not in processed
+    assert (delivered["event"], delivered["rcpt"]) == (["delivered"], ["ann@example.org"])
+    assert (bounce["event"], bounce["rcpt"]) == (["bounce"], ["bad@bounce.example.net"])
+    assert bounce["bounce"] == ["hard"]
     assert "recipients" not in delivered
     for event in events:
         assert event["email_id"] == [email_id]
@@ -65,8 +68,7 @@ def test_form_events_with_bearer_auth_and_chosen_headers(
         assert event["X-Outbox-Id"] == ["msg-42"]
         assert event["message-id"][0].startswith("<")
         assert event["time"][0].endswith("Z")
-        assert event["sendtime"][0].endswith("Z")
-    assert bounce["bounce"] == ["hard"]
+        assert event["sendtime"][0].endswith("+00:00")
 
 
 def test_json_events_with_basic_auth(api: httpx.Client, receiver: Receiver) -> None:
@@ -158,13 +160,14 @@ def test_retries_are_bounded(api: httpx.Client, sandbox: Sandbox, receiver: Rece
 
 
 def test_sms_events(api: httpx.Client, receiver: Receiver) -> None:
+    """Subscribed as ``submitted``/``delivered``, posted as ``sms_submitted``/``sms_delivered``."""
     add_hook(api, receiver.url, sms_events=["submitted", "delivered"], output_format="json")
     data = ok(api.post("/sms/send", json={"destination": ["+61400000000"], "content": "hi"}))
     wait_until(lambda: len(receiver.requests) == 2, timeout=10, what="2 SMS events")
     payloads = [r.json() for r in receiver.requests]
-    assert [p["event"] for p in payloads] == ["submitted", "delivered"]
+    assert [p["event"] for p in payloads] == ["sms_submitted", "sms_delivered"]
     assert {p["message_id"] for p in payloads} == {data["messages"][0]["message_id"]}
-    assert {p["destination"] for p in payloads} == {"+61400000000"}
+    assert {p["destination_number"] for p in payloads} == {"+61400000000"}
 
 
 def test_other_hosts_are_never_called(api: httpx.Client, sandbox: Sandbox) -> None:
@@ -199,9 +202,7 @@ def test_webhook_management(api: httpx.Client, receiver: Receiver) -> None:
     [
         ({"events": ["delivered"]}, "url"),
         ({"url": "not a url", "events": ["delivered"]}, "url"),
-        ({"url": "http://127.0.0.1/h", "events": ["delivered", "exploded"]}, "events"),
-        ({"url": "http://127.0.0.1/h", "sms_events": ["read"]}, "sms_events"),
-        ({"url": "http://127.0.0.1/h"}, "events"),
+        ({"url": "http://127.0.0.1/h", "events": "delivered"}, "events"),
         (
             {"url": "http://127.0.0.1/h", "events": ["open"], "output_format": "xml"},
             "output_format",
@@ -211,7 +212,7 @@ def test_webhook_management(api: httpx.Client, receiver: Receiver) -> None:
             "auth_header_type",
         ),
     ],
-    ids=["no url", "bad url", "unknown event", "unknown sms event", "no events", "format", "auth"],
+    ids=["no url", "bad url", "events not a list", "format", "auth"],
 )
 def test_invalid_webhook(api: httpx.Client, body: dict[str, Any], fieldname: str) -> None:
     assert field_error(api.post("/webhook/add", json=body)) == fieldname
