@@ -2,8 +2,8 @@
 
 Installed as ``outbox.worker.celeryconfig`` and loaded by ``outbox.worker.app`` by that
 name, so a ``celeryconfig.py`` on an application's path can never replace it; every value
-comes from :class:`worker.settings.Settings`, so ``.env`` and the environment are the
-only places an operator edits.
+comes from :class:`outbox.worker.settings.Settings`, so ``.env`` and the environment are
+the only places an operator edits.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from kombu.entity import Exchange, Queue
 
+from outbox.worker.queues import Queue as OutboxQueue
+from outbox.worker.queues import TaskName
 from outbox.worker.settings import get_settings
 
 _settings = get_settings()
@@ -28,9 +30,13 @@ event_serializer = "json"
 # Outcomes live in outbox's own records in Redis; Celery's result backend is not used.
 task_ignore_result = True
 
-# Acknowledge after the task has recorded its outcome; a worker that dies mid-send
-# leaves the message on the broker for another worker (whose claim check then sees
-# the unfinished attempt and treats it as ambiguous instead of blindly resending).
+# Acknowledge after the task has recorded its outcome. On RabbitMQ that is what brings a
+# dead worker's messages back. On Redis the transport's emulation of acknowledgements is
+# off (below): it cost two of a send's five round trips, and outbox's records already
+# say which chunk a worker held: a claim carries a lease, and a chunk whose lease runs
+# out is published again by the relay of any worker (``outbox.worker.relay``), then
+# looked up before anything is resent. What only the broker held (a message taken but
+# not yet claimed when its worker died) is published again by the stuck sweep (beat).
 task_acks_late = True
 task_reject_on_worker_lost = True
 
@@ -41,56 +47,47 @@ worker_pool = "threads"
 worker_concurrency = 50
 worker_prefetch_multiplier = 1
 
-# Redis broker: a dead worker's unacknowledged tasks return after the visibility
-# timeout; kombu checks every interval x throttle seconds (10 x 10 by default, so
-# ~100 s plus one hour). Check every 5 s against a short timeout instead; waits longer
-# than half of it are parked in Redis by the task, never held as a broker countdown.
 # ``priority`` queue order makes a worker on ``email,bulk`` drain ``email`` first.
 broker_transport_options = {
-    "visibility_timeout": _settings.visibility_timeout,
-    "unacked_restore_interval": 5,
-    "unacked_restore_throttle": 1,
+    "ack_emulation": False,
     "queue_order_strategy": "priority",
 }
 
 _exchange = Exchange("outbox", type="direct")
-task_queues = (
-    Queue("email", _exchange, routing_key="email"),
-    Queue("sms", _exchange, routing_key="sms"),
-    Queue("bulk", _exchange, routing_key="bulk"),
-)
-task_default_queue = "email"
+task_queues = tuple(Queue(q.value, _exchange, routing_key=q.value) for q in OutboxQueue)
+task_default_queue = OutboxQueue.EMAIL.value
 task_default_exchange = "outbox"
-task_default_routing_key = "email"
+task_default_routing_key = OutboxQueue.EMAIL.value
 task_routes = {
-    "outbox.send_sms": {"queue": "sms", "routing_key": "sms"},
-    "outbox.*": {"queue": "email", "routing_key": "email"},
+    TaskName.SEND_SMS.value: {"queue": OutboxQueue.SMS.value, "routing_key": OutboxQueue.SMS.value},
+    "outbox.*": {"queue": OutboxQueue.EMAIL.value, "routing_key": OutboxQueue.EMAIL.value},
 }
 
-# Task events for Flower. Producers send no ``task-sent`` event: it would double the
-# round trips of every enqueue, and Flower learns of a task from its ``task-received``.
-worker_send_task_events = True
+# Task events cost a worker ~10 % of its CPU per send and a PUBLISH each; they are off
+# unless monitoring asks: Flower turns them on in the workers it watches (it broadcasts
+# ``enable_events`` every few seconds). Producers send no ``task-sent`` event either.
+worker_send_task_events = False
 task_send_sent_event = False
 
 beat_schedule = {
     "stats-snapshot": {
-        "task": "outbox.beat.stats_snapshot",
+        "task": TaskName.STATS_SNAPSHOT.value,
         "schedule": timedelta(seconds=_settings.stats_interval),
     },
     "suppression-sync": {
-        "task": "outbox.beat.sync_suppressions",
+        "task": TaskName.SYNC_SUPPRESSIONS.value,
         "schedule": timedelta(seconds=_settings.suppression_sync_interval),
     },
     "sweep-stuck": {
-        "task": "outbox.beat.sweep_stuck",
+        "task": TaskName.SWEEP_STUCK.value,
         "schedule": timedelta(seconds=_settings.sweep_interval),
     },
     "rematch-webhook-events": {
-        "task": "outbox.beat.rematch_events",
+        "task": TaskName.REMATCH_EVENTS.value,
         "schedule": timedelta(seconds=_settings.rematch_interval),
     },
     "expire-records": {
-        "task": "outbox.beat.expire_records",
+        "task": TaskName.EXPIRE_RECORDS.value,
         "schedule": timedelta(seconds=_settings.expire_interval),
     },
 }

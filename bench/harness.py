@@ -72,7 +72,6 @@ WORKER_ENV = {
     "OUTBOX_RETRY_BASE": "0.5",
     "OUTBOX_RETRY_CAP": "5",
     "OUTBOX_COOLDOWN_SECONDS": "2",
-    "OUTBOX_VISIBILITY_TIMEOUT": "60",
     "SMTP2GO_TIMEOUT": "10",
     "OUTBOX_RATE_LIMIT": "100000/s",
 }
@@ -442,7 +441,9 @@ def install_producer() -> Any:
 
 def active_chunks() -> int:
     """Chunks not final yet (the records' ``active`` index)."""
-    return int(redis_client().zcard("outbox:active"))
+    from outbox.worker.store import keys
+
+    return int(redis_client().zcard(keys.active()))
 
 
 @dataclass
@@ -463,6 +464,8 @@ class Timelines:
 
 def timelines(chunk_ids: Sequence[str]) -> Timelines:
     """Read every chunk's hash and history (pipelined, after the run)."""
+    from outbox.worker.store import keys
+
     client = redis_client()
     out = Timelines()
     step = 2000
@@ -470,8 +473,8 @@ def timelines(chunk_ids: Sequence[str]) -> Timelines:
         part = chunk_ids[start : start + step]
         pipe = client.pipeline(transaction=False)
         for chunk_id in part:
-            pipe.hmget(f"outbox:chunk:{chunk_id}", "created_at", "state", "attempts")
-            pipe.lrange(f"outbox:chunk:{chunk_id}:log", 0, -1)
+            pipe.hmget(keys.chunk(chunk_id), "created_at", "state", "attempts")
+            pipe.lrange(keys.chunk_log(chunk_id), 0, -1)
         replies = pipe.execute()
         for i in range(0, len(replies), 2):
             created, state, attempts = replies[i]

@@ -1,20 +1,16 @@
-"""What a web app imports to queue email, MIME, templated email and SMS.
+"""outbox: an outbound-messaging queue for SMTP2GO. What a web app imports::
 
->>> from outbox import send_email
->>> handle = send_email("shop@example.com", ["ann@example.org"], "Receipt", text_body="Thanks")
->>> handle.status().state
+    from outbox import send_email
+
+    handle = send_email("shop@example.com", ["ann@example.org"], "Receipt", text_body="Thanks")
+    handle.status().state  # queued, sending, retrying, sent, failed, dead
+
+Importing this package loads the producers only: no command line, demo, sandbox or web
+framework. The workers are ``celery -A outbox.worker worker``.
 """
 
 from __future__ import annotations
 
-from outbox.api import (
-    Handle,
-    send_email,
-    send_mime,
-    send_sms,
-    send_template,
-    status,
-)
 from outbox.errors import (
     EnqueueError,
     OutboxError,
@@ -22,6 +18,9 @@ from outbox.errors import (
     SMTP2GOError,
     ValidationError,
 )
+from outbox.handle import Handle, status
+from outbox.resend import retry_failed
+from outbox.send import send_email, send_mime, send_sms, send_template
 from outbox.worker.records import ChunkRecord, Record
 from outbox.worker.states import State
 
@@ -35,6 +34,7 @@ __all__ = [
     "SMTP2GOError",
     "State",
     "ValidationError",
+    "retry_failed",
     "send_email",
     "send_mime",
     "send_sms",

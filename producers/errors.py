@@ -6,7 +6,7 @@
     ├── EnqueueError                    nothing was recorded (Redis unreachable): nothing
     │                                   will be sent; calling again is safe
     ├── RecordNotFound (LookupError)    no record with that id (never made, or expired)
-    ├── ConfigurationError              a setting makes the call impossible (no API key, ...)
+    ├── ConfigurationError (ValueError) a setting makes the call impossible (no API key, ...)
     ├── Throttled                       a shared limit has no slot yet; try after ``wait`` s
     └── SMTP2GOError                    the API refused a request or could not be reached;
         │                               ``retryable`` says whether trying again can help
@@ -91,15 +91,22 @@ class EnqueueError(OutboxError):
 
     Raised only when no record exists; once the record is written the send returns its
     handle even if the broker is down (the record is the outbox, and it is published
-    later). Calling again is safe, with or without an idempotency key.
+    later). Calling again is safe, with or without an idempotency key. In the rare case
+    Redis failed in the middle of the write and could not be asked afterwards,
+    ``recorded`` is ``None`` instead of ``False``: the send may have been recorded (and
+    then goes); an idempotency key makes calling again safe.
     """
+
+    def __init__(self, message: str, *, recorded: bool | None = False) -> None:
+        super().__init__(message)
+        self.recorded = recorded
 
 
 class RecordNotFound(OutboxError, LookupError):
     """No record with that id (never created, or expired after the retention)."""
 
 
-class ConfigurationError(OutboxError):
+class ConfigurationError(OutboxError, ValueError):
     """A setting makes the call impossible (no API key for a request, a bad URL, ...)."""
 
 

@@ -1,17 +1,28 @@
-"""Scheduled jobs run by ``celery -A outbox.worker beat`` (schedule in ``celeryconfig``)."""
+"""Scheduled jobs run by ``celery -A outbox.worker beat`` (schedule in ``celeryconfig``).
+
+Jobs that call the API (the statistics snapshot, the suppression sync, the quota read)
+respect the fleet's cool-down and an account hold (they do not run then), take a 429's
+cool-down for everyone as a send would, and when the API fails they log one line and
+come back after a backoff (parked, like any wait) instead of a traceback every run.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from outbox.worker import keys
+from outbox.errors import RateLimitedError, SMTP2GOError
 from outbox.worker.app import app
-from outbox.worker.payloads import chunk_call
-from outbox.worker.runtime import get_runtime
+from outbox.worker.publish import chunk_task, publish
+from outbox.worker.queues import TaskName
+from outbox.worker.retry import backoff
+from outbox.worker.runtime import Runtime, get_runtime
+from outbox.worker.smtp2go.endpoints import STATS_EMAIL_SUMMARY, SUPPRESSION_VIEW
 from outbox.worker.smtp2go.models import SuppressionView
-from outbox.worker.store import batch_id_of
+from outbox.worker.store import keys
+from outbox.worker.store.chunks import batch_id_of
+from outbox.worker.store.parked import Call
 from outbox.worker.webhooks.tasks import rematch_parked
 
 __all__ = [
@@ -24,25 +35,56 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Tries of an API job before it waits for its next scheduled run.
+JOB_ATTEMPTS = 4
 
-@app.task(name="outbox.beat.stats_snapshot")
-def stats_snapshot() -> dict[str, Any]:
-    """Keep the latest ``stats/email_summary`` in Redis for dashboards and ``outbox``."""
+T = TypeVar("T")
+
+
+def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | None:
+    """Run ``work`` unless the fleet is cooling down or held; on an API failure log one
+    line and park another try (full-jitter backoff) until ``JOB_ATTEMPTS`` are spent."""
     rt = get_runtime()
-    summary = rt.client.stats_email_summary()
+    limits = rt.store.limits
+    cooling = limits.cooling_for()
+    if cooling > 0 or limits.hold_reason():
+        reason = f"cooling down {cooling:.0f}s" if cooling > 0 else "sending is held"
+        logger.info("%s skipped: %s (the next run tries again)", name, reason)
+        return None
+    try:
+        return work(rt)
+    except SMTP2GOError as err:
+        if isinstance(err, RateLimitedError):
+            limits.cool_down(
+                rt.send_limit, rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
+            )
+        if not err.retryable or attempt >= JOB_ATTEMPTS:
+            logger.warning("%s failed: %s (the next scheduled run tries again)", name, err)
+            return None
+        delay = max(backoff(attempt, 5.0, 300.0), limits.cooling_for())
+        logger.warning("%s failed: %s; trying again in %.0fs", name, err, delay)
+        rt.store.parked.park(Call(name, args=(attempt + 1,)), rt.store.now() + delay)
+        return None
+
+
+def _stats(rt: Runtime) -> dict[str, Any]:
+    summary = rt.client.call(STATS_EMAIL_SUMMARY)
     snapshot = {"taken_at": rt.store.now(), "data": summary.model_dump(mode="json")}
-    rt.redis.set(keys.stats_snapshot(), json.dumps(snapshot), ex=rt.settings.retention_seconds)
+    rt.store.account.save_stats(snapshot)
     return snapshot
 
 
-@app.task(name="outbox.beat.sync_suppressions")
-def sync_suppressions(max_pages: int = 50) -> int:
-    """Pull the account's suppression list into the set producers consult."""
-    rt = get_runtime()
+@app.task(name=TaskName.STATS_SNAPSHOT)
+def stats_snapshot(attempt: int = 1) -> dict[str, Any] | None:
+    """Keep the latest ``stats/email_summary`` in Redis for dashboards and ``outbox``."""
+    return _api_job(TaskName.STATS_SNAPSHOT, attempt, _stats)
+
+
+def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
     token: str | None = None
     addresses: list[str] = []
     for _ in range(max_pages):
-        answer = rt.client.suppression_view(SuppressionView(continue_token=token))
+        answer = rt.client.call(SUPPRESSION_VIEW, SuppressionView(continue_token=token))
         rows = answer.data.get("suppressions") or answer.data.get("results") or []
         for row in rows if isinstance(rows, list) else []:
             address = row.get("email_address") if isinstance(row, dict) else None
@@ -51,62 +93,71 @@ def sync_suppressions(max_pages: int = 50) -> int:
         token = answer.data.get("continue_token") or None
         if not token:
             break
-    if addresses:
-        rt.redis.sadd(keys.suppressed(), *addresses)
+    rt.store.suppressions.add(*addresses)
     return len(addresses)
 
 
-@app.task(name="outbox.beat.sweep_stuck")
+@app.task(name=TaskName.SYNC_SUPPRESSIONS)
+def sync_suppressions(attempt: int = 1) -> int | None:
+    """Pull the account's suppression list into the set producers consult."""
+    return _api_job(TaskName.SYNC_SUPPRESSIONS, attempt, _suppressions)
+
+
+@app.task(name=TaskName.SWEEP_STUCK)
 def sweep_stuck() -> int:
     """Publish again every chunk that has not moved for ``OUTBOX_STUCK_AFTER`` seconds.
 
-    A chunk stuck in ``sending`` belonged to a worker that died mid-request; the task
-    that picks it up sees the expired claim and reconciles before resending. A chunk
-    stuck in ``queued`` was recorded by a producer that died before publishing. Chunks
-    waiting for a ``send_at`` or parked for a long retry are left alone. A second copy
-    of a task whose first is still queued is harmless: the claim dedupes it.
+    The last resort for a task message lost before any worker claimed it (a producer
+    that died between recording and publishing, a worker killed between taking a
+    message and claiming its chunk): a chunk a worker *held* comes back sooner, when its
+    lease runs out. Chunks waiting for a ``send_at`` or a parked retry are left alone. A
+    second copy of a task whose first is still queued is harmless: the claim dedupes it.
     """
     rt = get_runtime()
+    batches = rt.store.batches
     now = rt.store.now()
     republished = 0
     gone = []
-    for chunk_id in rt.store.active_before(now - rt.settings.stuck_after_seconds):
-        fields = rt.store.get_chunk_raw(chunk_id)
-        if not fields:
+    tasks = []
+    for chunk_id in batches.active_before(now - rt.settings.stuck_after_seconds):
+        chunk = batches.chunk(chunk_id)
+        if chunk is None:
             gone.append(chunk_id)
             continue
-        if float(fields.get("due_at") or 0) > now:
+        if (chunk.due_at or 0) > now:
             continue
-        built = chunk_call(rt.store, chunk_id)
-        if built is None:
+        task = chunk_task(batches, chunk_id)
+        if task is None:
             gone.append(chunk_id)
             continue
-        name, args, queue = built
-        app.send_task(name, args=args, queue=queue, routing_key=queue)
-        rt.store.touch_active(chunk_id, now)
-        republished += 1
-        logger.warning("chunk %s stuck in %s; published again", chunk_id, fields.get("state"))
-    rt.store.forget_active(gone)
+        tasks.append(task)
+        batches.touch_active(chunk_id, now)
+        logger.warning("chunk %s stuck in %s; published again", chunk_id, chunk.state.value)
+    if tasks:
+        republished = publish(tasks, store=rt.store)
+    batches.forget_active(gone)
     return republished
 
 
-@app.task(name="outbox.beat.rematch_events")
+@app.task(name=TaskName.REMATCH_EVENTS)
 def rematch_events() -> int:
     """Put parked webhook events on the records of sends indexed since they arrived."""
     return rematch_parked(get_runtime())
 
 
-@app.task(name="outbox.beat.expire_records")
+@app.task(name=TaskName.EXPIRE_RECORDS)
 def expire_records() -> int:
     """Drop index entries whose records expired (the records themselves carry TTLs)."""
     rt = get_runtime()
-    removed = 0
+    batches = rt.store.batches
+    letters = [c for c, _ in batches.dead_letters(100_000) + batches.failed_letters(100_000)]
+    there = batches.existing(keys.chunk, letters)
+    gone = [c for c, ok in zip(letters, there, strict=True) if not ok]
+    batches.forget_letters(gone)
     cutoff = rt.store.now() - rt.settings.retention_seconds
-    for chunk_id, _died in rt.store.dead_letters(limit=100_000):
-        if not rt.redis.exists(keys.chunk(chunk_id)):
-            rt.redis.zrem(keys.dead_letters(), chunk_id)
-            removed += 1
-    stale = rt.store.active_before(cutoff, limit=100_000)
-    missing = [c for c in stale if not rt.redis.exists(keys.batch(batch_id_of(c)))]
-    rt.store.forget_active(missing)
-    return removed + len(missing)
+    stale = batches.active_before(cutoff, limit=100_000)
+    batch_ids = [batch_id_of(c) for c in stale]
+    there = batches.existing(keys.batch, batch_ids)
+    missing = [c for c, ok in zip(stale, there, strict=True) if not ok]
+    batches.forget_active(missing)
+    return len(gone) + len(missing)

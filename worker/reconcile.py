@@ -20,13 +20,17 @@ sent after the claim.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from outbox.errors import SMTP2GOError
-from outbox.worker import keys
+from redis.exceptions import LockError
+
+from outbox.errors import RateLimitedError, SMTP2GOError, Throttled
+from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.worker.smtp2go.models import ActivitySearch, SmsSend
 from outbox.worker.states import Kind
 
@@ -50,20 +54,20 @@ CLOCK_SKEW = timedelta(seconds=5)
 MAX_PAGES = 5
 #: Events take a moment to show in the activity log after a send is accepted.
 SETTLE_SECONDS = 2.0
+#: How long a chunk waits (parked) for another worker's scan before asking again.
+SCAN_WAIT = 1.5
+#: The most a scan may take before its lock lapses (its worker presumably died).
+SCAN_LOCK_SECONDS = 120.0
 
 #: Custom header carrying the chunk id on every email (set by ``worker.tasks``).
 OUTBOX_ID_HEADER = "X-Outbox-Id"
 
-FOUND_KEY = keys.reconcile_found()
-SCANNED_KEY = keys.reconcile_scanned("at")
-#: How far back the last finished scan read (Redis time).
-SCANNED_FROM_KEY = keys.reconcile_scanned("from")
 
+class ThrottledLookup(Throttled):
+    """No ``activity/search`` slot for a while: the task parks instead of waiting."""
 
-class ThrottledLookup(Exception):
     def __init__(self, wait: float) -> None:
-        super().__init__(f"activity/search slot in {wait:.1f}s")
-        self.wait = wait
+        super().__init__("activity/search", wait)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +84,22 @@ class Reconciliation:
 
 def _scan(rt: Runtime, since: float) -> bool:
     """One batched look-up of the email events since ``since`` into the shared map;
-    false when it was cut off at ``MAX_PAGES`` (more events than it may read)."""
-    acquisition = rt.activity_limiter.try_acquire(max_wait=1.0)
-    if not acquisition.granted:
-        raise ThrottledLookup(acquisition.wait)
-    started = rt.store.now()
+    false when it was cut off at ``MAX_PAGES`` (more events than it may read).
+
+    Each page takes a slot of the shared ``activity`` limit; a 429 cools every worker
+    down, as on any endpoint (the API times the whole IP out)."""
+    store = rt.store
+    started = store.now()
     since = max(since, started - SCAN_WINDOW.total_seconds())
     start_date = datetime.fromtimestamp(since, UTC)
     found: dict[str, str] = {}
     token: str | None = None
     for _ in range(MAX_PAGES):
+        member = f"scan:{uuid.uuid4().hex}"
+        granted, wait = store.limits.acquire(rt.activity_limit, member, max_wait=1.0)
+        if not granted:
+            raise ThrottledLookup(wait)
+        rt.sleep(wait)
         query = ActivitySearch(
             start_date=start_date.isoformat(),
             limit=1000,
@@ -97,7 +107,15 @@ def _scan(rt: Runtime, since: float) -> bool:
             include_headers=True,
             custom_headers=[OUTBOX_ID_HEADER],
         )
-        result = rt.client.activity_search(query)
+        try:
+            result = rt.client.call(ACTIVITY_SEARCH, query)
+        except RateLimitedError as err:
+            store.limits.cool_down(
+                rt.send_limit, rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
+            )
+            raise
+        finally:
+            store.limits.release(rt.activity_limit, member, went_out=True)
         for event in result.events:
             outbox_id = event.header(OUTBOX_ID_HEADER)
             if outbox_id and event.email_id:
@@ -106,57 +124,53 @@ def _scan(rt: Runtime, since: float) -> bool:
         if not token:
             break
     complete = not token
-    ttl = int(SCAN_WINDOW.total_seconds())
-    pipe = rt.redis.pipeline()
-    if found:
-        pipe.hset(FOUND_KEY, mapping=found)
-    pipe.expire(FOUND_KEY, ttl)
-    if complete:
-        # Both in one transaction: a reader never pairs one scan's start with another's reach.
-        pipe.set(SCANNED_KEY, f"{started:.6f}", ex=ttl)
-        pipe.set(SCANNED_FROM_KEY, f"{since:.6f}", ex=ttl)
-    pipe.execute()
+    store.scans.write(
+        found, started=started, since=since, complete=complete, ttl=int(SCAN_WINDOW.total_seconds())
+    )
     return complete
 
 
 def _look_up(rt: Runtime, chunk_id: str) -> tuple[Reconciliation | None, float, float]:
-    """The stored answer for ``chunk_id`` and the last finished scan's start and reach,
-    read together. A scan writes its finds and its marks in one transaction; read apart,
-    a scan landing between the two reads (another worker's, for the chunks of the same
-    crash) would show as finished without this chunk's find: a resend of a sent message."""
-    pipe = rt.redis.pipeline(transaction=True)
-    pipe.hget(FOUND_KEY, chunk_id)
-    pipe.mget(SCANNED_KEY, SCANNED_FROM_KEY)
-    email_id, (scanned, reach) = pipe.execute()
-    found = None
-    if email_id:
-        text = email_id.decode() if isinstance(email_id, bytes) else str(email_id)
-        found = Reconciliation(True, True, "activity/search", text)
-    return found, float(scanned or 0), float(reach or 0)
+    """The stored answer for ``chunk_id`` and the last finished scan's start and reach."""
+    email_id, scanned, reach = rt.store.scans.read(chunk_id)
+    found = Reconciliation(True, True, "activity/search", email_id) if email_id else None
+    return found, scanned, reach
 
 
 def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) -> Reconciliation:
-    for _ in range(2):
-        found, scanned, reach = _look_up(rt, chunk_id)
-        if found:
-            return found
-        after = scanned >= attempt_ended + SETTLE_SECONDS
-        if after and reach <= claimed_at - CLOCK_SKEW.total_seconds():
-            return Reconciliation(False, True, "not in activity/search")
-        if not _scan(rt, claimed_at - CLAIM_MARGIN.total_seconds()):
-            return _look_up(rt, chunk_id)[0] or Reconciliation(
-                False,
-                False,
-                f"activity/search lists over {MAX_PAGES * 1000} events since the claim",
-            )
-    # Two complete scans, the last one this worker's own (it started after the attempt
-    # settled): whatever they found is stored.
+    """Answered from a stored scan that started once the attempt had settled and read
+    from before its claim; else this worker scans (one at a time: the others wait
+    parked for its answer, raising :class:`ThrottledLookup`)."""
+    settled_at = attempt_ended + SETTLE_SECONDS
+    found, scanned, reach = _look_up(rt, chunk_id)
+    if found:
+        return found
+    if scanned >= settled_at and reach <= claimed_at - CLOCK_SKEW.total_seconds():
+        return Reconciliation(False, True, "not in activity/search")
+    early = settled_at - rt.store.now()
+    if early > 0:  # an event of the attempt may not be listed yet
+        raise ThrottledLookup(early)
+    lock = rt.store.scans.exclusive(SCAN_LOCK_SECONDS)
+    if lock is None:
+        raise ThrottledLookup(SCAN_WAIT)
+    try:
+        complete = _scan(rt, claimed_at - CLAIM_MARGIN.total_seconds())
+    finally:
+        with contextlib.suppress(LockError):  # it lapsed: the scan outlived its lock
+            lock.release()
     found, _, _ = _look_up(rt, chunk_id)
-    return found or Reconciliation(False, True, "not in activity/search")
+    if found:
+        return found
+    if not complete:
+        return Reconciliation(
+            False, False, f"activity/search lists over {MAX_PAGES * 1000} events since the claim"
+        )
+    # This worker's own complete scan, started after the attempt settled.
+    return Reconciliation(False, True, "not in activity/search")
 
 
 def _sms(rt: Runtime, request: SmsSend, claimed_at: float) -> Reconciliation:
-    answer = rt.client.sms_view_sent()
+    answer = rt.client.call(SMS_VIEW_SENT)
     sent = answer.data.get("messages") or answer.data.get("sms") or []
     wanted = set(request.destination)
     ids: list[str] = []
@@ -189,9 +203,9 @@ def _epoch(value: Any) -> float | None:
 
 def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Any) -> Reconciliation:
     """Decide an ambiguous chunk; raises :class:`ThrottledLookup` to wait for a slot."""
-    raw = rt.store.get_chunk_raw(chunk_id)
-    claimed_at = float(raw.get("claimed_at") or 0)
-    attempt_ended = float(raw.get("lease_until") or claimed_at)
+    chunk = rt.store.batches.chunk(chunk_id)
+    claimed_at = (chunk.claimed_at if chunk else None) or 0.0
+    attempt_ended = (chunk.lease_until if chunk else None) or claimed_at
     try:
         if kind is Kind.SMS:
             return _sms(rt, request, claimed_at)

@@ -1,4 +1,4 @@
-"""What ``status()`` returns: typed views of the records ``worker.store`` keeps."""
+"""What ``status()`` returns: typed views of the records :mod:`outbox.worker.store` keeps."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from outbox.worker.states import State
-from outbox.worker.store import RecordStore, batch_state, chunk_id_for
+from outbox.worker.states import FINAL_STATES, State
+from outbox.worker.store import Store
+from outbox.worker.store.batches import batch_state
+from outbox.worker.store.chunks import StoredChunk, chunk_id_for
 
 __all__ = ["ChunkRecord", "Record", "load_chunk", "load_record"]
 
@@ -25,9 +27,10 @@ class ChunkRecord(BaseModel):
     email_id: str | None = None
     #: SMS message ids by destination.
     message_ids: dict[str, str] = Field(default_factory=dict)
-    succeeded: int = 0
-    failed: int = 0
-    #: Recipients the API refused in an accepted request (e.g. suppressed ones).
+    #: The API's answer: emails accepted and refused (a request is one email).
+    succeeded: int | None = None
+    failed: int | None = None
+    #: The API's error messages in an answer (a refused email, an unverified sender).
     failures: list[str] = Field(default_factory=list)
     last_error: dict[str, Any] | None = None
     #: Set when an attempt's outcome was unknown (a worker died mid-request), with how
@@ -38,6 +41,8 @@ class ChunkRecord(BaseModel):
     updated_at: float | None = None
     due_at: float | None = None
     replays: int = 0
+    #: Waiting in the shared rate limit's line for a slot.
+    waiting: bool = False
     #: Every transition: ``{"at", "state", "attempt"?, "worker"?, "error"?, "note"?}``.
     history: list[dict[str, Any]] = Field(default_factory=list)
     #: Delivery events from webhooks (``delivered``, ``bounce``, ``open``, ...).
@@ -46,6 +51,34 @@ class ChunkRecord(BaseModel):
     @property
     def notes(self) -> list[str]:
         return [str(h["note"]) for h in self.history if h.get("note")]
+
+    @classmethod
+    def from_stored(
+        cls, chunk: StoredChunk, history: list[dict[str, Any]], events: list[dict[str, Any]]
+    ) -> ChunkRecord:
+        return cls(
+            id=chunk.id,
+            index=chunk.index,
+            state=chunk.state,
+            attempts=chunk.attempts,
+            recipients=chunk.recipients,
+            request_id=chunk.request_id,
+            email_id=chunk.email_id,
+            message_ids=chunk.message_ids,
+            succeeded=chunk.succeeded,
+            failed=chunk.failed,
+            failures=chunk.failures,
+            last_error=chunk.last_error,
+            ambiguous=chunk.ambiguous,
+            claimed_by=chunk.claimed_by,
+            created_at=chunk.created_at,
+            updated_at=chunk.updated_at,
+            due_at=chunk.due_at,
+            replays=chunk.replays,
+            waiting=chunk.waiting is not None,
+            history=history,
+            events=events,
+        )
 
 
 class Record(BaseModel):
@@ -57,20 +90,25 @@ class Record(BaseModel):
     chunks_total: int
     recipients: int
     counts: dict[str, int]
+    #: Recipients of chunks the API accepted, and of chunks failed or dead.
     recipients_succeeded: int = 0
     recipients_failed: int = 0
     #: Recipients refused before anything was enqueued (e.g. locally suppressed).
     rejected: list[str] = Field(default_factory=list)
+    #: How many recipients are in each fate (queued, sent, delivered, hard-bounced, ...).
+    ledger: dict[str, int] = Field(default_factory=dict)
     idempotency_key: str | None = None
     send_at: float | None = None
     callback: dict[str, Any] | None = None
     created_at: float | None = None
     finished_at: float | None = None
+    #: Why the account's sending is held, when it is (a rejected key).
+    held: str | None = None
     chunks: list[ChunkRecord] = Field(default_factory=list)
 
     @property
     def done(self) -> bool:
-        return self.state in {State.SENT, State.FAILED, State.DEAD}
+        return self.state in FINAL_STATES
 
     @property
     def attempts(self) -> int:
@@ -89,44 +127,16 @@ def _num(value: str | None) -> float | None:
     return float(value) if value not in (None, "") else None
 
 
-def _chunk(fields: dict[str, str], history: list[dict[str, Any]], events: list[Any]) -> ChunkRecord:
-    def js(name: str, default: Any) -> Any:
-        raw = fields.get(name)
-        return json.loads(raw) if raw else default
-
-    return ChunkRecord(
-        id=fields["id"],
-        index=int(fields.get("index", 0)),
-        state=State(fields["state"]),
-        attempts=int(fields.get("attempts", 0)),
-        recipients=js("recipients", []),
-        request_id=fields.get("request_id") or None,
-        email_id=fields.get("email_id") or None,
-        message_ids=js("message_ids", {}),
-        succeeded=int(fields.get("succeeded", 0)),
-        failed=int(fields.get("failed", 0)),
-        failures=js("failures", []),
-        last_error=js("last_error", None),
-        ambiguous=fields.get("ambiguous") or None,
-        claimed_by=fields.get("claimed_by") or None,
-        created_at=_num(fields.get("created_at")),
-        updated_at=_num(fields.get("updated_at")),
-        due_at=_num(fields.get("due_at")),
-        replays=int(fields.get("replays", 0)),
-        history=history,
-        events=events,
-    )
-
-
-def load_record(store: RecordStore, batch_id: str) -> Record | None:
-    """The whole record of a batch (two round trips), or ``None`` when unknown or expired."""
-    fields = store.get_batch_raw(batch_id)
+def load_record(store: Store, batch_id: str) -> Record | None:
+    """The whole record of a batch (a few round trips), or ``None`` when unknown or expired."""
+    batches = store.batches
+    fields = batches.batch(batch_id)
     if not fields:
         return None
     total = int(fields.get("chunks", 0))
     counts = {s.value: int(fields.get(f"n:{s.value}", 0)) for s in State}
     ids = [chunk_id_for(batch_id, i) for i in range(total)]
-    chunks = [_chunk(*raw) for raw in store.get_chunks_raw(ids)]
+    chunks = [ChunkRecord.from_stored(*raw) for raw in batches.chunks(ids)]
     return Record(
         id=batch_id,
         kind=fields.get("kind", ""),
@@ -137,16 +147,18 @@ def load_record(store: RecordStore, batch_id: str) -> Record | None:
         recipients_succeeded=int(fields.get("recipients_succeeded", 0)),
         recipients_failed=int(fields.get("recipients_failed", 0)),
         rejected=json.loads(fields.get("rejected") or "[]"),
+        ledger=batches.ledger_counts(batch_id),
         idempotency_key=fields.get("idempotency_key") or None,
         send_at=_num(fields.get("send_at")),
         callback=json.loads(fields["callback"]) if fields.get("callback") else None,
         created_at=_num(fields.get("created_at")),
         finished_at=_num(fields.get("finished_at")),
+        held=store.limits.hold_reason(),
         chunks=chunks,
     )
 
 
-def load_chunk(store: RecordStore, chunk_id: str) -> ChunkRecord | None:
+def load_chunk(store: Store, chunk_id: str) -> ChunkRecord | None:
     """One chunk by its id (``<batch>.<index>``)."""
-    rows = store.get_chunks_raw([chunk_id])
-    return _chunk(*rows[0]) if rows else None
+    rows = store.batches.chunks([chunk_id])
+    return ChunkRecord.from_stored(*rows[0]) if rows else None

@@ -2,12 +2,15 @@
 
 Precedence, first match wins:
 
-1. a permanent error (any 4xx but 429, or a payload the API can never accept)
+1. the account cannot send (a rejected key, a missing permission: an
+   :class:`~outbox.errors.AccountError`) -> ``hold``: every send waits for the key to work
+   again, and this attempt is not counted: it is not the message's fault;
+2. a permanent error (any 4xx but 429, or a payload the API can never accept)
    -> ``fail``: recorded ``failed`` at once, never retried;
-2. attempts used up -> ``dead``: recorded and put in the dead letters for replay;
-3. otherwise -> ``retry`` after a full-jitter exponential backoff, never sooner than
-   the server's own hint (``Retry-After`` or a shared cool-down), capped by ``cap``
-   unless the server asked for longer.
+3. attempts used up -> ``dead``: recorded and put in the dead letters for replay;
+4. otherwise -> ``retry`` after a full-jitter exponential backoff, never sooner than the
+   server's own hint (``Retry-After``, or the shared cool-down left), which is itself
+   capped: a hint asking for hours is not obeyed blindly.
 
 Only attempts at the API count. Waiting for the shared rate limit or a cool-down spends
 no attempt: those waits are not failures of the message.
@@ -19,7 +22,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-from outbox.errors import SMTP2GOError
+from outbox.errors import AccountError, SMTP2GOError
 
 __all__ = ["Action", "Decision", "RetryPolicy", "backoff"]
 
@@ -31,6 +34,8 @@ class Action(StrEnum):
     FAIL = "fail"
     #: Give up after the last attempt: keep it for an operator to replay.
     DEAD = "dead"
+    #: The account cannot send: hold every send until the key works again.
+    HOLD = "hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,12 @@ class RetryPolicy:
     max_attempts: int = 8
     base: float = 1.0
     cap: float = 300.0
+    #: The longest a server's hint may delay an attempt.
+    hint_cap: float = 900.0
+
+    def hint(self, seconds: float | None, default: float) -> float:
+        """The wait a 429 asks for: its hint (capped), or ``default`` without one."""
+        return min(seconds if seconds is not None else default, self.hint_cap)
 
     def decide(
         self,
@@ -67,14 +78,16 @@ class RetryPolicy:
     ) -> Decision:
         """What to do after ``attempt`` (from 1) failed with ``error``.
 
-        ``hint`` is the server's wait (``Retry-After``) or the shared cool-down left;
-        it is a floor for the delay.
+        ``hint`` is the server's wait (``Retry-After``) or the shared cool-down left; it
+        is a floor for the delay, up to :attr:`hint_cap`.
         """
+        if isinstance(error, AccountError):
+            return Decision(Action.HOLD)
         if not error.retryable:
             return Decision(Action.FAIL)
         if attempt >= self.max_attempts:
             return Decision(Action.DEAD)
         delay = backoff(attempt, self.base, self.cap, rng)
-        if hint is not None and hint > delay:
-            delay = hint
+        if hint is not None:
+            delay = max(delay, min(hint, self.hint_cap))
         return Decision(Action.RETRY, delay)

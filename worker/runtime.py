@@ -1,28 +1,30 @@
 """The per-process objects a worker (or a producer) needs, built once from settings.
 
-Tasks reach Redis, the limiters and the SMTP2GO client through :func:`get_runtime`; the
-demo and tests install their own with :func:`set_runtime` (fakeredis, a sandbox URL)
-instead of patching anything.
+Tasks reach Redis, the limits, the SMTP2GO client and the clock through
+:func:`get_runtime`; the demo and tests install their own with :func:`set_runtime`
+(fakeredis, a sandbox URL, a fake clock) instead of patching anything.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-from redis.commands.core import Script
-
-from outbox.worker.limiter import RateLimiter
+from outbox.worker.redis_url import connect
 from outbox.worker.retry import RetryPolicy
 from outbox.worker.settings import Settings, get_settings
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.store import RecordStore
+from outbox.worker.store import Store
+from outbox.worker.store.limits import Limit
 
-__all__ = ["Runtime", "get_runtime", "reset_runtime", "set_runtime"]
+if TYPE_CHECKING:
+    from outbox.worker.smtp2go.client import SMTP2GOClient
 
-#: Limiter buckets: the send endpoints share one; activity/search has its own (60/min).
+__all__ = ["Runtime", "get_runtime", "set_runtime"]
+
+#: Limit buckets: the send endpoints share one; activity/search has its own.
 SEND_BUCKET = "send"
 ACTIVITY_BUCKET = "activity"
 
@@ -31,10 +33,16 @@ ACTIVITY_BUCKET = "activity"
 class Runtime:
     settings: Settings
     redis: Any
-    store: RecordStore
-    send_limiter: RateLimiter
-    activity_limiter: RateLimiter
+    store: Store
+    send_limit: Limit
+    activity_limit: Limit
     policy: RetryPolicy
+    #: A monotonic clock and a sleep, for the few waits that are not Redis's.
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    #: Senders of this process waiting for a slot (chunk id -> token), so a stopping
+    #: worker can wake them.
+    waiting: dict[str, str] = field(default_factory=dict)
     _client: SMTP2GOClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -42,23 +50,22 @@ class Runtime:
     def from_settings(
         cls, settings: Settings, *, redis_client: Any = None, client: SMTP2GOClient | None = None
     ) -> Runtime:
-        conn = redis_client or redis.Redis.from_url(
-            settings.redis_url, health_check_interval=30, socket_keepalive=True
-        )
+        conn = redis_client if redis_client is not None else connect(settings.redis_url)
+        ttl = settings.retention_seconds
+        line_lease = settings.line_wait + 30.0
         return cls(
             settings=settings,
             redis=conn,
-            store=RecordStore(conn, retention=settings.retention_seconds),
-            send_limiter=RateLimiter(
-                conn, SEND_BUCKET, settings.send_rate, margin=settings.rate_margin
-            ),
-            activity_limiter=RateLimiter(
-                conn, ACTIVITY_BUCKET, settings.activity_rate, margin=settings.rate_margin
+            store=Store.connect(conn, retention=ttl),
+            send_limit=Limit(SEND_BUCKET, settings.send_windows, settings.lease, ttl, line_lease),
+            activity_limit=Limit(
+                ACTIVITY_BUCKET, settings.activity_windows, settings.lease, ttl, line_lease
             ),
             policy=RetryPolicy(
                 max_attempts=settings.max_attempts,
                 base=settings.retry_base,
                 cap=settings.retry_cap,
+                hint_cap=settings.cooldown_cap,
             ),
             _client=client,
         )
@@ -67,27 +74,29 @@ class Runtime:
         """Pay the start-up costs before the first task instead of inside it.
 
         Otherwise the first tasks of a new worker each build the HTTP client (behind one
-        lock), open a Redis connection and meet ``NOSCRIPT``: tens of milliseconds of
-        CPU on a small machine, so requests whose rate-limit slots were evenly spaced
-        reach the API bunched up, and a provider counting a sliding window answers 429
-        (measured: most start-up 429s of ``bench.rate_limit``).
+        lock), open a Redis connection and meet ``NOSCRIPT``: tens of milliseconds of CPU
+        on a small machine, while the first slots of the shared limit are being used.
         """
         self.client  # noqa: B018 - builds the process's pooled client
-        holders = (self.store, self.send_limiter, self.activity_limiter)
-        scripts = [v for h in holders for v in vars(h).values() if isinstance(v, Script)]
+        holders = vars(self.store).values()
+        found = [v for h in holders for v in vars(h).values() if hasattr(v, "script")]
         pipe = self.redis.pipeline(transaction=False)
-        for script in scripts:
-            pipe.script_load(script.script)  # type: ignore[attr-defined]
+        for script in found:
+            pipe.script_load(script.script)
         pipe.execute()
-        pool = self.redis.connection_pool
-        opened = [pool.get_connection() for _ in range(connections)]
-        for conn in opened:
-            pool.release(conn)
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is not None:
+            opened = [pool.get_connection() for _ in range(connections)]
+            for conn in opened:
+                pool.release(conn)
 
     @property
     def client(self) -> SMTP2GOClient:
         """The process's one pooled client; built on first use (needs the API key)."""
         if self._client is None:
+            # Imported here: a producer, which never calls the API, loads no HTTP client.
+            from outbox.worker.smtp2go.client import SMTP2GOClient
+
             with self._lock:
                 if self._client is None:
                     self._client = SMTP2GOClient(
@@ -120,7 +129,3 @@ def set_runtime(runtime: Runtime | None) -> None:
     global _runtime
     with _runtime_lock:
         _runtime = runtime
-
-
-def reset_runtime() -> None:
-    set_runtime(None)

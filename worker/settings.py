@@ -1,24 +1,35 @@
 """One typed settings object, read from the environment (and ``.env``) at the edges only.
 
 The Celery config, the command line and the webhook app build a :class:`Settings`;
-the client, limiter and stores take plain constructor arguments, so nothing deep in
-the code reads the environment and tests never need to patch it.
+the client, the limits and the stores take plain constructor arguments, so nothing deep
+in the code reads the environment and tests never need to patch it. Each field's
+comment is the one description of the setting: the README's configuration table is
+generated from them (``python -m outbox.worker.settings``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from outbox.errors import ConfigurationError
+from outbox.errors import API_KEY_PATTERN, ConfigurationError
 
-__all__ = ["REGION_URLS", "MissingAPIKeyError", "Rate", "Settings", "get_settings", "parse_rate"]
+__all__ = [
+    "REGION_URLS",
+    "MissingAPIKeyError",
+    "Settings",
+    "Window",
+    "get_settings",
+    "parse_windows",
+    "settings_table",
+]
 
 #: Base URL of each SMTP2GO region.
 REGION_URLS: dict[str, str] = {
@@ -28,7 +39,7 @@ REGION_URLS: dict[str, str] = {
     "au": "https://au-api.smtp2go.com/v3",
 }
 
-_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+)\s*$")
 _UNIT_SECONDS = {
     "s": 1,
     "sec": 1,
@@ -41,50 +52,40 @@ _UNIT_SECONDS = {
 }
 
 
-class MissingAPIKeyError(ConfigurationError):
-    """Raised when a real send needs ``SMTP2GO_API_KEY`` and none is configured."""
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most ``count`` requests in any ``period`` seconds."""
 
-
-class Rate:
-    """A request rate such as ``10/s`` or ``600/m``: ``count`` requests per ``period`` seconds."""
-
-    __slots__ = ("count", "period")
-
-    def __init__(self, count: float, period: float) -> None:
-        if count <= 0 or period <= 0:
-            raise ValueError("a rate needs a positive count and period")
-        self.count = count
-        self.period = period
-
-    @property
-    def per_second(self) -> float:
-        return self.count / self.period
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two requests at this rate (the GCRA emission interval)."""
-        return self.period / self.count
-
-    def __repr__(self) -> str:
-        return f"Rate({self.count:g}/{self.period:g}s)"
+    count: int
+    period: float
 
     def __str__(self) -> str:
-        return f"{self.count:g}/{self.period:g}s" if self.period != 1 else f"{self.count:g}/s"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Rate) and (self.count, self.period) == (other.count, other.period)
-
-    def __hash__(self) -> int:
-        return hash((self.count, self.period))
+        for unit, seconds in (("s", 1), ("m", 60), ("h", 3600)):
+            if self.period == seconds:
+                return f"{self.count}/{unit}"
+        return f"{self.count}/{self.period:g}s"
 
 
-def parse_rate(text: str) -> Rate:
-    """Parse ``"10/s"``, ``"600/m"``, ``"5/10s"`` or ``"1000/hour"`` into a :class:`Rate`."""
-    match = _RATE_RE.match(text)
-    if not match:
-        raise ValueError(f"not a rate: {text!r} (expected e.g. '10/s', '600/m', '5/10s')")
-    count, multiplier, unit = match.groups()
-    return Rate(float(count), float(multiplier or 1) * _UNIT_SECONDS[unit])
+def parse_windows(text: str) -> tuple[Window, ...]:
+    """``"10/s"``, ``"600/m"``, ``"5/10s"`` or several at once: ``"10/s,500/m,20000/h"``."""
+    windows = []
+    for part in text.split(","):
+        match = _RATE_RE.match(part.lower())
+        if not match or match[3] not in _UNIT_SECONDS:
+            raise ValueError(
+                f"not a rate: {part.strip()!r} (expected e.g. '10/s', '600/m', '5/10s', "
+                "or several separated by commas)"
+            )
+        count, multiplier, unit = match.groups()
+        period = float(multiplier or 1) * _UNIT_SECONDS[unit]
+        if int(count) < 1 or period <= 0:
+            raise ValueError(f"not a rate: {part.strip()!r} (it needs a count and a period)")
+        windows.append(Window(int(count), period))
+    return tuple(sorted(set(windows), key=lambda w: (w.period, w.count)))
+
+
+class MissingAPIKeyError(ConfigurationError):
+    """Raised when a real send needs ``SMTP2GO_API_KEY`` and none is configured."""
 
 
 def _is_loopback(url: str) -> bool:
@@ -98,75 +99,98 @@ def _is_loopback(url: str) -> bool:
 
 
 class Settings(BaseSettings):
-    """Every knob of outbox, from the environment; see the README's configuration table."""
+    """Every knob of outbox, from the environment."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    #: API key; read by workers only, never put in a task, a record or a log line.
+    #: ``api-`` and 32 letters or digits.
     smtp2go_api_key: SecretStr | None = Field(default=None, validation_alias="SMTP2GO_API_KEY")
+    #: The account's region: ``global``, ``us``, ``eu`` or ``au``.
     smtp2go_region: Literal["global", "us", "eu", "au"] = Field(
         default="global", validation_alias="SMTP2GO_REGION"
     )
+    #: Overrides the region's URL (the sandbox: ``http://127.0.0.1:8025/v3``); plain http
+    #: only to loopback unless ``SMTP2GO_ALLOW_INSECURE=1``.
     smtp2go_base_url: str | None = Field(default=None, validation_alias="SMTP2GO_BASE_URL")
     #: Allow a plain-http base URL that is not loopback (never wanted outside a lab).
     smtp2go_allow_insecure: bool = Field(default=False, validation_alias="SMTP2GO_ALLOW_INSECURE")
     #: Seconds to wait for SMTP2GO to answer one request.
-    smtp2go_timeout: float = Field(default=30.0, validation_alias="SMTP2GO_TIMEOUT")
+    smtp2go_timeout: float = Field(default=30.0, gt=0, validation_alias="SMTP2GO_TIMEOUT")
 
+    #: The broker: Redis (``redis://``, ``sentinel://``) or RabbitMQ (``amqp://``).
     celery_broker_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias="CELERY_BROKER_URL"
     )
+    #: Records, rate limits, parked tasks and dead letters: ``redis://``, ``rediss://``,
+    #: ``redis+cluster://host:port`` or ``redis+sentinel://host:port/service/db``.
     redis_url: str = Field(default="redis://127.0.0.1:6379/1", validation_alias="OUTBOX_REDIS_URL")
+    #: The webhook receiver's bearer token / basic-auth password; it refuses to start
+    #: without one unless told ``--insecure``.
     webhook_secret: SecretStr | None = Field(default=None, validation_alias="OUTBOX_WEBHOOK_SECRET")
 
-    #: Shared by every worker for the send endpoints. SMTP2GO sets no fixed limit;
-    #: 10/s keeps a new account clear of the IP timeout that bursts provoke.
+    #: The account's limit on the send endpoints, shared by every worker: one window or
+    #: several (``10/s``, ``10/s,500/m,20000/h``). Held exactly: set it to the limit itself.
     rate_limit: str = Field(default="10/s", validation_alias="OUTBOX_RATE_LIMIT")
-    #: Spacing added to the shared limit so network jitter does not push two requests
-    #: into one period at the API (0.02 = 2 % under ``OUTBOX_RATE_LIMIT``).
-    rate_margin: float = Field(default=0.02, ge=0, lt=0.5, validation_alias="OUTBOX_RATE_MARGIN")
-    #: The API's documented limit on activity/search.
+    #: The shared limit for ``activity/search`` (the API documents 60 a minute).
     activity_rate_limit: str = Field(default="60/m", validation_alias="OUTBOX_ACTIVITY_RATE_LIMIT")
-    #: Cool-down shared by all workers after a 429 without Retry-After (the API's
-    #: IP timeout lasts at least a minute).
-    cooldown_seconds: float = Field(default=60.0, validation_alias="OUTBOX_COOLDOWN_SECONDS")
+    #: How long every worker holds off after a 429 without ``Retry-After``: the API times
+    #: the client's IP out for at least a minute.
+    cooldown_seconds: float = Field(default=60.0, gt=0, validation_alias="OUTBOX_COOLDOWN_SECONDS")
+    #: Longest cool-down a server's hint may ask for; a longer ``Retry-After`` is capped.
+    cooldown_cap: float = Field(default=900.0, gt=0, validation_alias="OUTBOX_COOLDOWN_CAP")
     #: Share a 429's cool-down with every worker (off only to measure what it saves:
     #: ``bench/storm.py``); off, each task waits out its own ``Retry-After`` alone.
     shared_cooldown: bool = Field(default=True, validation_alias="OUTBOX_SHARED_COOLDOWN")
+    #: Seconds between checks of a rejected API key while sending is held.
+    hold_probe_interval: float = Field(
+        default=30.0, gt=0, validation_alias="OUTBOX_HOLD_PROBE_INTERVAL"
+    )
     #: Attempts at the API per chunk (the first one included) before it goes dead.
     max_attempts: int = Field(default=8, ge=1, validation_alias="OUTBOX_MAX_ATTEMPTS")
+    #: Exponential backoff base, seconds (full jitter).
     retry_base: float = Field(default=1.0, gt=0, validation_alias="OUTBOX_RETRY_BASE")
+    #: Longest backoff between two attempts, seconds.
     retry_cap: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_RETRY_CAP")
-    #: How long records, dead letters and idempotency keys are kept.
+    #: Seconds records, dead letters and idempotency keys are kept.
     retention_seconds: int = Field(default=7 * 86400, ge=60, validation_alias="OUTBOX_RETENTION")
-    #: What a redelivered chunk whose first attempt is ambiguous does when the
-    #: provider cannot tell whether it was accepted: ``resend`` or ``hold``.
+    #: When a crashed attempt's fate cannot be looked up: ``resend``, or ``hold`` (dead
+    #: letter for an operator).
     ambiguous_policy: Literal["resend", "hold"] = Field(
         default="resend", validation_alias="OUTBOX_AMBIGUOUS_POLICY"
     )
-    #: A chunk ``sending`` for longer than this is presumed orphaned by a dead worker.
+    #: A chunk unchanged this long is published again by the sweep (the last resort for
+    #: a task message lost before any worker claimed it).
     stuck_after_seconds: int = Field(default=900, ge=10, validation_alias="OUTBOX_STUCK_AFTER")
     #: Add hard bounces and spam complaints from webhooks to the local suppression set.
     suppress_on_bounce: bool = Field(default=True, validation_alias="OUTBOX_SUPPRESS_ON_BOUNCE")
-
-    #: Seconds before the Redis broker hands an unacknowledged task (a dead worker's)
-    #: to another worker. Keep it above the longest task (the client timeout plus a
-    #: short rate-limit wait); longer waits are parked in Redis, never held by a worker.
-    visibility_timeout: int = Field(default=60, ge=5, validation_alias="OUTBOX_VISIBILITY_TIMEOUT")
-    #: Batches with more chunks than this go to the lower-priority ``bulk`` queue.
+    #: Batches with more chunks than this go to the ``bulk`` queue, published by one
+    #: fan-out task from a worker.
     bulk_threshold: int = Field(default=10, ge=1, validation_alias="OUTBOX_BULK_THRESHOLD")
-
-    stats_interval: float = Field(default=3600.0, validation_alias="OUTBOX_STATS_INTERVAL")
-    suppression_sync_interval: float = Field(
-        default=3600.0, validation_alias="OUTBOX_SUPPRESSION_SYNC_INTERVAL"
+    #: Port on which each worker process serves Prometheus metrics (unset: off).
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias="OUTBOX_METRICS_PORT"
     )
-    sweep_interval: float = Field(default=300.0, validation_alias="OUTBOX_SWEEP_INTERVAL")
-    rematch_interval: float = Field(default=300.0, validation_alias="OUTBOX_REMATCH_INTERVAL")
-    expire_interval: float = Field(default=86400.0, validation_alias="OUTBOX_EXPIRE_INTERVAL")
+
+    #: Seconds between two ``stats/email_summary`` snapshots (beat).
+    stats_interval: float = Field(default=3600.0, gt=0, validation_alias="OUTBOX_STATS_INTERVAL")
+    #: Seconds between two pulls of the account's suppression list (beat).
+    suppression_sync_interval: float = Field(
+        default=3600.0, gt=0, validation_alias="OUTBOX_SUPPRESSION_SYNC_INTERVAL"
+    )
+    #: Seconds between two reads of the monthly quota, ``stats/email_cycle`` (beat).
+    quota_interval: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_QUOTA_INTERVAL")
+    #: Seconds between two stuck-chunk sweeps (beat).
+    sweep_interval: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_SWEEP_INTERVAL")
+    #: Seconds between two passes over webhook events that found no message yet (beat).
+    rematch_interval: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_REMATCH_INTERVAL")
+    #: Seconds between two clean-ups of index entries whose records expired (beat).
+    expire_interval: float = Field(default=86400.0, gt=0, validation_alias="OUTBOX_EXPIRE_INTERVAL")
 
     @field_validator("rate_limit", "activity_rate_limit")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
-        parse_rate(value)
+        parse_windows(value)
         return value
 
     @property
@@ -175,7 +199,7 @@ class Settings(BaseSettings):
         # The scheme compared as a URL parser reads it: "HTTP://" is plain http too.
         plain = urlsplit(url).scheme.lower() == "http"
         if plain and not _is_loopback(url) and not self.smtp2go_allow_insecure:
-            raise ValueError(
+            raise ConfigurationError(
                 f"SMTP2GO_BASE_URL={url!r} is plain http to a non-loopback host; the API key "
                 "would cross the network in clear text. Use https, or set "
                 "SMTP2GO_ALLOW_INSECURE=1 if you really mean it."
@@ -183,29 +207,69 @@ class Settings(BaseSettings):
         return url
 
     @property
-    def park_after(self) -> float:
-        """Waits longer than this go to Redis's parked set instead of a broker countdown."""
-        return self.visibility_timeout / 2
+    def send_windows(self) -> tuple[Window, ...]:
+        return parse_windows(self.rate_limit)
 
     @property
-    def send_rate(self) -> Rate:
-        return parse_rate(self.rate_limit)
+    def activity_windows(self) -> tuple[Window, ...]:
+        return parse_windows(self.activity_rate_limit)
 
     @property
-    def activity_rate(self) -> Rate:
-        return parse_rate(self.activity_rate_limit)
+    def lease(self) -> float:
+        """How long a claim holds its chunk: the client timeout and a margin. A claim found
+        expired means its worker died mid-request: the attempt's fate is unknown."""
+        return self.smtp2go_timeout + 10.0
+
+    @property
+    def line_wait(self) -> float:
+        """Longest a sender waits in a rate-limit line before it parks its task instead:
+        long enough for a window's period twice over (a minute's limit fills in bursts)."""
+        longest = max(w.period for w in self.send_windows)
+        return min(600.0, max(60.0, 2 * longest))
 
     def require_api_key(self) -> str:
-        """The key for a real request; a clear error when it is missing."""
+        """The key for a real request; a clear error when it is missing or malformed."""
         if self.smtp2go_api_key is None or not self.smtp2go_api_key.get_secret_value():
             raise MissingAPIKeyError(
                 "SMTP2GO_API_KEY is not set: the worker needs it to call SMTP2GO "
                 "(set it in the worker's environment or .env; producers never need it)"
             )
-        return self.smtp2go_api_key.get_secret_value()
+        key = self.smtp2go_api_key.get_secret_value()
+        if not API_KEY_PATTERN.fullmatch(key.strip()):
+            raise ConfigurationError(
+                "SMTP2GO_API_KEY is not an SMTP2GO API key: it must be 'api-' followed by "
+                "32 letters or digits (copy it again from Settings > API Keys)"
+            )
+        return key.strip()
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """``(variable, meaning, default)`` for every setting, from the fields' comments."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+            continue
+        name = text.split(":", 1)[0]
+        if pending and name in Settings.model_fields:
+            comments[name] = " ".join(pending)
+        pending = [] if not text.startswith("#") else pending
+    rows = []
+    for name, info in Settings.model_fields.items():
+        alias = str(info.validation_alias)
+        default: Any = info.default
+        shown = "unset" if default is None else f"`{default}`"
+        if isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        rows.append((f"`{alias}`", comments.get(name, ""), shown))
+    return rows

@@ -1,11 +1,12 @@
 """Tasks that meet an unreachable Redis go back to the broker instead of failing.
 
-With ``task_acks_late`` Celery acknowledges a task that raised, so an exception from a
-Redis outage would drop the message: a chunk claimed, or sent but not yet recorded,
-stays ``sending`` until the stuck sweep; a webhook event is lost; a fan-out leaves its
-batch ``queued`` until the sweep republishes it. Handed back with
-``Reject(requeue=True)`` (and, if even that cannot reach the broker, left
-unacknowledged so it returns after the visibility timeout), the next run settles it.
+Celery acknowledges a task that raised, so an exception from a Redis outage would drop
+the message: a webhook event would be lost, a fan-out would leave its batch ``queued``
+until the sweep republishes it, a chunk not yet claimed would wait for the sweep too.
+Handed back with ``Reject(requeue=True)`` the message returns to its queue and the next
+run settles it. If even that cannot reach the broker the message is lost with the
+worker's memory; a chunk a worker had claimed comes back when its lease runs out, the
+rest with the stuck sweep.
 """
 
 from __future__ import annotations
@@ -45,11 +46,6 @@ def hand_back_when_unavailable(
                 return fn(*args, **kwargs)
             except UNAVAILABLE as exc:
                 reason: BaseException = exc
-            except Reject as exc:
-                # Celery's retry could not publish the next attempt and would drop it.
-                if exc.requeue or not isinstance(exc.reason, UNAVAILABLE):
-                    raise
-                reason = exc.reason
             logger.warning(
                 "%s: %s; handing the task back to the broker", describe(*args, **kwargs), reason
             )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import partial
 
-from outbox.api import Handle, send_email, send_mime, send_sms, send_template
+from outbox import Handle, send_email, send_mime, send_sms, send_template
 from outbox.chunking import chunk_count
 
 __all__ = [

@@ -45,20 +45,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from outbox.api import Handle, ValidationError
+from outbox import Handle, ValidationError
 from outbox.cli.demo.mix import GROUPS, TEMPLATE_ID, Plan, PlannedSend, build_plan
 from outbox.cli.demo.stack import DemoStack, redacted_url
 from outbox.sandbox import SandboxConfig, parse_rate
-from outbox.worker import keys
 from outbox.worker.records import Record, load_record
 from outbox.worker.runtime import Runtime
+from outbox.worker.smtp2go.endpoints import SUPPRESSION_ADD, TEMPLATE_ADD
 from outbox.worker.states import FINAL_STATES, State
 
 __all__ = ["DemoOptions", "DemoReport", "run_demo"]
 
-#: outbox's own limit is set this far under the sandbox's, as an operator would set it
-#: under the account's: close enough to use it, far enough not to be refused.
-RATE_MARGIN = 0.9
 #: Seconds between two looks at the records.
 POLL_INTERVAL = 0.2
 #: The sandbox endpoints that send (the ones the rate limit and faults are about).
@@ -214,12 +211,10 @@ def _per_second(rate: str) -> float | None:
 
 
 def outbox_rate_for(sandbox_rate: str) -> str:
-    """``OUTBOX_RATE_LIMIT`` just under the sandbox's limit (unlimited: 1000/s)."""
-    per_second = _per_second(sandbox_rate)
-    if per_second is None:
-        return "1000/s"
-    limit = f"{max(per_second * RATE_MARGIN, 0.01):.2f}".rstrip("0").rstrip(".")
-    return f"{limit}/s"
+    """``OUTBOX_RATE_LIMIT`` for the sandbox's limit: the limit itself, which outbox holds
+    exactly, as an operator sets it to the account's (unlimited: 1000/s)."""
+    parsed = parse_rate(sandbox_rate)
+    return str(parsed) if parsed else "1000/s"
 
 
 def demo_settings(options: DemoOptions) -> dict[str, str]:
@@ -231,7 +226,6 @@ def demo_settings(options: DemoOptions) -> dict[str, str]:
         "OUTBOX_COOLDOWN_SECONDS": "1",
         "OUTBOX_MAX_ATTEMPTS": "8",
         "OUTBOX_BULK_THRESHOLD": "10",
-        "OUTBOX_VISIBILITY_TIMEOUT": "60",
         "OUTBOX_AMBIGUOUS_POLICY": "resend",
         "SMTP2GO_TIMEOUT": "5",
     }
@@ -331,15 +325,10 @@ def _progress_snapshot(rt: Runtime, batches: list[_Batch]) -> tuple[int, int]:
     pending = [b for b in batches if not b.done]
     if not pending:
         return 0, 0
-    pipe = rt.redis.pipeline(transaction=False)
-    for batch in pending:
-        pipe.hmget(
-            keys.batch(batch.handle.id),
-            "finished_at",
-            *(f"n:{state.value}" for state in _COUNTED),
-        )
+    names = ["finished_at", *(f"n:{state.value}" for state in _COUNTED)]
+    rows = rt.store.batches.fields([b.handle.id for b in pending], names)
     sending = retrying = 0
-    for batch, row in zip(pending, pipe.execute(), strict=True):
+    for batch, row in zip(pending, rows, strict=True):
         finished, *counts = row
         by_state = dict(zip(_COUNTED, (int(c or 0) for c in counts), strict=True))
         batch.chunks_final = sum(by_state[s] for s in FINAL_STATES)
@@ -376,14 +365,19 @@ def _send_counters(stats: dict[str, Any]) -> tuple[int, int, int]:
 
 def _setup_sandbox(rt: Runtime, control: Any, options: DemoOptions, plan: Plan) -> None:
     """The template the welcome emails use, the reader who unsubscribed, then faults."""
-    rt.client.template_add(
-        id=TEMPLATE_ID,
-        template_name="Welcome",
-        subject="Welcome to Acme, {{ name }}",
-        html_body="<p>Hi {{ name }}, your account {{ account }} is ready.</p>",
-        text_body="Hi {{ name }}, your account {{ account }} is ready.",
+    rt.client.call(
+        TEMPLATE_ADD,
+        {
+            "id": TEMPLATE_ID,
+            "template_name": "Welcome",
+            "subject": "Welcome to Acme, {{ name }}",
+            "html_body": "<p>Hi {{ name }}, your account {{ account }} is ready.</p>",
+            "text_body": "Hi {{ name }}, your account {{ account }} is ready.",
+        },
     )
-    rt.client.suppression_add(email_address=plan.suppressed, block_description="unsubscribed")
+    rt.client.call(
+        SUPPRESSION_ADD, {"email_address": plan.suppressed, "block_description": "unsubscribed"}
+    )
     # Faults are armed only now, so the two calls above cannot be refused by them.
     control.post("/_sandbox/config", json={"fail_rate": options.fail_rate}).raise_for_status()
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from outbox.cli.output import redacted_url
 from outbox.sandbox import RunningSandbox, SandboxConfig, serve_in_thread
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
@@ -64,18 +65,6 @@ class StackError(RuntimeError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its password, for messages a person reads."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def split_redis_url(url: str) -> tuple[str, str]:
@@ -246,9 +235,9 @@ class DemoStack:
         return httpx.Client(base_url=self.sandbox.url, timeout=10.0)
 
     def start(self) -> Runtime:
-        # Registers the tasks (and the releaser's signal handlers) before the worker
-        # and the producers need them.
-        import outbox.worker.parking
+        # Registers the tasks (and the relay's signal handlers) before the worker and
+        # the producers need them.
+        import outbox.worker.relay
         import outbox.worker.tasks  # noqa: F401
         from outbox.worker.app import app
 
@@ -295,7 +284,9 @@ class DemoStack:
                 ) from None
             finally:
                 client.close()
-        return redis.Redis.from_url(self.records_url, health_check_interval=30)
+        from outbox.worker.redis_url import connect
+
+        return connect(self.records_url)
 
     def _check_broker_empty(self, app: Any) -> None:
         """Tasks already waiting would be sent to this sandbox and break the count."""

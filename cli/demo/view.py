@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -10,7 +12,23 @@ from rich.text import Text
 
 from outbox.cli.demo.run import DemoReport
 
-__all__ = ["render_summary"]
+__all__ = ["render_summary", "stderr", "stdout"]
+
+#: Width when stdout is not a terminal: wide enough for the summary's tables.
+PIPE_WIDTH = 120
+
+
+def stdout() -> Console:
+    # Built per call: click's test runner swaps sys.stdout for each invocation.
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
 
 _CHECK_TEXT = {
     "all_final": "every send reached a final state",

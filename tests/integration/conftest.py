@@ -28,7 +28,6 @@ FAST_ENV = {
     "OUTBOX_RETRY_CAP": "1.5",
     "OUTBOX_COOLDOWN_SECONDS": "1",
     "OUTBOX_MAX_ATTEMPTS": "6",
-    "OUTBOX_VISIBILITY_TIMEOUT": "10",
     "SMTP2GO_TIMEOUT": "3",
     "OUTBOX_RATE_LIMIT": "1000/s",
 }
@@ -133,7 +132,7 @@ def wait_all_done(handles: list[Any], timeout: float = 120.0) -> list[Any]:
     pending = [h.id for h in handles]
     states: dict[str, Any] = {}
     while pending and time.monotonic() < deadline:
-        states = store.batch_states(pending)
+        states = store.batches.batch_states(pending)
         pending = [i for i in pending if states[i] not in FINAL_STATES]
         if pending:
             time.sleep(0.25)

@@ -7,18 +7,30 @@ from collections.abc import Iterator
 
 import pytest
 
-from outbox.worker import beat, keys
+from outbox.worker import beat
+from outbox.worker.queues import Queue
 from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
-from outbox.worker.states import State
-from outbox.worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.smtp2go.endpoints import EMAIL_SEND, SUPPRESSION_ADD
+from outbox.worker.states import Kind, State
+from outbox.worker.store import keys
+from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
+from outbox.worker.store.limits import Limit
 from outbox.worker.webhooks.events import normalise
 from outbox.worker.webhooks.tasks import NO_MATCH, record
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
 
 pytestmark = pytest.mark.integration
+
+ORPHAN = "0" * 32
+
+
+def _create(rt: Runtime, batch_id: str, specs: list[ChunkSpec], payload: dict[str, object]) -> None:
+    rt.store.batches.create(
+        batch_id, kind=Kind.EMAIL, chunks=specs, payload=payload, queue=Queue.EMAIL
+    )
 
 
 @pytest.fixture
@@ -39,7 +51,10 @@ def rt(sandbox: Sandbox, producer: Runtime) -> Iterator[Runtime]:
 
 @pytest.mark.timeout(30)
 def test_stats_snapshot_keeps_the_summary(rt: Runtime, sandbox: Sandbox) -> None:
-    rt.client.send_email(sender="s@example.com", to=["a@example.com"], subject="x", text_body="y")
+    rt.client.call(
+        EMAIL_SEND,
+        {"sender": "s@example.com", "to": ["a@example.com"], "subject": "x", "text_body": "y"},
+    )
     beat.stats_snapshot()
     snapshot = json.loads(rt.redis.get(keys.stats_snapshot()))
     assert snapshot["taken_at"] > 0
@@ -50,7 +65,7 @@ def test_stats_snapshot_keeps_the_summary(rt: Runtime, sandbox: Sandbox) -> None
 @pytest.mark.timeout(30)
 def test_suppression_sync_fills_the_local_set(rt: Runtime, sandbox: Sandbox) -> None:
     for address in ("Gone@Example.com", "blocked.example.org"):
-        rt.client.suppression_add(email_address=address, block_description="test")
+        rt.client.call(SUPPRESSION_ADD, {"email_address": address, "block_description": "test"})
     assert beat.sync_suppressions() == 2
     members = {m.decode() for m in rt.redis.smembers(keys.suppressed())}
     assert members == {"gone@example.com", "blocked.example.org"}
@@ -64,24 +79,27 @@ def test_sweep_publishes_orphaned_and_abandoned_chunks(
     # A producer that died after recording (nothing published), and a worker that died
     # mid-request (claimed, lease long gone): both left in the active index.
     specs = [
-        ChunkSpec(chunk_id_for("orphan", 0), 0, ["o@example.com"], {"to": ["o@example.com"]}),
-        ChunkSpec(chunk_id_for("orphan", 1), 1, ["p@example.com"], {"to": ["p@example.com"]}),
+        ChunkSpec(chunk_id_for(ORPHAN, 0), 0, ["o@example.com"], {"to": ["o@example.com"]}),
+        ChunkSpec(chunk_id_for(ORPHAN, 1), 1, ["p@example.com"], {"to": ["p@example.com"]}),
     ]
     payload = {"sender": "s@example.com", "subject": "x", "text_body": "y"}
-    rt.store.create("orphan", kind="email", chunks=specs, payload=payload)
-    rt.store.claim(chunk_id_for("orphan", 1), "orphan", worker="gone", lease=0.01)
+    _create(rt, ORPHAN, specs, payload)
+    gone = Limit("send", rt.send_limit.windows, lease=0.01, ttl=600, line_lease=60)
+    rt.store.batches.claim(
+        chunk_id_for(ORPHAN, 1), limit=gone, worker="gone", token="t", max_wait=5
+    )
     past = rt.store.now() - 60
     for spec in specs:
-        rt.store.touch_active(spec.id, past)
+        rt.store.batches.touch_active(spec.id, past)
 
     assert beat.sweep_stuck() == 2
     assert beat.sweep_stuck() == 0  # touched: not published again at once
 
     class _Handle:
-        id = "orphan"
+        id = ORPHAN
 
         def status(self) -> object:
-            return load_record(rt.store, "orphan")
+            return load_record(rt.store, ORPHAN)
 
     [record] = wait_all_done([_Handle()], timeout=60)
     assert record.state is State.SENT
@@ -93,14 +111,14 @@ def test_sweep_publishes_orphaned_and_abandoned_chunks(
 
 @pytest.mark.timeout(30)
 def test_expiry_drops_index_entries_of_expired_records(rt: Runtime) -> None:
-    spec = ChunkSpec(chunk_id_for("old", 0), 0, ["a@example.com"], {"to": ["a@example.com"]})
-    rt.store.create("old", kind="email", chunks=[spec], payload={})
-    rt.store.claim(spec.id, "old", worker="w", lease=30)
-    rt.store.finish(spec.id, "old", State.DEAD, failed=1)
-    assert rt.store.dead_letters()
-    rt.redis.delete(keys.chunk(spec.id), keys.batch("old"))  # what the TTL does
+    old = "0" * 31 + "1"
+    spec = ChunkSpec(chunk_id_for(old, 0), 0, ["a@example.com"], {"to": ["a@example.com"]})
+    _create(rt, old, [spec], {})
+    rt.store.batches.finish(spec.id, State.DEAD, limit=rt.send_limit)
+    assert rt.store.batches.dead_letters()
+    rt.redis.delete(keys.chunk(spec.id), keys.batch(old))  # what the TTL does
     assert beat.expire_records() >= 1
-    assert rt.store.dead_letters() == []
+    assert rt.store.batches.dead_letters() == []
 
 
 @pytest.mark.timeout(30)
@@ -120,14 +138,37 @@ def test_rematch_puts_parked_events_on_sends_recorded_later(rt: Runtime) -> None
     assert record(rt, event("delivered", "NEVER")).value == "unmatched"
     assert beat.rematch_events() == 0  # nothing indexed yet
 
-    spec = ChunkSpec(chunk_id_for("late", 0), 0, ["late@example.com"], {"to": ["x"]})
-    rt.store.create("late", kind="email", chunks=[spec], payload={})
-    rt.store.finish(spec.id, "late", State.SENT, email_id="LATE-1", succeeded=1)
+    late = "1" * 32
+    spec = ChunkSpec(chunk_id_for(late, 0), 0, ["late@example.com"], {"to": ["x"]})
+    _create(rt, late, [spec], {})
+    rt.store.batches.finish(spec.id, State.SENT, limit=rt.send_limit, email_id="LATE-1")
 
     assert beat.rematch_events() == 2
-    record_ = load_record(rt.store, "late")
+    record_ = load_record(rt.store, late)
     assert record_ is not None
     assert [e["event"] for e in record_.chunks[0].events] == ["delivered"]  # once
     parked = [json.loads(x) for x in rt.redis.lrange(keys.webhook_unmatched(), 0, -1)]
     assert [(p["email_id"], p["unmatched"]) for p in parked] == [("NEVER", NO_MATCH)]
     assert beat.rematch_events() == 0
+
+
+@pytest.mark.timeout(30)
+def test_api_jobs_wait_out_a_cool_down_and_log_one_line_when_the_api_fails(
+    rt: Runtime, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt.store.limits.cool_down(rt.send_limit, 5)
+    with caplog.at_level("INFO", logger="outbox.worker.beat"):
+        assert beat.stats_snapshot() is None
+    assert "skipped: cooling down" in caplog.text
+    assert sandbox.stats()["requests"] == 0  # the fleet's cool-down holds beat off too
+    rt.redis.delete(keys.cooldown())
+    caplog.clear()
+    sandbox.configure(fail_next=10, fail_status=503)
+    with caplog.at_level("INFO", logger="outbox.worker.beat"):
+        assert beat.stats_snapshot() is None
+    [line] = [r for r in caplog.records if r.name == "outbox.worker.beat"]
+    assert "trying again in" in line.getMessage()
+    assert line.exc_info is None  # one line, no traceback
+    [(member, _)] = rt.redis.zrange(keys.parked(), 0, -1, withscores=True)
+    assert json.loads(member)["task"] == "outbox.beat.stats_snapshot"
+    assert json.loads(member)["args"] == [2]

@@ -60,12 +60,11 @@ def test_dead_list_and_replay_on_redis(producer: Runtime) -> None:
     chunk_id = f"{handle.id}.0"
     broker = redis.Redis.from_url(BROKER_URL)
     queued_before = broker.llen("sms")
-    producer.store.finish(
+    producer.store.batches.finish(
         chunk_id,
-        handle.id,
         State.DEAD,
+        limit=producer.send_limit,
         fields={"last_error": {"type": "ServerError", "status_code": 503, "message": "busy"}},
-        failed=2,
     )
 
     listed = outbox("dead", "list", "--json")
@@ -77,7 +76,9 @@ def test_dead_list_and_replay_on_redis(producer: Runtime) -> None:
     replayed = outbox("dead", "replay", chunk_id)
     assert replayed.returncode == 0, replayed.stderr
     assert broker.llen("sms") == queued_before + 1
-    assert producer.store.get_chunk_raw(chunk_id)["state"] == "queued"
+    chunk = producer.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.QUEUED
     assert json.loads(outbox("dead", "list", "--json").stdout) == []
 
 

@@ -14,16 +14,44 @@ from typing import Any
 import httpx
 import pytest
 
-from outbox.worker.smtp2go import (
+from outbox.errors import (
     BadRequestError,
-    EmailSend,
     NotFoundError,
     RateLimitedError,
     RequestTimeout,
     ServerError,
-    SMTP2GOClient,
     UnauthorizedError,
 )
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.smtp2go.endpoints import (
+    ACTIVITY_SEARCH,
+    EMAIL_BATCH,
+    EMAIL_MIME,
+    EMAIL_SEND,
+    SMS_SEND,
+    SMS_SUMMARY,
+    SMS_VIEW_RECEIVED,
+    SMS_VIEW_SENT,
+    STATS_EMAIL_BOUNCES,
+    STATS_EMAIL_CYCLE,
+    STATS_EMAIL_HISTORY,
+    STATS_EMAIL_SPAM,
+    STATS_EMAIL_SUMMARY,
+    STATS_EMAIL_UNSUBS,
+    SUPPRESSION_ADD,
+    SUPPRESSION_REMOVE,
+    SUPPRESSION_VIEW,
+    TEMPLATE_ADD,
+    TEMPLATE_DELETE,
+    TEMPLATE_EDIT,
+    TEMPLATE_SEARCH,
+    TEMPLATE_VIEW,
+    WEBHOOK_ADD,
+    WEBHOOK_EDIT,
+    WEBHOOK_REMOVE,
+    WEBHOOK_VIEW,
+)
+from outbox.worker.smtp2go.models import EmailSend
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -74,10 +102,10 @@ def test_email_send(client: SMTP2GOClient, sandbox: Sandbox) -> None:
         attachments=[{"filename": "invoice.pdf", "fileblob": PDF}],
         inlines=[{"filename": "logo.png", "fileblob": PNG, "cid": "logo"}],
     )
-    result = client.send_email(request)
+    result = client.call(EMAIL_SEND, request)
     assert result.request_id
     assert result.email_id
-    assert not result.partial_failure
+    assert not result.refused
     assert result.failed == 0
 
     sent = message_with(sandbox, result.email_id)
@@ -98,7 +126,7 @@ def test_email_mime(client: SMTP2GOClient, sandbox: Sandbox) -> None:
         f"From: {SENDER}\r\nTo: dave@example.com\r\nSubject: {subject}\r\n"
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain body\r\n"
     )
-    result = client.send_mime(mime_email=raw)
+    result = client.call(EMAIL_MIME, dict(mime_email=raw))
     assert result.email_id
     sent = message_with(sandbox, result.email_id)
     assert sent["endpoint"] == "email/mime"
@@ -108,7 +136,7 @@ def test_email_mime(client: SMTP2GOClient, sandbox: Sandbox) -> None:
 
 def test_email_batch(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     emails = [email(to=[f"batch{i}@example.com"]) for i in range(3)]
-    result = client.send_batch(emails=emails)
+    result = client.call(EMAIL_BATCH, dict(emails=emails))
     assert len(result.email_ids) == 3
     assert all(result.email_ids)
     for request, email_id in zip(emails, result.email_ids, strict=True):
@@ -120,41 +148,47 @@ def test_email_batch(client: SMTP2GOClient, sandbox: Sandbox) -> None:
 
 def test_templates_crud_and_send(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     template_id = unique("tpl")[:20]
-    added = client.template_add(
-        id=template_id,
-        template_name="Welcome",
-        subject="Welcome, {{ name }}",
-        html_body="<p>Hi {{ name }} from {{ company }}</p>",
-        text_body="Hi {{ name }} from {{ company }}",
-        template_variables={"name": "there", "company": "Acme"},
-        tags=["onboarding"],
+    added = client.call(
+        TEMPLATE_ADD,
+        dict(
+            id=template_id,
+            template_name="Welcome",
+            subject="Welcome, {{ name }}",
+            html_body="<p>Hi {{ name }} from {{ company }}</p>",
+            text_body="Hi {{ name }} from {{ company }}",
+            template_variables={"name": "there", "company": "Acme"},
+            tags=["onboarding"],
+        ),
     )
     assert added.data["id"] == template_id
 
-    viewed = client.template_view(template_id)
+    viewed = client.call(TEMPLATE_VIEW, {"id": template_id})
     assert viewed.data["subject"] == "Welcome, {{ name }}"
 
-    found = client.template_search(search_terms=[template_id])
+    found = client.call(TEMPLATE_SEARCH, dict(search_terms=[template_id]))
     assert [t["id"] for t in found.data["templates"]] == [template_id]
     assert found.data["total_count"] == 1
 
-    client.template_edit(id=template_id, subject="Hello, {{ name }}")
-    assert client.template_view(template_id).data["subject"] == "Hello, {{ name }}"
+    client.call(TEMPLATE_EDIT, dict(id=template_id, subject="Hello, {{ name }}"))
+    assert client.call(TEMPLATE_VIEW, {"id": template_id}).data["subject"] == "Hello, {{ name }}"
 
-    result = client.send_email(
-        sender=SENDER,
-        to=["erin@example.com"],
-        template_id=template_id,
-        template_data={"name": "Erin"},
+    result = client.call(
+        EMAIL_SEND,
+        dict(
+            sender=SENDER,
+            to=["erin@example.com"],
+            template_id=template_id,
+            template_data={"name": "Erin"},
+        ),
     )
     sent = message_with(sandbox, result.email_id)
     assert sent["subject"] == "Hello, Erin"
     assert "Hi Erin from Acme" in sent["text_body"]
 
-    deleted = client.template_delete(template_id)
+    deleted = client.call(TEMPLATE_DELETE, {"id": template_id})
     assert template_id in deleted.data["result"]
     with pytest.raises(NotFoundError) as info:
-        client.template_view(template_id)
+        client.call(TEMPLATE_VIEW, {"id": template_id})
     assert info.value.status_code == 404
 
 
@@ -162,44 +196,47 @@ def test_templates_crud_and_send(client: SMTP2GOClient, sandbox: Sandbox) -> Non
 
 
 def test_webhooks_crud(client: SMTP2GOClient) -> None:
-    added = client.webhook_add(
-        url="http://127.0.0.1:9/webhooks/smtp2go",
-        events=["delivered", "bounce"],
-        output_format="json",
-        auth_header_type="bearer",
-        auth_header_value="a-webhook-secret",
+    added = client.call(
+        WEBHOOK_ADD,
+        dict(
+            url="http://127.0.0.1:9/webhooks/smtp2go",
+            events=["delivered", "bounce"],
+            output_format="json",
+            auth_header_type="bearer",
+            auth_header_value="a-webhook-secret",
+        ),
     )
     hook_id = added.data["id"]
     assert isinstance(hook_id, int)
     assert added.data["events"] == ["delivered", "bounce"]
 
-    listed = client.webhook_view().data["result"]
+    listed = client.call(WEBHOOK_VIEW).data["result"]
     assert [hook["id"] for hook in listed] == [hook_id]
 
-    edited = client.webhook_edit(id=hook_id, events=["open", "click"])
+    edited = client.call(WEBHOOK_EDIT, dict(id=hook_id, events=["open", "click"]))
     assert edited.data["events"] == ["open", "click"]
 
-    client.webhook_remove(hook_id)
-    assert client.webhook_view().data["result"] == []
+    client.call(WEBHOOK_REMOVE, {"id": hook_id})
+    assert client.call(WEBHOOK_VIEW).data["result"] == []
     with pytest.raises(NotFoundError):
-        client.webhook_remove(hook_id)
+        client.call(WEBHOOK_REMOVE, {"id": hook_id})
 
 
 # --------------------------------------------------------------------------- statistics
 
 
 def test_stats(client: SMTP2GOClient) -> None:
-    client.send_email(email(to=["stats@example.com"]))
-    summary = client.stats_email_summary().data
+    client.call(EMAIL_SEND, email(to=["stats@example.com"]))
+    summary = client.call(STATS_EMAIL_SUMMARY).data
     assert summary["email_count"] >= 1
     assert isinstance(summary["bounce_percent"], str)
-    cycle = client.stats_email_cycle().data
+    cycle = client.call(STATS_EMAIL_CYCLE).data
     assert {"cycle_start", "cycle_end", "cycle_used", "cycle_remaining", "cycle_max"} <= set(cycle)
     assert cycle["cycle_used"] >= 1
-    assert "hardbounces" in client.stats_email_bounces().data
-    assert "spam_percent" in client.stats_email_spam().data
-    assert "unsubscribe_percent" in client.stats_email_unsubs().data
-    history = client.stats_email_history(group_by="domain").data
+    assert "hardbounces" in client.call(STATS_EMAIL_BOUNCES).data
+    assert "spam_percent" in client.call(STATS_EMAIL_SPAM).data
+    assert "unsubscribe_percent" in client.call(STATS_EMAIL_UNSUBS).data
+    history = client.call(STATS_EMAIL_HISTORY, dict(group_by="domain")).data
     assert [row["domain"] for row in history["history"]] == ["example.com"]
 
 
@@ -209,19 +246,23 @@ def test_stats(client: SMTP2GOClient) -> None:
 def test_activity_search_finds_a_send_by_its_custom_header(client: SMTP2GOClient) -> None:
     marker = unique("chunk")
     subject = unique("activity")
-    other = client.send_email(email(subject=subject))
-    sent = client.send_email(
-        email(subject=subject, custom_headers=[{"header": "X-Outbox-Id", "value": marker}])
+    other = client.call(EMAIL_SEND, email(subject=subject))
+    sent = client.call(
+        EMAIL_SEND,
+        email(subject=subject, custom_headers=[{"header": "X-Outbox-Id", "value": marker}]),
     )
-    result = client.activity_search(
-        search_subject=subject, custom_headers=["X-Outbox-Id"], include_headers=True, limit=100
+    result = client.call(
+        ACTIVITY_SEARCH,
+        dict(
+            search_subject=subject, custom_headers=["X-Outbox-Id"], include_headers=True, limit=100
+        ),
     )
     assert result.total_events >= 2
     matching = {e.email_id for e in result.events if e.header("X-Outbox-Id") == marker}
     assert matching == {sent.email_id}
     assert other.email_id in {e.email_id for e in result.events}
 
-    by_id = client.activity_search(email_id=sent.email_id)
+    by_id = client.call(ACTIVITY_SEARCH, dict(email_id=sent.email_id))
     assert by_id.events
     assert {e.email_id for e in by_id.events} == {sent.email_id}
     assert {e.event for e in by_id.events} >= {"processed"}
@@ -232,25 +273,27 @@ def test_activity_search_finds_a_send_by_its_custom_header(client: SMTP2GOClient
 
 def test_suppressions(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     blocked = "blocked@example.com"
-    added = client.suppression_add(email_address=blocked, block_description="asked us to stop")
+    added = client.call(
+        SUPPRESSION_ADD, dict(email_address=blocked, block_description="asked us to stop")
+    )
     assert added.data["added"] is True
 
-    viewed = client.suppression_view(email_address=blocked)
+    viewed = client.call(SUPPRESSION_VIEW, dict(email_address=blocked))
     assert [r["email_address"] for r in viewed.data["results"]] == [blocked]
 
     # The email is accepted (succeeded counts emails); the suppressed address is rejected
     # afterwards, never delivered.
-    result = client.send_email(email(to=[blocked, "fine@example.com"]))
-    assert not result.partial_failure
+    result = client.call(EMAIL_SEND, email(to=[blocked, "fine@example.com"]))
+    assert not result.refused
     assert (result.succeeded, result.failed, result.failures) == (1, 0, [])
     assert result.email_id
     message = message_with(sandbox, result.email_id)
     assert (message["recipients"], message["rejected"]) == (["fine@example.com"], [blocked])
 
-    removed = client.suppression_remove(email_address=blocked, reasons=["manual"])
+    removed = client.call(SUPPRESSION_REMOVE, dict(email_address=blocked, reasons=["manual"]))
     assert removed.data["suppressions"][0]["removed"] is True
-    assert client.suppression_view(email_address=blocked).data["results"] == []
-    assert not client.send_email(email(to=[blocked])).partial_failure
+    assert client.call(SUPPRESSION_VIEW, dict(email_address=blocked)).data["results"] == []
+    assert not client.call(EMAIL_SEND, email(to=[blocked])).refused
 
 
 # --------------------------------------------------------------------------- SMS
@@ -258,7 +301,7 @@ def test_suppressions(client: SMTP2GOClient, sandbox: Sandbox) -> None:
 
 def test_sms(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     content = unique("Your code is")
-    result = client.sms_send(to=["+61400000001", "+61400000002"], message=content)
+    result = client.call(SMS_SEND, dict(to=["+61400000001", "+61400000002"], message=content))
     assert result.request_id
     assert result.total_sent == 2
     assert [m.destination for m in result.messages] == ["+61400000001", "+61400000002"]
@@ -268,15 +311,15 @@ def test_sms(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     assert recorded[-1]["destination"] == ["+61400000001", "+61400000002"]
     assert recorded[-1]["content"] == content
 
-    sent = client.sms_view_sent()
+    sent = client.call(SMS_VIEW_SENT)
     assert sent.request_id  # inside data in the real API; read from there
     assert any(m.get("content") == content for m in sent.data["messages"])
 
-    received = client.sms_view_received()
+    received = client.call(SMS_VIEW_RECEIVED)
     assert received.request_id
     assert isinstance(received.data["messages"], list)
 
-    summary = client.sms_summary().data
+    summary = client.call(SMS_SUMMARY).data
     assert summary["total_messages"] >= 2
     assert summary["total_units"] >= 2
 
@@ -287,7 +330,7 @@ def test_sms(client: SMTP2GOClient, sandbox: Sandbox) -> None:
 def test_wrong_key_is_401(sandbox: Sandbox) -> None:
     wrong = "api-" + "0" * 32
     with SMTP2GOClient(sandbox.base_url, wrong) as client, pytest.raises(UnauthorizedError) as info:
-        client.send_email(email())
+        client.call(EMAIL_SEND, email())
     err = info.value
     assert err.status_code == 401
     assert not err.retryable
@@ -297,7 +340,7 @@ def test_wrong_key_is_401(sandbox: Sandbox) -> None:
 
 def test_server_400_names_the_field(client: SMTP2GOClient) -> None:
     with pytest.raises(BadRequestError) as info:
-        client.send_email(email(subject=None, text_body=None, template_id="no-such-template"))
+        client.call(EMAIL_SEND, email(subject=None, text_body=None, template_id="no-such-template"))
     err = info.value
     assert err.status_code == 400
     assert err.request_id
@@ -313,7 +356,7 @@ def test_server_400_names_the_field(client: SMTP2GOClient) -> None:
 def test_429_carries_retry_after(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     sandbox.configure(storm_seconds=30, rate_headers=True)  # the real service may send none
     with pytest.raises(RateLimitedError) as info:
-        client.send_email(email())
+        client.call(EMAIL_SEND, email())
     err = info.value
     assert err.retryable
     assert err.retry_after is not None
@@ -323,9 +366,9 @@ def test_429_carries_retry_after(client: SMTP2GOClient, sandbox: Sandbox) -> Non
 
 def test_429_from_the_shared_rate(client: SMTP2GOClient, sandbox: Sandbox) -> None:
     sandbox.configure(rate="1/m", rate_headers=True)
-    client.send_email(email())
+    client.call(EMAIL_SEND, email())
     with pytest.raises(RateLimitedError) as info:
-        client.send_email(email())
+        client.call(EMAIL_SEND, email())
     assert info.value.retry_after is not None
     assert info.value.retry_after > 0
 
@@ -334,10 +377,10 @@ def test_429_from_the_shared_rate(client: SMTP2GOClient, sandbox: Sandbox) -> No
 def test_injected_5xx(client: SMTP2GOClient, sandbox: Sandbox, status: int) -> None:
     sandbox.configure(fail_next=1, fail_status=status)
     with pytest.raises(ServerError) as info:
-        client.send_email(email())
+        client.call(EMAIL_SEND, email())
     assert info.value.status_code == status
     assert info.value.retryable
-    assert client.send_email(email()).email_id  # the next one goes through
+    assert client.call(EMAIL_SEND, email()).email_id  # the next one goes through
     assert sandbox.stats()["injected_failures"] == 1
 
 
@@ -347,7 +390,7 @@ def test_hang_is_an_ambiguous_timeout(sandbox: Sandbox) -> None:
     timeout = httpx.Timeout(1.0, connect=5.0)
     with SMTP2GOClient(sandbox.base_url, sandbox.api_key, timeout=timeout) as client:
         with pytest.raises(RequestTimeout) as info:
-            client.send_email(request)
+            client.call(EMAIL_SEND, request)
         assert info.value.ambiguous is True
         assert info.value.retryable
     # The sandbox accepted it: exactly the case a blind retry would send twice.

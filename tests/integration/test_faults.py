@@ -102,7 +102,7 @@ def assert_intent(records: Iterable[Record], accepted: collections.Counter[str])
                     assert accepted[key] == 0, f"{key} is {chunk.state} but was accepted"
                     failed += chunk.state is State.FAILED
                     dead += chunk.state is State.DEAD
-        succeeded = sum(c.succeeded for c in record.chunks if c.state is State.SENT)
+        succeeded = sum(len(c.recipients) for c in record.chunks if c.state is State.SENT)
         assert record.recipients_succeeded == succeeded, record
     stray = set(accepted) - set(intended)
     assert not stray, f"accepted but never asked for: {sorted(stray)[:5]}"
@@ -163,7 +163,7 @@ def settled_notes(records: Iterable[Record]) -> dict[str, str]:
 
 
 def batch_counter(rt: Runtime, batch_id: str, state: State) -> int:
-    return int(rt.store.get_batch_raw(batch_id).get(f"n:{state.value}", 0))
+    return int(rt.store.batches.batch(batch_id).get(f"n:{state.value}", 0))
 
 
 @pytest.mark.timeout(150)
@@ -248,7 +248,7 @@ def test_sigterm_finishes_in_flight_sends_and_leaves_the_rest_queued(
     stopped = time.monotonic()
 
     store = producer.store
-    states = store.batch_states([h.id for h in handles])
+    states = store.batches.batch_states([h.id for h in handles])
     by_state = collections.Counter(s.value for s in states.values() if s is not None)
     accepted = sandbox.stats()["accepted"]
     assert by_state[State.SENDING.value] == 0, by_state  # nothing left half-done
@@ -361,7 +361,7 @@ def test_poison_messages_are_dead_lettered_once_and_never_loop(
     ]
     store = producer.store
     wait_until(
-        lambda: {chunk_id, orphan_id} <= {c for c, _ in store.dead_letters()},
+        lambda: {chunk_id, orphan_id} <= {c for c, _ in store.batches.dead_letters()},
         timeout=20,
         what="both chunks in the dead letters",
     )
@@ -370,7 +370,7 @@ def test_poison_messages_are_dead_lettered_once_and_never_loop(
     for result in published:
         assert log.count(f"[{result.id}] received") == 1, result.id
 
-    letters = [c for c, _ in store.dead_letters()]
+    letters = [c for c, _ in store.batches.dead_letters()]
     assert sorted(letters) == sorted([chunk_id, orphan_id])
     [record] = [handle.status()]
     [chunk] = record.chunks
@@ -379,9 +379,11 @@ def test_poison_messages_are_dead_lettered_once_and_never_loop(
     assert chunk.last_error["type"] == "InvalidPayload"
     assert {"from", "recipients", "body"} <= set(chunk.last_error["field_errors"]), chunk.last_error
     assert chunk.attempts == 0  # the API was never asked
-    orphan = store.get_chunk_raw(orphan_id)
-    assert orphan["state"] == "dead"
-    assert {"sender", "to.0"} <= set(json.loads(orphan["last_error"])["field_errors"])
+    orphan = store.batches.chunk(orphan_id)
+    assert orphan is not None
+    assert orphan.state is State.DEAD
+    assert orphan.last_error is not None
+    assert {"sender", "to.0"} <= set(orphan.last_error["field_errors"])
     assert sandbox.messages() == []
 
     # The operator's way out: the replay rebuilds the task from the stored payload.

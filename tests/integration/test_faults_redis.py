@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from outbox import send_email
-from outbox.worker import keys
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
+from outbox.worker.store import keys
 from support.procs import free_port, stop, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet
@@ -155,8 +155,8 @@ def test_redis_restart_under_running_workers(
     outcome = assert_intent(records, delivered(sandbox))
     assert outcome.sent == 800
     store = private_producer.store
-    assert store.dead_letters() == []
-    assert store.active_before(time.time() + 3600) == []  # nothing left unfinished
+    assert store.batches.dead_letters() == []
+    assert store.batches.active_before(time.time() + 3600) == []  # nothing left unfinished
     # What was written before the restart survived it (AOF).
     assert private_producer.redis.exists(keys.batch(handles[0].id))
     republished = swept(fleet)

@@ -3,15 +3,19 @@ that would send it in clear text refusing to start.
 
 Unit-level claims (error text, reprs, the receiver's checks, the URL guard) are in
 ``tests/unit/test_security.py``; this module checks what the running system exposes:
-every message on the broker while a run with retries, failures and a timeout is under
-way, both Redis databases afterwards, the worker's debug log, and Flower's pages and API.
+every command Redis runs (``MONITOR``: each task message as it is published, every
+record written) while a run with retries, failures and a timeout is under way, both
+Redis databases afterwards, the worker's debug log, and Flower's pages and API.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
+import collections
 import json
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -35,46 +39,61 @@ from tests.integration.test_flower import (  # the fixture, shared with test_flo
 pytestmark = pytest.mark.integration
 
 
-def broker_messages(url: str) -> list[tuple[dict[str, object], bytes]]:
-    """Every task message on the broker now, queued or held unacknowledged (a retry
-    waiting for its countdown): ``(headers, decoded body)``."""
-    client = redis.Redis.from_url(url)
-    raw: list[bytes] = []
-    for queue in ("email", "sms", "bulk"):
-        raw += client.lrange(queue, 0, -1)
-    for value in client.hvals("unacked"):
-        raw.append(json.dumps(json.loads(value)[0]).encode())
-    out = []
-    for item in raw:
-        message = json.loads(item)
-        body = message.get("body", "")
-        if message.get("properties", {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        out.append(
-            (dict(message.get("headers") or {}), body if isinstance(body, bytes) else body.encode())
-        )
-    return out
+#: One argument of a ``MONITOR`` line, quoted and escaped as Redis's ``sdscatrepr`` does.
+_ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+
+
+def _monitor_args(line: bytes) -> list[bytes]:
+    """The arguments of one ``MONITOR`` line, unescaped (the escapes are Python's)."""
+    return [ast.literal_eval('b"' + arg.decode("latin-1") + '"') for arg in _ARG.findall(line)]
 
 
 class BrokerWatch(threading.Thread):
-    """Reads the broker every few milliseconds while a run is under way."""
+    """Every command Redis runs while the run is under way, through ``MONITOR``: each
+    task message as it is pushed (a worker pops it within milliseconds), every record
+    and script argument, every database."""
 
     def __init__(self, url: str, secret: str) -> None:
         super().__init__(daemon=True)
         self.url, self.secret = url, secret.encode()
         self.stopped = threading.Event()
+        self.ready = threading.Event()
         self.seen = 0
-        self.retries_seen = 0
+        #: Chunk id -> how many times its send task was published.
+        self.published: collections.Counter[str] = collections.Counter()
         self.leaks: list[bytes] = []
 
     def run(self) -> None:
-        while not self.stopped.wait(0.02):
-            for headers, body in broker_messages(self.url):
-                self.seen += 1
-                self.retries_seen += int(headers.get("retries") or 0) > 0  # type: ignore[call-overload]
-                text = json.dumps(headers, default=str).encode() + body
-                if self.secret in text:
-                    self.leaks.append(text[:300])
+        client = redis.Redis.from_url(self.url)
+        with client.monitor() as monitor:
+            self.ready.set()
+            while not self.stopped.is_set():
+                line = monitor.connection.read_response()
+                if isinstance(line, str):
+                    line = line.encode()
+                args = _monitor_args(line)
+                if any(self.secret in arg for arg in args) or self.secret in line:
+                    self.leaks.append(line[:300])
+                if len(args) == 3 and args[0].upper() == b"LPUSH":
+                    self._task(args[2])
+
+    def _task(self, raw: bytes) -> None:
+        message = json.loads(raw)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        self.seen += 1
+        name = message.get("headers", {}).get("task", "")
+        if self.secret in raw or self.secret in body:
+            self.leaks.append(raw[:300])
+        if name.startswith("outbox.send_"):
+            args, _kwargs, _embed = json.loads(body)
+            self.published[args[0]] += 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        redis.Redis.from_url(self.url).ping()  # one more line, so the read returns
+        self.join(5)
 
 
 @pytest.mark.timeout(150)
@@ -105,6 +124,7 @@ def test_the_api_key_appears_nowhere(
     )
     watch = BrokerWatch(broker_url, key)
     watch.start()
+    assert watch.ready.wait(5)
     # Retries (503s), a refused request (400: a template the account does not have; an
     # unverified sender is answered 200 with failed: 1 instead), a hung answer (timeout,
     # then activity/search).
@@ -118,8 +138,7 @@ def test_the_api_key_appears_nowhere(
     sandbox.configure(hang_next=1, hang_seconds=10)
     hung = send_email(SENDER, ["sec-hang@example.com"], "Hang", text_body="t")
     records = wait_all_done([*handles, refused, hung], timeout=60)
-    watch.stopped.set()
-    watch.join(5)
+    watch.stop()
 
     outcome = assert_intent(records, delivered(sandbox))
     assert outcome.sent == 8
@@ -127,8 +146,9 @@ def test_the_api_key_appears_nowhere(
     assert records[-2].state is State.FAILED
     assert records[-1].chunks[0].ambiguous
 
-    assert watch.seen > 0
-    assert watch.retries_seen > 0, "the watch never saw a retry the worker published"
+    assert watch.seen >= len(records)
+    retried = [chunk for chunk, n in watch.published.items() if n > 1]
+    assert retried, "the watch never saw a retry the worker published"
     assert watch.leaks == []
     assert scan_redis_for(key, broker_url, records_url) == []
     logs = {w.log.name: w.log.read_text(errors="replace") for w in fleet.workers}

@@ -4,13 +4,15 @@ A real ``celery -A outbox.worker worker`` (the ``fleet`` fixture) and a real Flo
 (``celery -A outbox.worker flower``, as ``deploy/`` runs it, with basic auth from
 ``FLOWER_BASIC_AUTH``) share the test broker. Flower 2.x refuses its HTTP API without
 an auth setting (or ``FLOWER_UNAUTHENTICATED_API``), and builds ``/api/tasks`` from the
-workers' task events, which ``celeryconfig`` turns on (``worker_send_task_events``);
-events sent before Flower subscribes are lost, so the test waits until Flower has heard
-the worker's heartbeat before sending anything.
+workers' task events. Workers send none by default (``celeryconfig``): a fleet nobody
+watches pays nothing for them. Flower turns them on itself, broadcasting
+``enable_events`` every few seconds, and each worker logs when it did; events sent
+before that are lost, so the test waits for that line before sending anything.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +89,13 @@ def test_flower_shows_send_tasks_and_never_the_api_key(
         interval=0.2,
         what="flower to hear the worker's heartbeat",
     )
+    assert "task events: OFF" in worker.log.read_text()  # until something watches
+    wait_until(
+        lambda: "Events of group {task} enabled by remote" in worker.log.read_text(),
+        timeout=30,
+        interval=0.2,
+        what="flower to turn the worker's task events on",
+    )
 
     handles = [
         send_email("shop@example.com", [f"flower{i}@example.com"], f"Order {i}", text_body="thanks")
@@ -126,12 +135,14 @@ def test_flower_shows_send_tasks_and_never_the_api_key(
             task = found[chunk.id]
             assert task["name"] == "outbox.send_email"
             assert task["worker"].startswith(f"{worker.name}@")
-            # The arguments are visible to operators: the chunk id and the payload.
+            # Operators see which chunk a task sends, never the message: recipients,
+            # subjects and bodies stay in Redis (``outbox status`` shows them).
             args = str(task["args"])
             assert chunk.id in args
+            assert "<message>" in args
             for recipient in chunk.recipients:
-                assert recipient in args
-    assert "Order 0" in str(found[records[0].chunks[0].id]["args"])
+                assert recipient not in args
+    assert "Order 0" not in str(found[records[0].chunks[0].id])
 
     # The API key is nowhere in what Flower serves: task lists, task details, workers
     # (freshly inspected, which includes each worker's stats, queues and Celery config).
@@ -154,3 +165,46 @@ def test_flower_shows_send_tasks_and_never_the_api_key(
     assert "outbox.send_email" in inspected[-1]
     for body in bodies:
         assert sandbox.api_key not in body
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of the IPv4 sockets listening on ``port`` (Linux's table)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, _remote, state = line.split()[1:4]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket table")
+def test_flower_listens_on_loopback_unless_given_an_address(fleet: Fleet, tmp_path: Path) -> None:
+    """Its pages show recipients and subjects: without ``--address`` it is not served
+    beyond this machine (Flower's own default is every interface)."""
+    port = free_port()
+    cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "flower", f"--port={port}"]
+    env = fleet.env(FLOWER_BASIC_AUTH=f"{FLOWER_USER}:{FLOWER_PASSWORD}")
+    proc = start(cmd, env=env, log=tmp_path / "flower.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthcheck", timeout=30, proc=proc)
+        assert _listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        stop(proc)
+
+
+@pytest.mark.timeout(60)
+def test_flower_refuses_to_start_without_authentication(fleet: Fleet) -> None:
+    env = {k: v for k, v in {**os.environ, **fleet.env()}.items() if not k.startswith("FLOWER_")}
+    result = subprocess.run(
+        [PYTHON, "-m", "celery", "-A", "outbox.worker", "flower", f"--port={free_port()}"],
+        env=env,
+        capture_output=True,
+        timeout=45,
+        check=False,
+    )
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode != 0, output
+    assert "FLOWER_BASIC_AUTH" in output
+    assert "Visit me" not in output

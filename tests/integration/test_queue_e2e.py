@@ -106,8 +106,8 @@ def test_bad_request_fails_without_retry_and_records_field_errors(
 def test_faults_end_sent_exactly_once_and_dead_letters_replay(
     fleet: Fleet, producer: Runtime, sandbox: Sandbox
 ) -> None:
-    from outbox.api import status
-    from outbox.worker.payloads import chunk_call
+    from outbox import status
+    from outbox.worker.publish import chunk_task, publish
 
     sandbox.configure(fail_rate=0.3)
     fleet.start(concurrency=20, OUTBOX_MAX_ATTEMPTS="12")
@@ -128,17 +128,16 @@ def test_faults_end_sent_exactly_once_and_dead_letters_replay(
     assert record.state is State.DEAD
     assert record.chunks[0].attempts == 12
     chunk_id = record.chunks[0].id
-    assert [c for c, _ in producer.store.dead_letters()] == [chunk_id]
+    assert [c for c, _ in producer.store.batches.dead_letters()] == [chunk_id]
 
     sandbox.configure(fail_rate=0.0)
-    assert producer.store.replay(chunk_id, handle.id)
-    name, args, queue = chunk_call(producer.store, chunk_id) or ("", [], "")
-    from outbox.worker.app import app
-
-    app.send_task(name, args=args, queue=queue, routing_key=queue)
+    assert producer.store.batches.replay(chunk_id)
+    task = chunk_task(producer.store.batches, chunk_id)
+    assert task is not None
+    publish([task], store=producer.store)
     [record] = wait_all_done([handle], timeout=30)
     assert record.state is State.SENT
     assert status(handle.id).chunks[0].replays == 1
-    assert producer.store.dead_letters() == []
+    assert producer.store.batches.dead_letters() == []
     assert sandbox_recipients(sandbox)().count("dead@example.com") == 1
     assert json.dumps(record.model_dump(mode="json")).count(sandbox.api_key) == 0

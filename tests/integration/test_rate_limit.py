@@ -29,26 +29,34 @@ def _run(fleet: Fleet, sandbox: Sandbox, n: int, prefix: str) -> tuple[float, in
     return rate, int(sandbox.stats()["rate_limited"])
 
 
-@pytest.mark.timeout(120)
-def test_two_workers_share_one_limit(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
-    # Only the requests over the limit are refused, with hints (no minute-long timeout):
-    # this measures the shared limiter, not how a fleet waits out a timeout.
-    sandbox.configure(rate="20/s", penalty=0, rate_headers=True)
-    # 5 % spacing headroom: the sandbox counts an exact sliding window, and on a loaded
-    # 2-core CI machine thread wake-ups jitter by tens of milliseconds; each 429 costs
-    # the whole fleet a one-second cool-down.
-    env = {"OUTBOX_RATE_LIMIT": "20/s", "OUTBOX_RATE_MARGIN": "0.05"}
-    fleet.start(concurrency=25, **env)
-    fleet.start(concurrency=25, **env)
-    rate, rate_limited = _run(fleet, sandbox, 400, "shared")
-    # One limit for both: each worker alone would be allowed 20/s, together 40/s.
-    assert rate <= 20 * 1.05, rate
-    # Both kept sending. How close to R the fleet gets is a speed figure, measured in
-    # bench/rate_limit.py: every 429 (scheduling jitter on a loaded 2-core machine can
-    # squeeze 21 arrivals into one second of the sandbox's exact sliding window) holds
-    # the whole fleet off for its Retry-After, a second here.
-    assert rate >= 0.6 * 20, (rate, rate_limited)
-    assert rate_limited <= 20  # under 5 % of the requests
+def _worst_second(times: list[float]) -> int:
+    """The most arrivals the sandbox counted in any window of one second (its own window
+    is half-open: arrivals exactly a second apart are in different windows)."""
+    worst = 0
+    for i, start in enumerate(times):
+        worst = max(worst, sum(1 for t in times[i:] if t - start < 1.0))
+    return worst
+
+
+@pytest.mark.timeout(150)
+def test_three_workers_hold_the_exact_limit_without_a_single_429(
+    fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    """The sandbox as the real service is: over 20/s and the client is timed out for a
+    minute, no hints; arrivals jittered on the way in. ``OUTBOX_RATE_LIMIT`` is exactly
+    the limit. One 429 would cost the fleet a minute and fail the run's time budget."""
+    sandbox.configure(rate="20/s", penalty=60, rate_headers=False, latency_ms=50)
+    sandbox.configure(latency_jitter_ms=40)
+    env = {"OUTBOX_RATE_LIMIT": "20/s"}
+    for _ in range(3):
+        fleet.start(concurrency=20, **env)
+    rate, rate_limited = _run(fleet, sandbox, 300, "shared")
+    times = sorted(m["time"] for m in sandbox.messages())
+    assert rate_limited == 0
+    assert _worst_second(times) <= 20
+    # How close to R the fleet gets is measured in bench/rate_limit.py (N / (P + round
+    # trip)); here only that all three kept the window full, on a loaded CI machine.
+    assert rate >= 0.75 * 20, rate
 
 
 @pytest.mark.timeout(120)

@@ -131,8 +131,9 @@ class Harness:
 
     def deliver(self, kind: Kind, handle: Handle) -> list[dict[str, Any]]:
         """Run every published task here (fan-outs too); the sandbox's copies."""
+        import outbox.worker.tasks  # noqa: F401  (registers the tasks, as a worker's start does)
         from outbox.worker.app import app
-        from outbox.worker.tasks import _validate
+        from outbox.worker.delivery import _validate
 
         ran = 0
         while published := self.broker.drain():

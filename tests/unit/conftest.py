@@ -99,3 +99,20 @@ class _Published:
                     message.ack()
                 simple.close()
         return out
+
+
+def sent_batch(rt: Runtime, email_ids: list[str], recipients: list[str] | None = None) -> str:
+    """A recorded send whose chunks (one recipient each) were accepted with ``email_ids``."""
+    from outbox.worker.queues import Queue
+    from outbox.worker.states import Kind, State
+    from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
+
+    batch_id = f"{abs(hash(tuple(email_ids))) % 10**32:032x}"
+    rcpts = recipients or [f"user{i}@example.org" for i in range(len(email_ids))]
+    specs = [ChunkSpec(chunk_id_for(batch_id, i), i, [rcpts[i]]) for i in range(len(email_ids))]
+    rt.store.batches.create(batch_id, kind=Kind.EMAIL, chunks=specs, payload={}, queue=Queue.EMAIL)
+    for i, email_id in enumerate(email_ids):
+        rt.store.batches.finish(
+            chunk_id_for(batch_id, i), State.SENT, limit=rt.send_limit, email_id=email_id
+        )
+    return batch_id

@@ -12,8 +12,9 @@ import redis
 from click.testing import CliRunner, Result
 
 from outbox import send_email, send_sms
-from outbox.cli.demo.stack import redacted_url, split_redis_url
+from outbox.cli.demo.stack import split_redis_url
 from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from outbox.cli.output import redacted_url
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.states import State
@@ -47,9 +48,8 @@ def invoke(*args: str) -> Result:
 
 
 def make_dead(rt: Runtime, chunk_id: str) -> None:
-    batch_id = chunk_id.rsplit(".", 1)[0]
     error = {"type": "ServerError", "message": "try again", "status_code": 503}
-    rt.store.finish(chunk_id, batch_id, State.DEAD, fields={"last_error": error}, failed=1)
+    rt.store.batches.finish(chunk_id, State.DEAD, limit=rt.send_limit, fields={"last_error": error})
 
 
 # -- status -------------------------------------------------------------------------------
@@ -128,8 +128,9 @@ def test_dead_list_and_replay(broker: Any, runtime: Runtime) -> None:
     assert (name, published_id, queue) == ("outbox.send_email", chunk_id, "email")
     assert payload["to"] == ["ann@example.org"]
     assert payload["subject"] == "Hi"
-    chunk = runtime.store.get_chunk_raw(chunk_id)
-    assert (chunk["state"], chunk["attempts"], chunk["replays"]) == ("queued", "0", "1")
+    chunk = runtime.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert (chunk.state, chunk.attempts, chunk.replays) == (State.QUEUED, 0, 1)
     assert json.loads(invoke("dead", "list", "--json").stdout) == []
 
 
@@ -168,7 +169,9 @@ def test_dead_replay_with_the_broker_down_changes_nothing(runtime: Runtime) -> N
         app.amqp._producer_pool = None
     assert result.exit_code == EXIT_UNREACHABLE
     assert "cannot reach the broker" in result.stderr
-    assert runtime.store.get_chunk_raw(chunk_id)["state"] == "dead"
+    chunk = runtime.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.DEAD
 
 
 def test_dead_replay_of_a_live_chunk_is_skipped(broker: Any) -> None:
@@ -326,3 +329,112 @@ def test_urls_are_shown_without_passwords(url: str, shown: str) -> None:
 )
 def test_demo_redis_url_is_broker_then_records(url: str, broker: str, records: str) -> None:
     assert split_redis_url(url) == (broker, records)
+
+
+# -- recipients, replays of failed chunks, sending again -----------------------------------
+
+
+def make_failed(
+    rt: Runtime, chunk_id: str, code: str = "E_ApiResponseCodes.API_KEY_INVALID"
+) -> None:
+    error = {
+        "type": "UnauthorizedError",
+        "message": "bad key",
+        "status_code": 401,
+        "error_code": code,
+    }
+    rt.store.batches.finish(
+        chunk_id,
+        State.FAILED,
+        limit=rt.send_limit,
+        fields={"last_error": error},
+        ledger_note="bad key",
+    )
+
+
+def test_status_of_an_unknown_id_as_json_is_json() -> None:
+    result = invoke("status", "no-such-id", "--json")
+    assert result.exit_code == EXIT_FAILED
+    assert json.loads(result.stdout) == {"error": "no record 'no-such-id' (unknown, or expired)"}
+
+
+def test_status_lists_recipients_and_their_fates(broker: Any, runtime: Runtime) -> None:
+    runtime.store.suppressions.add("zed@example.org")
+    handle = send_email(
+        "shop@example.com",
+        ["ann@example.org", "bob@example.org", "zed@example.org"],
+        "Hi",
+        text_body="x",
+    )
+    make_failed(runtime, f"{handle.id}.0")
+    rows = json.loads(invoke("status", handle.id, "--recipients", "--json").stdout)
+    fates = {r["recipient"]: r["state"] for r in rows}
+    assert fates == {
+        "ann@example.org": "failed",
+        "bob@example.org": "failed",
+        "zed@example.org": "suppressed",
+    }
+    only = json.loads(
+        invoke("status", handle.id, "--recipients", "--state", "suppressed", "--json").stdout
+    )
+    assert [r["recipient"] for r in only] == ["zed@example.org"]
+    text = invoke("status", handle.id).stdout
+    assert "recipients by fate: 2 failed, 1 suppressed" in text
+
+
+def test_a_send_whose_only_recipient_is_suppressed_says_so(broker: Any, runtime: Runtime) -> None:
+    runtime.store.suppressions.add("zed@example.org")
+    handle = send_email("shop@example.com", ["zed@example.org"], "Hi", text_body="x")
+    text = invoke("status", handle.id).stdout
+    assert "every recipient was refused before sending (suppressed)" in text
+
+
+def test_replay_takes_failed_chunks_by_error_code_never_sent_ones(
+    broker: Any, runtime: Runtime
+) -> None:
+    first = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    second = send_email("shop@example.com", ["bob@example.org"], "Hi", text_body="x")
+    third = send_email("shop@example.com", ["cat@example.org"], "Hi", text_body="x")
+    broker.drain()
+    make_failed(runtime, f"{first.id}.0")
+    make_failed(runtime, f"{second.id}.0", code="E_ApiResponseCodes.NON_VALIDATING_IN_PAYLOAD")
+    runtime.store.batches.finish(f"{third.id}.0", State.SENT, limit=runtime.send_limit)
+
+    listed = json.loads(
+        invoke("replay", "--error-code", "API_KEY_INVALID", "--list", "--json").stdout
+    )
+    assert [r["id"] for r in listed] == [f"{first.id}.0"]
+    result = invoke("replay", "--error-code", "API_KEY_INVALID", "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in json.loads(result.stdout)["replayed"]] == [f"{first.id}.0"]
+    assert [args[0] for _, args, _ in broker.drain()] == [f"{first.id}.0"]
+
+    sent = invoke("replay", f"{third.id}.0", "--json")
+    assert sent.exit_code == EXIT_FAILED
+    assert json.loads(sent.stdout)["skipped"][0]["reason"] == "not failed or dead (state sent)"
+    assert broker.drain() == []
+
+
+def test_retry_failed_sends_again_only_to_those_worth_it(broker: Any, runtime: Runtime) -> None:
+    runtime.store.suppressions.add("zed@example.org")
+    handle = send_email(
+        "shop@example.com",
+        [f"u{i}@example.org" for i in range(150)] + ["zed@example.org"],
+        "Hi",
+        text_body="x",
+        cc=["boss@example.org"],
+    )
+    broker.drain()
+    make_failed(runtime, f"{handle.id}.1")  # the second hundred failed
+    runtime.store.batches.finish(f"{handle.id}.0", State.SENT, limit=runtime.send_limit)
+    result = invoke("retry-failed", handle.id, "--json")
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["recipients"] == 50
+    [(name, (_, payload), _)] = broker.drain()
+    assert name == "outbox.send_email"
+    assert payload["to"] == [f"u{i}@example.org" for i in range(100, 150)]
+    assert "cc" not in payload  # boss@ was in the first chunk, which was sent
+    nothing = invoke("retry-failed", again["id"])
+    assert nothing.exit_code == EXIT_FAILED
+    assert "nobody to try again" in nothing.stderr

@@ -32,7 +32,6 @@ import pytest
 
 from outbox.worker import celeryconfig
 from outbox.worker.settings import Settings
-from outbox.worker.tasks import LEASE_MARGIN
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is in the dev extra: pip install -e '.[dev]'")
 
@@ -415,9 +414,13 @@ def _seconds(value: Any) -> float:
 
 
 def _longest_task(configured: str | None) -> float:
-    """Longest a send task runs: the client timeout (as deployed) plus the claim margin."""
+    """Longest a send task runs once the worker is told to stop (senders waiting for a
+    slot give it back at once): one request, its claim's lease (the client timeout as
+    deployed, plus the margin)."""
+    from outbox.worker.settings import Settings
+
     timeout = max(DEFAULT_TIMEOUT, float(configured or 0))
-    return timeout + LEASE_MARGIN
+    return Settings(SMTP2GO_TIMEOUT=timeout).lease
 
 
 # -- tests: parsing and commands ------------------------------------------------------------

@@ -9,9 +9,9 @@ import pytest
 from celery import signature
 
 from outbox import ValidationError, send_email, send_mime, send_sms, send_template, status
-from outbox.worker import keys
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
+from outbox.worker.store import keys
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
@@ -37,7 +37,7 @@ def test_send_email_chunks_and_records(memory_broker: Any, n: int, chunks: int) 
 
 def test_large_batches_fan_out_from_the_bulk_queue(memory_broker: Any, runtime: Runtime) -> None:
     """Fifteen chunks: the producer publishes one fan-out task, a worker the rest."""
-    from outbox.worker.fanout import fan_out
+    from outbox.worker.tasks import fan_out
 
     handle = send_email("shop@example.com", rcpts(1500), "Hello", text_body="Hi")
     assert memory_broker.drain() == [("outbox.fan_out", [handle.id], "bulk")]
@@ -169,7 +169,7 @@ def test_send_at_far_ahead_is_parked_not_published(memory_broker: Any, runtime: 
         "s@example.com", ["a@example.com"], "Hi", text_body="x", send_at=time.time() + 3600
     )
     assert memory_broker.drain() == []
-    assert runtime.store.parked_count() == 1
+    assert runtime.store.parked.count() == 1
     assert status(handle.id).send_at is not None
 
 
@@ -179,3 +179,57 @@ def test_callback_is_recorded(memory_broker: Any) -> None:
     record = status(handle.id)
     assert record.callback is not None
     assert record.callback["task"] == "myapp.tasks.on_sent"
+
+
+def test_options_are_keyword_only_and_a_subject_is_optional(memory_broker: Any) -> None:
+    """The API takes an email without a subject; the options never travel by position."""
+    handle = send_email("s@example.com", ["a@example.com"], text_body="no subject")
+    [(_, (_, payload), _)] = memory_broker.drain()
+    assert "subject" not in payload
+    assert handle.recipients == 1
+    with pytest.raises(TypeError):
+        send_sms(["+61400000001"], "hi", None, "key-1")  # type: ignore[misc]
+
+
+def test_a_send_without_a_body_names_the_bodies_it_takes(memory_broker: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        send_email("s@example.com", ["a@example.com"], "Hi")
+    assert info.value.errors["html_body"] == "give html_body or text_body"
+
+
+def test_an_unreachable_broker_still_returns_the_handle_and_the_relay_publishes_it(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is the outbox: once written the message will go."""
+    from outbox.worker.app import app
+    from outbox.worker.relay import relay_due
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.conf.broker_transport_options = {"max_retries": 0}
+    app._pool = None
+    app.amqp._producer_pool = None
+    handle = send_email("s@example.com", ["a@example.com"], "Hi", text_body="x")
+    assert status(handle.id).state is State.QUEUED
+    [(call, _)] = runtime.store.parked.take(lease=1).calls
+    assert call.chunk == f"{handle.id}.0"
+    assert relay_due is not None
+
+
+def test_an_unreachable_redis_raises_enqueue_error_and_records_nothing() -> None:
+    import redis
+
+    from outbox import EnqueueError
+    from outbox.worker.runtime import set_runtime
+    from outbox.worker.settings import Settings
+
+    settings = Settings.model_validate({"OUTBOX_REDIS_URL": "redis://127.0.0.1:1/4"})
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+    set_runtime(Runtime.from_settings(settings, redis_client=client))
+    try:
+        with pytest.raises(EnqueueError) as info:
+            send_email("s@example.com", ["a@example.com"], "Hi", text_body="x")
+    finally:
+        set_runtime(None)
+    assert info.value.recorded is False
+    assert "nothing was recorded" in str(info.value)

@@ -15,20 +15,22 @@ from typing import Any
 import httpx
 import pytest
 
+from outbox.worker.queues import Queue
 from outbox.worker.reconcile import (
     CLAIM_MARGIN,
-    FOUND_KEY,
     MAX_PAGES,
     OUTBOX_ID_HEADER,
-    SCANNED_FROM_KEY,
-    SCANNED_KEY,
+    SCAN_WAIT,
+    SETTLE_SECONDS,
+    ThrottledLookup,
     reconcile,
 )
 from outbox.worker.runtime import Runtime
 from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
 from outbox.worker.states import Kind
-from outbox.worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.store import keys
+from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 
 KEY = "api-" + "R3c0nc1l3" + "0" * 23
 
@@ -47,11 +49,16 @@ def _runtime(fake_redis: Any, handler: Callable[[httpx.Request], httpx.Response]
 def _ambiguous_chunk(rt: Runtime, batch_id: str, claimed_ago: float) -> str:
     chunk_id = chunk_id_for(batch_id, 0)
     spec = ChunkSpec(id=chunk_id, index=0, recipients=["a@example.com"])
-    rt.store.create(batch_id, kind="email", chunks=[spec], payload={})
+    rt.store.batches.create(batch_id, kind=Kind.EMAIL, chunks=[spec], payload={}, queue=Queue.EMAIL)
     claimed = rt.store.now() - claimed_ago
-    rt.store.set_fields(
-        chunk_id,
-        {"state": "sending", "claimed_at": f"{claimed:.6f}", "lease_until": f"{claimed + 5:.6f}"},
+    # a claim whose worker died (the state a claim leaves, written as the script writes it)
+    rt.redis.hset(
+        keys.chunk(chunk_id),
+        mapping={
+            "state": "sending",
+            "claimed_at": f"{claimed:.6f}",
+            "lease_until": f"{claimed + 5:.6f}",
+        },
     )
     return chunk_id
 
@@ -86,7 +93,10 @@ def test_the_scan_reads_from_just_before_the_claim(fake_redis: Any) -> None:
     assert outcome.email_id == "E-1"
     [query] = seen
     start = datetime.fromisoformat(query["start_date"]).timestamp()
-    claimed = float(rt.store.get_chunk_raw(chunk_id)["claimed_at"])
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.claimed_at is not None
+    claimed = chunk.claimed_at
     assert start == pytest.approx(claimed - CLAIM_MARGIN.total_seconds(), abs=1)
 
 
@@ -120,6 +130,34 @@ def test_one_scan_settles_the_chunks_of_one_crash(fake_redis: Any) -> None:
     assert reconcile(rt, Kind.EMAIL, first, None).found
     outcome = reconcile(rt, Kind.EMAIL, second, None)
     assert (outcome.found, outcome.conclusive) == (False, True)  # not accepted: resend is safe
+    assert len(seen) == 1
+
+
+def test_an_attempt_not_settled_yet_waits_instead_of_scanning(fake_redis: Any) -> None:
+    """Its event may not be listed yet: a scan now could call an accepted send unsent."""
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([], seen))
+    chunk_id = _ambiguous_chunk(rt, "6" * 32, claimed_ago=5)  # its lease ended just now
+    with pytest.raises(ThrottledLookup) as waited:
+        reconcile(rt, Kind.EMAIL, chunk_id, None)
+    assert 0 < waited.value.wait <= SETTLE_SECONDS
+    assert seen == []
+
+
+def test_one_worker_scans_and_the_others_wait_for_its_answer(fake_redis: Any) -> None:
+    """The in-flight chunks of a crash come back together; one scan answers them all,
+    where each scanning for itself spent the minute's ``activity/search`` allowance."""
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([_event("7" * 32 + ".0", 7)], seen))
+    chunk_id = _ambiguous_chunk(rt, "7" * 32, claimed_ago=30)
+    scanning = rt.store.scans.exclusive(60)  # another worker's scan under way
+    assert scanning is not None
+    with pytest.raises(ThrottledLookup) as waited:
+        reconcile(rt, Kind.EMAIL, chunk_id, None)
+    assert waited.value.wait == SCAN_WAIT
+    assert seen == []
+    scanning.release()
+    assert reconcile(rt, Kind.EMAIL, chunk_id, None).email_id == "E-7"
     assert len(seen) == 1
 
 
@@ -167,11 +205,11 @@ def test_a_scan_landing_between_reads_is_never_taken_for_a_miss(fake_redis: Any)
 
     def other_workers_scan() -> None:
         pipe = fake_redis.pipeline(transaction=True)
-        pipe.hset(FOUND_KEY, chunk_id, "E-5")
-        pipe.set(SCANNED_KEY, f"{now:.6f}")
-        pipe.set(SCANNED_FROM_KEY, f"{now - 120:.6f}")
+        pipe.hset(keys.reconcile_found(), chunk_id, "E-5")
+        pipe.set(keys.reconcile_scanned("at"), f"{now:.6f}")
+        pipe.set(keys.reconcile_scanned("from"), f"{now - 120:.6f}")
         pipe.execute()
 
-    rt.redis = _ScanLandsAfterFirstRead(fake_redis, other_workers_scan)
+    rt.store.scans.redis = _ScanLandsAfterFirstRead(fake_redis, other_workers_scan)
     outcome = reconcile(rt, Kind.EMAIL, chunk_id, None)
     assert (outcome.found, outcome.email_id) == (True, "E-5")

@@ -6,6 +6,7 @@ import pytest
 
 from outbox.errors import (
     BadRequestError,
+    ForbiddenError,
     NotFoundError,
     RateLimitedError,
     ServerError,
@@ -34,7 +35,11 @@ def _err(cls: type[SMTP2GOError], **kw: object) -> SMTP2GOError:
     ("error", "action"),
     [
         (_err(BadRequestError, status_code=400), Action.FAIL),
-        (_err(UnauthorizedError, status_code=401), Action.FAIL),
+        (_err(UnauthorizedError, status_code=401), Action.HOLD),
+        (
+            _err(ForbiddenError, status_code=400, error_code="E.ENDPOINT_PERMISSION_DENIED"),
+            Action.HOLD,
+        ),
         (_err(NotFoundError, status_code=404), Action.FAIL),
         (_err(ServerError, status_code=503), Action.RETRY),
         (_err(RateLimitedError, status_code=429), Action.RETRY),
@@ -45,10 +50,11 @@ def test_precedence(error: SMTP2GOError, action: Action) -> None:
     assert RetryPolicy(max_attempts=5).decide(error, 1).action is action
 
 
-def test_attempts_exhausted_is_dead_but_permanent_still_fails() -> None:
+def test_attempts_exhausted_is_dead_but_permanent_still_fails_and_the_account_holds() -> None:
     policy = RetryPolicy(max_attempts=3)
     assert policy.decide(_err(ServerError, status_code=500), 3).action is Action.DEAD
     assert policy.decide(_err(BadRequestError, status_code=400), 3).action is Action.FAIL
+    assert policy.decide(_err(UnauthorizedError, status_code=401), 3).action is Action.HOLD
 
 
 def test_server_hint_is_a_floor() -> None:
@@ -58,3 +64,12 @@ def test_server_hint_is_a_floor() -> None:
     assert decision.delay == 30.0
     low_hint = policy.decide(_err(ServerError, status_code=500), 1, hint=0.0, rng=random.Random(1))
     assert 0 <= low_hint.delay <= 1.0
+
+
+def test_a_server_hint_is_capped() -> None:
+    """A Retry-After of hours is not obeyed blindly (openai-python caps it too)."""
+    policy = RetryPolicy(max_attempts=5, hint_cap=900.0)
+    decision = policy.decide(_err(RateLimitedError, status_code=429), 1, hint=86400.0)
+    assert decision.delay == 900.0
+    assert policy.hint(86400.0, default=60.0) == 900.0
+    assert policy.hint(None, default=60.0) == 60.0

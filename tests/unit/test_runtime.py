@@ -12,7 +12,7 @@ def test_warm_up_loads_every_script_and_opens_connections(redis_backend: Any) ->
     settings = Settings(SMTP2GO_API_KEY="api-" + "0" * 32, SMTP2GO_BASE_URL="http://127.0.0.1:9/v3")
     rt = Runtime.from_settings(settings, redis_client=redis_backend)
     redis_backend.script_flush()
-    shas = [rt.store._claim.sha, rt.store._finish.sha, rt.send_limiter._acquire.sha]
+    shas = [rt.store.batches._claim.sha, rt.store.batches._finish.sha, rt.store.parked._take.sha]
     assert redis_backend.script_exists(*shas) == [False, False, False]
 
     rt.warm_up(connections=4)

@@ -21,19 +21,20 @@ import pytest
 
 from outbox import send_email, send_mime, send_sms, send_template
 from outbox.errors import SMTP2GOError
-from outbox.worker import keys
-from outbox.worker.checks import check_can_send
 from outbox.worker.logs import SecretsFilter
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.smtp2go.endpoints import EMAIL_SEND
 from outbox.worker.smtp2go.models import EmailSend
-from outbox.worker.states import State
-from outbox.worker.store import ChunkSpec, chunk_id_for
+from outbox.worker.startup import check_can_send
+from outbox.worker.store import keys
+from outbox.worker.store.chunks import chunk_id_for
 from outbox.worker.webhooks import app as webhook_app
 from outbox.worker.webhooks.app import create_app
 from outbox.worker.webhooks.events import normalise
 from outbox.worker.webhooks.tasks import Outcome, record
+from tests.unit.conftest import sent_batch
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client warns on import
@@ -183,7 +184,10 @@ def _raise(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
 def test_key_not_in_error_text(handler: Callable[[httpx.Request], httpx.Response]) -> None:
     """What ends in a record (``to_dict``), a log line or an operator's terminal."""
     with _client(handler) as client, pytest.raises(SMTP2GOError) as caught:
-        client.send_email(sender="a@example.com", to=["b@example.com"], subject="s", text_body="t")
+        client.call(
+            EMAIL_SEND,
+            {"sender": "a@example.com", "to": ["b@example.com"], "subject": "s", "text_body": "t"},
+        )
     err = caught.value
     own = [str(err), repr(err), json.dumps(err.to_dict()), *map(str, err.args)]
     for text in own:
@@ -392,12 +396,9 @@ def test_receiver_will_not_start_without_a_secret() -> None:
         create_app(secret="")
 
 
-def _sent_chunk(rt: Runtime, batch_id: str, email_id: str) -> str:
-    chunk_id = chunk_id_for(batch_id, 0)
-    spec = ChunkSpec(id=chunk_id, index=0, recipients=["ann@example.org"])
-    rt.store.create(batch_id, kind="email", chunks=[spec], payload={})
-    rt.store.finish(chunk_id, batch_id, State.SENT, email_id=email_id)
-    return chunk_id
+def _sent_chunk(rt: Runtime, email_id: str) -> str:
+    batch_id = sent_batch(rt, [email_id], ["ann@example.org"])
+    return chunk_id_for(batch_id, 0)
 
 
 def test_events_reach_a_record_only_through_its_email_id(runtime: Runtime) -> None:
@@ -407,8 +408,8 @@ def test_events_reach_a_record_only_through_its_email_id(runtime: Runtime) -> No
     Outcome: it lands only on the record whose `email_id` it carries (never rewriting the
         record itself); anything else goes to the bounded unmatched list
     """
-    mine = _sent_chunk(runtime, "a" * 32, "EMAIL-A")
-    theirs = _sent_chunk(runtime, "b" * 32, "EMAIL-B")
+    mine = _sent_chunk(runtime, "EMAIL-A")
+    theirs = _sent_chunk(runtime, "EMAIL-B")
     forged = {
         "chunk": theirs,
         "chunk_id": theirs,
@@ -440,8 +441,8 @@ def test_events_reach_a_record_only_through_its_email_id(runtime: Runtime) -> No
 
 
 def test_an_event_cannot_create_or_rewrite_a_record(runtime: Runtime) -> None:
-    mine = _sent_chunk(runtime, "c" * 32, "EMAIL-C")
-    before = runtime.store.get_chunk_raw(mine)
+    mine = _sent_chunk(runtime, "EMAIL-C")
+    before = runtime.redis.hgetall(keys.chunk(mine))
     body = {
         "event": "delivered",
         "email_id": "EMAIL-C",
@@ -451,7 +452,7 @@ def test_an_event_cannot_create_or_rewrite_a_record(runtime: Runtime) -> None:
         "time": "t1",
     }
     assert record(runtime, normalise(body, received_at=1.0)) is Outcome.RECORDED
-    assert runtime.store.get_chunk_raw(mine) == before  # events go to their own hash only
+    assert runtime.redis.hgetall(keys.chunk(mine)) == before  # events go to their own hash only
     assert not runtime.redis.exists(keys.chunk(chunk_id_for("d" * 32, 0)))
 
 

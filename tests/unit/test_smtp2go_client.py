@@ -13,31 +13,34 @@ import httpx
 import pytest
 import respx
 
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go import (
-    ActivitySearchResult,
+from outbox.errors import (
     APIError,
-    APIResult,
     BadRequestError,
-    BatchResult,
-    EmailSend,
     ForbiddenError,
     NotFoundError,
     RateLimitedError,
     RequestFailedError,
     RequestTimeout,
-    SendResult,
     ServerError,
-    SmsSendResult,
-    SMTP2GOClient,
     SMTP2GOError,
     TransportError,
     UnauthorizedError,
     UnexpectedStatusError,
-    client_from_settings,
-    error_from_response,
-    parse_retry_after,
 )
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.smtp2go.endpoints import (
+    EMAIL_SEND,
+    SMS_VIEW_SENT,
+)
+from outbox.worker.smtp2go.models import (
+    ActivitySearchResult,
+    APIResult,
+    BatchResult,
+    EmailSend,
+    SendResult,
+    SmsSendResult,
+)
+from outbox.worker.smtp2go.responses import error_from_response, parse_retry_after
 
 KEY = "api-" + "K" * 16 + "0123456789abcdef"
 BASE = "http://127.0.0.1:9/v3"
@@ -106,7 +109,7 @@ def make_client() -> Iterator[Callable[..., tuple[SMTP2GOClient, Recorder]]]:
 
 def test_key_only_in_header(make_client: Any) -> None:
     client, rec = make_client(ok({"succeeded": 1, "failed": 0, "email_id": "e1"}))
-    client.send_email(EmailSend.model_validate(EMAIL))
+    client.call(EMAIL_SEND, EmailSend.model_validate(EMAIL))
     request = rec.requests[0]
     assert request.method == "POST"
     assert request.headers["X-Smtp2go-Api-Key"] == KEY
@@ -188,7 +191,7 @@ def test_status_mapping(
 ) -> None:
     client, _ = make_client(api_error(status, data))
     with pytest.raises(cls) as info:
-        client.send_email(**EMAIL)
+        client.call(EMAIL_SEND, EMAIL)
     err = info.value
     assert type(err) is cls
     assert isinstance(err, APIError)
@@ -224,7 +227,7 @@ def test_field_errors_both_shapes(make_client: Any, raw: Any, expected: dict[str
         data["field_validation_errors"] = raw
     client, _ = make_client(api_error(400, data))
     with pytest.raises(BadRequestError) as info:
-        client.send_email(**EMAIL)
+        client.call(EMAIL_SEND, EMAIL)
     assert info.value.field_errors == expected
     for name in expected:
         assert name in str(info.value)
@@ -259,7 +262,7 @@ def test_retry_after(headers: dict[str, str], expected: float | None) -> None:
 def test_retry_after_through_the_client(make_client: Any) -> None:
     client, _ = make_client(api_error(429, {"error": "slow"}, {"Retry-After": "12"}))
     with pytest.raises(RateLimitedError) as info:
-        client.send_email(**EMAIL)
+        client.call(EMAIL_SEND, EMAIL)
     assert info.value.retry_after == 12.0
     assert info.value.to_dict()["retry_after"] == 12.0
 
@@ -295,7 +298,7 @@ def test_success_without_json_object(make_client: Any, body: str) -> None:
 def test_success_with_unparseable_fields(make_client: Any) -> None:
     client, _ = make_client(ok({"succeeded": "many"}))
     with pytest.raises(UnexpectedStatusError):
-        client.send_email(**EMAIL)
+        client.call(EMAIL_SEND, EMAIL)
 
 
 # --------------------------------------------------------------------------- transport errors
@@ -320,7 +323,7 @@ def test_transport_errors(
 ) -> None:
     client, _ = make_client(exc)
     with pytest.raises(cls) as info:
-        client.send_email(**EMAIL)
+        client.call(EMAIL_SEND, EMAIL)
     err = info.value
     assert type(err) is cls
     assert err.ambiguous is ambiguous
@@ -358,21 +361,22 @@ class socket_free_port:
 # --------------------------------------------------------------------------- results
 
 
-def test_partial_failure_is_returned_not_raised(make_client: Any) -> None:
+def test_a_refused_email_is_returned_not_raised(make_client: Any) -> None:
+    """The API answers 200 even when it refused the email: the answer says so."""
     client, _ = make_client(
         ok(
             {
                 "succeeded": 0,
                 "failed": 1,
-                "failures": ["bob@example.com: suppressed"],
-                "email_id": "e1",
+                "failures": ["domain verify fail"],
+                "email_id": "",
             }
         )
     )
-    result = client.send_email(**EMAIL)
+    result = client.call(EMAIL_SEND, EMAIL)
     assert isinstance(result, SendResult)
-    assert result.partial_failure
-    assert result.failures == ["bob@example.com: suppressed"]
+    assert result.refused
+    assert result.failures == ["domain verify fail"]
     assert result.request_id == "req-1"
 
 
@@ -384,16 +388,10 @@ def test_request_returns_whole_answer(make_client: Any) -> None:
     assert rec.last_body == {"username": "u"}
 
 
-def test_model_or_keywords_not_both(make_client: Any) -> None:
-    client, _ = make_client()
-    with pytest.raises(TypeError):
-        client.send_email(EmailSend.model_validate(EMAIL), subject="x")
-
-
 def test_invalid_keywords_fail_before_any_request(make_client: Any) -> None:
     client, rec = make_client()
     with pytest.raises(ValueError, match="validation error"):
-        client.send_email(**{**EMAIL, "to": []})
+        client.call(EMAIL_SEND, {**EMAIL, "to": []})
     assert rec.requests == []
 
 
@@ -409,7 +407,7 @@ MIME = "From: a@example.com\r\nTo: b@example.com\r\nSubject: s\r\n\r\nbody"
 
 
 @pytest.mark.parametrize(
-    ("method", "args", "kwargs", "path", "result_type", "body"),
+    ("method", "args", "kwargs", "path", "result_type", "body"),  # method: the old name
     [
         ("send_email", (), EMAIL, "email/send", SendResult, EMAIL),
         ("send_mime", (), {"mime_email": MIME}, "email/mime", SendResult, None),
@@ -483,8 +481,11 @@ def test_endpoint_paths(
     result_type: type[Any],
     body: dict[str, Any] | None,
 ) -> None:
+    from outbox.worker.smtp2go.endpoints import ENDPOINTS
+
     client, rec = make_client()
-    result = getattr(client, method)(*args, **kwargs)
+    given = args[0] if args and isinstance(args[0], dict) else {"id": args[0]} if args else kwargs
+    result = client.call(ENDPOINTS[path], given)
     assert rec.last_path == f"/v3/{path}"
     assert isinstance(result, result_type)
     assert result.request_id == "req-1"
@@ -503,7 +504,7 @@ def test_sms_views_read_request_id_inside_data(make_client: Any) -> None:
     client, _ = make_client(
         httpx.Response(200, json={"data": {"request_id": "in", "messages": []}})
     )
-    assert client.sms_view_sent().request_id == "in"
+    assert client.call(SMS_VIEW_SENT).request_id == "in"
 
 
 def test_with_respx_too() -> None:
@@ -512,7 +513,7 @@ def test_with_respx_too() -> None:
             return_value=httpx.Response(200, json={"request_id": "r", "data": {"succeeded": 1}})
         )
         with SMTP2GOClient(BASE, KEY) as client:
-            assert client.send_email(**EMAIL).succeeded == 1
+            assert client.call(EMAIL_SEND, EMAIL).succeeded == 1
         assert route.calls.last.request.headers["x-smtp2go-api-key"] == KEY
 
 
@@ -550,10 +551,10 @@ def test_timeouts() -> None:
         assert client._http.timeout.read == 30.0
 
 
-def test_client_from_settings() -> None:
-    settings = Settings(
-        SMTP2GO_API_KEY=KEY, SMTP2GO_BASE_URL="http://127.0.0.1:9/v3/", SMTP2GO_TIMEOUT=7
-    )
-    with client_from_settings(settings) as client:
-        assert client.base_url == "http://127.0.0.1:9/v3"
-        assert client._http.timeout.read == 7.0
+def test_every_endpoint_in_the_table_has_its_models() -> None:
+    from outbox.worker.smtp2go.endpoints import ENDPOINTS
+
+    assert len(ENDPOINTS) == 26
+    for path, endpoint in ENDPOINTS.items():
+        assert path == endpoint.path
+        assert endpoint.request is not None or path == "webhook/view"

@@ -7,197 +7,266 @@ from typing import Any
 
 import pytest
 
-from outbox.worker import keys
-from outbox.worker.limiter import RateLimiter
+from outbox.worker.queues import Queue, TaskName
 from outbox.worker.records import load_record
-from outbox.worker.settings import Rate
-from outbox.worker.states import State
-from outbox.worker.store import ChunkSpec, Claim, RecordStore, batch_state, chunk_id_for
+from outbox.worker.settings import Window
+from outbox.worker.states import Kind, State
+from outbox.worker.store import Store, keys
+from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome, batch_state
+from outbox.worker.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
+from outbox.worker.store.limits import Limit
+from outbox.worker.store.parked import Call
+
+B1 = "b" * 31 + "1"
+#: Plenty of room: these tests are about records, not the limit.
+ROOMY = Limit("send", (Window(1000, 1.0),), lease=30.0, ttl=3600, line_lease=60.0)
 
 
-def _batch(store: RecordStore, chunks: int = 2, key: str | None = None) -> str:
+def _store(redis: Any) -> Store:
+    return Store.connect(redis, retention=3600)
+
+
+def _batch(store: Store, chunks: int = 2, key: str | None = None) -> str:
     specs = [
-        ChunkSpec(chunk_id_for("b1", i), i, [f"u{i}@example.com"], {"to": [f"u{i}@example.com"]})
+        ChunkSpec(chunk_id_for(B1, i), i, [f"u{i}@example.com"], {"to": [f"u{i}@example.com"]})
         for i in range(chunks)
     ]
-    batch_id, created = store.create(
-        "b1", kind="email", chunks=specs, payload={"subject": "x"}, idempotency_key=key
+    batch_id, created = store.batches.create(
+        B1,
+        kind=Kind.EMAIL,
+        chunks=specs,
+        payload={"subject": "x"},
+        queue=Queue.EMAIL,
+        idempotency_key=key,
     )
     assert created
     return batch_id
 
 
-def test_create_is_idempotent_by_key(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+def _claim(
+    store: Store, index: int, *, limit: Limit = ROOMY, worker: str = "w1", **kw: Any
+) -> Claim:
+    return store.batches.claim(
+        chunk_id_for(B1, index), limit=limit, worker=worker, token=f"t{index}", max_wait=60, **kw
+    )
+
+
+def _finish(store: Store, claim: Claim, state: State, **kw: Any) -> FinishOutcome:
+    return store.batches.finish(
+        claim.chunk_id, state, limit=ROOMY, member=claim.member, **kw
+    ).outcome
+
+
+def test_create_is_idempotent_by_key_and_every_key_has_a_ttl(redis_backend: Any) -> None:
+    store = _store(redis_backend)
     _batch(store, key="order-7")
-    again, created = store.create(
-        "b2", kind="email", chunks=[], payload={}, idempotency_key="order-7"
+    again, created = store.batches.create(
+        "c" * 32,
+        kind=Kind.EMAIL,
+        chunks=[],
+        payload={},
+        queue=Queue.EMAIL,
+        idempotency_key="order-7",
     )
-    assert (again, created) == ("b1", False)
-    assert not redis_backend.exists(keys.batch("b2"))
+    assert (again, created) == (B1, False)
+    assert not redis_backend.exists(keys.batch("c" * 32))
+    # the indexes, kept forever (entries leave them as their chunks move on)
+    indexes = {keys.active().encode(), keys.unclaimed(Queue.EMAIL.value).encode()}
     assert all(
-        redis_backend.ttl(k) > 0
-        for k in redis_backend.keys(keys.PREFIX + "*")
-        if k != keys.PREFIX.encode() + b"active"
+        redis_backend.ttl(k) > 0 for k in redis_backend.keys(keys.PREFIX + "*") if k not in indexes
     )
+
+
+def test_the_stored_chunk_reads_back_as_written(redis_backend: Any) -> None:
+    store = _store(redis_backend)
+    _batch(store, chunks=1)
+    chunk = store.batches.chunk(chunk_id_for(B1, 0))
+    assert chunk is not None
+    assert (chunk.kind, chunk.state, chunk.queue, chunk.index) == (
+        Kind.EMAIL,
+        State.QUEUED,
+        Queue.EMAIL,
+        0,
+    )
+    assert chunk.recipients == ["u0@example.com"]
+    assert chunk.fields == {"to": ["u0@example.com"]}
+    assert StoredChunk.from_hash(chunk.to_hash()) == chunk
 
 
 def test_claim_then_final_makes_redelivery_a_no_op(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+    store = _store(redis_backend)
     _batch(store)
-    chunk = chunk_id_for("b1", 0)
-    claim = store.claim(chunk, "b1", worker="w1", lease=30)
-    assert (claim.outcome, claim.attempt, claim.previous) == ("claimed", 1, "queued")
-    busy = store.claim(chunk, "b1", worker="w2", lease=30)
-    assert busy.outcome == "busy"
+    claim = _claim(store, 0)
+    assert (claim.outcome, claim.attempt, claim.previous) == (ClaimOutcome.CLAIMED, 1, State.QUEUED)
+    busy = _claim(store, 0, worker="w2")
+    assert busy.outcome is ClaimOutcome.BUSY
     assert 29 < busy.wait <= 30
-    done = store.finish(chunk, "b1", State.SENT, email_id="E1", succeeded=1)
-    assert done.outcome == "final"
-    assert store.claim(chunk, "b1", worker="w2", lease=30).outcome == "final"
-    late = store.finish(chunk, "b1", State.FAILED, failed=1)
-    assert late.outcome == "noop"
-    assert store.chunk_for_email("E1") == chunk
-    record = load_record(store, "b1")
+    assert _finish(store, claim, State.SENT, email_id="E1") is FinishOutcome.FINAL
+    assert _claim(store, 0, worker="w2").outcome is ClaimOutcome.FINAL
+    assert _finish(store, claim, State.FAILED) is FinishOutcome.NOOP
+    assert store.batches.chunk_for_email("E1") == chunk_id_for(B1, 0)
+    record = load_record(store, B1)
     assert record is not None
     assert record.counts["sent"] == 1
-    assert record.recipients_failed == 0
+    assert (record.recipients_succeeded, record.recipients_failed) == (1, 0)
+    assert record.ledger == {"sent": 1, "queued": 1}
 
 
 def test_expired_lease_is_ambiguous_until_taken_over(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+    store = _store(redis_backend)
     _batch(store)
-    chunk = chunk_id_for("b1", 0)
-    store.claim(chunk, "b1", worker="dead", lease=0.001)
+    short = Limit("send", ROOMY.windows, lease=0.001, ttl=3600, line_lease=60.0)
+    _claim(store, 0, limit=short, worker="dead")
     time.sleep(0.01)  # the lease runs out
-    assert store.claim(chunk, "b1", worker="w2", lease=30).outcome == "ambiguous"
-    again = store.claim(chunk, "b1", worker="w2", lease=30, takeover=True, note="resent")
-    assert (again.outcome, again.attempt) == ("claimed", 2)
-    record = load_record(store, "b1")
+    assert _claim(store, 0, worker="w2").outcome is ClaimOutcome.AMBIGUOUS
+    again = _claim(store, 0, worker="w2", takeover=True, note="resent")
+    assert (again.outcome, again.attempt) == (ClaimOutcome.CLAIMED, 2)
+    record = load_record(store, B1)
     assert record is not None
     assert record.chunks[0].ambiguous == "resent"
-    assert record.counts["sending"] == 1  # sending -> sending counted once
+    assert record.counts["sending"] == 1
 
 
 def test_last_chunk_finishes_the_batch_exactly_once(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+    store = _store(redis_backend)
     _batch(store, chunks=3)
     outcomes = []
     for i, state in enumerate([State.SENT, State.DEAD, State.SENT]):
-        chunk = chunk_id_for("b1", i)
-        store.claim(chunk, "b1", worker="w", lease=30)
-        outcomes.append(store.finish(chunk, "b1", state, succeeded=1).outcome)
-    assert outcomes == ["final", "final", "batch_done"]
-    record = load_record(store, "b1")
+        outcomes.append(_finish(store, _claim(store, i), state))
+    assert outcomes == [FinishOutcome.FINAL, FinishOutcome.FINAL, FinishOutcome.BATCH_DONE]
+    record = load_record(store, B1)
     assert record is not None
     assert record.state is State.DEAD
-    assert [c for c, _ in store.dead_letters()] == [chunk_id_for("b1", 1)]
+    assert [c for c, _ in store.batches.dead_letters()] == [chunk_id_for(B1, 1)]
+    assert record.ledger == {"sent": 2, "dead": 1}
 
 
-def test_replay_moves_dead_back_to_queued(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
-    _batch(store, chunks=1)
-    chunk = chunk_id_for("b1", 0)
-    store.claim(chunk, "b1", worker="w", lease=30)
-    store.finish(chunk, "b1", State.DEAD, failed=1)
-    assert store.replay(chunk, "b1")
-    assert not store.replay(chunk, "b1")  # only dead chunks
-    record = load_record(store, "b1")
-    assert record is not None
-    assert (record.state, record.recipients_failed, record.finished_at) == (State.QUEUED, 0, None)
-    assert record.chunks[0].replays == 1
-    assert store.dead_letters() == []
-
-
-def _back_for(store: RecordStore, limiter: RateLimiter, index: int, reserved: Claim) -> Claim:
-    """A task coming back for the slot its earlier run reserved."""
-    return store.claim(
-        chunk_id_for("b1", index),
-        "b1",
-        worker="w",
-        lease=30,
-        limiter=limiter,
-        reserved_at=reserved.now + reserved.wait,
+def test_a_finished_batch_with_a_callback_says_so(redis_backend: Any) -> None:
+    store = _store(redis_backend)
+    specs = [ChunkSpec(chunk_id_for(B1, 0), 0, ["a@example.com"], {"to": ["a@example.com"]})]
+    store.batches.create(
+        B1,
+        kind=Kind.EMAIL,
+        chunks=specs,
+        payload={},
+        queue=Queue.EMAIL,
+        extra={"callback": '{"task": "app.done"}'},
     )
+    claim = _claim(store, 0)
+    done = store.batches.finish(claim.chunk_id, State.SENT, limit=ROOMY, member=claim.member)
+    assert (done.outcome, done.has_callback) == (FinishOutcome.BATCH_DONE, True)
 
 
-def test_claim_takes_a_rate_limit_slot_or_reserves_one(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+def test_replay_moves_dead_or_failed_back_to_queued_never_sent(redis_backend: Any) -> None:
+    store = _store(redis_backend)
     _batch(store, chunks=3)
-    limiter = RateLimiter(redis_backend, "send", Rate(2, 1))
-    first = store.claim(chunk_id_for("b1", 0), "b1", worker="w", lease=30, limiter=limiter)
-    second = store.claim(
-        chunk_id_for("b1", 1),
-        "b1",
-        worker="w",
-        lease=30,
-        limiter=limiter,
-        max_wait=0.1,
-        horizon=5,
-    )
-    third = store.claim(chunk_id_for("b1", 2), "b1", worker="w", lease=30, limiter=limiter)
-    assert first.outcome == "claimed"
-    assert second.outcome == "reserved"  # 0.5 s ahead: beyond max_wait, within the horizon
-    assert third.outcome == "throttled"
-    back = _back_for(store, limiter, 1, second)
-    assert back.outcome == "claimed"
-    assert 0 < back.wait <= 0.5
-
-
-def test_a_reservation_is_refused_when_a_cool_down_outlasts_it(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
-    _batch(store, chunks=2)
-    limiter = RateLimiter(redis_backend, "send", Rate(2, 1))
-    store.claim(chunk_id_for("b1", 0), "b1", worker="w", lease=30, limiter=limiter)
-    kept = store.claim(
-        chunk_id_for("b1", 1), "b1", worker="w", lease=30, limiter=limiter, horizon=5
-    )
-    assert kept.outcome == "reserved"
-    limiter.cool_down(3)  # a 429 somewhere in the fleet
-    back = _back_for(store, limiter, 1, kept)
-    assert back.outcome == "throttled"
-    assert 2.5 < back.wait <= 3
-    assert back.attempt == 0
-    assert store.get_chunk_raw(chunk_id_for("b1", 1))["state"] == "queued"
+    _finish(store, _claim(store, 0), State.DEAD)
+    _finish(store, _claim(store, 1), State.FAILED)
+    _finish(store, _claim(store, 2), State.SENT)
+    dead, failed, sent = (chunk_id_for(B1, i) for i in range(3))
+    assert [c for c, _ in store.batches.failed_letters()] == [failed]
+    assert store.batches.replay(dead)
+    assert not store.batches.replay(dead)  # only dead chunks
+    assert not store.batches.replay(failed)  # not failed ones, unless asked
+    assert store.batches.replay(failed, states=(State.FAILED, State.DEAD))
+    assert not store.batches.replay(sent, states=(State.SENT, State.FAILED, State.DEAD))
+    record = load_record(store, B1)
+    assert record is not None
+    assert (record.state, record.recipients_failed, record.finished_at) == (State.SENDING, 0, None)
+    assert [c.replays for c in record.chunks] == [1, 1, 0]
+    assert store.batches.dead_letters() == store.batches.failed_letters() == []
+    assert record.ledger == {"queued": 2, "sent": 1}
 
 
 def test_give_back_undoes_a_claim_without_spending_an_attempt(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+    store = _store(redis_backend)
     _batch(store, chunks=1)
-    chunk = chunk_id_for("b1", 0)
-    claim = store.claim(chunk, "b1", worker="w", lease=30)
-    assert store.give_back(chunk, "b1", claim, "slot given back: cool-down")
-    raw = store.get_chunk_raw(chunk)
-    assert (raw["state"], raw["attempts"]) == ("queued", "0")
-    assert redis_backend.hget(keys.batch("b1"), "n:sending") in (b"0", None)
-    assert redis_backend.hget(keys.batch("b1"), "n:queued") == b"1"
-    again = store.claim(chunk, "b1", worker="w", lease=30)
-    assert (again.outcome, again.attempt) == ("claimed", 1)
-    store.finish(chunk, "b1", State.SENT, succeeded=1)
-    assert not store.give_back(chunk, "b1", again, "too late")  # it moved on: left alone
-    assert store.get_chunk_raw(chunk)["state"] == "sent"
+    claim = _claim(store, 0)
+    assert store.batches.give_back(claim, limit=ROOMY, note="stopping")
+    chunk = store.batches.chunk(claim.chunk_id)
+    assert chunk is not None
+    assert (chunk.state, chunk.attempts) == (State.QUEUED, 0)
+    assert not store.batches.give_back(claim, limit=ROOMY, note="again")  # moved on
+
+
+def test_bury_orphan_leaves_a_dead_letter_for_an_unknown_chunk(redis_backend: Any) -> None:
+    store = _store(redis_backend)
+    orphan = "d" * 32 + ".0"
+    assert store.batches.bury_orphan(orphan, kind=Kind.SMS, error={"type": "InvalidPayload"})
+    assert not store.batches.bury_orphan(orphan, kind=Kind.SMS, error={})  # it has a record now
+    assert not store.batches.bury_orphan("not-ours", kind=Kind.SMS, error={})
+    chunk = store.batches.chunk(orphan)
+    assert chunk is not None
+    assert (chunk.state, chunk.orphan, chunk.last_error) == (
+        State.DEAD,
+        True,
+        {"type": "InvalidPayload"},
+    )
 
 
 def test_parked_calls_are_leased_and_a_reparked_call_survives_release(redis_backend: Any) -> None:
-    store = RecordStore(redis_backend)
+    store = _store(redis_backend)
+    call = Call(TaskName.SEND_EMAIL, chunk=chunk_id_for(B1, 0))
     now = store.now()
-    store.park({"task": "t", "chunk": "c"}, now - 1)
-    [call] = store.take_parked(lease=60)
-    assert store.take_parked(lease=60) == []  # leased, not handed out twice
-    store.park({"task": "t", "chunk": "c"}, now + 30)  # the task parked itself again
-    store.release(call)
-    assert store.parked_count() == 1
+    store.parked.park(call, now - 1)
+    store.parked.park(Call(TaskName.RECORD_EVENT, args=({"event": "delivered"}, 2)), now + 100)
+    due = store.parked.take(lease=30)
+    assert [c for c, _ in due.calls] == [call]
+    assert store.parked.take(lease=30).calls == []  # leased to the first taker
+    store.parked.park(call, now + 50)  # parked again meanwhile: a new entry
+    store.parked.release(due.calls[0][1])
+    assert store.parked.count() == 2
+
+
+def test_a_dead_holders_chunk_comes_back_once_its_lease_runs_out(redis_backend: Any) -> None:
+    store = _store(redis_backend)
+    _batch(store, chunks=1)
+    short = Limit("send", ROOMY.windows, lease=0.05, ttl=3600, line_lease=60.0)
+    _claim(store, 0, limit=short, worker="dead")
+    assert store.parked.take().expired == []
+    time.sleep(0.1)
+    assert store.parked.take(lease=30).expired == [chunk_id_for(B1, 0)]
+    assert store.parked.take().expired == []  # leased to the first taker
+
+
+def test_the_ledger_keeps_refused_recipients_and_counts(redis_backend: Any) -> None:
+    store = _store(redis_backend)
+    specs = [
+        ChunkSpec(
+            chunk_id_for(B1, 0), 0, ["Ann <ann@example.com>"], {"to": ["Ann <ann@example.com>"]}
+        )
+    ]
+    store.batches.create(
+        B1,
+        kind=Kind.EMAIL,
+        chunks=specs,
+        payload={},
+        queue=Queue.EMAIL,
+        refused=[("bob@example.com", "suppressed locally")],
+    )
+    ledger = {e.recipient: (e.state, e.chunk, e.reason) for e in store.batches.ledger(B1)}
+    assert ledger == {
+        "ann@example.com": ("queued", 0, None),
+        "bob@example.com": ("suppressed", None, "suppressed locally"),
+    }
+    claim = _claim(store, 0)
+    _finish(store, claim, State.FAILED, ledger_note="sender not verified")
+    assert store.batches.ledger_counts(B1) == {"failed": 1, "suppressed": 1}
+    [ann] = [e for e in store.batches.ledger(B1) if e.recipient == "ann@example.com"]
+    assert (ann.state, ann.reason) == ("failed", "sender not verified")
 
 
 @pytest.mark.parametrize(
     ("counts", "chunks", "state"),
     [
-        ({}, 2, State.QUEUED),
-        ({"sending": 1, "queued": 1}, 2, State.SENDING),
+        ({}, 0, State.FAILED),
+        ({"queued": 2}, 2, State.QUEUED),
+        ({"queued": 1, "sending": 1}, 2, State.SENDING),
+        ({"queued": 1, "sent": 1}, 2, State.SENDING),
         ({"retrying": 1, "sent": 1}, 2, State.RETRYING),
         ({"sent": 2}, 2, State.SENT),
         ({"sent": 1, "failed": 1}, 2, State.FAILED),
-        ({"failed": 1, "dead": 1}, 2, State.DEAD),
-        ({}, 0, State.FAILED),
+        ({"sent": 1, "dead": 1}, 2, State.DEAD),
     ],
 )
 def test_batch_state(counts: dict[str, int], chunks: int, state: State) -> None:

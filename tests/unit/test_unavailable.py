@@ -11,9 +11,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from outbox.worker import unavailable
-from outbox.worker.fanout import fan_out
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
+from outbox.worker.tasks import fan_out
 from outbox.worker.webhooks.tasks import record_event
 from support.procs import free_port
 from tests.unit.worker_run import run_task
@@ -55,25 +55,3 @@ def test_other_errors_are_not_handed_back() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         broken()
-
-
-def test_a_retry_that_could_not_publish_is_handed_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Celery turns a failed ``retry()`` publish into ``Reject(reason, requeue=False)``,
-    which would drop the message; an outage as its reason is handed back instead."""
-    monkeypatch.setattr(unavailable, "UNAVAILABLE_PAUSE", 0.0)
-
-    @unavailable.hand_back_when_unavailable(lambda: "job")
-    def retrying() -> None:
-        raise Reject(redis.exceptions.ConnectionError("down"), requeue=False)
-
-    with pytest.raises(Reject) as caught:
-        retrying()
-    assert caught.value.requeue is True
-
-    @unavailable.hand_back_when_unavailable(lambda: "job")
-    def rejecting() -> None:
-        raise Reject("poison", requeue=False)
-
-    with pytest.raises(Reject) as kept:
-        rejecting()
-    assert kept.value.requeue is False

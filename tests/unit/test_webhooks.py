@@ -11,17 +11,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from celery.exceptions import Retry
 
-from outbox.worker import keys
+from outbox.worker.queues import TaskName
 from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
-from outbox.worker.store import ChunkSpec, chunk_id_for
-from outbox.worker.webhooks import RECORD_EVENT_TASK
+from outbox.worker.store import keys
+from outbox.worker.store.chunks import chunk_id_for
+from outbox.worker.store.parked import Call
 from outbox.worker.webhooks.app import authorised, create_app
 from outbox.worker.webhooks.events import EVENT_NAMES, digest, normalise, parse_form
 from outbox.worker.webhooks.tasks import UNMATCHED_DELAYS, Outcome, record, record_event
+from tests.unit.conftest import sent_batch
 from tests.unit.worker_run import run_task
 
 with warnings.catch_warnings():
@@ -428,8 +428,8 @@ def test_default_enqueue_publishes_the_task_on_email(broker: Any) -> None:
     assert response.status_code == 200
     published = broker.drain()
     assert [(name, queue) for name, _, queue in published] == [
-        (RECORD_EVENT_TASK, "email"),
-        (RECORD_EVENT_TASK, "email"),
+        (TaskName.RECORD_EVENT, "email"),
+        (TaskName.RECORD_EVENT, "email"),
     ]
     assert [args[0]["event"] for _, args, _ in published] == ["processed", "delivered"]
 
@@ -437,18 +437,7 @@ def test_default_enqueue_publishes_the_task_on_email(broker: Any) -> None:
 # -- the task -------------------------------------------------------------------------------
 
 
-def _batch(rt: Runtime, email_ids: list[str], recipients: list[str] | None = None) -> str:
-    """A recorded send whose chunks were accepted with ``email_ids``."""
-    batch_id = f"b{len(email_ids)}x{abs(hash(tuple(email_ids))) % 10_000}"
-    rcpts = recipients or [f"user{i}@example.org" for i in range(len(email_ids))]
-    specs = [
-        ChunkSpec(id=chunk_id_for(batch_id, i), index=i, recipients=[rcpts[i]])
-        for i in range(len(email_ids))
-    ]
-    rt.store.create(batch_id, kind="email", chunks=specs, payload={})
-    for i, email_id in enumerate(email_ids):
-        rt.store.finish(chunk_id_for(batch_id, i), batch_id, State.SENT, email_id=email_id)
-    return batch_id
+_batch = sent_batch
 
 
 def _event(event: str = "delivered", **fields: Any) -> dict[str, Any]:
@@ -569,18 +558,19 @@ def test_sms_and_email_less_events_go_unmatched(runtime: Runtime) -> None:
     assert runtime.redis.sismember(keys.suppressed(), "x@example.org")
 
 
-def test_task_retries_an_unknown_email_id_on_the_broker(runtime: Runtime, broker: Any) -> None:
+def test_task_looks_again_for_an_unknown_email_id_shortly(runtime: Runtime, broker: Any) -> None:
     event = _event(email_id="LATE")
-    with pytest.raises(Retry) as caught:
-        run_task(record_event, event)
-    assert caught.value.when == UNMATCHED_DELAYS[0]
-    [(name, args, queue)] = broker.drain()
-    assert (name, args, queue) == (RECORD_EVENT_TASK, [event], "email")
+    assert run_task(record_event, event) == "not_yet"
+    [(member, due)] = runtime.redis.zrange(keys.parked(), 0, -1, withscores=True)
+    call = Call.from_member(member)
+    assert (call.task, call.args) == (TaskName.RECORD_EVENT, (event, 1))
+    assert due - runtime.store.now() == pytest.approx(UNMATCHED_DELAYS[0], abs=0.1)
+    assert broker.drain() == []
     assert runtime.redis.llen(keys.webhook_unmatched()) == 0
 
 
 def test_task_parks_after_its_last_retry(runtime: Runtime, broker: Any) -> None:
-    outcome = run_task(record_event, _event(email_id="LATE"), retries=len(UNMATCHED_DELAYS))
+    outcome = run_task(record_event, _event(email_id="LATE"), len(UNMATCHED_DELAYS))
     assert outcome == "unmatched"
     assert broker.drain() == []
     assert runtime.redis.llen(keys.webhook_unmatched()) == 1

@@ -12,8 +12,3 @@ Nothing is imported here, so a worker loading the task does not load the web sta
 """
 
 from __future__ import annotations
-
-__all__ = ["RECORD_EVENT_TASK"]
-
-#: The Celery task the receiver publishes each event to (on the ``email`` queue).
-RECORD_EVENT_TASK = "outbox.record_event"

@@ -47,7 +47,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from outbox.worker.webhooks import RECORD_EVENT_TASK
 from outbox.worker.webhooks.events import (
     EVENT_NAMES,
     InvalidPayload,
@@ -73,9 +72,10 @@ def celery_enqueue(event: dict[str, Any]) -> None:
     """Publish one normalised event to ``outbox.record_event`` on the ``email`` queue."""
     # Imported on first use: an app built with its own ``enqueue`` (tests) needs no
     # broker configuration at all.
-    from outbox.worker.app import app
+    from outbox.worker.publish import Task, publish
+    from outbox.worker.queues import Queue, TaskName
 
-    app.send_task(RECORD_EVENT_TASK, args=[event], queue="email", routing_key="email")
+    publish([Task(TaskName.RECORD_EVENT, [event], Queue.EMAIL)])
 
 
 class _Reject(Exception):

@@ -42,6 +42,7 @@ __all__ = [
     "SUPPRESSING_EVENTS",
     "InvalidPayload",
     "digest",
+    "fate_of",
     "normalise",
     "parse_form",
     "parse_json",
@@ -86,6 +87,13 @@ SUPPRESSING_EVENTS = frozenset({"bounce", "spam"})
 #: Fields that always hold a list, even when a form body repeats them once.
 _LIST_FIELDS = frozenset({"recipients"})
 #: Keys never copied into ``raw``: anything that looks like a credential.
+#: Events that settle a recipient's fate -> the fate (bounces: by their ``bounce`` type).
+_FATES = {
+    "delivered": "delivered",
+    "spam": "spam",
+    "unsubscribe": "unsubscribed",
+    "reject": "rejected",
+}
 _SENSITIVE = ("auth", "password", "passwd", "secret", "token", "api_key", "api-key")
 _MAX_EVENT_NAME = 64
 _MAX_TEXT = 1000
@@ -261,6 +269,16 @@ def digest(event: Mapping[str, Any]) -> str:
     ]
     encoded = json.dumps(identity, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def fate_of(event: Mapping[str, Any]) -> str | None:
+    """What an event tells about its recipient's fate (for the batch's ledger), if anything."""
+    if event.get("channel") != "email":
+        return None
+    name = event.get("event")
+    if name == "bounce":
+        return "hard-bounced" if event.get("bounce") == "hard" else "soft-bounced"
+    return _FATES.get(str(name))
 
 
 def should_suppress(event: Mapping[str, Any]) -> str | None:

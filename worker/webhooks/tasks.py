@@ -5,8 +5,10 @@ The only way from an event to a record is the event's ``email_id`` through
 can name a chunk directly, so an event never lands on another message's record.
 
 - Duplicates (SMTP2GO retries for 48 hours; two webhooks may post the same event) are
-  written once: the chunk's events hash is keyed by :func:`~worker.webhooks.events.digest`
-  and written with ``HSETNX``.
+  written once: the chunk's events hash is keyed by the event's identity
+  (:func:`~outbox.worker.webhooks.events.digest`) and written only if new. An event that
+  tells a recipient's fate (delivered, bounced, complained...) moves it in the batch's
+  ledger, in the same script.
 - ``processed`` can arrive before the worker has recorded the send (the provider posts
   it as soon as it accepts the request, the worker records after reading the answer),
   so an unknown ``email_id`` is retried a few times over ~10 s before the event is
@@ -23,20 +25,18 @@ can name a chunk directly, so an event never lands on another message's record.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from celery import Task
-
-from outbox.worker import keys
 from outbox.worker.app import app
+from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
+from outbox.worker.smtp2go.models import address_key
+from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
-from outbox.worker.webhooks import RECORD_EVENT_TASK
-from outbox.worker.webhooks.events import digest, should_suppress
+from outbox.worker.webhooks.events import digest, fate_of, should_suppress
 
 __all__ = [
     "MAX_UNMATCHED",
@@ -50,9 +50,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Seconds before each retry of an event whose ``email_id`` is not indexed yet (~10 s in
-#: all); each is also capped by ``settings.park_after`` so a countdown never outlives the
-#: broker's visibility timeout.
+#: Seconds before each new look for an event whose ``email_id`` is not indexed yet
+#: (~10 s in all); the event waits parked in Redis meanwhile.
 UNMATCHED_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0)
 #: The unmatched list keeps this many newest events.
 MAX_UNMATCHED = 1000
@@ -73,21 +72,13 @@ class Outcome(StrEnum):
     INVALID = "invalid"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
 def _name_of(event: Any) -> str:
     return f"{event.get('event')} for {event.get('email_id')}" if isinstance(event, dict) else "?"
 
 
 def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
     entry = {**event, "unmatched": reason, "parked_at": rt.store.now()}
-    pipe = rt.redis.pipeline(transaction=True)
-    pipe.lpush(keys.webhook_unmatched(), _dumps(entry))
-    pipe.ltrim(keys.webhook_unmatched(), 0, MAX_UNMATCHED - 1)
-    pipe.expire(keys.webhook_unmatched(), rt.settings.retention_seconds)
-    pipe.execute()
+    rt.store.events.park_unmatched(entry, keep=MAX_UNMATCHED)
     logger.info(
         "webhook event %s (email_id=%s message_id=%s) unmatched: %s",
         event.get("event"),
@@ -99,7 +90,8 @@ def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
 
 
 def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> Outcome:
-    """Suppress if the event calls for it, then append it to its chunk's events.
+    """Suppress if the event calls for it, then put it on its chunk (once) and move its
+    recipient's place in the batch's ledger.
 
     With ``last_try`` false an unknown ``email_id`` answers :attr:`Outcome.NOT_YET`
     instead of parking the event, so the caller can try again after a short wait.
@@ -107,8 +99,7 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     if not isinstance(event.get("event"), str):
         return Outcome.INVALID
     address = should_suppress(event)
-    # The suppression set has no TTL: an operator empties it on purpose (keys.py).
-    if address and rt.settings.suppress_on_bounce and rt.redis.sadd(keys.suppressed(), address):
+    if address and rt.settings.suppress_on_bounce and rt.store.suppressions.add(address):
         logger.info("suppressed %s after a %s event", address, event.get("event"))
 
     email_id = event.get("email_id")
@@ -116,7 +107,7 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
         return _park(rt, event, "SMS events are not indexed by message id")
     if not isinstance(email_id, str) or not email_id:
         return _park(rt, event, "no email_id")
-    chunk_id = rt.store.chunk_for_email(email_id)
+    chunk_id = rt.store.batches.chunk_for_email(email_id)
     if chunk_id is None:
         if not last_try:
             return Outcome.NOT_YET
@@ -125,12 +116,10 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     value = dict(event)
     if not isinstance(value.get("received_at"), int | float):
         value["received_at"] = rt.store.now()
-    target = keys.chunk_events(chunk_id)
-    pipe = rt.redis.pipeline(transaction=True)
-    pipe.hsetnx(target, digest(event), _dumps(value))
-    pipe.expire(target, rt.settings.retention_seconds)
-    added, _ = pipe.execute()
-    if not added:
+    rcpt = address_key(str(event.get("rcpt") or ""))
+    if not rt.store.events.record(
+        chunk_id, digest(event), value, fate=fate_of(event), recipient=rcpt or None
+    ):
         logger.debug("duplicate %s event for %s ignored", event.get("event"), email_id)
         return Outcome.DUPLICATE
     logger.debug("%s event for %s recorded on chunk %s", event.get("event"), email_id, chunk_id)
@@ -147,19 +136,16 @@ def rematch_parked(rt: Runtime) -> int:
     events parked meanwhile are untouched; a duplicate is still recorded once.
     """
     recorded = 0
-    for raw in rt.redis.lrange(keys.webhook_unmatched(), 0, -1):
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict) or entry.get("unmatched") != NO_MATCH:
+    events = rt.store.events
+    for raw, entry in events.unmatched():
+        if entry.get("unmatched") != NO_MATCH:
             continue
         email_id = entry.get("email_id")
-        if not isinstance(email_id, str) or rt.store.chunk_for_email(email_id) is None:
+        if not isinstance(email_id, str) or rt.store.batches.chunk_for_email(email_id) is None:
             continue
         event = {k: v for k, v in entry.items() if k not in {"unmatched", "parked_at"}}
         if record(rt, event) in {Outcome.RECORDED, Outcome.DUPLICATE}:
-            rt.redis.lrem(keys.webhook_unmatched(), 1, raw)
+            events.forget_unmatched(raw)
             recorded += 1
     if recorded:
         logger.info("%d parked webhook event(s) matched their message", recorded)
@@ -168,20 +154,20 @@ def rematch_parked(rt: Runtime) -> int:
 
 # Celery's decorator is untyped; the function keeps its annotations for callers' sake.
 @app.task(  # type: ignore[untyped-decorator]
-    bind=True, name=RECORD_EVENT_TASK, max_retries=None, ignore_result=True
+    name=TaskName.RECORD_EVENT, ignore_result=True
 )
-@hand_back_when_unavailable(lambda task, event: f"webhook event {_name_of(event)}")
-def record_event(self: Task, event: dict[str, Any]) -> str:
-    """One normalised event from the receiver (:mod:`worker.webhooks.events`)."""
+@hand_back_when_unavailable(lambda event, tries=0: f"webhook event {_name_of(event)}")
+def record_event(event: dict[str, Any], tries: int = 0) -> str:
+    """One normalised event from the receiver (:mod:`outbox.worker.webhooks.events`)."""
     if not isinstance(event, dict):
         logger.error("record_event got %s, not an event; dropped", type(event).__name__)
         return Outcome.INVALID.value
     rt = get_runtime()
-    retries = int(self.request.retries or 0)
-    outcome = record(rt, event, last_try=retries >= len(UNMATCHED_DELAYS))
+    outcome = record(rt, event, last_try=tries >= len(UNMATCHED_DELAYS))
     if outcome is Outcome.NOT_YET:
-        delay = min(UNMATCHED_DELAYS[retries], rt.settings.park_after)
-        raise self.retry(args=[event], countdown=delay)
-    if outcome is Outcome.INVALID:
+        # ``processed`` can beat the worker's record of the send: look again shortly.
+        due = rt.store.now() + UNMATCHED_DELAYS[tries]
+        rt.store.parked.park(Call(TaskName.RECORD_EVENT, args=(event, tries + 1)), due)
+    elif outcome is Outcome.INVALID:
         logger.error("record_event got an event without a name; dropped")
     return outcome.value

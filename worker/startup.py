@@ -1,11 +1,14 @@
-"""Worker start-up: refuse to run without a usable API, warm up, redact secrets from logs.
+"""A worker's start-up: refuse to run without a usable API, then get ready to send.
 
-A worker that could not send (no API key, or an unsafe base URL) refuses to start; one
-that can pays its start-up costs (``Runtime.warm_up``) before taking tasks.
+Connected to Celery's start-up signals, so only a worker does any of it (producers,
+beat and the command line import the same modules without needing a key):
 
-Checked when a worker process starts, not at import (producers, beat and the command
-line import the same modules without needing the key), so a misconfigured worker exits
-with a clear message instead of taking tasks it can only fail.
+- a worker that could not send (no key, a key of the wrong shape, an unsafe base URL)
+  exits with the reason before it takes a task;
+- the work-arounds of :mod:`outbox.worker.compat` are put in place;
+- each process that runs tasks pays its start-up costs first (``Runtime.warm_up``);
+- every log line a worker writes is scrubbed of the key and the webhook secret, and
+  httpx's per-request lines are kept to debug level.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from celery.signals import (
     worker_process_init,
 )
 
+from outbox.errors import ConfigurationError
+from outbox.worker import compat
 from outbox.worker.logs import install_secret_filter
 from outbox.worker.runtime import get_runtime
-from outbox.worker.settings import MissingAPIKeyError
 
-__all__ = ["check_can_send"]
+__all__ = ["WorkerConfigError", "check_can_send"]
 
 
 class WorkerConfigError(SystemExit):
@@ -36,13 +40,14 @@ def check_can_send() -> None:
     try:
         settings.require_api_key()
         settings.base_url  # noqa: B018 - validates the URL
-    except (MissingAPIKeyError, ValueError) as exc:
+    except ConfigurationError as exc:
         raise WorkerConfigError(f"outbox worker cannot start: {exc}") from None
 
 
 @worker_init.connect
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     check_can_send()
+    compat.install()
     pool = str(getattr(sender, "pool_cls", ""))
     if "prefork" not in pool:
         # Tasks run in this process (threads, solo): warm it. A prefork parent must
@@ -52,6 +57,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 
 @worker_process_init.connect
 def _on_child_init(**_: Any) -> None:
+    compat.install()
     get_runtime().warm_up(1)
 
 

@@ -1,0 +1,116 @@
+"""How the ``outbox`` command writes: plain tables, states in colour on a terminal, JSON.
+
+Nothing here needs more than click (which comes with Celery), so the operator commands
+work on a plain install; only the demo draws progress bars (``outbox[demo]``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "error_text",
+    "fail",
+    "print_json",
+    "redacted_url",
+    "state",
+    "table",
+    "when",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+_STATE_COLOUR = {
+    "queued": "cyan",
+    "sending": "blue",
+    "retrying": "yellow",
+    "throttled": "yellow",
+    "sent": "green",
+    "delivered": "green",
+    "failed": "red",
+    "dead": "red",
+    "hard-bounced": "red",
+    "spam": "red",
+    "suppressed": "magenta",
+}
+
+
+def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
+    """Say what went wrong on stderr (and, with ``--json``, as JSON on stdout) and exit."""
+    if as_json:
+        print_json({"error": message})
+    click.echo(click.style("outbox: ", fg="red", bold=True) + message, err=True)
+    raise click.exceptions.Exit(code)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password, for messages a person reads."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def when(ts: float | None) -> str:
+    """An epoch time as local ``YYYY-MM-DD HH:MM:SS`` (``-`` when unset)."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def state(value: str) -> str:
+    return click.style(value, fg=_STATE_COLOUR.get(value), bold=value == "dead")
+
+
+def error_text(error: dict[str, Any] | None, width: int = 60) -> str:
+    if not error:
+        return ""
+    status = error.get("status_code")
+    head = f"{error.get('type', 'error')}" + (f" {status}" if status else "")
+    message = str(error.get("message") or "").replace("\n", " ")
+    if len(message) > width:
+        message = message[: width - 3] + "..."
+    return f"{head}: {message}" if message else head
+
+
+def _width(text: str) -> int:
+    return len(click.unstyle(text))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, indent: int = 2) -> str:
+    """Columns padded to their widest cell; the last column is never padded."""
+    cells = [list(headers), *[[str(c) for c in row] for row in rows]]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        padded = [
+            cell + " " * (widths[i] - _width(cell)) if i < len(row) - 1 else cell
+            for i, cell in enumerate(row)
+        ]
+        line = " " * indent + "  ".join(padded).rstrip()
+        lines.append(click.style(line, bold=True) if n == 0 else line)
+    return "\n".join(lines)
+
+
+def terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,215 @@
+"""``outbox status`` and ``outbox quota``: what became of a send, and of the account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from outbox.cli.output import EXIT_FAILED, error_text, fail, print_json, state, table, when
+
+__all__ = ["quota", "status"]
+
+
+def _event_detail(event: dict[str, Any]) -> str:
+    """What a delivery event says beyond its name: the bounce's kind and the server's words."""
+    raw = event.get("raw") if isinstance(event.get("raw"), dict) else {}
+    parts = [str(event["bounce"])] if event.get("bounce") else []
+    for name in ("message", "context", "url", "host"):
+        value = raw.get(name) if raw else None
+        if value:
+            parts.append(str(value).replace("\n", " ")[:80])
+            break
+    return " - ".join(parts)
+
+
+def _header(record: Any) -> None:
+    title = click.style(f"{record.kind} {record.id}", bold=True)
+    click.echo(f"{title}  {state(record.state.value)}")
+    counts = ", ".join(f"{n} {s}" for s, n in record.counts.items() if n)
+    refused = f", {len(record.rejected)} refused before sending" if record.rejected else ""
+    click.echo(
+        f"  recipients {record.recipients:,}: {record.recipients_succeeded:,} accepted by the API, "
+        f"{record.recipients_failed:,} failed{refused}"
+    )
+    if record.ledger:
+        fates = ", ".join(f"{n} {s}" for s, n in sorted(record.ledger.items()))
+        click.echo(f"  recipients by fate: {fates}")
+    click.echo(f"  chunks {record.chunks_total}: {counts or 'none'}")
+    took = (
+        f" (took {record.finished_at - record.created_at:.1f} s)"
+        if record.finished_at and record.created_at
+        else ""
+    )
+    click.echo(f"  created {when(record.created_at)}  finished {when(record.finished_at)}{took}")
+    if record.send_at:
+        click.echo(f"  due {when(record.send_at)}")
+    if record.idempotency_key:
+        click.echo(f"  idempotency key {record.idempotency_key}")
+    if record.held:
+        click.echo(
+            click.style(f"  sending is HELD for the account: {record.held}", fg="red", bold=True)
+        )
+
+
+def _chunks(record: Any, history: bool) -> None:
+    if not record.chunks:
+        if record.rejected:
+            click.echo(
+                "  nothing was sent: every recipient was refused before sending (suppressed)"
+            )
+        return
+    rows = []
+    for chunk in record.chunks:
+        notes = list(chunk.notes)
+        if chunk.failures:
+            notes.append(f"API: {'; '.join(chunk.failures[:2])}")
+        if chunk.replays:
+            notes.append(f"replayed {chunk.replays}x")
+        if chunk.waiting:
+            notes.append("waiting for a rate-limit slot")
+        if chunk.ambiguous and chunk.ambiguous not in notes:
+            notes.append(chunk.ambiguous)
+        ident = chunk.email_id or (f"{len(chunk.message_ids)} SMS ids" if chunk.message_ids else "")
+        rows.append(
+            [
+                chunk.id,
+                state(chunk.state.value),
+                str(chunk.attempts),
+                str(len(chunk.recipients)),
+                ident,
+                error_text(chunk.last_error) if chunk.state.value != "sent" else "",
+                "; ".join(notes),
+            ]
+        )
+    click.echo(
+        table(["chunk", "state", "attempts", "recipients", "email_id", "last error", "notes"], rows)
+    )
+    if history:
+        for chunk in record.chunks:
+            click.echo(click.style(chunk.id, bold=True))
+            for step in chunk.history:
+                extra = ", ".join(
+                    f"{k} {when(v) if k == 'slot_at' else v}"
+                    for k, v in step.items()
+                    if k not in {"at", "state", "error"}
+                )
+                error = error_text(step.get("error"))
+                line = f"  {when(step.get('at'))}  {state(str(step.get('state', '')))}  {extra}"
+                click.echo(line + (f"  {error}" if error else ""))
+
+
+def _events(record: Any) -> None:
+    events = record.events
+    if not events:
+        click.echo(click.style("  no delivery events yet", dim=True))
+        return
+    rows = [
+        [
+            when(event.get("received_at")),
+            str(event.get("event") or ""),
+            str(event.get("rcpt") or ", ".join(event.get("recipients") or [])),
+            _event_detail(event),
+        ]
+        for event in events
+    ]
+    click.echo(click.style(f"delivery events ({len(events)})", bold=True))
+    click.echo(table(["received", "event", "recipient", "detail"], rows))
+
+
+def _recipients(record_id: str, wanted: tuple[str, ...], as_json: bool) -> None:
+    from outbox.worker.runtime import get_runtime
+
+    entries = get_runtime().store.batches.ledger(
+        record_id.rsplit(".", 1)[0] if "." in record_id else record_id
+    )
+    rows = sorted(
+        (e for e in entries if not wanted or e.state in wanted),
+        key=lambda e: (e.chunk if e.chunk is not None else -1, e.recipient),
+    )
+    if as_json:
+        print_json(
+            [
+                {"recipient": e.recipient, "state": e.state, "chunk": e.chunk, "reason": e.reason}
+                for e in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("no recipient in that state" if wanted else "no recipients recorded")
+        return
+    click.echo(
+        table(
+            ["recipient", "state", "chunk", "why"],
+            [
+                [
+                    e.recipient,
+                    state(e.state),
+                    "" if e.chunk is None else str(e.chunk),
+                    e.reason or "",
+                ]
+                for e in rows
+            ],
+        )
+    )
+
+
+@click.command()
+@click.argument("record_id", metavar="ID")
+@click.option("--history", is_flag=True, help="Also show each chunk's transitions.")
+@click.option("--recipients", is_flag=True, help="List every recipient and its fate instead.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="With --recipients: only these fates (sent, delivered, failed, hard-bounced, ...).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def status(
+    record_id: str, history: bool, recipients: bool, states: tuple[str, ...], as_json: bool
+) -> None:
+    """Show a send's record: ID is a batch id, or a chunk id (BATCH.N)."""
+    from outbox import RecordNotFound
+    from outbox import status as load
+
+    try:
+        record = load(record_id)
+    except RecordNotFound as exc:
+        fail(str(exc), EXIT_FAILED, as_json=as_json)
+    if recipients:
+        _recipients(record.id, states, as_json)
+        return
+    if as_json:
+        data = record.model_dump(mode="json")
+        data["done"] = record.done
+        data["attempts"] = record.attempts
+        print_json(data)
+        return
+    _header(record)
+    _chunks(record, history)
+    _events(record)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the quota as JSON.")
+def quota(as_json: bool) -> None:
+    """Show the account's monthly quota as last read, and what waits for it."""
+    from outbox.worker.runtime import get_runtime
+
+    rt = get_runtime()
+    seen = rt.store.account.quota()
+    held = rt.store.limits.hold_reason()
+    if as_json:
+        print_json({"quota": seen, "held": held})
+        return
+    if seen is None:
+        click.echo("the quota has not been read yet (the beat job outbox.beat.sync_quota reads it)")
+    else:
+        click.echo(
+            f"cycle {seen.get('cycle_start', '?')} to {seen.get('cycle_end', '?')}: "
+            f"{seen.get('cycle_used', '?')} used of {seen.get('cycle_max', '?')}, "
+            f"{seen.get('cycle_remaining', '?')} remaining (read {when(seen.get('read_at'))})"
+        )
+    if held:
+        click.echo(click.style(f"sending is HELD: {held}", fg="red", bold=True))

@@ -1,0 +1,76 @@
+"""What a send returns, how to read its record, and how to send again to whom it failed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from outbox.errors import RecordNotFound
+from outbox.worker.records import Record, load_chunk, load_record
+from outbox.worker.runtime import get_runtime
+from outbox.worker.store.chunks import batch_id_of
+
+if TYPE_CHECKING:
+    from outbox.worker.runtime import Runtime
+
+__all__ = ["RETRYABLE_FATES", "Handle", "status"]
+
+#: Ledger fates worth sending to again: the request failed or died (the cause may have
+#: been fixed since), or the mailbox soft-bounced. Never a recipient that was delivered,
+#: suppressed, hard-bounced, rejected or complained.
+RETRYABLE_FATES = frozenset({"failed", "dead", "soft-bounced"})
+
+
+@dataclass(frozen=True)
+class Handle:
+    """What a send returns: the id to ask about, and what was enqueued."""
+
+    id: str
+    kind: str
+    chunks: int
+    recipients: int
+    #: True when an earlier call with the same idempotency key created this record.
+    duplicate: bool = False
+    #: Recipients refused before enqueueing (locally suppressed).
+    rejected: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def of_existing(cls, rt: Runtime, batch_id: str) -> Handle:
+        """The handle of a batch recorded earlier (a repeated idempotency key)."""
+        fields = rt.store.batches.batch(batch_id)
+        return cls(
+            id=batch_id,
+            kind=fields.get("kind", ""),
+            chunks=int(fields.get("chunks", 0)),
+            recipients=int(fields.get("recipients", 0)),
+            duplicate=True,
+        )
+
+    def status(self) -> Record:
+        return status(self.id)
+
+    def wait(self, timeout: float = 60.0, interval: float = 0.25) -> Record:
+        """Poll until every chunk is final; raises ``TimeoutError`` with the last state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.status()
+            if record.done:
+                return record
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.id} still {record.state} after {timeout:.0f}s")
+            time.sleep(interval)
+
+
+def status(handle_id: str) -> Record:
+    """The record of a send (a batch id) or of one of its chunks (``<batch>.<n>``)."""
+    store = get_runtime().store
+    record = load_record(store, handle_id)
+    if record is None and "." in handle_id:
+        record = load_record(store, batch_id_of(handle_id))
+        if record is not None:
+            chunk = load_chunk(store, handle_id)
+            record.chunks = [chunk] if chunk else []
+    if record is None:
+        raise RecordNotFound(f"no record {handle_id!r} (unknown, or expired)")
+    return record

@@ -1,0 +1,84 @@
+"""Send again, to the recipients of a send whose fate is worth another try.
+
+The batch's ledger says what became of each recipient. Only those whose request failed
+or died (the cause, a wrong key or an unverified sender, may be fixed by now) or whose
+mailbox soft-bounced are sent to again, in one new batch with the same message, each in
+the role they had (to, cc, bcc); never a recipient that was delivered, refused before
+sending (suppressed), hard-bounced, rejected or complained. The new batch is checked
+against the suppression list again, like any send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outbox.chunking import MAX_RECIPIENTS, address_key
+from outbox.enqueue import Chunk, enqueue
+from outbox.errors import RecordNotFound, ValidationError
+from outbox.handle import RETRYABLE_FATES, Handle
+from outbox.options import Options, check_options
+from outbox.send import email_chunks
+from outbox.worker.runtime import get_runtime
+from outbox.worker.states import Kind
+from outbox.worker.store.chunks import chunk_id_for
+
+__all__ = ["retry_failed"]
+
+
+def retry_failed(handle_id: str, *, idempotency_key: str | None = None) -> Handle | None:
+    """One new batch with only the recipients worth trying again; ``None`` when there is
+    nobody to try again. ``idempotency_key`` makes a repeated call enqueue nothing."""
+    rt = get_runtime()
+    batches = rt.store.batches
+    batch = batches.batch(handle_id)
+    payload = batches.payload(handle_id)
+    if not batch or payload is None:
+        raise RecordNotFound(f"no record {handle_id!r} (unknown, or expired)")
+    wanted = {e.recipient for e in batches.ledger(handle_id) if e.state in RETRYABLE_FATES}
+    if not wanted:
+        return None
+    kind = Kind(batch["kind"])
+    stored = batches.chunks([chunk_id_for(handle_id, i) for i in range(int(batch["chunks"]))])
+    errors: dict[str, str] = {}
+    options = check_options(
+        errors,
+        idempotency_key=idempotency_key,
+        send_at=None,
+        callback=None,
+        retention=rt.settings.retention_seconds,
+    )
+    if errors:
+        raise ValidationError(errors)
+    refused: list[tuple[str, str]] = []
+    if kind is Kind.SMS:
+        numbers = [n for chunk, _, _ in stored for n in chunk.recipients if n in wanted]
+        chunks: list[Chunk] = [
+            (numbers[i : i + MAX_RECIPIENTS], {"destination": numbers[i : i + MAX_RECIPIENTS]})
+            for i in range(0, len(numbers), MAX_RECIPIENTS)
+        ]
+    elif kind is Kind.MIME:
+        chunks = [
+            (chunk.recipients, {}) for chunk, _, _ in stored if wanted & _keys(chunk.recipients)
+        ]
+    else:
+        roles: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+        for chunk, _, _ in stored:
+            for role, addresses in roles.items():
+                addresses += [a for a in chunk.fields.get(role, []) if address_key(a) in wanted]
+        if not roles["to"]:  # the API needs a To: the others become it
+            roles = {"to": [*roles["cc"], *roles["bcc"]], "cc": [], "bcc": []}
+        chunks, refused = email_chunks(roles["to"], roles["cc"], roles["bcc"], errors)
+        if errors:
+            raise ValidationError(errors)
+    if not chunks and not refused:
+        return None
+    base = _without_recipients(payload)
+    return enqueue(kind, base, chunks, Options(options.idempotency_key), refused=refused)
+
+
+def _keys(addresses: list[str]) -> set[str]:
+    return {address_key(a) for a in addresses}
+
+
+def _without_recipients(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k not in ("to", "cc", "bcc", "destination")}

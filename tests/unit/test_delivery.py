@@ -1,0 +1,311 @@
+"""One attempt at one chunk: the decisions as tables, then the whole attempt on fakeredis
+with an API answering through ``httpx.MockTransport``."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+
+from outbox import send_email
+from outbox.errors import (
+    BadRequestError,
+    ForbiddenError,
+    RateLimitedError,
+    ServerError,
+    SMTP2GOError,
+    TransportError,
+    UnauthorizedError,
+)
+from outbox.worker.account import probe_hold
+from outbox.worker.delivery import Delivery, Step, decide, judge
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.smtp2go.models import EmailSend, SendResult
+from outbox.worker.states import Kind, State
+from outbox.worker.store import keys
+from outbox.worker.store.batches import Claim, ClaimOutcome
+
+KEY = "api-" + "0" * 32
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "request_id": "r1",
+            "data": {"succeeded": 1, "failed": 0, "failures": [], "email_id": "E-1"},
+        },
+    )
+
+
+class Api:
+    """The API as the tests script it: every request seen, each answered by ``handler``."""
+
+    def __init__(self) -> None:
+        self.handler: Handler = _ok
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append((time.time(), json.loads(request.content)))
+        return self.handler(request)
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+def _runtime(api: Api, **env: str) -> Runtime:
+    settings = Settings(
+        SMTP2GO_API_KEY=KEY,
+        SMTP2GO_BASE_URL="http://127.0.0.1:9/v3",
+        OUTBOX_RATE_LIMIT=env.pop("rate", "1000/s"),
+        **env,
+    )
+    client = SMTP2GOClient(settings.base_url, KEY, transport=httpx.MockTransport(api))
+    return Runtime.from_settings(settings, redis_client=fakeredis.FakeRedis(), client=client)
+
+
+@pytest.fixture
+def rt(api: Api) -> Iterator[Runtime]:
+    runtime = _runtime(api)
+    set_runtime(runtime)
+    yield runtime
+    set_runtime(None)
+
+
+def _send(rt: Runtime, n: int = 2, **kw: Any) -> tuple[str, dict[str, Any]]:
+    """A recorded email to ``n`` recipients: its chunk id and its task payload (as a
+    worker gets it; nothing is published: ``send_at`` parks it)."""
+    handle = send_email(
+        "shop@example.com", [f"u{i}@example.org" for i in range(n)], "Hi", text_body="x",
+        send_at=time.time() + 3600, **kw,
+    )  # fmt: skip
+    chunk_id = f"{handle.id}.0"
+    payload = {"sender": "shop@example.com", "subject": "Hi", "text_body": "x"}
+    payload["to"] = [f"u{i}@example.org" for i in range(n)]
+    return chunk_id, payload
+
+
+def _run(rt: Runtime, chunk_id: str, payload: dict[str, Any], worker: str = "w1") -> str:
+    return Delivery(rt, Kind.EMAIL, chunk_id, worker).run(payload)
+
+
+# -- the decisions -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outcome", "wait", "step", "decided_wait"),
+    [
+        (ClaimOutcome.CLAIMED, 0.3, Step.SEND, 0.3),
+        (ClaimOutcome.WAITING, 0.0, Step.WAIT, 0.0),
+        (ClaimOutcome.THROTTLED, 90.0, Step.PARK, 90.0),
+        (ClaimOutcome.HELD, 0.0, Step.PARK, 30.0),
+        (ClaimOutcome.FINAL, 0.0, Step.SETTLED, 0.0),
+        (ClaimOutcome.BUSY, 12.0, Step.DROP, 0.0),
+        (ClaimOutcome.AMBIGUOUS, 0.0, Step.LOOK_UP, 0.0),
+        (ClaimOutcome.MISSING, 0.0, Step.MISSING, 0.0),
+    ],
+)
+def test_decide(outcome: ClaimOutcome, wait: float, step: Step, decided_wait: float) -> None:
+    decision = decide(Claim("c.0", outcome, wait, 1, State.QUEUED, 0.0))
+    assert (decision.step, decision.wait) == (step, decided_wait)
+
+
+REQUEST = EmailSend(sender="s@example.com", to=["a@example.org", "b@example.org"], text_body="x")
+
+
+def _answer(data: dict[str, Any]) -> SendResult:
+    return SendResult.from_payload({"request_id": "r", "data": data})
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state", "retried"),
+    [
+        (
+            _answer({"succeeded": 1, "failed": 0, "failures": [], "email_id": "E"}),
+            State.SENT,
+            False,
+        ),
+        # one email to two recipients is one email: succeeded 1 is the whole request
+        (
+            _answer({"succeeded": 1, "failed": 0, "failures": ["x"], "email_id": "E"}),
+            State.SENT,
+            False,
+        ),
+        (_answer({"email_id": "E"}), State.SENT, False),  # fastaccept: no counts yet
+        (
+            _answer(
+                {"succeeded": 0, "failed": 1, "failures": ["domain verify fail"], "email_id": ""}
+            ),
+            State.FAILED,
+            False,
+        ),
+        (BadRequestError("bad", status_code=400), State.FAILED, False),
+        (ServerError("busy", status_code=503), State.RETRYING, True),
+        (RateLimitedError("slow down", status_code=429), State.RETRYING, True),
+        (TransportError("refused", ambiguous=False), State.RETRYING, True),
+        (TransportError("read timeout", ambiguous=True), State.SENDING, True),
+        (UnauthorizedError("bad key", status_code=401), State.RETRYING, True),
+        (ForbiddenError("denied", status_code=400), State.RETRYING, True),
+    ],
+)
+def test_judge(
+    rt: Runtime, outcome: SendResult | SMTP2GOError, state: State, retried: bool
+) -> None:
+    verdict = judge(outcome, request=REQUEST, attempt=1, rt=rt)
+    assert verdict.state is state
+    assert (verdict.park is not None) is retried
+
+
+def test_a_refused_email_keeps_the_apis_messages(rt: Runtime) -> None:
+    answer = _answer({"succeeded": 0, "failed": 1, "failures": ["Verification failed", "x"]})
+    verdict = judge(answer, request=REQUEST, attempt=1, rt=rt)
+    assert verdict.fields["last_error"]["message"] == "Verification failed; x"
+    assert verdict.fields["failures"] == ["Verification failed", "x"]
+    assert not verdict.fields["last_error"]["retryable"]
+
+
+def test_a_429_without_a_hint_cools_everyone_down_for_the_configured_time(rt: Runtime) -> None:
+    verdict = judge(RateLimitedError("slow", status_code=429), request=REQUEST, attempt=1, rt=rt)
+    assert verdict.cool_down == 60.0
+    assert verdict.park is not None
+    assert verdict.park >= 60.0
+    hinted = RateLimitedError("slow", status_code=429, retry_after=86400)
+    assert judge(hinted, request=REQUEST, attempt=1, rt=rt).cool_down == 900.0  # capped
+
+
+def test_a_rejected_key_holds_the_account_and_spends_no_attempt(rt: Runtime) -> None:
+    verdict = judge(
+        UnauthorizedError("bad key", status_code=401), request=REQUEST, attempt=3, rt=rt
+    )
+    assert verdict.hold is not None
+    assert json.loads(verdict.hold)["reason"] == "401 bad key"
+    assert verdict.fields["attempts"] == 2
+
+
+# -- whole attempts ----------------------------------------------------------------------
+
+
+def test_a_sent_email_counts_its_own_recipients_not_the_answers_emails(
+    rt: Runtime, api: Api
+) -> None:
+    chunk_id, payload = _send(rt, n=3)
+    assert _run(rt, chunk_id, payload) == "sent"
+    [(_, body)] = api.seen
+    assert {"header": "X-Outbox-Id", "value": chunk_id} in body["custom_headers"]
+    batch = rt.store.batches.batch(chunk_id.rsplit(".", 1)[0])
+    assert (batch["recipients_succeeded"], batch["recipients_failed"]) == ("3", "0")
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert (chunk.email_id, chunk.succeeded, chunk.failed) == ("E-1", 1, 0)
+    assert _run(rt, chunk_id, payload) == "sent"  # a redelivered copy sends nothing
+    assert len(api.seen) == 1
+
+
+def test_a_200_that_refuses_the_email_ends_failed_and_is_never_sent_again(
+    rt: Runtime, api: Api
+) -> None:
+    api.handler = lambda request: httpx.Response(
+        200,
+        json={
+            "request_id": "r",
+            "data": {"succeeded": 0, "failed": 1, "failures": ["nope"], "email_id": ""},
+        },
+    )
+    chunk_id, payload = _send(rt, n=2)
+    assert _run(rt, chunk_id, payload) == "failed"
+    assert _run(rt, chunk_id, payload) == "failed"
+    assert len(api.seen) == 1
+    batch = rt.store.batches.batch(chunk_id.rsplit(".", 1)[0])
+    assert (batch["recipients_succeeded"], batch["recipients_failed"]) == ("0", "2")
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.last_error is not None
+    assert chunk.last_error["message"] == "nope"
+    assert rt.store.batches.ledger_counts(chunk_id.rsplit(".", 1)[0]) == {"failed": 2}
+
+
+def test_a_429_parks_the_chunk_past_the_cool_down_without_a_second_request(api: Api) -> None:
+    rt = _runtime(api, OUTBOX_COOLDOWN_SECONDS="90")
+    set_runtime(rt)
+    try:
+        api.handler = lambda request: httpx.Response(429, json={"data": {"error": "slow down"}})
+        chunk_id, payload = _send(rt)
+        assert _run(rt, chunk_id, payload) == "retrying"
+        assert 89 < rt.store.limits.cooling_for() <= 90
+        call = json.loads(rt.redis.zrange(keys.parked(), 0, 0)[0])
+        assert (call["task"], call["chunk"]) == ("outbox.send_email", chunk_id)
+        assert call["due"] - rt.store.now() >= 89
+        other_id, other = _send(rt)
+        # longer than a sender waits (OUTBOX's line wait, 60 s here): it waits parked
+        assert _run(rt, other_id, other) == "parked"
+        assert len(api.seen) == 1
+    finally:
+        set_runtime(None)
+
+
+def test_a_cool_down_during_the_wait_for_a_slot_moves_the_send(api: Api) -> None:
+    """A 429 seen by another worker while this one waits for its slot: it sends at the
+    cool-down's end, not into it."""
+    rt = _runtime(api, rate="1/s", OUTBOX_COOLDOWN_SECONDS="1")
+    set_runtime(rt)
+    try:
+        first_id, first = _send(rt)
+        second_id, second = _send(rt)
+        assert _run(rt, first_id, first) == "sent"
+        outcome: list[str] = []
+        waiter = threading.Thread(target=lambda: outcome.append(_run(rt, second_id, second)))
+        waiter.start()  # its slot is a second after the first answer
+        time.sleep(0.3)
+        cooled = time.time()
+        rt.store.limits.cool_down(rt.send_limit, 1.5)
+        waiter.join(10)
+        assert outcome == ["sent"]
+        assert api.seen[1][0] >= cooled + 1.5 - 0.05
+    finally:
+        set_runtime(None)
+
+
+def test_a_rejected_key_holds_every_send_until_the_probe_passes(rt: Runtime, api: Api) -> None:
+    api.handler = lambda request: httpx.Response(
+        401,
+        json={
+            "data": {
+                "error": "API key is invalid",
+                "error_code": "E_ApiResponseCodes.API_KEY_INVALID",
+            }
+        },
+    )
+    chunk_id, payload = _send(rt)
+    assert _run(rt, chunk_id, payload) == "retrying"
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert (chunk.state, chunk.attempts) == (State.RETRYING, 0)  # the attempt is not counted
+    assert rt.store.limits.hold_reason() == "401 API key is invalid"
+    other_id, other = _send(rt)
+    assert _run(rt, other_id, other) == "parked"
+    assert len(api.seen) == 1
+    assert probe_hold(rt) is False  # the key is still refused
+    api.handler = lambda request: httpx.Response(200, json={"request_id": "r", "data": {}})
+    rt.redis.delete(keys.turn("probe-hold"))
+    assert probe_hold(rt) is True
+    assert rt.store.limits.hold_reason() is None
+    api.handler = _ok
+    assert _run(rt, other_id, other) == "sent"
+
+
+def test_a_payload_that_no_longer_validates_is_dead_at_once(rt: Runtime, api: Api) -> None:
+    chunk_id, payload = _send(rt)
+    assert _run(rt, chunk_id, {**payload, "to": ["not an address"]}) == "dead"
+    assert [c for c, _ in rt.store.batches.dead_letters()] == [chunk_id]
+    assert api.seen == []

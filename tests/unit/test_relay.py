@@ -1,0 +1,75 @@
+"""The relay: due parked calls, chunks whose holder died, and messages lost between a
+worker's fetch and its claim, published again (fakeredis, the in-memory broker)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import fakeredis
+
+from outbox import send_email
+from outbox.worker.queues import TaskName
+from outbox.worker.relay import LOST_AFTER, recover_lost, relay_due
+from outbox.worker.runtime import Runtime
+from outbox.worker.store import keys
+from outbox.worker.store.limits import Limit
+from outbox.worker.store.parked import Call
+
+
+def _message(chunk_id: str, published_at: float) -> bytes:
+    """A task message as kombu's Redis transport keeps it on a queue."""
+    return json.dumps(
+        {"body": "", "headers": {"task": "outbox.send_email", "published_at": published_at}}
+    ).encode()
+
+
+def test_due_calls_and_dead_holders_chunks_are_published(
+    runtime: Runtime, memory_broker: Any
+) -> None:
+    due = send_email(
+        "s@example.com", ["a@example.org"], "Hi", text_body="x", send_at=time.time() + 60
+    )
+    held = send_email("s@example.com", ["b@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    runtime.redis.zadd(keys.parked(), {Call(TaskName.SEND_EMAIL, chunk=f"{due.id}.0").member(0): 0})
+    dead = Limit("send", runtime.send_limit.windows, lease=0.01, ttl=600, line_lease=60)
+    runtime.store.batches.claim(f"{held.id}.0", limit=dead, worker="gone", token="t", max_wait=5)
+    time.sleep(0.05)
+    assert relay_due(runtime) == 2
+    published = sorted(args[0] for _, args, _ in memory_broker.drain())
+    assert published == sorted([f"{due.id}.0", f"{held.id}.0"])
+    assert relay_due(runtime) == 0  # the parked one released, the held one leased
+
+
+def test_a_message_lost_before_its_claim_is_found_and_published_again(
+    runtime: Runtime, memory_broker: Any
+) -> None:
+    broker = fakeredis.FakeRedis()
+    lost = send_email("s@example.com", ["a@example.org"], "Hi", text_body="x")
+    waiting = send_email("s@example.com", ["b@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    stamped = runtime.store.now()
+    # A later message still waits on the queue: the older one was taken, never claimed.
+    broker.lpush("email", _message(f"{waiting.id}.0", stamped + LOST_AFTER + 1))
+    assert recover_lost(runtime, broker) == 2  # the queue's oldest came after both
+    runtime.redis.delete(keys.turn("look-for-lost"))
+    memory_broker.drain()
+
+    # Once the oldest waiting message is older than a chunk, that chunk may still be
+    # waiting behind it: not lost.
+    broker.delete("email")
+    broker.lpush("email", _message(f"{waiting.id}.0", stamped - 100))
+    assert recover_lost(runtime, broker) == 0
+    runtime.redis.delete(keys.turn("look-for-lost"))
+
+    # A claim takes a chunk out of the index for good.
+    runtime.store.batches.claim(
+        f"{lost.id}.0", limit=runtime.send_limit, worker="w", token="t", max_wait=5
+    )
+    broker.delete("email")
+    runtime.redis.zadd(keys.unclaimed("email"), {f"{waiting.id}.0": stamped - 60})
+    assert recover_lost(runtime, broker) == 1
+    [(name, args, queue)] = memory_broker.drain()
+    assert (name, args[0], queue) == ("outbox.send_email", f"{waiting.id}.0", "email")

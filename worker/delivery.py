@@ -1,0 +1,476 @@
+"""One attempt at one chunk: decide, then act.
+
+The decisions are pure functions, tested as tables: :func:`decide` reads the claim
+(send now or at the slot's time, wait in line, park, leave it to another worker, look an
+unknown attempt up), :func:`judge` reads the API's answer (sent, failed, retry, hold the
+account, an unknown fate). :class:`Delivery` carries them out against Redis, the broker
+and the API, with the clock and the waits of its :class:`~outbox.worker.runtime.Runtime`.
+
+What an answer means (the real service's, ``docs/smtp2go-fidelity.md``): a 200 whose
+``succeeded`` is 0 and ``failed`` is not refused the email (an unverified sender, say):
+the chunk is ``failed`` with the API's messages and is never sent again; a 200 with
+``succeeded`` >= 1 is ``sent``, any ``failures`` kept on the record. The counts are of
+emails (a request is one email), never of recipients.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, assert_never
+
+from pydantic import ValidationError
+
+from outbox.errors import RateLimitedError, SMTP2GOError, TransportError
+from outbox.worker.publish import publish_callback
+from outbox.worker.queues import SEND_TASKS
+from outbox.worker.reconcile import OUTBOX_ID_HEADER, SETTLE_SECONDS, ThrottledLookup, reconcile
+from outbox.worker.records import load_record
+from outbox.worker.retry import Action
+from outbox.worker.runtime import Runtime
+from outbox.worker.smtp2go.endpoints import EMAIL_MIME, EMAIL_SEND, SMS_SEND
+from outbox.worker.smtp2go.models import (
+    CustomHeader,
+    EmailSend,
+    MimeSend,
+    SendResult,
+    SmsSend,
+    SmsSendResult,
+    field_errors_of,
+)
+from outbox.worker.states import Kind, State
+from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome
+from outbox.worker.store.limits import Grant, Wake
+from outbox.worker.store.parked import Call
+
+__all__ = ["Delivery", "Step", "Verdict", "decide", "judge"]
+
+logger = logging.getLogger(__name__)
+
+#: How long a task whose account is held waits parked before it looks again (the hold's
+#: probe lifts it as soon as the key works).
+HOLD_RECHECK = 30.0
+#: Waits given back to the relay are spread over this much more, so a crowd refused at
+#: once does not come back at once.
+SPREAD = 0.25
+
+
+class Step(StrEnum):
+    #: Send at the slot's time (``Decision.wait`` seconds from the claim).
+    SEND = "send"
+    #: Wait in the rate-limit line for a slot.
+    WAIT = "wait"
+    #: Keep the task call parked for ``Decision.wait`` seconds.
+    PARK = "park"
+    #: Another worker holds the chunk (a duplicate message): nothing to do.
+    DROP = "drop"
+    #: The chunk is final already.
+    SETTLED = "settled"
+    #: An earlier attempt's fate is unknown: look it up before anything is sent.
+    LOOK_UP = "look_up"
+    #: No record: nothing can be sent.
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    step: Step
+    wait: float = 0.0
+
+
+def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
+    """What a task does with its claim."""
+    match claim.outcome:
+        case ClaimOutcome.CLAIMED:
+            return Decision(Step.SEND, claim.wait)
+        case ClaimOutcome.WAITING:
+            return Decision(Step.WAIT)
+        case ClaimOutcome.THROTTLED:
+            return Decision(Step.PARK, claim.wait)
+        case ClaimOutcome.HELD:
+            return Decision(Step.PARK, hold_recheck)
+        case ClaimOutcome.FINAL:
+            return Decision(Step.SETTLED)
+        case ClaimOutcome.BUSY:
+            return Decision(Step.DROP)
+        case ClaimOutcome.AMBIGUOUS:
+            return Decision(Step.LOOK_UP)
+        case ClaimOutcome.MISSING:
+            return Decision(Step.MISSING)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one answer (or error) means for the chunk, ready for ``Batches.finish``."""
+
+    state: State
+    fields: dict[str, Any] = field(default_factory=dict)
+    log: dict[str, Any] = field(default_factory=dict)
+    email_id: str | None = None
+    #: The request may have reached the API (false: it surely did not).
+    went_out: bool = True
+    #: A 429: every worker holds off this long.
+    cool_down: float | None = None
+    #: The account cannot send: hold every send, with this reason (JSON).
+    hold: str | None = None
+    #: Park the task call for this long (a retry, a hold, a look-up).
+    park: float | None = None
+    #: What the recipients' ledger says about it.
+    ledger_note: str = ""
+
+
+def _answer_fields(answer: SendResult | SmsSendResult, request: Any) -> tuple[dict[str, Any], bool]:
+    """The fields to record from a 200, and whether the API refused the message."""
+    if isinstance(answer, SmsSendResult):
+        ids = {m.destination: m.message_id for m in answer.messages if m.message_id}
+        refused = [m.destination for m in answer.messages if m.status in {"failed", "rejected"}]
+        everyone = len(refused) >= len(request.destination) > 0 and bool(answer.messages)
+        return {"request_id": answer.request_id, "message_ids": ids, "failures": refused}, everyone
+    fields: dict[str, Any] = {"request_id": answer.request_id, "failures": list(answer.failures)}
+    if answer.succeeded is not None:
+        fields["succeeded"] = answer.succeeded
+    if answer.failed is not None:
+        fields["failed"] = answer.failed
+    return fields, answer.refused
+
+
+def judge(
+    outcome: SendResult | SmsSendResult | SMTP2GOError,
+    *,
+    request: Any,
+    attempt: int,
+    rt: Runtime,
+    rng: random.Random | None = None,
+) -> Verdict:
+    """What an answer (or an error) means for the chunk whose ``attempt`` it ended."""
+    if not isinstance(outcome, SMTP2GOError):
+        fields, refused = _answer_fields(outcome, request)
+        email_id = getattr(outcome, "email_id", None) or None
+        log = {"attempt": attempt, "email_id": email_id}
+        if not refused:
+            return Verdict(State.SENT, fields, log, email_id, ledger_note=email_id or "")
+        messages = fields.get("failures") or ["the API refused the message"]
+        error = {"type": "Refused", "message": "; ".join(messages), "retryable": False}
+        fields["last_error"] = error
+        return Verdict(
+            State.FAILED, fields, {**log, "error": error}, ledger_note=str(error["message"])
+        )
+
+    err = outcome
+    error = err.to_dict()
+    settings = rt.settings
+    cool_down = None
+    if isinstance(err, RateLimitedError):
+        cool_down = rt.policy.hint(err.retry_after, settings.cooldown_seconds)
+    decision = rt.policy.decide(err, attempt, hint=cool_down, rng=rng)
+    went_out = not (isinstance(err, TransportError) and not err.ambiguous)
+    shared = cool_down if settings.shared_cooldown else None
+    if decision.action is Action.HOLD:
+        why = {"error": error, "reason": f"{err.status_code or ''} {err.message}".strip()}
+        note = "account held: the API refused the key; the attempt does not count"
+        return Verdict(
+            State.RETRYING,
+            {"last_error": error, "attempts": attempt - 1},
+            {"attempt": attempt, "error": error, "note": note},
+            went_out=went_out,
+            hold=json.dumps(why),
+            park=HOLD_RECHECK,
+        )
+    if isinstance(err, TransportError) and err.ambiguous:
+        # The request may have reached the API (a read timeout, a dropped connection): a
+        # blind retry could send twice. Settle it the way a dead worker's claim is: leave
+        # it claimed, its lease ended, and look it up first when it comes back.
+        note = f"ambiguous attempt {attempt}: {error['type']} after the request was sent"
+        if decision.action is not Action.RETRY:
+            note += "; outcome unknown and attempts exhausted: check the activity before a replay"
+            return Verdict(
+                State.DEAD,
+                {"last_error": error, "ambiguous": note},
+                {"attempt": attempt, "error": error, "note": note},
+                ledger_note=note,
+            )
+        note += "; looked up before any resend"
+        return Verdict(
+            State.SENDING,
+            {"last_error": error, "ambiguous": note, "lease_until": rt.store.now()},
+            {"attempt": attempt, "error": error, "note": note},
+            cool_down=shared,
+            park=max(decision.delay, SETTLE_SECONDS),
+        )
+    if decision.action is Action.RETRY:
+        return Verdict(
+            State.RETRYING,
+            {"last_error": error},
+            {"attempt": attempt, "error": error, "retry_in": round(decision.delay, 3)},
+            went_out=went_out,
+            cool_down=shared,
+            park=decision.delay,
+        )
+    state = State.FAILED if decision.action is Action.FAIL else State.DEAD
+    return Verdict(
+        state,
+        {"last_error": error},
+        {"attempt": attempt, "error": error},
+        went_out=went_out,
+        cool_down=shared,
+        ledger_note=str(error.get("message") or error["type"]),
+    )
+
+
+def _validate(kind: Kind, payload: dict[str, Any]) -> EmailSend | MimeSend | SmsSend:
+    if kind is Kind.MIME:
+        return MimeSend.model_validate(payload)
+    if kind is Kind.SMS:
+        return SmsSend.model_validate(payload)
+    return EmailSend.model_validate(payload)
+
+
+def _with_outbox_id(request: EmailSend | MimeSend | SmsSend, chunk_id: str) -> Any:
+    """The request as sent: tagged with the chunk id so it can be found again."""
+    if isinstance(request, EmailSend):
+        headers = [h for h in request.custom_headers if h.header.lower() != "x-outbox-id"]
+        headers.append(CustomHeader(header=OUTBOX_ID_HEADER, value=chunk_id))
+        return request.model_copy(update={"custom_headers": headers})
+    if isinstance(request, MimeSend):
+        if request.mime_email.lower().startswith("x-outbox-id:"):
+            return request
+        mime = f"{OUTBOX_ID_HEADER}: {chunk_id}\r\n{request.mime_email}"
+        return request.model_copy(update={"mime_email": mime})
+    return request
+
+
+class Stop(Exception):
+    """The worker is stopping: the task goes back to the broker untouched."""
+
+
+class Delivery:
+    """Runs one attempt of one chunk (a task's body)."""
+
+    def __init__(self, rt: Runtime, kind: Kind, chunk_id: str, worker: str) -> None:
+        self.rt = rt
+        self.kind = kind
+        self.chunk_id = chunk_id
+        self.worker = worker
+        self.limit = rt.send_limit
+        self.batches = rt.store.batches
+        self.call = Call(SEND_TASKS[kind], chunk=chunk_id)
+
+    def run(self, payload: dict[str, Any]) -> str:
+        """The chunk's state afterwards (or what happened to the task)."""
+        try:
+            request = _validate(self.kind, payload)
+        except ValidationError as exc:
+            return self._poison(exc)
+        token = uuid.uuid4().hex
+        return self._act(request, self._claim(token), token)
+
+    def _act(self, request: Any, claim: Claim, token: str) -> str:
+        decision = decide(claim)
+        match decision.step:
+            case Step.LOOK_UP:
+                settled = self._look_up(request, claim, token)
+                return settled if isinstance(settled, str) else self._act(request, settled, token)
+            case Step.SETTLED:
+                return claim.previous.value if claim.previous else "final"
+            case Step.DROP:
+                return "busy"
+            case Step.MISSING:
+                logger.error(
+                    "chunk %s has no record (expired or never created); not sent", self.chunk_id
+                )
+                return "missing"
+            case Step.PARK:
+                return self._park(decision.wait)
+            case Step.WAIT:
+                waited = self._wait_in_line(token)
+                if isinstance(waited, str):
+                    return waited
+                return self._send(request, waited)
+            case Step.SEND:
+                grant = Grant(claim.member, claim.now + claim.wait, claim.now, self.rt.monotonic())
+                return self._send(request, grant)
+        assert_never(decision.step)
+
+    # -- claiming and waiting -----------------------------------------------------------
+
+    def _claim(self, token: str, *, takeover: bool = False, note: str = "") -> Claim:
+        return self.batches.claim(
+            self.chunk_id,
+            limit=self.limit,
+            worker=self.worker,
+            token=token,
+            max_wait=self.rt.settings.line_wait,
+            takeover=takeover,
+            note=note,
+        )
+
+    def _park(self, wait: float) -> str:
+        due = self.rt.store.now() + wait + random.uniform(0, SPREAD + wait / 10)
+        self.rt.store.parked.park(self.call, due)
+        return "parked"
+
+    def _wait_in_line(self, token: str) -> Grant | str:
+        rt = self.rt
+        rt.waiting[self.chunk_id] = token
+        try:
+            got = rt.store.limits.await_grant(self.limit, self.chunk_id, rt.settings.line_wait)
+        finally:
+            rt.waiting.pop(self.chunk_id, None)
+        if isinstance(got, Grant):
+            return got
+        if got is Wake.HELD:  # the hold sent the line away: wait parked
+            return self._park(HOLD_RECHECK)
+        stopping = got is Wake.STOP
+        park = None if stopping else (self.call, rt.store.now() + random.uniform(0, SPREAD))
+        if self.batches.leave_line(
+            self.chunk_id, limit=self.limit, worker=self.worker, token=token, park=park
+        ):
+            if stopping:
+                raise Stop(self.chunk_id)
+            return "parked"
+        # granted as it was leaving: the grant is waiting on the wake list
+        got = rt.store.limits.await_grant(self.limit, self.chunk_id, 1.0)
+        if not isinstance(got, Grant):
+            raise RuntimeError(f"chunk {self.chunk_id}: granted a slot but no grant arrived")
+        return got
+
+    def _look_up(self, request: Any, claim: Claim, token: str) -> Claim | str:
+        """A previous claimant died mid-request: find out whether the API took it.
+
+        Returns the new claim when the chunk is to be sent again, or what became of it.
+        """
+        rt = self.rt
+        try:
+            outcome = reconcile(rt, self.kind, self.chunk_id, request)
+        except ThrottledLookup as wait:
+            return self._park(wait.wait)
+        attempt = claim.attempt
+        if outcome.found:
+            note = f"ambiguous attempt {attempt}: accepted (found by {outcome.how}); not resent"
+            finished = self.batches.finish(
+                self.chunk_id,
+                State.SENT,
+                limit=self.limit,
+                fields={"ambiguous": note},
+                log={"note": note},
+                email_id=outcome.email_id,
+                ledger_note=outcome.email_id or "",
+            )
+            self._after(finished.outcome, finished.has_callback)
+            return State.SENT.value
+        if not outcome.conclusive and rt.settings.ambiguous_policy == "hold":
+            note = f"ambiguous attempt {attempt}: {outcome.how}; held for an operator"
+            error = {"type": "Ambiguous", "message": note}
+            return self._give_up(State.DEAD, error, note=note)
+        return self._claim(
+            token, takeover=True, note=f"ambiguous attempt {attempt}: {outcome.how}; resent"
+        )
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _send(self, request: Any, grant: Grant) -> str:
+        rt = self.rt
+        attempt = int(grant.member.rsplit("#", 1)[1])
+        rt.waiting[self.chunk_id] = grant.member
+        try:
+            wake = rt.store.limits.await_slot(self.limit, self.chunk_id, grant)
+        finally:
+            rt.waiting.pop(self.chunk_id, None)
+        if wake is not Wake.GO:
+            claim = Claim(self.chunk_id, ClaimOutcome.CLAIMED, 0.0, attempt, None, grant.now)
+            stopping = wake is Wake.STOP
+            park = None if stopping else (self.call, rt.store.now() + HOLD_RECHECK)
+            note = (
+                "slot given back: the worker is stopping"
+                if stopping
+                else "slot given back: account held"
+            )
+            self.batches.give_back(claim, limit=self.limit, note=note, park=park)
+            if stopping:
+                raise Stop(self.chunk_id)
+            return "parked"
+        outcome = self._request(_with_outbox_id(request, self.chunk_id))
+        verdict = judge(outcome, request=request, attempt=attempt, rt=rt)
+        park = (self.call, rt.store.now() + verdict.park) if verdict.park is not None else None
+        finished = self.batches.finish(
+            self.chunk_id,
+            verdict.state,
+            limit=self.limit,
+            fields=verdict.fields,
+            log=verdict.log,
+            expect=State.SENDING,
+            member=grant.member,
+            went_out=verdict.went_out,
+            email_id=verdict.email_id,
+            cool_down=verdict.cool_down,
+            hold=verdict.hold,
+            park=park,
+            ledger_note=verdict.ledger_note,
+        )
+        if verdict.hold:
+            logger.error(
+                "the API refused the account's key on a send (%s): every send is held until "
+                "the key works again",
+                verdict.fields.get("last_error", {}).get("message"),
+            )
+        self._after(finished.outcome, finished.has_callback)
+        return verdict.state.value
+
+    def _request(self, request: Any) -> SendResult | SmsSendResult | SMTP2GOError:
+        client = self.rt.client
+        try:
+            if isinstance(request, SmsSend):
+                return client.call(SMS_SEND, request)
+            if isinstance(request, MimeSend):
+                return client.call(EMAIL_MIME, request)
+            return client.call(EMAIL_SEND, request)
+        except SMTP2GOError as err:
+            return err
+
+    # -- endings ------------------------------------------------------------------------
+
+    def _poison(self, exc: ValidationError) -> str:
+        errors = field_errors_of(exc)
+        logger.error("chunk %s: payload does not validate (%s); dead", self.chunk_id, errors)
+        error = {
+            "type": "InvalidPayload",
+            "message": "the task's payload does not validate: " + ", ".join(errors),
+            "field_errors": errors,
+        }
+        # No record to mark (expired, never created): still leave a dead letter.
+        if self.batches.bury_orphan(self.chunk_id, kind=self.kind, error=error):
+            return State.DEAD.value
+        return self._give_up(State.DEAD, error)
+
+    def _give_up(self, state: State, error: dict[str, Any], *, note: str | None = None) -> str:
+        fields: dict[str, Any] = {"last_error": error}
+        log: dict[str, Any] = {"error": error}
+        if note:
+            fields["ambiguous"] = note
+            log["note"] = note
+        finished = self.batches.finish(
+            self.chunk_id,
+            state,
+            limit=self.limit,
+            fields=fields,
+            log=log,
+            ledger_note=note or str(error.get("message", "")),
+        )
+        self._after(finished.outcome, finished.has_callback)
+        return state.value
+
+    def _after(self, outcome: FinishOutcome, has_callback: bool) -> None:
+        """Fire the batch's completion callback, exactly once: only the call that made the
+        last chunk final learns ``BATCH_DONE``."""
+        if outcome is not FinishOutcome.BATCH_DONE or not has_callback:
+            return
+        batch_id = self.chunk_id.rsplit(".", 1)[0]
+        record = load_record(self.rt.store, batch_id)
+        if record is None or record.callback is None:
+            return
+        publish_callback(record.callback, record.model_dump(mode="json"))
+        self.batches.mark_callback_sent(batch_id)

@@ -1,0 +1,100 @@
+"""Publishing task messages: the one way outbox puts a task on the broker.
+
+A chunk's task message carries the batch's shared payload merged with the chunk's own
+recipients, so a worker needs nothing else to send. The stored parts let the relay,
+the sweep and replays rebuild the same message later (:func:`chunk_task`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from outbox.worker.app import app
+from outbox.worker.queues import SEND_TASKS, Queue, TaskName
+from outbox.worker.store import Store
+from outbox.worker.store.batches import Batches
+from outbox.worker.store.chunks import batch_id_of
+
+__all__ = ["Task", "chunk_task", "chunk_tasks", "publish", "publish_callback"]
+
+_SENDS = frozenset(SEND_TASKS.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One task message: which task, its arguments, the queue it goes to."""
+
+    name: TaskName
+    args: Sequence[Any]
+    queue: Queue = Queue.EMAIL
+
+
+def chunk_task(batches: Batches, chunk_id: str) -> Task | None:
+    """The send task of a chunk, rebuilt from its record; ``None`` if it expired."""
+    chunk = batches.chunk(chunk_id)
+    base = batches.payload(batch_id_of(chunk_id))
+    if chunk is None or base is None:
+        return None
+    return Task(SEND_TASKS[chunk.kind], [chunk_id, {**base, **chunk.fields}], chunk.queue)
+
+
+def chunk_tasks(
+    kind: Any,
+    base: Mapping[str, Any],
+    chunks: Iterable[tuple[str, Mapping[str, Any]]],
+    queue: Queue,
+) -> list[Task]:
+    """The send tasks of new chunks ``(chunk id, the chunk's own fields)``."""
+    name = SEND_TASKS[kind]
+    return [Task(name, [chunk_id, {**base, **own}], queue) for chunk_id, own in chunks]
+
+
+def publish(tasks: Iterable[Task], *, store: Store | None = None) -> int:
+    """Publish ``tasks`` over one broker connection; how many were published.
+
+    Every message carries the time it was published (``published_at``), and with a
+    ``store`` its chunk is stamped unclaimed as of now, so a message lost between a
+    worker's fetch and its claim is found (:mod:`outbox.worker.store.unclaimed`). The
+    producer's first publish needs no stamp: the create script made it. Producers send no
+    ``task-sent`` event (``celeryconfig``): it would double the round trips of every
+    enqueue, and Flower learns of a task from its ``task-received``.
+    """
+    tasks = list(tasks)
+    if store is not None:
+        now = store.now()
+        for queue in {t.queue for t in tasks}:
+            chunks = [str(t.args[0]) for t in tasks if t.queue is queue and t.name in _SENDS]
+            store.unclaimed.mark(queue.value, chunks, now)
+    published = 0
+    with app.producer_or_acquire() as producer:
+        for task in tasks:
+            app.send_task(
+                task.name,
+                args=list(task.args),
+                queue=task.queue.value,
+                routing_key=task.queue.value,
+                producer=producer,
+                argsrepr=_shown(task),
+                headers={"published_at": time.time()},
+            )
+            published += 1
+    return published
+
+
+def _shown(task: Task) -> str:
+    """How the task's arguments appear in logs and in Flower: never the message itself
+    (recipients, subjects, bodies), only what identifies it."""
+    if task.name in _SENDS:
+        return repr([task.args[0], "<message>"])
+    if task.name is TaskName.RECORD_EVENT:
+        event = task.args[0] if task.args and isinstance(task.args[0], Mapping) else {}
+        return repr([{"event": event.get("event"), "email_id": event.get("email_id")}])
+    return repr(list(task.args))
+
+
+def publish_callback(callback: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    """Call a batch's completion callback (a Celery signature of the application's own)."""
+    app.signature(dict(callback)).apply_async(args=[dict(record)])

@@ -1,0 +1,177 @@
+"""The relay: a thread in every worker process that puts work back on the broker.
+
+Once a second it takes (leased, so one worker takes each) the parked task calls that are
+due and the chunks whose holder's lease ran out (a worker died mid-attempt or in line),
+and publishes their tasks; a republished chunk's claim finds the expired lease and looks
+the attempt up before anything is resent. Every few seconds one relay of the fleet looks
+for messages a dead worker took off a Redis queue before claiming their chunk
+(:func:`recover_lost`), and while the account's sending is held it probes the key
+(:mod:`outbox.worker.account`).
+
+A call is released only after it was published: a relay that dies in between leaves it
+to another relay after the lease (a second copy is a no-op at the claim).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+
+from outbox.worker.account import probe_hold
+from outbox.worker.publish import Task, chunk_task, publish
+from outbox.worker.queues import Queue
+from outbox.worker.runtime import Runtime, get_runtime
+
+__all__ = ["Relay", "recover_lost", "relay_due"]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two looks at the parked set and the leases.
+POLL_INTERVAL = 1.0
+#: How long a taken call is leased to the relay that took it.
+TAKE_LEASE = 60.0
+#: A message is claimed within milliseconds of a worker taking it off its queue: a chunk
+#: still unclaimed this long after a message published later was still waiting was lost
+#: with the worker that took it (room, too, for clocks a little apart).
+LOST_AFTER = 10.0
+#: Seconds between two looks for lost messages (one worker of the fleet looks).
+LOOK_FOR_LOST_EVERY = 5.0
+
+
+def relay_due(rt: Runtime, *, limit: int = 200) -> int:
+    """Publish every due parked call and every chunk whose hold ran out; how many."""
+    store = rt.store
+    due = store.parked.take(lease=TAKE_LEASE, limit=limit)
+    published = 0
+    for call, member in due.calls:
+        if call.chunk is not None:
+            task = chunk_task(store.batches, call.chunk)
+        else:
+            task = Task(call.task, list(call.args), Queue.EMAIL)
+        if task is None:
+            logger.warning("parked call %s has no record any more; dropped", call)
+        else:
+            published += publish([task], store=store)
+        store.parked.release(member)
+    tasks = []
+    for chunk_id in due.expired:
+        task = chunk_task(store.batches, chunk_id)
+        if task is not None:
+            logger.warning(
+                "chunk %s: its holder's lease ran out (a worker died); published again", chunk_id
+            )
+            tasks.append(task)
+    return published + (publish(tasks, store=store) if tasks else 0)
+
+
+def _published_at(raw: bytes | str) -> float | None:
+    try:
+        value = json.loads(raw)["headers"]["published_at"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def recover_lost(rt: Runtime, broker: Any) -> int:
+    """Publish again the chunks whose message a worker took off a Redis queue and lost
+    before claiming them (see :mod:`outbox.worker.store.unclaimed`); how many."""
+    store = rt.store
+    if not store.account.take_turn("look-for-lost", LOOK_FOR_LOST_EVERY):
+        return 0
+    now = store.now()
+    found = 0
+    for queue in Queue:
+        oldest = broker.lindex(queue.value, -1)
+        waiting_since = _published_at(oldest) if oldest is not None else None
+        cutoff = (waiting_since if waiting_since is not None else now) - LOST_AFTER
+        lost = store.unclaimed.older_than(queue.value, cutoff)
+        if not lost:
+            continue
+        tasks = {c: chunk_task(store.batches, c) for c in lost}
+        store.unclaimed.forget(queue.value, [c for c, task in tasks.items() if task is None])
+        again = [task for task in tasks.values() if task is not None]
+        if again:
+            logger.warning(
+                "%d chunk(s) of queue %s were taken by a worker that died before claiming "
+                "them; published again: %s",
+                len(again),
+                queue.value,
+                ", ".join(str(t.args[0]) for t in again[:5]),
+            )
+            found += publish(again, store=store)
+    return found
+
+
+def _broker_client() -> Any:
+    """A client of the Redis broker, or ``None`` for another broker (RabbitMQ keeps its
+    own acknowledgements: nothing can be lost between a fetch and a claim there).
+
+    The URL is the one the worker consumes from (``broker_read_url``, else
+    ``broker_url``), as Celery resolves it, not ``CELERY_BROKER_URL`` read again."""
+    from outbox.worker.app import app
+
+    connection = app.connection_for_read()
+    try:
+        url = connection.as_uri(include_password=True)
+    finally:
+        connection.release()
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    return redis.Redis.from_url(url, socket_keepalive=True)
+
+
+class Relay(threading.Thread):
+    """The per-process thread that runs :func:`relay_due` every second."""
+
+    def __init__(self, interval: float = POLL_INTERVAL) -> None:
+        super().__init__(name="outbox-relay", daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        broker = _broker_client()
+        while not self.stopped.wait(self.interval):
+            try:
+                rt = get_runtime()
+                relay_due(rt)
+                probe_hold(rt)
+                if broker is not None:
+                    recover_lost(rt, broker)
+            except Exception:  # a Redis blip must not kill the thread
+                logger.exception("relaying parked tasks failed; trying again")
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+_relay: Relay | None = None
+
+
+@worker_ready.connect
+def _start(sender: Any = None, **_: Any) -> None:
+    global _relay
+    if _relay is None:
+        _relay = Relay()
+        _relay.start()
+
+
+@worker_shutting_down.connect
+def _wake_waiters(**_: Any) -> None:
+    """A warm shutdown waits for running tasks: senders waiting for a slot give it back
+    (their tasks return to the broker) instead of holding the shutdown up."""
+    rt = get_runtime()
+    rt.store.limits.stop_waiting(rt.send_limit, list(rt.waiting))
+
+
+@worker_shutdown.connect
+def _stop(**_: Any) -> None:
+    global _relay
+    if _relay is not None:
+        _relay.stop()
+        _relay = None

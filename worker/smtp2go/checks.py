@@ -1,0 +1,230 @@
+"""The checks the payload models are built from, one rule each: addresses, numbers,
+header text, files, and how a validation error names its fields.
+
+Producers refuse with them what can only be a mistake (a line break in a header, an
+address that is not one), never what the API accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import getaddresses, parseaddr
+from functools import lru_cache
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+__all__ = [
+    "E164",
+    "FORBIDDEN_HEADERS",
+    "MAX_ACTIVITY_LIMIT",
+    "MAX_HEADER_CHARS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_RECIPIENTS",
+    "MAX_SUBJECT_CHARS",
+    "EmailAddress",
+    "address_key",
+    "field_errors_of",
+    "validate_address",
+    "validate_domain_or_address",
+]
+
+#: Recipients per field (``to``, ``cc`` and ``bcc`` each) in one API call.
+MAX_RECIPIENTS = 100
+#: Whole message: bodies, attachments and inlines (counted base64-encoded, as they
+#: travel) and custom headers. The API says "50 MB"; the decimal reading is stricter.
+MAX_MESSAGE_BYTES = 50_000_000
+MAX_SUBJECT_CHARS = 255
+#: Both the name and the value of a custom header.
+MAX_HEADER_CHARS = 127
+#: Most events one ``activity/search`` call returns.
+MAX_ACTIVITY_LIMIT = 1000
+#: Headers the API refuses in ``custom_headers`` (compared case-insensitively).
+FORBIDDEN_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+
+_LINE_BREAKS = re.compile(r"[\r\n\x00]")
+#: RFC 5322 field name: printable ASCII except the colon.
+FIELD_NAME = re.compile(r"[!-9;-~]+")
+#: An address whose local part is an ASCII dot-atom (RFC 5322), the shape of nearly all.
+_SIMPLE_ADDR = re.compile(
+    r"(?P<local>[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@(?P<domain>[^@\s]+)"
+)
+_ANGLE_ADDR = re.compile(r"(?P<name>[^<>]*?)\s*<(?P<addr>[^<>\s]+)>")
+_MIME_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+WHITESPACE = re.compile(r"\s+")
+
+
+def _no_line_breaks(value: str) -> str:
+    if _LINE_BREAKS.search(value):
+        raise ValueError("must not contain CR, LF or NUL characters")
+    return value
+
+
+def validate_address(value: str) -> str:
+    """Accept ``addr@host`` or ``Name <addr@host>``; return it stripped.
+
+    Refuses CR/LF (header injection), several addresses in one string and anything
+    whose address part ``email_validator`` rejects (syntax only, no DNS).
+    """
+    _no_line_breaks(value)
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    plain = _SIMPLE_ADDR.fullmatch(text)
+    if plain and len(plain["local"]) <= 64 and len(text) <= 254:
+        # The common case, without the stdlib parser (~30 us an address): an ASCII
+        # dot-atom local part needs no more checking, and each domain's verdict is
+        # cached (a 10,000-recipient list has few domains).
+        try:
+            _check_domain(plain["domain"].lower())
+        except EmailNotValidError as exc:
+            raise ValueError(f"invalid address {text!r}: {exc}") from None
+        return text
+    if "<" in text or ">" in text:
+        match = _ANGLE_ADDR.fullmatch(text)
+        if match is None:
+            raise ValueError(f"not an address of the form 'Name <addr@host>': {text!r}")
+        expected = match["addr"]
+    else:
+        if WHITESPACE.search(text):
+            raise ValueError(f"not an email address: {text!r}")
+        expected = text
+    if len(getaddresses([text])) != 1:
+        raise ValueError(f"must be a single address: {text!r}")
+    _, addr = parseaddr(text)
+    if not addr or addr != expected:
+        raise ValueError(f"not an email address: {text!r}")
+    try:
+        validate_email(addr, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"invalid address {addr!r}: {exc}") from None
+    return text
+
+
+@lru_cache(maxsize=4096)
+def _check_domain(domain: str) -> None:
+    """``email_validator``'s domain rules (syntax, special-use names), once per domain."""
+    validate_email(f"x@{domain}", check_deliverability=False)
+
+
+def address_key(address: str) -> str:
+    """The comparable part of an address: ``"Ann <A@X.com>"`` -> ``"a@x.com"``.
+
+    One rule for every comparison of recipients: de-duplication across to/cc/bcc, the
+    local suppression set, and webhook events.
+    """
+    if "<" not in address and '"' not in address and "(" not in address:
+        return address.strip().lower()  # a bare address: skip the stdlib parser
+    return (parseaddr(address)[1] or address).strip().lower()
+
+
+def validate_domain_or_address(value: str) -> str:
+    """An address (for one recipient) or a bare domain (for all of its addresses)."""
+    _no_line_breaks(value)
+    text = value.strip()
+    if "@" in text:
+        return validate_address(text)
+    if not _DOMAIN.fullmatch(text):
+        raise ValueError(f"neither an email address nor a domain: {text!r}")
+    return text
+
+
+def _e164(value: str) -> str:
+    if not _E164.fullmatch(value):
+        raise ValueError(f"not an E.164 phone number ('+' then 7 to 15 digits): {value!r}")
+    return value
+
+
+def check_mimetype(value: str) -> str:
+    # Empty only when there is no filename to guess from, which is reported on its own.
+    if value and not _MIME_TYPE.fullmatch(value):
+        raise ValueError(f"not a MIME type such as image/png: {value!r}")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    """Naive datetimes are read as UTC, the API's own time zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def json_object(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply to be JSON") from None
+    return value
+
+
+def with_mimetype(data: Any) -> Any:
+    """Fill a missing ``mimetype`` from the filename, as mail clients do."""
+    if isinstance(data, Mapping) and not data.get("mimetype") and data.get("filename"):
+        guessed, _ = mimetypes.guess_type(str(data["filename"]), strict=False)
+        return {**data, "mimetype": guessed or "application/octet-stream"}
+    return data
+
+
+def looks_like_mime(text: str) -> bool:
+    """A MIME message starts with a header line; base64 never holds a colon."""
+    return ":" in text.lstrip().split("\n", 1)[0]
+
+
+def as_list(value: Any) -> Any:
+    """A single string where a list is expected is the list of that one string."""
+    return [value] if isinstance(value, str) else value
+
+
+#: An ``addr@host`` or ``Name <addr@host>`` string, checked by :func:`validate_address`.
+EmailAddress = Annotated[str, AfterValidator(validate_address)]
+#: A phone number in E.164 form, e.g. ``+61400000000``.
+E164 = Annotated[str, AfterValidator(_e164)]
+HeaderText = Annotated[str, AfterValidator(_no_line_breaks)]
+Subject = Annotated[str, Field(max_length=MAX_SUBJECT_CHARS), AfterValidator(_no_line_breaks)]
+HttpURL = Annotated[str, AfterValidator(_http_url)]
+Schedule = Annotated[datetime, AfterValidator(_aware)]
+
+
+def fail(title: str, problems: list[tuple[tuple[str | int, ...], str, Any]]) -> None:
+    """Raise one ValidationError naming every cross-field problem at its own field."""
+    if problems:
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("value_error", message), loc=loc, input=value
+                )
+                for loc, message, value in problems
+            ],
+        )
+
+
+def field_errors_of(exc: ValidationError) -> dict[str, str]:
+    """Every bad field of ``exc`` as ``{"to.3": "message", "attachments.0.fileblob": ...}``.
+
+    Problems with no single field (the total size) are keyed ``__root__``.
+    """
+    result: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "__root__"
+        message = error["msg"].removeprefix("Value error, ")
+        result[key] = f"{result[key]}; {message}" if key in result else message
+    return result

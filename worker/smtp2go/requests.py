@@ -1,0 +1,309 @@
+"""The request bodies of SMTP2GO's sending endpoints, as pydantic models (the account
+endpoints' are in :mod:`.management`).
+
+One definition for both ends: producers validate with them (so bad input is refused
+before anything is queued) and the client serialises them with :meth:`WireModel.to_wire`,
+which never sends a ``null``: unset and empty fields are left out of the JSON body.
+
+Where the reference the project was specified from differs from the real API, the
+models speak the real API and accept the friendlier names on input:
+
+- SMS: input ``to`` / ``message`` are accepted, the wire names are ``destination`` /
+  ``content``.
+- Inline images: there is no ``cid`` on the wire, the ``filename`` *is* the content id.
+  A ``cid`` given on input becomes the filename that is sent.
+- ``reply_to``: ``email/send`` has no such field; it is sent as a ``Reply-To`` custom header.
+- Templates: ``template/add`` takes ``id`` (chosen by the caller) and ``template_name``;
+  ``template_variables`` is an object of sample values (a list of names is accepted).
+- Activity search: the email id filter is ``search_email_id`` (``email_id`` accepted).
+- Suppressions use ``email_address`` (an address or a whole domain).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from outbox.worker.smtp2go.checks import (
+    E164,
+    FIELD_NAME,
+    FORBIDDEN_HEADERS,
+    MAX_HEADER_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_RECIPIENTS,
+    WHITESPACE,
+    EmailAddress,
+    HeaderText,
+    HttpURL,
+    Schedule,
+    Subject,
+    as_list,
+    check_mimetype,
+    fail,
+    json_object,
+    looks_like_mime,
+    with_mimetype,
+)
+
+__all__ = [
+    "Attachment",
+    "BatchSend",
+    "CustomHeader",
+    "EmailSend",
+    "Inline",
+    "MimeSend",
+    "SmsSend",
+    "WireModel",
+]
+
+
+class WireModel(BaseModel):
+    """A request body: unknown fields refused, and :meth:`to_wire` never sends null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON body for the API: no ``None``, no empty lists or objects at the top."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        return {key: value for key, value in data.items() if value != [] and value != {}}
+
+
+class _File(WireModel):
+    """A file carried in the message: base64 ``fileblob`` or a ``url`` the API fetches."""
+
+    filename: Annotated[HeaderText, Field(min_length=1, max_length=255)]
+    #: Guessed from the filename when left out.
+    mimetype: Annotated[str, AfterValidator(check_mimetype)] = Field(
+        default="", validate_default=True
+    )
+    fileblob: str | None = None
+    url: HttpURL | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guess_mimetype(cls, data: Any) -> Any:
+        return with_mimetype(data)
+
+    @field_validator("fileblob")
+    @classmethod
+    def _valid_base64(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        compact = WHITESPACE.sub("", value)
+        if not compact:
+            raise ValueError("must not be empty")
+        try:
+            binascii.a2b_base64(compact, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("is not valid base64") from None
+        return compact
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.fileblob is None) == (self.url is None):
+            fail(
+                type(self).__name__,
+                [(("fileblob",), "give exactly one of fileblob or url", self.fileblob)],
+            )
+        return self
+
+    @property
+    def size(self) -> int:
+        """Bytes the file adds to the message: its base64 text as sent (0 for a URL)."""
+        return len(self.fileblob) if self.fileblob else 0
+
+
+class Attachment(_File):
+    """An attached file; ``mimetype`` defaults to a guess from the filename."""
+
+
+class Inline(_File):
+    """An inline image. The ``filename`` is its content id: ``<img src="cid:FILENAME">``.
+
+    The reference's ``cid`` is accepted for friendliness and becomes the filename that
+    is sent (the API has no ``cid`` field), so HTML written for the cid keeps working.
+    """
+
+    cid: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cid_is_filename(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("cid"):
+            cid = str(data["cid"]).strip().removeprefix("<").removesuffix(">")
+            data = dict(with_mimetype(data))
+            data["cid"] = cid
+            data["filename"] = cid
+        return data
+
+
+class CustomHeader(WireModel):
+    """One extra header; the API caps name and value at 127 characters each."""
+
+    header: Annotated[str, Field(min_length=1, max_length=MAX_HEADER_CHARS)]
+    value: Annotated[HeaderText, Field(max_length=MAX_HEADER_CHARS)]
+
+    @field_validator("header")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not FIELD_NAME.fullmatch(value):
+            raise ValueError(f"not a header name (printable ASCII, no spaces or colons): {value!r}")
+        if value.lower() in FORBIDDEN_HEADERS:
+            raise ValueError(f"{value} may not be set as a custom header")
+        return value
+
+
+class EmailSend(WireModel):
+    """The body of ``email/send`` (and one item of ``email/batch``)."""
+
+    sender: EmailAddress
+    to: Annotated[list[EmailAddress], Field(min_length=1, max_length=MAX_RECIPIENTS)]
+    cc: Annotated[list[EmailAddress], Field(max_length=MAX_RECIPIENTS)] = []
+    bcc: Annotated[list[EmailAddress], Field(max_length=MAX_RECIPIENTS)] = []
+    subject: Subject | None = None
+    html_body: str | None = None
+    text_body: str | None = None
+    template_id: Annotated[str, Field(min_length=1)] | None = None
+    template_data: Annotated[dict[str, Any], AfterValidator(json_object)] | None = None
+    custom_headers: list[CustomHeader] = []
+    attachments: list[Attachment] = []
+    inlines: list[Inline] = []
+    #: Sent as a ``Reply-To`` custom header: ``email/send`` has no reply_to field.
+    reply_to: EmailAddress | None = None
+    #: Naive times are UTC. See :func:`validate_schedule` for the 3-day window.
+    schedule: Schedule | None = None
+    fastaccept: bool | None = None
+
+    @field_validator("to", "cc", "bcc", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return as_list(value)
+
+    @field_validator("custom_headers", mode="before")
+    @classmethod
+    def _headers_from_mapping(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return [{"header": k, "value": v} for k, v in value.items()]
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+        if not (self.html_body or self.text_body or self.template_id):
+            problems.append((("html_body",), "give html_body, text_body or template_id", None))
+        if self.reply_to and any(h.header.lower() == "reply-to" for h in self.custom_headers):
+            problems.append((("reply_to",), "also set as a Reply-To custom header", self.reply_to))
+        if self.reply_to and len(self.reply_to) > MAX_HEADER_CHARS:
+            message = f"travels as a header value: at most {MAX_HEADER_CHARS} characters"
+            problems.append((("reply_to",), message, self.reply_to))
+        if self.size > MAX_MESSAGE_BYTES:
+            problems.append(
+                ((), f"message is {self.size} bytes, over {MAX_MESSAGE_BYTES}", self.size)
+            )
+        fail("EmailSend", problems)
+        return self
+
+    @property
+    def size(self) -> int:
+        """Bytes counted against :data:`MAX_MESSAGE_BYTES` (URL attachments excluded).
+
+        Template data counts as its JSON: it is rendered into the message, and a
+        request that large is refused by the API anyway.
+        """
+        texts = (self.subject, self.html_body, self.text_body)
+        total = sum(len(text.encode()) for text in texts if text)
+        total += sum(f.size for f in self.attachments) + sum(f.size for f in self.inlines)
+        total += sum(len(h.header) + len(h.value.encode()) + 4 for h in self.custom_headers)
+        if self.template_data:
+            total += len(json.dumps(self.template_data, ensure_ascii=False).encode())
+        return total
+
+    def to_wire(self) -> dict[str, Any]:
+        data = super().to_wire()
+        reply_to = data.pop("reply_to", None)
+        if reply_to:
+            data.setdefault("custom_headers", []).append({"header": "Reply-To", "value": reply_to})
+        return data
+
+
+class MimeSend(WireModel):
+    """The body of ``email/mime``: a complete MIME message.
+
+    ``mime_email`` may be given as the raw message or base64 of it; it is kept raw (so
+    a header can still be prepended) and :meth:`to_wire` sends base64, as the API asks.
+    """
+
+    mime_email: Annotated[str, Field(min_length=1)]
+    schedule: Schedule | None = None
+    fastaccept: bool | None = None
+
+    @field_validator("mime_email")
+    @classmethod
+    def _raw_message(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if not looks_like_mime(value):
+            try:
+                decoded = binascii.a2b_base64(WHITESPACE.sub("", value), strict_mode=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("is neither a MIME message nor base64 of one") from None
+            value = decoded.decode("utf-8", errors="surrogateescape")
+            if not looks_like_mime(value):
+                raise ValueError("does not decode to a MIME message")
+        size = len(value.encode("utf-8", errors="surrogateescape"))
+        if size > MAX_MESSAGE_BYTES:
+            raise ValueError(f"message is {size} bytes, over {MAX_MESSAGE_BYTES}")
+        return value
+
+    def to_wire(self) -> dict[str, Any]:
+        data = super().to_wire()
+        raw = self.mime_email.encode("utf-8", errors="surrogateescape")
+        data["mime_email"] = base64.b64encode(raw).decode("ascii")
+        return data
+
+
+class BatchSend(WireModel):
+    """The body of ``email/batch``: several ``email/send`` objects in one call."""
+
+    emails: Annotated[list[EmailSend], Field(min_length=1)]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"emails": [email.to_wire() for email in self.emails]}
+
+
+class SmsSend(WireModel):
+    """The body of ``sms/send``; ``to`` and ``message`` are accepted as input names."""
+
+    destination: Annotated[list[E164], Field(min_length=1, max_length=MAX_RECIPIENTS)] = Field(
+        validation_alias=AliasChoices("destination", "to")
+    )
+    content: Annotated[str, Field(min_length=1)] = Field(
+        validation_alias=AliasChoices("content", "message")
+    )
+    #: A number in E.164 form; the account's default sender when left out.
+    sender: E164 | None = None
+
+    @field_validator("destination", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return as_list(value)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value

@@ -1,0 +1,217 @@
+"""Every Redis key outbox writes, in one place.
+
+Every key starts with ``{outbox}:``. The braces are a Redis Cluster hash tag: all keys
+hash to one slot, so every script's keys share it and one Lua call can move a chunk, its
+batch, the indexes and the rate-limit windows together. (On a cluster that gives
+availability, not sharding: one shard holds outbox's data.) The prefix also lets one
+Redis serve other data beside outbox.
+
+Every write sets a TTL (the retention) except the dead-letter index, the suppression
+set and the account hold, which an operator (or the worker that clears a hold) empties
+on purpose. The Lua scripts build the keys of chunks they reach through a rate-limit
+line from the same templates (:data:`TEMPLATES`), never from literals of their own.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PREFIX",
+    "TEMPLATES",
+    "account_hold",
+    "active",
+    "batch",
+    "batch_payload",
+    "chunk",
+    "chunk_events",
+    "chunk_log",
+    "cooldown",
+    "dead_letters",
+    "email_index",
+    "failed_letters",
+    "idempotency",
+    "leases",
+    "ledger",
+    "ledger_counts",
+    "limit_granted",
+    "limit_line",
+    "limit_window",
+    "parked",
+    "quota",
+    "reconcile_found",
+    "reconcile_scanned",
+    "reconcile_scanning",
+    "stats_snapshot",
+    "suppressed",
+    "turn",
+    "unclaimed",
+    "wake",
+    "webhook_unmatched",
+]
+
+PREFIX = "{outbox}:"
+
+#: Templates (``{}`` for each argument) the Lua scripts need, by the name they use.
+TEMPLATES: dict[str, str] = {
+    "batch": PREFIX + "batch:{}",
+    "chunk": PREFIX + "chunk:{}",
+    "chunk_log": PREFIX + "chunk:{}:log",
+    "ledger": PREFIX + "batch:{}:ledger",
+    "ledger_counts": PREFIX + "batch:{}:ledger:counts",
+    "unclaimed": PREFIX + "unclaimed:{}",
+    "wake": PREFIX + "limit:{}:wake:{}",
+}
+
+
+def _fill(name: str, *values: str) -> str:
+    """A template with its ``{}`` filled in order (the prefix's braces are literal)."""
+    parts = TEMPLATES[name].split("{}")
+    return parts[0] + "".join(v + rest for v, rest in zip(values, parts[1:], strict=True))
+
+
+def batch(batch_id: str) -> str:
+    """Hash: one producer call (kind, counts per state, callback, ...)."""
+    return _fill("batch", batch_id)
+
+
+def batch_payload(batch_id: str) -> str:
+    """String: the payload shared by the batch's chunks (JSON), kept for replay and sweeps."""
+    return f"{PREFIX}batch:{batch_id}:payload"
+
+
+def ledger(batch_id: str) -> str:
+    """Hash: every recipient of a batch -> its fate (JSON), kept as records change."""
+    return _fill("ledger", batch_id)
+
+
+def ledger_counts(batch_id: str) -> str:
+    """Hash: how many recipients of a batch are in each ledger state."""
+    return _fill("ledger_counts", batch_id)
+
+
+def chunk(chunk_id: str) -> str:
+    """Hash: one API request's worth of recipients (:class:`~.chunks.StoredChunk`)."""
+    return _fill("chunk", chunk_id)
+
+
+def chunk_log(chunk_id: str) -> str:
+    """List: every transition of a chunk, oldest first (JSON entries)."""
+    return _fill("chunk_log", chunk_id)
+
+
+def chunk_events(chunk_id: str) -> str:
+    """Hash: delivery events from webhooks, keyed by event id so repeats collapse."""
+    return f"{PREFIX}chunk:{chunk_id}:events"
+
+
+def email_index(email_id: str) -> str:
+    """String: SMTP2GO ``email_id`` -> chunk id, so webhook events find their record."""
+    return f"{PREFIX}email:{email_id}"
+
+
+def idempotency(key: str) -> str:
+    """String: a producer's idempotency key -> the batch id it created."""
+    return f"{PREFIX}idem:{key}"
+
+
+def active() -> str:
+    """Sorted set: chunk ids not yet final, scored by their last change (the sweep's index)."""
+    return f"{PREFIX}active"
+
+
+def leases() -> str:
+    """Sorted set: chunk ids a worker holds (sending, or waiting in a rate-limit line),
+    scored by when the hold runs out; a worker republishes a chunk whose hold ran out."""
+    return f"{PREFIX}leases"
+
+
+def unclaimed(queue: str) -> str:
+    """Sorted set: chunk ids whose task was published to ``queue`` and that no worker has
+    claimed yet, scored by when (a message taken off the queue by a worker that died
+    before claiming it shows here, older than anything still on the queue)."""
+    return _fill("unclaimed", queue)
+
+
+def dead_letters() -> str:
+    """Sorted set: dead chunk ids scored by the time they died."""
+    return f"{PREFIX}dead"
+
+
+def failed_letters() -> str:
+    """Sorted set: failed chunk ids scored by the time they failed (for replays by error)."""
+    return f"{PREFIX}failed"
+
+
+def parked() -> str:
+    """Sorted set: task calls waiting for their time (retries, ``send_at``, holds), by due time."""
+    return f"{PREFIX}parked"
+
+
+def suppressed() -> str:
+    """Set: addresses producers refuse (hard bounces, spam complaints, synced suppressions)."""
+    return f"{PREFIX}suppressed"
+
+
+def limit_window(bucket: str, index: int, part: str) -> str:
+    """Sorted set: the requests a rate-limit window counts (``part`` ``busy``: in flight,
+    scored by when a dead claimant's hold ends; ``answered``: scored by when they leave)."""
+    return f"{PREFIX}limit:{bucket}:{index}:{part}"
+
+
+def limit_line(bucket: str) -> str:
+    """List: senders waiting for a slot of a bucket, first come first served."""
+    return f"{PREFIX}limit:{bucket}:line"
+
+
+def limit_granted(bucket: str) -> str:
+    """Sorted set: slots granted for a time still to come, by that time (a cool-down moves them)."""
+    return f"{PREFIX}limit:{bucket}:granted"
+
+
+def wake(bucket: str, chunk_id: str) -> str:
+    """List: messages to the sender of a chunk waiting for its slot (its grant, or a hold)."""
+    return _fill("wake", bucket, chunk_id)
+
+
+def cooldown() -> str:
+    """String: until when (Redis clock) nobody calls the API: a 429 times the IP out."""
+    return f"{PREFIX}cooldown"
+
+
+def account_hold() -> str:
+    """String: why sending is held for the whole account (a rejected key; JSON)."""
+    return f"{PREFIX}hold"
+
+
+def quota() -> str:
+    """String: the account's monthly quota as last read from ``stats/email_cycle`` (JSON)."""
+    return f"{PREFIX}quota"
+
+
+def turn(job: str) -> str:
+    """String with a TTL: whose turn a fleet-wide periodic job (a probe, a log line) is."""
+    return f"{PREFIX}turn:{job}"
+
+
+def reconcile_found() -> str:
+    """Hash: chunk id -> ``email_id`` found by ``activity/search`` scans."""
+    return f"{PREFIX}reconcile:found"
+
+
+def reconcile_scanning() -> str:
+    """Lock: held by the one worker scanning ``activity/search`` (the others wait for it)."""
+    return f"{PREFIX}reconcile:scanning"
+
+
+def reconcile_scanned(edge: str) -> str:
+    """String: the Redis time a scan started (``at``) or the window it read from (``from``)."""
+    return f"{PREFIX}reconcile:scanned_{edge}"
+
+
+def stats_snapshot() -> str:
+    """String: the latest ``stats/email_summary`` answer with the time it was taken."""
+    return f"{PREFIX}stats:email_summary"
+
+
+def webhook_unmatched() -> str:
+    """List: webhook events naming no message of ours (newest first, bounded)."""
+    return f"{PREFIX}webhooks:unmatched"

@@ -1,0 +1,205 @@
+"""The shared rate limits in Redis: windows, the line of waiting senders, cool-downs, holds.
+
+The algorithm lives in ``lua/limits.lua`` (its header says why it never lets a window at
+the API count more than N arrivals); the chunk scripts (claim, finish, give-back) run it
+together with a chunk's own state change, so a send costs no extra round trip for its
+slot. This module holds what the Python side needs: a bucket's :class:`Limit` (its keys
+and arguments for the scripts), the scripts that are about the limit alone, and the wait
+of a sender for a slot granted to it.
+
+A waiting sender blocks on its own wake list (``BLPOP``) instead of polling: the script
+that grants it a slot writes the slot's time there; a cool-down that begins meanwhile
+writes the later time; a hold writes ``held``. Every message names the attempt it is for
+(``<chunk>#<attempt>``), so a stale one is never taken for a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from outbox.worker.settings import Window
+from outbox.worker.store import keys, scripts
+
+__all__ = ["Limit", "Limits", "Wake"]
+
+#: A wait shorter than this is slept locally: ``BLPOP`` treats a timeout that rounds to
+#: zero as "forever".
+_SHORTEST_BLOCK = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One bucket of the shared limit (``send`` or ``activity``) and how it is held."""
+
+    bucket: str
+    windows: Sequence[Window]
+    #: How long a claim holds its slot at most (client timeout and margin): a dead
+    #: claimant's request counts until then, plus the window's period.
+    lease: float
+    #: Retention of the records the scripts write while serving the line.
+    ttl: int
+    #: How long a place in line holds a chunk before its worker is presumed dead.
+    line_lease: float
+
+    def keys(self) -> list[str]:
+        out = [
+            keys.cooldown(),
+            keys.account_hold(),
+            keys.limit_line(self.bucket),
+            keys.limit_granted(self.bucket),
+            keys.active(),
+            keys.leases(),
+        ]
+        for i, _ in enumerate(self.windows):
+            out += [
+                keys.limit_window(self.bucket, i, "busy"),
+                keys.limit_window(self.bucket, i, "answered"),
+            ]
+        return out
+
+    def args(self) -> list[Any]:
+        out: list[Any] = [self.bucket, repr(self.lease), self.ttl, repr(self.line_lease)]
+        out.append(len(self.windows))
+        for window in self.windows:
+            out += [window.count, repr(window.period)]
+        return out
+
+
+class Wake(StrEnum):
+    #: The slot's time has come: send.
+    GO = "go"
+    #: The account's sending is held: give the slot back and wait parked.
+    HELD = "held"
+    #: Nobody granted a slot in time.
+    TIMEOUT = "timeout"
+    #: The worker is stopping: give the slot or the place in line back.
+    STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A slot granted to a waiting sender: its attempt's member, the slot's time, and the
+    Redis time when it was granted (``since``: the local monotonic time it was read)."""
+
+    member: str
+    at: float
+    now: float
+    since: float
+
+
+class Limits:
+    """The limit scripts that involve no chunk, and the waits of senders."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._cool_down = scripts.load(redis, "cool_down")
+        self._hold = scripts.load(redis, "hold")
+        self._acquire = scripts.load(redis, "acquire")
+        self._release = scripts.load(redis, "release")
+
+    # -- the whole account -------------------------------------------------------------
+
+    def cool_down(self, limit: Limit, seconds: float) -> float:
+        """Nobody sends for ``seconds`` (never shortens one); slots granted for earlier are
+        moved to its end. Returns the seconds left of the cool-down."""
+        left = self._cool_down(keys=limit.keys(), args=[repr(max(seconds, 0.001)), *limit.args()])
+        return float(left)
+
+    def cooling_for(self) -> float:
+        """Seconds of cool-down left (0 when none), by the Redis clock: one pipeline."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.cooldown())
+        pipe.time()
+        until, (seconds, micros) = pipe.execute()
+        now = float(seconds) + float(micros) / 1_000_000
+        return max(0.0, float(until) - now) if until is not None else 0.0
+
+    def hold(self, limit: Limit, reason: str) -> None:
+        """Hold every send (a rejected key): waiting senders are sent away to park."""
+        self._hold(keys=limit.keys(), args=[reason, *limit.args()])
+
+    def release_hold(self, limit: Limit) -> bool:
+        """Lift the hold; true when there was one."""
+        return bool(int(self._hold(keys=limit.keys(), args=["", *limit.args()])))
+
+    def hold_reason(self) -> str | None:
+        """Why sending is held, for people, or ``None`` when it is not."""
+        raw = self.redis.get(keys.account_hold())
+        if raw is None:
+            return None
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        try:
+            return str(json.loads(text).get("reason") or text)
+        except (ValueError, AttributeError):
+            return text
+
+    # -- slots for requests that are not a chunk's ------------------------------------
+
+    def acquire(self, limit: Limit, member: str, *, max_wait: float) -> tuple[bool, float]:
+        """``(granted, seconds)``: a slot at most ``max_wait`` ahead (then sleep that long
+        before the request), or how long to wait before asking again."""
+        granted, wait = self._acquire(
+            keys=limit.keys(), args=[member, repr(max_wait), *limit.args()]
+        )
+        return bool(granted), float(wait)
+
+    def release(self, limit: Limit, member: str, *, went_out: bool) -> None:
+        self._release(keys=limit.keys(), args=[member, "1" if went_out else "", *limit.args()])
+
+    # -- waits ---------------------------------------------------------------------------
+
+    def await_grant(self, limit: Limit, chunk_id: str, timeout: float) -> Grant | Wake:
+        """Wait in line for a slot: the grant, or ``HELD``, or ``TIMEOUT``."""
+        reply = self.redis.blpop([keys.wake(limit.bucket, chunk_id)], timeout=max(timeout, 1.0))
+        if reply is None:
+            return Wake.TIMEOUT
+        _, got = _read(reply[1])
+        return got
+
+    def await_slot(self, limit: Limit, chunk_id: str, grant: Grant) -> Wake:
+        """Wait until the granted slot's time; a cool-down may move it, a hold call it off.
+
+        Never early: ``grant.now`` is the Redis time when the slot was granted (at or
+        before ``grant.since``, when it was read here), so the wait measured from it ends
+        at or after the slot's time on the Redis clock.
+        """
+        box = keys.wake(limit.bucket, chunk_id)
+        while True:
+            remaining = grant.at - grant.now - (time.monotonic() - grant.since)
+            if remaining <= 0:
+                return Wake.GO
+            if remaining < _SHORTEST_BLOCK:
+                time.sleep(remaining)
+                return Wake.GO
+            reply = self.redis.blpop([box], timeout=remaining)
+            if reply is None:
+                return Wake.GO
+            member, got = _read(reply[1])
+            if member not in (grant.member, "-"):
+                continue  # for an earlier attempt of the chunk
+            if not isinstance(got, Grant):
+                return got
+            grant = got
+
+    def stop_waiting(self, limit: Limit, chunk_ids: list[str]) -> None:
+        """Wake this process's waiting senders: the worker is stopping."""
+        if chunk_ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for chunk_id in chunk_ids:
+                pipe.rpush(keys.wake(limit.bucket, chunk_id), "- stop")
+            pipe.execute()
+
+
+def _read(raw: Any) -> tuple[str, Grant | Wake]:
+    """A wake message (``"<member> <slot time> <granted at>"``, ``"<member> held"`` or
+    ``"- stop"``): whose it is, and the (new) grant or what to do instead."""
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    member, what, *rest = text.split(" ")
+    if what in (Wake.HELD, Wake.STOP):
+        return member, Wake(what)
+    return member, Grant(member, float(what), float(rest[0]), time.monotonic())

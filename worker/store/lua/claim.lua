@@ -1,0 +1,51 @@
+-- Claim a chunk for one attempt together with its rate-limit slot.
+-- KEYS: chunk, batch, log, then the limit block (limits.lua)
+-- ARGV: worker, takeover ('1' or ''), note, wait token, longest wait for a direct grant,
+--       then the limit block
+-- Returns: outcome, seconds (until the slot; or of a live hold elsewhere), attempt,
+--          the state before, Redis time
+local L = limit_at(4, 6)
+local now = clock()
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', '0', '0', '', fmt(now)} end
+local chunk_id = redis.call('HGET', KEYS[1], 'id')
+local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
+-- its message reached a worker
+redis.call('ZREM', key('unclaimed', redis.call('HGET', KEYS[1], 'queue') or 'email'), chunk_id)
+if FINAL[state] then
+  redis.call('ZREM', L.leases, chunk_id)
+  return {'final', '0', attempts, state, fmt(now)}
+end
+local worker, takeover, note, token = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+if state == 'sending' then
+  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+  if lease_until > now then return {'busy', fmt(lease_until - now), attempts, state, fmt(now)} end
+  if not takeover then return {'ambiguous', '0', attempts, state, fmt(now)} end
+  -- the earlier attempt was looked up and is settled as not accepted
+  redis.call('HSET', KEYS[1], 'state', 'retrying', 'ambiguous', note, 'updated_at', fmt(now))
+  count(KEYS[2], 'sending', 'retrying')
+  log(KEYS[3], L.ttl, {at = now, state = 'retrying', note = note})
+  state = 'retrying'
+elseif redis.call('HEXISTS', KEYS[1], 'waiting') == 1 then
+  local held_until = tonumber(redis.call('ZSCORE', L.leases, chunk_id) or '0')
+  if held_until > now then return {'busy', fmt(held_until - now), attempts, state, fmt(now)} end
+  redis.call('HDEL', KEYS[1], 'waiting')  -- its waiter is gone; this copy carries on
+end
+if redis.call('EXISTS', L.hold) == 1 then return {'held', '0', attempts, state, fmt(now)} end
+serve(L, now, 8)
+if redis.call('LLEN', L.line) == 0 then
+  local at = free_at(L, now, cooling_until(L))
+  if at ~= nil and at - now <= tonumber(ARGV[5]) then
+    local attempt = begin_attempt(L, chunk_id, worker, at, now, '')
+    take(L, chunk_id .. '#' .. attempt, at, now)
+    redis.call('DEL', key('wake', L.bucket, chunk_id))
+    return {'claimed', fmt(at - now), tostring(attempt), state, fmt(now)}
+  end
+  if at ~= nil then return {'throttled', fmt(at - now), attempts, state, fmt(now)} end
+end
+-- No slot whose time is known: wait in line until an answer frees one.
+redis.call('HSET', KEYS[1], 'waiting', token)
+redis.call('ZADD', L.leases, now + L.line_lease, chunk_id)
+redis.call('DEL', key('wake', L.bucket, chunk_id))
+redis.call('RPUSH', L.line, chunk_id .. '\t' .. worker .. '\t' .. token)
+return {'waiting', '0', attempts, state, fmt(now)}

@@ -1,0 +1,6 @@
+-- A 429 outside a send: nothing is granted before now + seconds.
+-- KEYS: the limit block   ARGV: seconds, then the limit block
+-- Returns: seconds until the cool-down ends
+local L = limit_at(1, 2)
+local now = clock()
+return fmt(cool_down(L, now, tonumber(ARGV[1])) - now)

@@ -1,0 +1,68 @@
+-- Record the outcome of an attempt and release (or account for) its rate-limit slot.
+-- KEYS: chunk, batch, log, dead, email index or '', parked, failed, then the limit block
+-- ARGV: new state, fields (json), log entry (json), expected state or '', slot member or
+--       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
+--       a task call to park or '', when it is due, ledger note, then the limit block
+-- Returns: outcome (moved, final, batch_done, noop, missing), the state before, '1' when
+--          the batch that just finished has a completion callback
+local L = limit_at(8, 12)
+local now = clock()
+local member, went_out = ARGV[5], ARGV[6] == '1'
+if member ~= '' then answered(L, member, now, went_out) end
+if ARGV[7] ~= '' then cool_down(L, now, tonumber(ARGV[7])) end
+if ARGV[8] ~= '' then hold(L, now, ARGV[8]) end
+local new = ARGV[1]
+local old = redis.call('HGET', KEYS[1], 'state')
+local outcome = 'moved'
+if not old then
+  outcome = 'missing'
+elseif FINAL[old] or (ARGV[4] ~= '' and ARGV[4] ~= old) then
+  outcome = 'noop'
+end
+if outcome ~= 'moved' then
+  serve(L, now, 8)
+  return {outcome, old or '', ''}
+end
+local chunk_id = redis.call('HGET', KEYS[1], 'id')
+local batch_id = redis.call('HGET', KEYS[1], 'batch')
+local fields = cjson.decode(ARGV[2])
+fields['state'] = new
+fields['updated_at'] = fmt(now)
+for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
+count(KEYS[2], old, new)
+local entry = cjson.decode(ARGV[3])
+entry['at'] = now
+entry['state'] = new
+log(KEYS[3], L.ttl, entry)
+if KEYS[5] ~= '' then redis.call('SET', KEYS[5], chunk_id, 'EX', L.ttl) end
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], tonumber(ARGV[10]), ARGV[9]) end
+local has_callback = ''
+if new == 'sending' then
+  -- an attempt whose fate is unknown stays claimed; its parked call (or, failing that,
+  -- its hold running out) brings it back to be looked up
+  redis.call('ZADD', L.leases, tonumber(ARGV[10] ~= '' and ARGV[10] or now) + L.lease, chunk_id)
+else
+  redis.call('ZREM', L.leases, chunk_id)
+end
+if not FINAL[new] then
+  redis.call('ZADD', L.active, now, chunk_id)
+else
+  outcome = 'final'
+  redis.call('ZREM', L.active, chunk_id)
+  local n = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '0')
+  redis.call('HINCRBY', KEYS[2], new == 'sent' and 'recipients_succeeded' or 'recipients_failed', n)
+  if new == 'dead' then redis.call('ZADD', KEYS[4], now, chunk_id) end
+  if new == 'failed' then redis.call('ZADD', KEYS[7], now, chunk_id) end
+  ledger(batch_id, KEYS[1], new, ARGV[11])
+  local done = 0
+  for state in pairs(FINAL) do
+    done = done + tonumber(redis.call('HGET', KEYS[2], 'n:' .. state) or '0')
+  end
+  if done >= tonumber(redis.call('HGET', KEYS[2], 'chunks') or '0')
+     and redis.call('HSETNX', KEYS[2], 'finished_at', fmt(now)) == 1 then
+    outcome = 'batch_done'
+    if redis.call('HEXISTS', KEYS[2], 'callback') == 1 then has_callback = '1' end
+  end
+end
+serve(L, now, 8)
+return {outcome, old, has_callback}

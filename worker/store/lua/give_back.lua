@@ -1,0 +1,24 @@
+-- Undo a claim before anything was sent (a hold called the grant off, the worker is
+-- stopping): the chunk returns to its earlier state with its attempt count as it was,
+-- and its slot is free again at once.
+-- KEYS: chunk, batch, log, parked, then the limit block
+-- ARGV: slot member, state to return to, note, a task call to park or '', when it is
+--       due, then the limit block
+-- Returns: 1 when undone, 0 when the chunk had moved on (left alone)
+local L = limit_at(5, 6)
+local now = clock()
+answered(L, ARGV[1], now, false)
+local given = 0
+if redis.call('HGET', KEYS[1], 'state') == 'sending' then
+  local chunk_id = redis.call('HGET', KEYS[1], 'id')
+  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', fmt(now))
+  count(KEYS[2], 'sending', ARGV[2])
+  log(KEYS[3], L.ttl, {at = now, state = ARGV[2], note = ARGV[3]})
+  redis.call('ZREM', L.leases, chunk_id)
+  redis.call('ZADD', L.active, now, chunk_id)
+  if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[4]) end
+  given = 1
+end
+serve(L, now, 8)
+return given

@@ -1,0 +1,13 @@
+-- A waiter gives up its place in line (it waited as long as it may, or its worker is
+-- stopping). If a slot was granted meanwhile it keeps it instead.
+-- KEYS: chunk, parked, then the limit block
+-- ARGV: line entry, wait token, a task call to park or '', when it is due, then the
+--       limit block
+-- Returns: 'left', or 'granted' (the grant is on the waiter's wake list)
+local L = limit_at(3, 5)
+if redis.call('HGET', KEYS[1], 'waiting') ~= ARGV[2] then return 'granted' end
+redis.call('HDEL', KEYS[1], 'waiting')
+redis.call('LREM', L.line, 1, ARGV[1])
+redis.call('ZREM', L.leases, redis.call('HGET', KEYS[1], 'id'))
+if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[3]) end
+return 'left'

@@ -1,0 +1,26 @@
+-- Put a dead chunk (or, when allowed, a failed one) back to queued, its attempts reset.
+-- A chunk that was sent is never replayed.
+-- KEYS: chunk, batch, log, active, dead, failed
+-- ARGV: ttl, who, the states that may be replayed (comma-separated)
+-- Returns: {'replayed' or 'noop', the state it was in}
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'sent' or not string.find(',' .. ARGV[3] .. ',', ',' .. state .. ',', 1, true) then
+  return {'noop', state or ''}
+end
+local now = clock()
+local ttl = tonumber(ARGV[1])
+local n = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '0')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'updated_at', fmt(now),
+           'due_at', fmt(now))
+redis.call('HINCRBY', KEYS[1], 'replays', 1)
+count(KEYS[2], state, 'queued')
+redis.call('HINCRBY', KEYS[2], 'recipients_failed', -n)
+redis.call('HDEL', KEYS[2], 'finished_at')
+local chunk_id = redis.call('HGET', KEYS[1], 'id')
+redis.call('ZREM', KEYS[5], chunk_id)
+redis.call('ZREM', KEYS[6], chunk_id)
+redis.call('ZADD', KEYS[4], now, chunk_id)
+ledger(redis.call('HGET', KEYS[1], 'batch'), KEYS[1], 'queued', '')
+for _, k in ipairs({KEYS[1], KEYS[2]}) do redis.call('EXPIRE', k, ttl) end
+log(KEYS[3], ttl, {at = now, state = 'queued', note = 'replayed by ' .. ARGV[2]})
+return {'replayed', state}
