@@ -86,6 +86,10 @@ beat_schedule = {
         "task": TaskName.REMATCH_EVENTS.value,
         "schedule": timedelta(seconds=_settings.rematch_interval),
     },
+    "quota-read": {
+        "task": TaskName.SYNC_QUOTA.value,
+        "schedule": timedelta(seconds=_settings.quota_interval),
+    },
     "expire-records": {
         "task": TaskName.EXPIRE_RECORDS.value,
         "schedule": timedelta(seconds=_settings.expire_interval),

@@ -198,10 +198,12 @@ def quota(as_json: bool) -> None:
     from outbox.worker.runtime import get_runtime
 
     rt = get_runtime()
-    seen = rt.store.account.quota()
+    account = rt.store.account
+    seen = account.quota()
+    left, waiting = account.quota_left(), account.throttled_count()
     held = rt.store.limits.hold_reason()
     if as_json:
-        print_json({"quota": seen, "held": held})
+        print_json({"quota": seen, "left": left, "throttled": waiting, "held": held})
         return
     if seen is None:
         click.echo("the quota has not been read yet (the beat job outbox.beat.sync_quota reads it)")
@@ -210,6 +212,13 @@ def quota(as_json: bool) -> None:
             f"cycle {seen.get('cycle_start', '?')} to {seen.get('cycle_end', '?')}: "
             f"{seen.get('cycle_used', '?')} used of {seen.get('cycle_max', '?')}, "
             f"{seen.get('cycle_remaining', '?')} remaining (read {when(seen.get('read_at'))})"
+        )
+    if left is not None:
+        click.echo(f"left for sending until the cycle ends: {left}")
+    if waiting:
+        click.echo(
+            click.style(f"{waiting} chunk(s) throttled", fg="yellow", bold=True)
+            + ": they go when a quota read finds room (a new cycle, a raised allowance)"
         )
     if held:
         click.echo(click.style(f"sending is HELD: {held}", fg="red", bold=True))

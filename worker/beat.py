@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from outbox.errors import RateLimitedError, SMTP2GOError
@@ -18,8 +19,13 @@ from outbox.worker.publish import chunk_task, publish
 from outbox.worker.queues import TaskName
 from outbox.worker.retry import backoff
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.smtp2go.endpoints import STATS_EMAIL_SUMMARY, SUPPRESSION_VIEW
+from outbox.worker.smtp2go.endpoints import (
+    STATS_EMAIL_CYCLE,
+    STATS_EMAIL_SUMMARY,
+    SUPPRESSION_VIEW,
+)
 from outbox.worker.smtp2go.models import SuppressionView
+from outbox.worker.states import State
 from outbox.worker.store import keys
 from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.store.parked import Call
@@ -30,6 +36,7 @@ __all__ = [
     "rematch_events",
     "stats_snapshot",
     "sweep_stuck",
+    "sync_quota",
     "sync_suppressions",
 ]
 
@@ -103,6 +110,77 @@ def sync_suppressions(attempt: int = 1) -> int | None:
     return _api_job(TaskName.SYNC_SUPPRESSIONS, attempt, _suppressions)
 
 
+def _cycle_end(value: Any) -> float | None:
+    """``cycle_end`` as epoch seconds: the API writes ``'2022-11-30 00:00:00+00:00'``
+    (its examples; the schema's has no offset, read as UTC)."""
+    try:
+        ends = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (ends if ends.tzinfo else ends.replace(tzinfo=UTC)).timestamp()
+
+
+def _quota(rt: Runtime) -> dict[str, Any]:
+    data = rt.client.call(STATS_EMAIL_CYCLE).data
+    now = rt.store.now()
+    counts = ("cycle_used", "cycle_remaining", "cycle_max")
+    used, left, most = (int(data.get(k) or 0) for k in counts)
+    seen: dict[str, Any] = {
+        "read_at": now,
+        "cycle_start": data.get("cycle_start"),
+        "cycle_end": data.get("cycle_end"),
+        "cycle_used": used,
+        "cycle_remaining": left,
+        "cycle_max": most,
+    }
+    rt.store.account.save_quota(seen)
+    ends = _cycle_end(seen["cycle_end"])
+    # No allowance reported (or a cycle already over): nothing is held back for one.
+    applies = most > 0 and ends is not None and ends > now
+    rt.store.account.set_quota_left(left, until=ends if applies else None)
+    seen["released"] = _release_throttled(rt, left if applies else None)
+    if applies and left <= 0:
+        logger.warning(
+            "the monthly quota is used up (%d of %d): emails wait `throttled` until %s",
+            used,
+            most,
+            seen["cycle_end"],
+        )
+    return seen
+
+
+def _release_throttled(rt: Runtime, left: int | None) -> int:
+    """Publish again the throttled chunks the allowance now covers, longest waiting
+    first (all of them when no quota applies); their claims take from it."""
+    batches = rt.store.batches
+    tasks, gone = [], []
+    room = left
+    for chunk_id in rt.store.account.throttled():
+        chunk = batches.chunk(chunk_id)
+        task = chunk_task(batches, chunk_id) if chunk is not None else None
+        if chunk is None or task is None:
+            gone.append(chunk_id)
+            continue
+        if room is not None:
+            if chunk.n_recipients > room:
+                break
+            room -= chunk.n_recipients
+        tasks.append(task)
+    rt.store.account.forget_throttled(gone)
+    if tasks:
+        logger.info("the monthly quota has room: %d throttled chunk(s) go again", len(tasks))
+        return publish(tasks, store=rt.store)
+    return 0
+
+
+@app.task(name=TaskName.SYNC_QUOTA)
+def sync_quota(attempt: int = 1) -> dict[str, Any] | None:
+    """Read the month's allowance (``stats/email_cycle``): emails that would overdraw
+    it wait ``throttled`` instead of failing; a new cycle or a raised allowance lets
+    them go."""
+    return _api_job(TaskName.SYNC_QUOTA, attempt, _quota)
+
+
 @app.task(name=TaskName.SWEEP_STUCK)
 def sweep_stuck() -> int:
     """Publish again every chunk that has not moved for ``OUTBOX_STUCK_AFTER`` seconds.
@@ -110,8 +188,9 @@ def sweep_stuck() -> int:
     The last resort for a task message lost before any worker claimed it (a producer
     that died between recording and publishing, a worker killed between taking a
     message and claiming its chunk): a chunk a worker *held* comes back sooner, when its
-    lease runs out. Chunks waiting for a ``send_at`` or a parked retry are left alone. A
-    second copy of a task whose first is still queued is harmless: the claim dedupes it.
+    lease runs out. Chunks waiting for a ``send_at``, a parked retry or the quota are left
+    alone. A second copy of a task whose first is still queued is harmless: the claim
+    dedupes it.
     """
     rt = get_runtime()
     batches = rt.store.batches
@@ -124,8 +203,8 @@ def sweep_stuck() -> int:
         if chunk is None:
             gone.append(chunk_id)
             continue
-        if (chunk.due_at or 0) > now:
-            continue
+        if (chunk.due_at or 0) > now or chunk.state is State.THROTTLED:
+            continue  # a parked call, or the next quota read, brings it back
         task = chunk_task(batches, chunk_id)
         if task is None:
             gone.append(chunk_id)

@@ -66,6 +66,9 @@ class Step(StrEnum):
     WAIT = "wait"
     #: Keep the task call parked for ``Decision.wait`` seconds.
     PARK = "park"
+    #: Over the monthly quota: the chunk waits ``throttled`` (no task kept) for a quota
+    #: read that finds room (:func:`outbox.worker.beat.sync_quota` publishes it again).
+    THROTTLED = "throttled"
     #: Another worker holds the chunk (a duplicate message): nothing to do.
     DROP = "drop"
     #: The chunk is final already.
@@ -89,8 +92,10 @@ def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
             return Decision(Step.SEND, claim.wait)
         case ClaimOutcome.WAITING:
             return Decision(Step.WAIT)
-        case ClaimOutcome.THROTTLED:
+        case ClaimOutcome.LATER:
             return Decision(Step.PARK, claim.wait)
+        case ClaimOutcome.OVER_QUOTA:
+            return Decision(Step.THROTTLED)
         case ClaimOutcome.HELD:
             return Decision(Step.PARK, hold_recheck)
         case ClaimOutcome.FINAL:
@@ -278,6 +283,8 @@ class Delivery:
                 return claim.previous.value if claim.previous else "final"
             case Step.DROP:
                 return "busy"
+            case Step.THROTTLED:
+                return State.THROTTLED.value
             case Step.MISSING:
                 logger.error(
                     "chunk %s has no record (expired or never created); not sent", self.chunk_id

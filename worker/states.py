@@ -14,6 +14,10 @@ class State(StrEnum):
     SENDING = "sending"
     #: An attempt failed with a retryable error; another is scheduled.
     RETRYING = "retrying"
+    #: Waiting for the account's monthly quota: sending it would overdraw what
+    #: ``stats/email_cycle`` says is left; it goes when the cycle ends or the allowance
+    #: is raised.
+    THROTTLED = "throttled"
     #: Accepted by SMTP2GO (recipients it refused are listed as failures).
     SENT = "sent"
     #: Refused for good (a 4xx other than 429, or invalid payload); never retried.

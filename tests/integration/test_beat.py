@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from outbox import send_email
 from outbox.worker import beat
 from outbox.worker.queues import Queue
 from outbox.worker.records import load_record
@@ -19,8 +21,11 @@ from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Limit
 from outbox.worker.webhooks.events import normalise
 from outbox.worker.webhooks.tasks import NO_MATCH, record
+from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
+from tests.integration.test_faults import SENDER, assert_intent, delivered
+from tests.integration.test_faults import beat as beat_process
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +177,39 @@ def test_api_jobs_wait_out_a_cool_down_and_log_one_line_when_the_api_fails(
     [(member, _)] = rt.redis.zrange(keys.parked(), 0, -1, withscores=True)
     assert json.loads(member)["task"] == "outbox.beat.stats_snapshot"
     assert json.loads(member)["args"] == [2]
+
+
+@pytest.mark.timeout(90)
+def test_an_exhausted_quota_throttles_then_a_raised_one_sends_exactly_once(
+    fleet: Fleet, producer: Runtime, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The month's allowance covers two of three 100-recipient emails: the third waits
+    ``throttled`` (never refused, never sent over the quota) until the operator raises
+    the allowance and the next quota read lets it go."""
+    sandbox.configure(cycle_max=250)
+    env = {"OUTBOX_QUOTA_INTERVAL": "1"}
+    fleet.start(concurrency=4, **env)
+    with beat_process(fleet, tmp_path, **env):
+        wait_until(lambda: producer.store.account.quota() is not None, timeout=30, what="a read")
+        handles = [
+            send_email(SENDER, [f"q{i}-{j}@example.com" for j in range(100)], "Hi", text_body="x")
+            for i in range(3)
+        ]
+        wait_until(
+            lambda: (
+                [h.status().state for h in handles].count(State.SENT) == 2
+                and State.THROTTLED in [h.status().state for h in handles]
+            ),
+            timeout=30,
+            what="two sent, one throttled",
+        )
+        [waiting] = [h for h in handles if h.status().state is State.THROTTLED]
+        assert producer.store.account.throttled() == [f"{waiting.id}.0"]
+        assert sum(delivered(sandbox).values()) == 200
+        sandbox.configure(cycle_max=1000)  # the allowance is raised
+        records = wait_all_done(handles, timeout=30)
+    assert all(r.state is State.SENT for r in records)
+    assert assert_intent(records, delivered(sandbox)).sent == 300
+    history = [h["state"] for h in waiting.status().chunks[0].history]
+    assert history[:2] == ["queued", "throttled"]
+    assert history[-1] == "sent"

@@ -18,6 +18,7 @@ from outbox.cli.output import redacted_url
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.states import State
+from outbox.worker.store import keys
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
@@ -438,3 +439,20 @@ def test_retry_failed_sends_again_only_to_those_worth_it(broker: Any, runtime: R
     nothing = invoke("retry-failed", again["id"])
     assert nothing.exit_code == EXIT_FAILED
     assert "nobody to try again" in nothing.stderr
+
+
+def test_quota_shows_the_read_what_is_left_and_what_waits(runtime: Runtime) -> None:
+    assert "has not been read yet" in invoke("quota").output
+    account = runtime.store.account
+    account.save_quota(
+        {"cycle_start": "2026-11-01 00:00:00+00:00", "cycle_end": "2026-12-01 00:00:00+00:00"}
+        | {"cycle_used": 9_990, "cycle_remaining": 10, "cycle_max": 10_000, "read_at": 0}
+    )
+    account.set_quota_left(10, until=runtime.store.now() + 3600)
+    runtime.redis.zadd(keys.throttled(), {"a.0": 1, "b.0": 2})
+    shown = invoke("quota").output
+    assert "9990 used of 10000, 10 remaining" in shown
+    assert "left for sending until the cycle ends: 10" in shown
+    assert "2 chunk(s) throttled" in shown
+    data = json.loads(invoke("quota", "--json").output)
+    assert (data["left"], data["throttled"], data["quota"]["cycle_max"]) == (10, 2, 10_000)

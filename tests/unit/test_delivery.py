@@ -108,8 +108,9 @@ def _run(rt: Runtime, chunk_id: str, payload: dict[str, Any], worker: str = "w1"
     [
         (ClaimOutcome.CLAIMED, 0.3, Step.SEND, 0.3),
         (ClaimOutcome.WAITING, 0.0, Step.WAIT, 0.0),
-        (ClaimOutcome.THROTTLED, 90.0, Step.PARK, 90.0),
+        (ClaimOutcome.LATER, 90.0, Step.PARK, 90.0),
         (ClaimOutcome.HELD, 0.0, Step.PARK, 30.0),
+        (ClaimOutcome.OVER_QUOTA, 86_400.0, Step.THROTTLED, 0.0),
         (ClaimOutcome.FINAL, 0.0, Step.SETTLED, 0.0),
         (ClaimOutcome.BUSY, 12.0, Step.DROP, 0.0),
         (ClaimOutcome.AMBIGUOUS, 0.0, Step.LOOK_UP, 0.0),

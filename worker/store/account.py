@@ -1,4 +1,10 @@
-"""What outbox keeps about the SMTP2GO account: the latest statistics and quota read."""
+"""What outbox keeps about the SMTP2GO account: the latest statistics and quota read.
+
+The quota read also sets what is left of the month's allowance (``keys.quota_left``,
+expiring when the cycle ends); the claim script takes each email's recipients from it
+and throttles an email that would overdraw it (``keys.throttled``) until a later read
+finds room.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,34 @@ class Account:
         raw = self.redis.get(keys.quota())
         return json.loads(raw) if raw else None
 
+    def set_quota_left(self, left: int, *, until: float | None) -> None:
+        """What the month's allowance has left, until the cycle ends (``None``: no quota
+        applies, nothing is throttled for one)."""
+        if until is None:
+            self.redis.delete(keys.quota_left())
+        else:
+            self.redis.set(keys.quota_left(), int(left), pxat=int(until * 1000))
+
+    def quota_left(self) -> int | None:
+        raw = self.redis.get(keys.quota_left())
+        return int(raw) if raw is not None else None
+
+    def throttled(self, limit: int = 10_000) -> list[str]:
+        """Chunks waiting for the quota, longest waiting first."""
+        return [_text(c) for c in self.redis.zrange(keys.throttled(), 0, limit - 1)]
+
+    def throttled_count(self) -> int:
+        return int(self.redis.zcard(keys.throttled()))
+
+    def forget_throttled(self, chunk_ids: list[str]) -> None:
+        """Drop chunks that are no longer there (their records expired)."""
+        if chunk_ids:
+            self.redis.zrem(keys.throttled(), *chunk_ids)
+
     def take_turn(self, job: str, seconds: float) -> bool:
         """True for one caller per ``seconds`` across the fleet (a probe, a log line)."""
         return bool(self.redis.set(keys.turn(job), "1", nx=True, px=int(seconds * 1000)))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -51,9 +51,11 @@ class ClaimOutcome(StrEnum):
     #: No slot whose time is known: wait in line for one (the chunk is held meanwhile).
     WAITING = "waiting"
     #: The next slot (or the end of a cool-down) is further off than a sender may wait.
-    THROTTLED = "throttled"
+    LATER = "later"
     #: The account's sending is held (a rejected key).
     HELD = "held"
+    #: The monthly quota would be overdrawn: the chunk is ``throttled`` until it is not.
+    OVER_QUOTA = "quota"
     #: Already sent, failed or dead: nothing to do.
     FINAL = "final"
     #: Another worker holds it (a duplicate task): it is that worker's.
@@ -70,7 +72,8 @@ class Claim:
 
     chunk_id: str
     outcome: ClaimOutcome
-    #: ``CLAIMED``: seconds until the slot; ``THROTTLED``: until one; ``BUSY``: until the
+    #: ``CLAIMED``: seconds until the slot; ``LATER``: until one; ``OVER_QUOTA``: until the
+    #: cycle ends; ``BUSY``: until the
     #: other holder's lease ends.
     wait: float
     #: Attempts at the API so far, this one included when claimed.
@@ -127,6 +130,8 @@ def batch_state(counts: Mapping[str, int], chunks: int) -> State:
         return State.DEAD if counts.get(State.DEAD.value, 0) else State.FAILED
     if counts.get(State.RETRYING.value, 0):
         return State.RETRYING
+    if counts.get(State.THROTTLED.value, 0) and not counts.get(State.SENDING.value, 0):
+        return State.THROTTLED  # nothing moves until the quota has room
     if counts.get(State.SENDING.value, 0) or final:
         return State.SENDING
     return State.QUEUED

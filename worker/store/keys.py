@@ -37,11 +37,13 @@ __all__ = [
     "limit_window",
     "parked",
     "quota",
+    "quota_left",
     "reconcile_found",
     "reconcile_scanned",
     "reconcile_scanning",
     "stats_snapshot",
     "suppressed",
+    "throttled",
     "turn",
     "unclaimed",
     "wake",
@@ -57,6 +59,8 @@ TEMPLATES: dict[str, str] = {
     "chunk_log": PREFIX + "chunk:{}:log",
     "ledger": PREFIX + "batch:{}:ledger",
     "ledger_counts": PREFIX + "batch:{}:ledger:counts",
+    "quota_left": PREFIX + "quota:left",
+    "throttled": PREFIX + "throttled",
     "unclaimed": PREFIX + "unclaimed:{}",
     "wake": PREFIX + "limit:{}:wake:{}",
 }
@@ -185,6 +189,18 @@ def account_hold() -> str:
 def quota() -> str:
     """String: the account's monthly quota as last read from ``stats/email_cycle`` (JSON)."""
     return f"{PREFIX}quota"
+
+
+def quota_left() -> str:
+    """String: emails the account may still send this cycle, as ``stats/email_cycle``
+    last said, less what was claimed since; expires when the cycle ends. Absent: no
+    quota is known, nothing waits for one."""
+    return _fill("quota_left")
+
+
+def throttled() -> str:
+    """Sorted set: chunks waiting for the monthly quota (state ``throttled``), by when."""
+    return _fill("throttled")
 
 
 def turn(job: str) -> str:

@@ -2,7 +2,8 @@
 -- KEYS: chunk, batch, log, then the limit block (limits.lua)
 -- ARGV: worker, takeover ('1' or ''), note, wait token, longest wait for a direct grant,
 --       then the limit block
--- Returns: outcome, seconds (until the slot; or of a live hold elsewhere), attempt,
+-- Returns: outcome, seconds (until the slot; of a live hold elsewhere; until the quota's
+--          cycle ends), attempt,
 --          the state before, Redis time
 local L = limit_at(4, 6)
 local now = clock()
@@ -32,6 +33,24 @@ elseif redis.call('HEXISTS', KEYS[1], 'waiting') == 1 then
   redis.call('HDEL', KEYS[1], 'waiting')  -- its waiter is gone; this copy carries on
 end
 if redis.call('EXISTS', L.hold) == 1 then return {'held', '0', attempts, state, fmt(now)} end
+-- The monthly quota: an email that would overdraw what is left waits, visibly, in the
+-- throttled set; the next quota read with room (a new cycle, a raised allowance)
+-- publishes it again.
+local left = redis.call('GET', key('quota_left'))
+if left and redis.call('HGET', KEYS[1], 'kind') ~= 'sms' then
+  local need = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '1')
+  if tonumber(left) < need then
+    if state ~= 'throttled' then
+      redis.call('HSET', KEYS[1], 'state', 'throttled', 'updated_at', fmt(now))
+      count(KEYS[2], state, 'throttled')
+      log(KEYS[3], L.ttl, {at = now, state = 'throttled',
+                           note = 'monthly quota: ' .. left .. ' left, ' .. need .. ' needed'})
+    end
+    redis.call('ZADD', key('throttled'), now, chunk_id)
+    local ends = redis.call('PTTL', key('quota_left')) / 1000
+    return {'quota', fmt(math.max(ends, 0)), attempts, state, fmt(now)}
+  end
+end
 serve(L, now, 8)
 if redis.call('LLEN', L.line) == 0 then
   local at = free_at(L, now, cooling_until(L))
@@ -41,7 +60,7 @@ if redis.call('LLEN', L.line) == 0 then
     redis.call('DEL', key('wake', L.bucket, chunk_id))
     return {'claimed', fmt(at - now), tostring(attempt), state, fmt(now)}
   end
-  if at ~= nil then return {'throttled', fmt(at - now), attempts, state, fmt(now)} end
+  if at ~= nil then return {'later', fmt(at - now), attempts, state, fmt(now)} end
 end
 -- No slot whose time is known: wait in line until an answer frees one.
 redis.call('HSET', KEYS[1], 'waiting', token)

@@ -111,6 +111,11 @@ local function begin_attempt(L, chunk_id, worker, at, now, note)
              'claimed_at', fmt(at), 'lease_until', fmt(at + L.lease), 'updated_at', fmt(now))
   redis.call('HDEL', chunk, 'waiting')
   count(key('batch', batch_id), old, 'sending')
+  if old == 'throttled' then redis.call('ZREM', key('throttled'), chunk_id) end
+  -- what the attempt takes from the monthly quota (SMS have credits of their own)
+  if redis.call('HGET', chunk, 'kind') ~= 'sms' and redis.call('EXISTS', key('quota_left')) == 1 then
+    redis.call('DECRBY', key('quota_left'), tonumber(redis.call('HGET', chunk, 'n_recipients') or '1'))
+  end
   local entry = {at = now, state = 'sending', attempt = attempt, worker = worker}
   if at > now + 0.0005 then entry['slot_at'] = at end
   if note and note ~= '' then

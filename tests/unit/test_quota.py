@@ -1,0 +1,197 @@
+"""The monthly quota: emails that would overdraw it wait ``throttled``, a read with room
+lets them go (fakeredis, the API through ``httpx.MockTransport``).
+
+SMTP2GO counts "each recipient ... as one email from your plan's monthly quota"
+(support.smtp2go.com, getting started) and reports the cycle through
+``stats/email_cycle`` (``cycle_used``, ``cycle_remaining``, ``cycle_max``,
+``cycle_end``; OpenAPI v3.0.4).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+
+from outbox import send_email, send_sms, status
+from outbox.worker.beat import _cycle_end, sweep_stuck, sync_quota
+from outbox.worker.delivery import Delivery
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.states import Kind, State
+from outbox.worker.store import keys
+
+KEY = "api-" + "Qu0ta" * 6 + "00"
+
+
+class Api:
+    """Answers sends, and ``stats/email_cycle`` with ``cycle`` (the test sets it)."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+        self.cycle: dict[str, Any] = {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("stats/email_cycle"):
+            return httpx.Response(200, json={"request_id": "r", "data": self.cycle})
+        self.sends += 1
+        body = json.loads(request.content)
+        if "destination" in body:
+            data: dict[str, Any] = {"messages": [], "succeeded": len(body["destination"])}
+        else:
+            data = {"succeeded": 1, "failed": 0, "failures": [], "email_id": f"E-{self.sends}"}
+        return httpx.Response(200, json={"request_id": "r", "data": data})
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+@pytest.fixture
+def rt(api: Api) -> Iterator[Runtime]:
+    settings = Settings(
+        SMTP2GO_API_KEY=KEY,
+        SMTP2GO_BASE_URL="http://127.0.0.1:9/v3",
+        OUTBOX_RATE_LIMIT="1000/s",
+    )
+    client = SMTP2GOClient(settings.base_url, KEY, transport=httpx.MockTransport(api))
+    runtime = Runtime.from_settings(settings, redis_client=fakeredis.FakeRedis(), client=client)
+    set_runtime(runtime)
+    yield runtime
+    set_runtime(None)
+
+
+def _emails(n: int, recipients: int = 100) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` recorded emails of ``recipients`` each, not published (``send_at`` parks
+    them): their chunk ids and task payloads."""
+    out = []
+    for i in range(n):
+        to = [f"r{i}-{j}@example.org" for j in range(recipients)]
+        handle = send_email("shop@example.com", to, "Hi", text_body="x", send_at=time.time() + 3600)
+        payload = {"sender": "shop@example.com", "subject": "Hi", "text_body": "x", "to": to}
+        out.append((f"{handle.id}.0", payload))
+    return out
+
+
+def _deliver(rt: Runtime, chunk_id: str, payload: dict[str, Any], kind: Kind = Kind.EMAIL) -> str:
+    return Delivery(rt, kind, chunk_id, "w1").run(payload)
+
+
+def _cycle(remaining: int, maximum: int = 10_000, ends_in: float = 86_400) -> dict[str, Any]:
+    ends = time.gmtime(time.time() + ends_in)
+    return {
+        "cycle_start": "2026-11-01 00:00:00+00:00",
+        "cycle_end": time.strftime("%Y-%m-%d %H:%M:%S+00:00", ends),
+        "cycle_used": maximum - remaining,
+        "cycle_remaining": remaining,
+        "cycle_max": maximum,
+    }
+
+
+def test_an_email_that_would_overdraw_the_quota_waits_throttled(rt: Runtime, api: Api) -> None:
+    rt.store.account.set_quota_left(150, until=rt.store.now() + 3600)
+    (first, p1), (second, p2), (third, p3) = _emails(3)
+    assert _deliver(rt, first, p1) == State.SENT.value
+    assert _deliver(rt, second, p2) == State.THROTTLED.value
+    assert _deliver(rt, third, p3) == State.THROTTLED.value
+    assert api.sends == 1
+    assert rt.store.account.quota_left() == 50  # each recipient is one email of the quota
+    assert rt.store.account.throttled() == [second, third]
+    record = status(second.rsplit(".", 1)[0])
+    assert record.state is State.THROTTLED
+    chunk = record.chunks[0]
+    assert chunk.attempts == 0  # waiting costs no attempt
+    assert "monthly quota: 50 left, 100 needed" in chunk.history[-1]["note"]
+    # Asked again while nothing changed: still throttled, logged once.
+    assert _deliver(rt, second, p2) == State.THROTTLED.value
+    assert sum(h["state"] == "throttled" for h in status(second[:32]).chunks[0].history) == 1
+
+
+def test_sms_are_not_counted_against_the_email_quota(rt: Runtime, api: Api) -> None:
+    rt.store.account.set_quota_left(0, until=rt.store.now() + 3600)
+    handle = send_sms(["+61400000001"], "code 1", send_at=time.time() + 3600)
+    payload = {"destination": ["+61400000001"], "content": "code 1"}
+    assert _deliver(rt, f"{handle.id}.0", payload, Kind.SMS) == State.SENT.value
+
+
+def test_a_read_with_room_lets_the_throttled_go_longest_waiting_first(
+    rt: Runtime, api: Api, memory_broker: Any
+) -> None:
+    rt.store.account.set_quota_left(0, until=rt.store.now() + 3600)
+    emails = _emails(3)
+    for chunk_id, payload in emails:
+        assert _deliver(rt, chunk_id, payload) == State.THROTTLED.value
+    memory_broker.drain()
+
+    api.cycle = _cycle(remaining=250)  # the operator raised the allowance
+    seen = sync_quota()
+    assert seen is not None
+    assert seen["released"] == 2  # 2 x 100 fit in 250; the third would overdraw it
+    published = [args[0] for _name, args, _queue in memory_broker.drain()]
+    assert published == [emails[0][0], emails[1][0]]
+    assert rt.store.account.quota_left() == 250
+    for chunk_id, payload in emails[:2]:
+        assert _deliver(rt, chunk_id, payload) == State.SENT.value
+    assert rt.store.account.throttled() == [emails[2][0]]
+    assert rt.store.account.quota_left() == 50
+    assert rt.store.account.quota() == {**api.cycle, "read_at": seen["read_at"]}
+
+
+def test_the_quota_left_expires_when_the_cycle_ends(rt: Runtime, api: Api) -> None:
+    api.cycle = _cycle(remaining=10, ends_in=600)
+    sync_quota()
+    ttl = rt.redis.pttl(keys.quota_left()) / 1000
+    assert 590 <= ttl <= 601
+
+
+@pytest.mark.parametrize(
+    "cycle",
+    [
+        {**_cycle(remaining=0), "cycle_max": 0},  # no allowance reported
+        _cycle(remaining=0, ends_in=-60),  # a cycle already over
+    ],
+)
+def test_a_read_that_sets_no_quota_lets_everything_go(
+    rt: Runtime, api: Api, memory_broker: Any, cycle: dict[str, Any]
+) -> None:
+    rt.store.account.set_quota_left(0, until=rt.store.now() + 3600)
+    emails = _emails(2)
+    for chunk_id, payload in emails:
+        _deliver(rt, chunk_id, payload)
+    memory_broker.drain()
+    api.cycle = cycle
+    assert sync_quota()["released"] == 2  # type: ignore[index]
+    assert rt.store.account.quota_left() is None
+    assert _deliver(rt, *emails[0]) == State.SENT.value
+
+
+def test_the_stuck_sweep_leaves_throttled_chunks_to_the_quota_read(
+    rt: Runtime, api: Api, memory_broker: Any
+) -> None:
+    rt.store.account.set_quota_left(0, until=rt.store.now() + 3600)
+    [(chunk_id, payload)] = _emails(1)
+    assert _deliver(rt, chunk_id, payload) == State.THROTTLED.value
+    memory_broker.drain()
+    rt.redis.zadd(keys.active(), {chunk_id: 0})  # it has not moved for ages
+    rt.redis.hdel(keys.chunk(chunk_id), "due_at")  # nor waits for a send_at
+    assert sweep_stuck() == 0
+    assert memory_broker.drain() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2022-11-30 00:00:00+00:00", 1669766400.0),  # the API's examples
+        ("2016-08-04 01:49:15.863998", 1470275355.863998),  # the schema's: no offset, UTC
+        ("soon", None),
+    ],
+)
+def test_cycle_end_is_read_as_the_api_writes_it(text: str, epoch: float | None) -> None:
+    assert _cycle_end(text) == epoch
