@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import collections
+import time
 
 import pytest
 
-from outbox import send_email
+from outbox import Record, send_email, send_template
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
+from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
+from tests.integration.test_faults import SENDER, assert_intent, delivered
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +72,62 @@ def test_without_shared_limit_the_api_answers_429_yet_all_are_sent_once(
     fleet.start(concurrency=25, OUTBOX_RATE_LIMIT="1000/s", OUTBOX_MAX_ATTEMPTS="30")
     _, rate_limited = _run(fleet, sandbox, 200, "storm")
     assert rate_limited > 20
+
+
+def _first_429(records: list[Record]) -> float:
+    """When the first 429 reached the fleet (Redis time of its ``retrying`` entry)."""
+    return min(
+        h["at"]
+        for r in records
+        for c in r.chunks
+        for h in c.history
+        if h["state"] == "retrying" and (h.get("error") or {}).get("status_code") == 429
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_timeout_without_hints_holds_the_fleet_off_once_then_it_sends_at_full_rate(
+    fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    """The real service's 429: too many errors time the client's IP out (here for 3 s; the
+    real timeout is "no less than 1 minute"), and no 429 says for how long. The fleet's
+    cool-down without a hint (``OUTBOX_COOLDOWN_SECONDS``) holds every worker off: no
+    request is granted once the first 429 is known, retries and a ``send_at`` due meanwhile
+    wait it out, the IP is timed out exactly once, and sending resumes at the limit."""
+    rate, penalty = 20, 3.0
+    sandbox.configure(
+        rate=f"{rate}/s", penalty=penalty, rate_headers=False, latency_ms=20, error_limit="3/2s"
+    )
+    env = {"OUTBOX_RATE_LIMIT": f"{rate}/s", "OUTBOX_COOLDOWN_SECONDS": str(penalty)}
+    for _ in range(2):
+        fleet.start(concurrency=20, **env)
+    # Four sends the API refuses (no such template): the fourth error times the IP out.
+    refused = [send_template(SENDER, [f"bad{i}@example.com"], "no-such", {}) for i in range(4)]
+    wait_until(lambda: sandbox.stats()["timeouts"] == 1, timeout=30, what="the timeout")
+    backlog = [send_email(SENDER, [f"cool{i}@example.com"], "x", text_body="y") for i in range(150)]
+    later = send_email(SENDER, ["later@example.com"], "x", text_body="y", send_at=time.time() + 1)
+    records = wait_all_done([*refused, *backlog, later], timeout=90)
+
+    assert all(r.state is State.FAILED for r in records[:4])
+    assert assert_intent(records, delivered(sandbox)).sent == 151
+    assert sandbox.stats()["timeouts"] == 1  # the fleet never timed itself out again
+    known = _first_429(records)
+    # Every request the API answered 429 was granted before the fleet knew of the first
+    # (at most a window's worth was in flight then).
+    hit = [
+        c
+        for r in records
+        for c in r.chunks
+        if any((h.get("error") or {}).get("status_code") == 429 for h in c.history)
+    ]
+    assert 1 <= len(hit) <= rate
+    for chunk in hit:
+        first_try = next(h for h in chunk.history if h["state"] == "sending")
+        assert first_try.get("slot_at", first_try["at"]) <= known + 0.005
+    # Nothing reached the API until the cool-down was over; then the limit, at once.
+    arrivals = sorted(m["time"] for m in sandbox.messages())
+    resumed = known + penalty
+    assert arrivals[0] >= resumed - 0.01, (arrivals[0], resumed)
+    first_seconds = sum(1 for t in arrivals if t < resumed + 3)
+    assert first_seconds >= 0.8 * rate * 3, first_seconds
+    assert later.status().chunks[0].history[-1]["at"] >= resumed

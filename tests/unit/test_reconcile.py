@@ -161,6 +161,18 @@ def test_one_worker_scans_and_the_others_wait_for_its_answer(fake_redis: Any) ->
     assert len(seen) == 1
 
 
+def test_a_look_up_waits_out_the_fleets_cool_down(fake_redis: Any) -> None:
+    """A 429 times the whole IP out: ``activity/search`` too, so no scan goes meanwhile."""
+    seen: list[dict[str, Any]] = []
+    rt = _runtime(fake_redis, _pages([], seen))
+    chunk_id = _ambiguous_chunk(rt, "8" * 32, claimed_ago=30)
+    rt.store.limits.cool_down(rt.send_limit, 45)
+    with pytest.raises(ThrottledLookup) as waited:
+        reconcile(rt, Kind.EMAIL, chunk_id, None)
+    assert 44 <= waited.value.wait <= 45
+    assert seen == []
+
+
 class _ScanLandsAfterFirstRead:
     """A Redis client on which another worker's finished scan (finds and marks, one
     transaction) lands right after this worker's first read of the found map."""
