@@ -36,7 +36,8 @@ task_ignore_result = True
 # say which chunk a worker held: a claim carries a lease, and a chunk whose lease runs
 # out is published again by the relay of any worker (``outbox.worker.relay``), then
 # looked up before anything is resent. What only the broker held (a message taken but
-# not yet claimed when its worker died) is published again by the stuck sweep (beat).
+# not yet claimed when its worker died) is found by the relay through the index of
+# unclaimed chunks (``outbox.worker.store.unclaimed``) and published again in seconds.
 task_acks_late = True
 task_reject_on_worker_lost = True
 

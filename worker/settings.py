@@ -3,8 +3,8 @@
 The Celery config, the command line and the webhook app build a :class:`Settings`;
 the client, the limits and the stores take plain constructor arguments, so nothing deep
 in the code reads the environment and tests never need to patch it. Each field's
-comment is the one description of the setting: the README's configuration table is
-generated from them (``python -m outbox.worker.settings``).
+``description`` is the one description of the setting: the README's configuration table
+is generated from them (``python -m support.docblocks README.md``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "Settings",
     "Window",
     "get_settings",
+    "markdown_table",
     "parse_windows",
     "settings_table",
 ]
@@ -103,89 +104,210 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    #: API key; read by workers only, never put in a task, a record or a log line.
-    #: ``api-`` and 32 letters or digits.
-    smtp2go_api_key: SecretStr | None = Field(default=None, validation_alias="SMTP2GO_API_KEY")
-    #: The account's region: ``global``, ``us``, ``eu`` or ``au``.
+    smtp2go_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="SMTP2GO_API_KEY",
+        description=(
+            "API key; read by workers only, never put in a task, a record or a log line. `api-` "
+            "and 32 letters or digits."
+        ),
+    )
     smtp2go_region: Literal["global", "us", "eu", "au"] = Field(
-        default="global", validation_alias="SMTP2GO_REGION"
+        default="global",
+        validation_alias="SMTP2GO_REGION",
+        description="The account's region: `global`, `us`, `eu` or `au`.",
     )
-    #: Overrides the region's URL (the sandbox: ``http://127.0.0.1:8025/v3``); plain http
-    #: only to loopback unless ``SMTP2GO_ALLOW_INSECURE=1``.
-    smtp2go_base_url: str | None = Field(default=None, validation_alias="SMTP2GO_BASE_URL")
-    #: Allow a plain-http base URL that is not loopback (never wanted outside a lab).
-    smtp2go_allow_insecure: bool = Field(default=False, validation_alias="SMTP2GO_ALLOW_INSECURE")
-    #: Seconds to wait for SMTP2GO to answer one request.
-    smtp2go_timeout: float = Field(default=30.0, gt=0, validation_alias="SMTP2GO_TIMEOUT")
+    smtp2go_base_url: str | None = Field(
+        default=None,
+        validation_alias="SMTP2GO_BASE_URL",
+        description=(
+            "Overrides the region's URL (the sandbox: `http://127.0.0.1:8025/v3`); plain http "
+            "only to loopback unless `SMTP2GO_ALLOW_INSECURE=1`."
+        ),
+    )
+    smtp2go_allow_insecure: bool = Field(
+        default=False,
+        validation_alias="SMTP2GO_ALLOW_INSECURE",
+        description=(
+            "Allow a plain-http base URL that is not loopback (never wanted outside a lab)."
+        ),
+    )
+    smtp2go_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="SMTP2GO_TIMEOUT",
+        description="Seconds to wait for SMTP2GO to answer one request.",
+    )
 
-    #: The broker: Redis (``redis://``, ``sentinel://``) or RabbitMQ (``amqp://``).
     celery_broker_url: str = Field(
-        default="redis://127.0.0.1:6379/0", validation_alias="CELERY_BROKER_URL"
+        default="redis://127.0.0.1:6379/0",
+        validation_alias="CELERY_BROKER_URL",
+        description="The broker: Redis (`redis://`, `sentinel://`) or RabbitMQ (`amqp://`).",
     )
-    #: Records, rate limits, parked tasks and dead letters: ``redis://``, ``rediss://``,
-    #: ``redis+cluster://host:port`` or ``redis+sentinel://host:port/service/db``.
-    redis_url: str = Field(default="redis://127.0.0.1:6379/1", validation_alias="OUTBOX_REDIS_URL")
-    #: The webhook receiver's bearer token / basic-auth password; it refuses to start
-    #: without one unless told ``--insecure``.
-    webhook_secret: SecretStr | None = Field(default=None, validation_alias="OUTBOX_WEBHOOK_SECRET")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/1",
+        validation_alias="OUTBOX_REDIS_URL",
+        description=(
+            "Records, rate limits, parked tasks and dead letters: `redis://`, `rediss://`, "
+            "`redis+cluster://host:port` or `redis+sentinel://host:port/service/db`."
+        ),
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="OUTBOX_WEBHOOK_SECRET",
+        description=(
+            "The webhook receiver's bearer token / basic-auth password; it refuses to start "
+            "without one unless told `--insecure`."
+        ),
+    )
 
-    #: The account's limit on the send endpoints, shared by every worker: one window or
-    #: several (``10/s``, ``10/s,500/m,20000/h``). Held exactly: set it to the limit itself.
-    rate_limit: str = Field(default="10/s", validation_alias="OUTBOX_RATE_LIMIT")
-    #: The shared limit for ``activity/search`` (the API documents 60 a minute).
-    activity_rate_limit: str = Field(default="60/m", validation_alias="OUTBOX_ACTIVITY_RATE_LIMIT")
-    #: How long every worker holds off after a 429 without ``Retry-After``: the API times
-    #: the client's IP out for at least a minute.
-    cooldown_seconds: float = Field(default=60.0, gt=0, validation_alias="OUTBOX_COOLDOWN_SECONDS")
-    #: Longest cool-down a server's hint may ask for; a longer ``Retry-After`` is capped.
-    cooldown_cap: float = Field(default=900.0, gt=0, validation_alias="OUTBOX_COOLDOWN_CAP")
-    #: Share a 429's cool-down with every worker (off only to measure what it saves:
-    #: ``bench/storm.py``); off, each task waits out its own ``Retry-After`` alone.
-    shared_cooldown: bool = Field(default=True, validation_alias="OUTBOX_SHARED_COOLDOWN")
-    #: Seconds between checks of a rejected API key while sending is held.
+    rate_limit: str = Field(
+        default="10/s",
+        validation_alias="OUTBOX_RATE_LIMIT",
+        description=(
+            "The account's limit on the send endpoints, shared by every worker: one window or "
+            "several (`10/s`, `10/s,500/m,20000/h`). Held exactly: set it to the limit itself."
+        ),
+    )
+    activity_rate_limit: str = Field(
+        default="60/m",
+        validation_alias="OUTBOX_ACTIVITY_RATE_LIMIT",
+        description="The shared limit for `activity/search` (the API documents 60 a minute).",
+    )
+    cooldown_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="OUTBOX_COOLDOWN_SECONDS",
+        description=(
+            "How long every worker holds off after a 429 without `Retry-After`: the API times the"
+            " client's IP out for at least a minute."
+        ),
+    )
+    cooldown_cap: float = Field(
+        default=900.0,
+        gt=0,
+        validation_alias="OUTBOX_COOLDOWN_CAP",
+        description=(
+            "Longest cool-down a server's hint may ask for; a longer `Retry-After` is capped."
+        ),
+    )
+    shared_cooldown: bool = Field(
+        default=True,
+        validation_alias="OUTBOX_SHARED_COOLDOWN",
+        description=(
+            "Share a 429's cool-down with every worker (off only to measure what it saves: "
+            "`bench/storm.py`); off, each task waits out its own `Retry-After` alone."
+        ),
+    )
     hold_probe_interval: float = Field(
-        default=30.0, gt=0, validation_alias="OUTBOX_HOLD_PROBE_INTERVAL"
+        default=30.0,
+        gt=0,
+        validation_alias="OUTBOX_HOLD_PROBE_INTERVAL",
+        description="Seconds between checks of a rejected API key while sending is held.",
     )
-    #: Attempts at the API per chunk (the first one included) before it goes dead.
-    max_attempts: int = Field(default=8, ge=1, validation_alias="OUTBOX_MAX_ATTEMPTS")
-    #: Exponential backoff base, seconds (full jitter).
-    retry_base: float = Field(default=1.0, gt=0, validation_alias="OUTBOX_RETRY_BASE")
-    #: Longest backoff between two attempts, seconds.
-    retry_cap: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_RETRY_CAP")
-    #: Seconds records, dead letters and idempotency keys are kept.
-    retention_seconds: int = Field(default=7 * 86400, ge=60, validation_alias="OUTBOX_RETENTION")
-    #: When a crashed attempt's fate cannot be looked up: ``resend``, or ``hold`` (dead
-    #: letter for an operator).
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        validation_alias="OUTBOX_MAX_ATTEMPTS",
+        description="Attempts at the API per chunk (the first one included) before it goes dead.",
+    )
+    retry_base: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias="OUTBOX_RETRY_BASE",
+        description="Exponential backoff base, seconds (full jitter).",
+    )
+    retry_cap: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="OUTBOX_RETRY_CAP",
+        description="Longest backoff between two attempts, seconds.",
+    )
+    retention_seconds: int = Field(
+        default=7 * 86400,
+        ge=60,
+        validation_alias="OUTBOX_RETENTION",
+        description="Seconds records, dead letters and idempotency keys are kept.",
+    )
     ambiguous_policy: Literal["resend", "hold"] = Field(
-        default="resend", validation_alias="OUTBOX_AMBIGUOUS_POLICY"
+        default="resend",
+        validation_alias="OUTBOX_AMBIGUOUS_POLICY",
+        description=(
+            "When a crashed attempt's fate cannot be looked up: `resend`, or `hold` (dead letter "
+            "for an operator)."
+        ),
     )
-    #: A chunk unchanged this long is published again by the sweep (the last resort for
-    #: a task message lost before any worker claimed it).
-    stuck_after_seconds: int = Field(default=900, ge=10, validation_alias="OUTBOX_STUCK_AFTER")
-    #: Add hard bounces and spam complaints from webhooks to the local suppression set.
-    suppress_on_bounce: bool = Field(default=True, validation_alias="OUTBOX_SUPPRESS_ON_BOUNCE")
-    #: Batches with more chunks than this go to the ``bulk`` queue, published by one
-    #: fan-out task from a worker.
-    bulk_threshold: int = Field(default=10, ge=1, validation_alias="OUTBOX_BULK_THRESHOLD")
-    #: Port on which each worker process serves Prometheus metrics (unset: off).
+    stuck_after_seconds: int = Field(
+        default=900,
+        ge=10,
+        validation_alias="OUTBOX_STUCK_AFTER",
+        description=(
+            "A chunk unchanged this long is published again by the sweep (the last resort for a "
+            "task message lost before any worker claimed it)."
+        ),
+    )
+    suppress_on_bounce: bool = Field(
+        default=True,
+        validation_alias="OUTBOX_SUPPRESS_ON_BOUNCE",
+        description=(
+            "Add hard bounces and spam complaints from webhooks to the local suppression set."
+        ),
+    )
+    bulk_threshold: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="OUTBOX_BULK_THRESHOLD",
+        description=(
+            "Batches with more chunks than this go to the `bulk` queue, published by one fan-out "
+            "task from a worker."
+        ),
+    )
     metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, validation_alias="OUTBOX_METRICS_PORT"
+        default=None,
+        ge=0,
+        le=65535,
+        validation_alias="OUTBOX_METRICS_PORT",
+        description="Port on which each worker process serves Prometheus metrics (unset: off).",
     )
 
-    #: Seconds between two ``stats/email_summary`` snapshots (beat).
-    stats_interval: float = Field(default=3600.0, gt=0, validation_alias="OUTBOX_STATS_INTERVAL")
-    #: Seconds between two pulls of the account's suppression list (beat).
-    suppression_sync_interval: float = Field(
-        default=3600.0, gt=0, validation_alias="OUTBOX_SUPPRESSION_SYNC_INTERVAL"
+    stats_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="OUTBOX_STATS_INTERVAL",
+        description="Seconds between two `stats/email_summary` snapshots (beat).",
     )
-    #: Seconds between two reads of the monthly quota, ``stats/email_cycle`` (beat).
-    quota_interval: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_QUOTA_INTERVAL")
-    #: Seconds between two stuck-chunk sweeps (beat).
-    sweep_interval: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_SWEEP_INTERVAL")
-    #: Seconds between two passes over webhook events that found no message yet (beat).
-    rematch_interval: float = Field(default=300.0, gt=0, validation_alias="OUTBOX_REMATCH_INTERVAL")
-    #: Seconds between two clean-ups of index entries whose records expired (beat).
-    expire_interval: float = Field(default=86400.0, gt=0, validation_alias="OUTBOX_EXPIRE_INTERVAL")
+    suppression_sync_interval: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="OUTBOX_SUPPRESSION_SYNC_INTERVAL",
+        description="Seconds between two pulls of the account's suppression list (beat).",
+    )
+    quota_interval: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="OUTBOX_QUOTA_INTERVAL",
+        description="Seconds between two reads of the monthly quota, `stats/email_cycle` (beat).",
+    )
+    sweep_interval: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="OUTBOX_SWEEP_INTERVAL",
+        description="Seconds between two stuck-chunk sweeps (beat).",
+    )
+    rematch_interval: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias="OUTBOX_REMATCH_INTERVAL",
+        description=(
+            "Seconds between two passes over webhook events that found no message yet (beat)."
+        ),
+    )
+    expire_interval: float = Field(
+        default=86400.0,
+        gt=0,
+        validation_alias="OUTBOX_EXPIRE_INTERVAL",
+        description="Seconds between two clean-ups of index entries whose records expired (beat).",
+    )
 
     @field_validator("rate_limit", "activity_rate_limit")
     @classmethod
@@ -250,26 +372,22 @@ def get_settings() -> Settings:
 
 
 def settings_table() -> list[tuple[str, str, str]]:
-    """``(variable, meaning, default)`` for every setting, from the fields' comments."""
-    import inspect
-
-    comments: dict[str, str] = {}
-    pending: list[str] = []
-    for line in inspect.getsource(Settings).splitlines():
-        text = line.strip()
-        if text.startswith("#:"):
-            pending.append(text[2:].strip())
-            continue
-        name = text.split(":", 1)[0]
-        if pending and name in Settings.model_fields:
-            comments[name] = " ".join(pending)
-        pending = [] if not text.startswith("#") else pending
+    """``(variable, default, meaning)`` for every setting, from the fields' descriptions."""
     rows = []
-    for name, info in Settings.model_fields.items():
-        alias = str(info.validation_alias)
+    for info in Settings.model_fields.values():
         default: Any = info.default
-        shown = "unset" if default is None else f"`{default}`"
-        if isinstance(default, bool):
+        if default is None:
+            shown = "unset"
+        elif isinstance(default, bool):
             shown = f"`{str(default).lower()}`"
-        rows.append((f"`{alias}`", comments.get(name, ""), shown))
+        else:
+            shown = f"`{default}`"
+        rows.append((f"`{info.validation_alias}`", shown, info.description or ""))
     return rows
+
+
+def markdown_table() -> str:
+    """The README's configuration table (``python -m support.docblocks README.md``)."""
+    lines = ["| variable | default | what it does |", "|---|---|---|"]
+    lines += [f"| {name} | {default} | {meaning} |" for name, default, meaning in settings_table()]
+    return "\n".join(lines)

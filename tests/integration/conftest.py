@@ -22,7 +22,7 @@ from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration
 
-#: Settings for fast tests: short backoff, short cool-down, short broker visibility.
+#: Settings for fast tests: short backoff, short cool-down, a short client timeout.
 FAST_ENV = {
     "OUTBOX_RETRY_BASE": "0.2",
     "OUTBOX_RETRY_CAP": "1.5",

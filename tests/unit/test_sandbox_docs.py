@@ -8,9 +8,9 @@ from pathlib import Path
 
 from outbox.sandbox import SandboxConfig
 from outbox.sandbox.command import sandbox
-from outbox.sandbox.doctables import render
 from outbox.sandbox.knobs import KNOBS, config_view
 from outbox.sandbox.state import SandboxState
+from support.docblocks import render
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX_DOC = ROOT / "docs" / "sandbox.md"
@@ -18,10 +18,10 @@ FIDELITY_DOC = ROOT / "docs" / "smtp2go-fidelity.md"
 
 
 def test_generated_tables_are_up_to_date() -> None:
-    """Regenerate with ``python -m outbox.sandbox.doctables docs/sandbox.md``."""
+    """Regenerate with ``python -m support.docblocks``."""
     text = SANDBOX_DOC.read_text()
     assert text.count("<!-- generated: ") == 2
-    assert render(text) == text, "docs/sandbox.md is out of date: run outbox.sandbox.doctables"
+    assert render(text) == text, "docs/sandbox.md is out of date: run python -m support.docblocks"
 
 
 def test_every_config_field_and_option_is_documented() -> None:

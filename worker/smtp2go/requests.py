@@ -183,7 +183,8 @@ class EmailSend(WireModel):
     inlines: list[Inline] = []
     #: Sent as a ``Reply-To`` custom header: ``email/send`` has no reply_to field.
     reply_to: EmailAddress | None = None
-    #: Naive times are UTC. See :func:`validate_schedule` for the 3-day window.
+    #: Naive times are UTC; the API refuses times more than 3 days ahead (it is not
+    #: checked here: outbox parks a later `send_at` itself and never sends `schedule`).
     schedule: Schedule | None = None
     fastaccept: bool | None = None
 

@@ -1,10 +1,11 @@
-"""The tables of ``docs/sandbox.md`` that are generated from the code.
+"""Tables in the documents that are generated from the code, kept in one place.
 
-Between ``<!-- generated: NAME -->`` and ``<!-- /generated -->`` the document holds the
-output of the generator NAME: ``options`` (the command line) or ``config`` (the fields of
-``/_sandbox/config``). A unit test checks the document is up to date; to regenerate::
+Between ``<!-- generated: NAME -->`` and ``<!-- /generated -->`` a document holds the
+output of the generator NAME: ``settings`` (the configuration, in the README), ``options``
+(the sandbox's command line) and ``config`` (the fields of ``/_sandbox/config``, both in
+``docs/sandbox.md``). Unit tests check the documents are up to date; to regenerate::
 
-    python -m outbox.sandbox.doctables docs/sandbox.md
+    python -m support.docblocks README.md docs/sandbox.md
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from outbox.sandbox import command, knobs
+from outbox.worker import settings
 
-__all__ = ["GENERATORS", "render"]
+__all__ = ["DOCUMENTS", "GENERATORS", "render"]
 
 GENERATORS: dict[str, Callable[[], str]] = {
+    "settings": settings.markdown_table,
     "options": command.markdown_table,
     "config": knobs.markdown_table,
 }
+#: The documents that hold generated tables, from the repository's root.
+DOCUMENTS = ("README.md", "docs/sandbox.md")
 _BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[a-z]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.DOTALL
 )
@@ -38,8 +43,9 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    for name in argv or ["docs/sandbox.md"]:
-        path = Path(name)
+    root = Path(__file__).resolve().parent.parent
+    for name in argv or DOCUMENTS:
+        path = Path(name) if argv else root / name
         path.write_text(render(path.read_text()))
     return 0
 
