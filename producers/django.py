@@ -127,7 +127,7 @@ class EmailBackend(BaseEmailBackend):
 
 
 def send_message(message: EmailMessage) -> Handle:
-    """Queue one Django message; raises what the producers raise, naming Django's fields."""
+    """Queue one Django message; its handle. Bad input raises ``ValidationError``."""
     errors: dict[str, str] = {}
     for name in UNSUPPORTED:
         if _given(message, name) is not None:
@@ -178,7 +178,8 @@ def send_message(message: EmailMessage) -> Handle:
         text_body, html_body = _bodies(message)
         attachments, inlines = _files(message)
     except _Whole:
-        return _send_whole(message, added, options)
+        addresses = {"sender": [sender], "to": to, "cc": cc}
+        return _send_whole(message, addresses, added, **options)
     return send_email(
         sender,
         to,
@@ -305,7 +306,10 @@ def _bodies(message: EmailMessage) -> tuple[str | None, str | None]:
 
 
 def _files(message: EmailMessage) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """``(attachments, inlines)`` as the producers take them."""
+    """``(attachments, inlines)`` as the producers take them.
+
+    The API needs a name for each file (an inline's is its Content-ID) and some content.
+    """
     attachments: list[dict[str, str]] = []
     inlines: list[dict[str, str]] = []
     for item in message.attachments:
@@ -313,36 +317,49 @@ def _files(message: EmailMessage) -> tuple[list[dict[str, str]], list[dict[str, 
             if item.is_multipart():
                 raise _Whole
             disposition, cid = item.get_content_disposition(), item.get("Content-ID")
-            content: Any = item.get_payload(decode=True)
-            file = {"mimetype": item.get_content_type(), "fileblob": _base64(content)}
-            if disposition == "inline" or (disposition is None and cid is not None):
-                if not cid:
-                    raise _Whole
-                inlines.append({**file, "cid": str(cid)})
-                continue
-            filename = item.get_filename()
+            inline = disposition == "inline" or (disposition is None and cid is not None)
+            filename = cid if inline else item.get_filename()
+            content, mimetype = item.get_payload(decode=True), item.get_content_type()
         else:
-            filename, content, mimetype = item
-            file = {"fileblob": _base64(content), **({"mimetype": mimetype} if mimetype else {})}
-        if not filename:
+            (filename, content, mimetype), inline = item, False
+        data = _bytes(content)
+        if not filename or not data:
             raise _Whole
-        attachments.append({"filename": force_str(filename), **file})
+        file = {"fileblob": base64.b64encode(data).decode("ascii")}
+        if mimetype:
+            file["mimetype"] = mimetype
+        if inline:
+            inlines.append({"cid": str(filename), **file})
+        else:
+            attachments.append({"filename": force_str(filename), **file})
     return attachments, inlines
 
 
-def _base64(content: Any) -> str:
+def _bytes(content: Any) -> bytes:
     if isinstance(content, EmailMessage):  # a message/rfc822 attachment
         content = content.message()
     if isinstance(content, Message):
         content = content.as_bytes()
     if isinstance(content, str):
         content = content.encode()
-    return base64.b64encode(content or b"").decode("ascii")
+    return bytes(content or b"")
 
 
-def _send_whole(message: EmailMessage, added: list[_Header], options: dict[str, Any]) -> Handle:
-    """The message as Django builds it, through ``email/mime``."""
+def _send_whole(
+    message: EmailMessage, addresses: dict[str, list[str]], added: list[_Header], **options: Any
+) -> Handle:
+    """The message as Django builds it, through ``email/mime``.
+
+    ``send_mime`` takes the recipients from the headers as they are, so the addresses are
+    checked here, as ``send_email`` would check them.
+    """
     errors: dict[str, str] = {}
+    for name, values in addresses.items():
+        for i, address in enumerate(values):
+            try:
+                validate_address(address)
+            except ValueError as exc:
+                errors[f"{name}.{i}" if name != "sender" else name] = str(exc)
     if message.bcc:
         errors["bcc"] = (
             "this message goes whole (as MIME), where SMTP2GO reads recipients from the "

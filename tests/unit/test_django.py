@@ -246,6 +246,10 @@ def _nameless_attachment(message: EmailMultiAlternatives) -> None:
     message.attach(None, b"data", "application/octet-stream")
 
 
+def _empty_file(message: EmailMultiAlternatives) -> None:
+    message.attach("empty.txt", b"", "text/plain")
+
+
 def _inline_without_content_id(message: EmailMultiAlternatives) -> None:
     part = MIMEImage(PNG, "png")
     part.add_header("Content-Disposition", "inline")
@@ -257,7 +261,8 @@ def _long_header(message: EmailMultiAlternatives) -> None:
 
 
 @pytest.mark.parametrize(
-    "shape", [_empty_body, _nameless_attachment, _inline_without_content_id, _long_header]
+    "shape",
+    [_empty_body, _nameless_attachment, _empty_file, _inline_without_content_id, _long_header],
 )
 def test_what_the_json_fields_cannot_say_goes_whole(memory_broker: Any, shape: Any) -> None:
     message = EmailMultiAlternatives("x", "body", "s@example.com", ["a@example.org"])
@@ -368,6 +373,10 @@ def test_bad_input_in_a_message_sent_whole_is_named_too(memory_broker: Any) -> N
     with pytest.raises(ValidationError) as info:
         message.send()
     assert set(info.value.errors) == {"metadata.k"}
+    message = EmailMultiAlternatives("x", "", "s@", ["a@example.org", "b@"], cc=["c@x"])
+    with pytest.raises(ValidationError) as info:
+        message.send()
+    assert set(info.value.errors) == {"sender", "to.1", "cc.0"}
     assert memory_broker.drain() == []
 
 
