@@ -6,6 +6,8 @@
     ├── EnqueueError                    nothing was recorded (Redis unreachable): nothing
     │                                   will be sent; calling again is safe
     ├── RecordNotFound (LookupError)    no record with that id (never made, or expired)
+    ├── RecipientsRefused               every recipient of a Django message is suppressed:
+    │                                   nothing will be sent; ``handle_id`` names the record
     ├── ConfigurationError (ValueError) a setting makes the call impossible (no API key, ...)
     ├── Throttled                       a shared limit has no slot yet; try after ``wait`` s
     └── SMTP2GOError                    the API refused a request or could not be reached;
@@ -47,6 +49,7 @@ __all__ = [
     "NotFoundError",
     "OutboxError",
     "RateLimitedError",
+    "RecipientsRefused",
     "RecordNotFound",
     "RequestFailedError",
     "RequestTimeout",
@@ -104,6 +107,20 @@ class EnqueueError(OutboxError):
 
 class RecordNotFound(OutboxError, LookupError):
     """No record with that id (never created, or expired after the retention)."""
+
+
+class RecipientsRefused(OutboxError):
+    """Every recipient of a message is on the suppression list, so nothing will be sent.
+
+    Raised by the Django backend, as Django's SMTP backend raises
+    ``SMTPRecipientsRefused`` when the server refuses them all; the producers themselves
+    return the handle, whose ``rejected`` lists them.
+    """
+
+    def __init__(self, handle_id: str, rejected: tuple[str, ...]) -> None:
+        super().__init__(f"every recipient is suppressed: {', '.join(rejected)} (send {handle_id})")
+        self.handle_id = handle_id
+        self.rejected = rejected
 
 
 class ConfigurationError(OutboxError, ValueError):

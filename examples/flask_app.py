@@ -1,0 +1,48 @@
+"""Queue a receipt from a Flask view, answer with its handle, and show its status.
+
+    pip install outbox flask
+    flask --app examples/flask_app.py run
+
+``POST /receipts`` with ``{"to": "ann@example.org", "order": 42}`` answers 202 with the
+send's id and where to read its status; ``GET /sends/<id>`` answers its record. Redis,
+the broker and the workers are configured as in the README.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request, url_for
+
+from outbox import EnqueueError, RecordNotFound, ValidationError, send_email, status
+
+app = Flask(__name__)
+
+Reply = tuple[dict[str, Any], int]
+
+
+@app.post("/receipts")
+def send_receipt() -> Reply:
+    body: dict[str, Any] = request.get_json(silent=True) or {}
+    order = body.get("order")
+    try:
+        handle = send_email(
+            "Shop <shop@example.com>",
+            body.get("to", []),
+            f"Your receipt for order {order}",
+            text_body="Thanks for your order.",
+            idempotency_key=f"receipt-{order}",  # a retried request sends nothing twice
+        )
+    except ValidationError as exc:
+        return {"errors": exc.errors}, 422
+    except EnqueueError:
+        return {"error": "not queued; try again"}, 503
+    return {"id": handle.id, "status": url_for("send_status", handle_id=handle.id)}, 202
+
+
+@app.get("/sends/<handle_id>")
+def send_status(handle_id: str) -> Reply:
+    try:
+        return status(handle_id).model_dump(mode="json"), 200
+    except RecordNotFound:
+        return {"error": "no such send"}, 404
