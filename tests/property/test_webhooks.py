@@ -131,8 +131,8 @@ def test_any_body_is_answered_without_a_server_error(
     Fault: Any body, content type or `Authorization` header posted to the webhook
         receiver (generated; this test and its siblings)
     Outcome: 200 with each event in the one normalised shape, or 400, 401, 413; never a
-        500; a repeated event (or the same one as a form and as JSON) has the same digest,
-        so it is recorded once
+        500; a repeated event (or the same one as a form and as JSON) has the same key
+        (SMTP2GO's `id`, else a digest), so it is recorded once
     """
     client, published = receiver
     published.clear()
