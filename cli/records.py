@@ -12,12 +12,14 @@ __all__ = ["quota", "status"]
 
 
 def _event_detail(event: dict[str, Any]) -> str:
-    """What a delivery event says beyond its name: the bounce's kind and the server's words."""
+    """What a delivery event says beyond its name: the bounce's kind and the server's
+    words (an SMS event: its status code)."""
     raw = event.get("raw") if isinstance(event.get("raw"), dict) else {}
     parts = [str(event["bounce"])] if event.get("bounce") else []
-    for name in ("message", "context", "url", "host"):
-        value = raw.get(name) if raw else None
-        if value:
+    for name in ("message", "context", "status_code", "url", "host"):
+        value = event.get(name) or (raw.get(name) if raw else None)
+        # "Unavailable" is SMTP2GO's word for a context it does not have.
+        if value and value != "Unavailable":
             parts.append(str(value).replace("\n", " ")[:80])
             break
     return " - ".join(parts)

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["RETRYABLE_FATES", "Handle", "status"]
 
 #: Ledger fates worth sending to again: the request failed or died (the cause may have
-#: been fixed since), or the mailbox soft-bounced. Never a recipient that was delivered,
-#: suppressed, hard-bounced, rejected or complained.
+#: been fixed since), the SMS network failed to deliver (``sms_failed``: a gateway
+#: failure, a dropped message), or the mailbox soft-bounced. Never a recipient that was
+#: delivered, suppressed, hard-bounced, rejected or complained.
 RETRYABLE_FATES = frozenset({"failed", "dead", "soft-bounced"})
 
 

@@ -1,5 +1,10 @@
 """Webhooks end to end: the sandbox posts events to a real receiver process, which
-publishes them to the real broker, where a real worker puts them on the records."""
+publishes them to the real broker, where a real worker puts them on the records.
+
+The sandbox posts the real service's shapes (``sandbox/events.py``): one ``processed``
+per email listing its ``recipients``, then ``delivered``/``bounce`` per recipient, and
+``sms_*`` events per number, each with its own ``id``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from outbox import Handle, Record, send_email
+from outbox import Handle, Record, send_email, send_sms
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
 from outbox.worker.store import keys
@@ -53,13 +58,20 @@ def receiver(redis_db: tuple[str, str], tmp_path: Path) -> Iterator[Receiver]:
 
 
 def add_webhook(
-    sandbox: Sandbox, url: str, *, output_format: str, auth_type: str, auth_value: str
+    sandbox: Sandbox,
+    url: str,
+    *,
+    output_format: str,
+    auth_type: str,
+    auth_value: str,
+    sms_events: tuple[str, ...] = (),
 ) -> int:
     response = httpx.post(
         f"{sandbox.base_url}/webhook/add",
         json={
             "url": url,
             "events": EVENTS,
+            "sms_events": list(sms_events),
             "output_format": output_format,
             "auth_header_type": auth_type,
             "auth_header_value": auth_value,
@@ -142,7 +154,11 @@ def test_delivery_and_bounce_events_reach_the_records(
     assert delivered["subject"] == "Receipt"
     processed = next(e for e in record.events if e["event"] == "processed")
     assert processed["recipients"] == ["ann@example.org"]
+    assert processed["rcpt"] is None
     assert [e["event"] for e in record.events] == ["processed", "delivered"]  # by received_at
+    assert all(len(e["event_id"]) == 32 for e in record.events)
+    assert delivered["message"].startswith("250 ")
+    assert record.ledger == {"delivered": 1}
 
     bounced = send_email("shop@example.com", [BOUNCER], "Hello", text_body="hi")
     record = wait_record(bounced, lambda r: names(r)["bounce"] >= 1, what="bounce")
@@ -151,6 +167,7 @@ def test_delivery_and_bounce_events_reach_the_records(
     assert bounce["rcpt"] == BOUNCER
     assert bounce["email_id"] == record.email_ids[0]
     assert "delivered" not in names(record)
+    assert record.ledger == {"hard-bounced": 1}
     assert producer.redis.sismember(keys.suppressed(), BOUNCER)
 
     shouting = BOUNCER.upper()
@@ -166,11 +183,11 @@ def test_delivery_and_bounce_events_reach_the_records(
 
 
 @pytest.mark.timeout(150)
-def test_duplicate_posts_are_recorded_once(
+def test_each_notification_is_recorded_once(
     fleet: Fleet, producer: Runtime, sandbox: Sandbox, receiver: Receiver
 ) -> None:
     # Two webhooks to the same receiver, one JSON and one form: every event arrives twice,
-    # in two encodings, as a provider retry would deliver it.
+    # in two encodings, each time as a notification of its own (its own ``id``).
     add_webhook(sandbox, receiver.url, output_format="json", auth_type="bearer", auth_value=SECRET)
     add_webhook(sandbox, receiver.url, output_format="form", auth_type="bearer", auth_value=SECRET)
     fleet.start(concurrency=4)
@@ -180,26 +197,62 @@ def test_duplicate_posts_are_recorded_once(
     wait_all_done([handle], timeout=60)
     # 2 hooks x (1 processed for the email + 1 delivered per recipient)
     wait_until_deliveries_settle(sandbox, expected=2 * (1 + 2))
-    record = wait_record(handle, lambda r: names(r)["delivered"] >= 2, what="two delivered")
+    record = wait_record(handle, lambda r: names(r)["delivered"] >= 4, what="four delivered")
     time.sleep(1.0)  # let any late duplicate reach the worker
     record = handle.status()
-    assert names(record) == {"processed": 1, "delivered": 2}, record.events
+    assert names(record) == {"processed": 2, "delivered": 4}, record.events
+    assert len({e["event_id"] for e in record.events}) == 6
     assert {e["rcpt"] for e in record.events if e["event"] == "delivered"} == {
         "ann@example.org",
         "bob@example.org",
     }
+    # Each recipient moved once, whichever notification came first.
+    assert record.ledger == {"delivered": 2}
 
-    # And a replay by hand of an event already recorded changes nothing.
-    delivered = next(e for e in record.events if e["event"] == "delivered")
-    response = httpx.post(
-        receiver.url,
-        json=delivered["raw"],
-        headers={"Authorization": f"Bearer {SECRET}"},
-        timeout=5,
-    )
-    assert response.status_code == 200
+    # The provider's retries (the same notification, its ``id`` unchanged), in either
+    # encoding, change nothing.
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    for event in record.events:
+        raw = event["raw"]
+        assert httpx.post(receiver.url, json=raw, headers=auth, timeout=5).status_code == 200
+        form = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
+        body = str(httpx.QueryParams(raw))
+        assert httpx.post(receiver.url, content=body, headers=form, timeout=5).status_code == 200
     time.sleep(1.5)
-    assert names(handle.status()) == {"processed": 1, "delivered": 2}
+    again = handle.status()
+    assert names(again) == {"processed": 2, "delivered": 4}
+    assert again.ledger == {"delivered": 2}
+
+
+@pytest.mark.timeout(150)
+def test_sms_events_reach_their_numbers(
+    fleet: Fleet, producer: Runtime, sandbox: Sandbox, receiver: Receiver
+) -> None:
+    lifecycle = ("sending", "submitted", "delivered")
+    add_webhook(
+        sandbox,
+        receiver.url,
+        output_format="form",
+        auth_type="bearer",
+        auth_value=SECRET,
+        sms_events=lifecycle,
+    )
+    fleet.start(concurrency=4)
+    numbers = ["+61400000001", "+61400000002"]
+    handle = send_sms(numbers, "Your parcel is on its way")
+    [sent] = wait_all_done([handle], timeout=60)
+    assert sent.state is State.SENT
+    message_ids = sent.chunks[0].message_ids
+    assert set(message_ids) == set(numbers)
+    # An event that beat the worker's record of the answer is looked for again shortly.
+    expected = {name: 2 for name in lifecycle}
+    record = wait_record(handle, lambda r: names(r) == expected, what="every SMS event")
+    for event in record.events:
+        assert event["channel"] == "sms"
+        assert event["provider_event"] == f"sms_{event['event']}"
+        assert event["message_id"] == message_ids[event["rcpt"]]
+    assert record.ledger == {"delivered": 2}
+    assert producer.redis.llen(keys.webhook_unmatched()) == 0
 
 
 def wait_until_deliveries_settle(sandbox: Sandbox, *, expected: int, timeout: float = 30.0) -> None:

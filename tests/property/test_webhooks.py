@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from outbox.worker.webhooks.app import create_app
-from outbox.worker.webhooks.events import InvalidPayload, digest, normalise
+from outbox.worker.webhooks.events import InvalidPayload, digest, event_key, normalise
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client warns on import
@@ -35,6 +35,7 @@ NORMALISED_KEYS = {
     "event",
     "provider_event",
     "channel",
+    "event_id",
     "email_id",
     "message_id",
     "rcpt",
@@ -42,6 +43,9 @@ NORMALISED_KEYS = {
     "time",
     "sendtime",
     "bounce",
+    "host",
+    "message",
+    "context",
     "sender",
     "subject",
     "received_at",
@@ -60,7 +64,7 @@ json_values = st.recursive(
     max_leaves=30,
 )
 event_names = st.sampled_from(
-    ["delivered", "bounce", "open", "click", "spam", "processed"]
+    ["delivered", "bounce", "open", "click", "spam", "processed", "sms_delivered", "sms_failed"]
 ) | st.text(max_size=80)
 payloads = st.fixed_dictionaries(
     {"event": event_names | json_values},
@@ -72,6 +76,8 @@ payloads = st.fixed_dictionaries(
         "bounce": st.sampled_from(["hard", "soft", "Hard bounce", ""]) | json_values,
         "message_id": st.text(max_size=30),
         "destination": st.text(max_size=20),
+        "destination_number": st.text(max_size=20),
+        "id": st.text(max_size=40) | json_values,
         "auth_header_value": st.just(SECRET),
         "extra": json_values,
     },
@@ -125,8 +131,8 @@ def test_any_body_is_answered_without_a_server_error(
     Fault: Any body, content type or `Authorization` header posted to the webhook
         receiver (generated; this test and its siblings)
     Outcome: 200 with each event in the one normalised shape, or 400, 401, 413; never a
-        500; a repeated event (or the same one as a form and as JSON) has the same digest,
-        so it is recorded once
+        500; a repeated event (or the same one as a form and as JSON) has the same key
+        (SMTP2GO's `id`, else a digest), so it is recorded once
     """
     client, published = receiver
     published.clear()
@@ -197,9 +203,11 @@ def test_normalise_refuses_or_returns_one_shape_with_a_stable_digest(
     _check_events([first])
     again = normalise(payload, received_at=1_700_000_000.0 + later)
     assert digest(first) == digest(again)  # a provider retry is the same event
+    assert event_key(first) == event_key(again)
     if all(isinstance(v, str) for v in payload.values()):
         # The same flat event posted as a form (SMTP2GO's default) is the same event too.
         from outbox.worker.webhooks.events import parse_form
 
         [as_form] = parse_form(urlencode(payload).encode())
         assert digest(normalise(as_form, received_at=0.0)) == digest(first)
+        assert event_key(normalise(as_form, received_at=0.0)) == event_key(first)

@@ -96,6 +96,29 @@ def test_status_history_shows_transitions(broker: Any, runtime: Runtime) -> None
     assert "ServerError 503" in result.stdout
 
 
+def test_status_shows_what_delivery_events_say(runtime: Runtime) -> None:
+    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.tasks import record
+    from tests.unit.conftest import sent_batch
+
+    batch_id = sent_batch(runtime, ["E1"], ["ann@example.org"])
+    bounce = {
+        "event": "bounce",
+        "id": "b" * 32,
+        "email_id": "E1",
+        "rcpt": "ann@example.org",
+        "bounce": "hard",
+        "host": "mx.example.org [192.0.2.1]",
+        "context": "RCPT TO:<ann@example.org>",
+        "message": "550 5.1.1 User unknown",
+    }
+    record(runtime, normalise(bounce, received_at=1.0))
+    result = invoke("status", batch_id)
+    assert result.exit_code == 0, result.output
+    assert "hard - 550 5.1.1 User unknown" in result.stdout
+    assert "recipients by fate: 1 hard-bounced" in result.stdout
+
+
 def test_status_of_an_unknown_id_exits_1() -> None:
     result = invoke("status", "no-such-id")
     assert result.exit_code == EXIT_FAILED

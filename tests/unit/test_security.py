@@ -402,11 +402,13 @@ def _sent_chunk(rt: Runtime, email_id: str) -> str:
 
 
 def test_events_reach_a_record_only_through_its_email_id(runtime: Runtime) -> None:
-    """Nothing in an event but a matching ``email_id`` picks the record it lands on.
+    """Nothing in an event but a matching ``email_id`` (an SMS event: ``message_id``)
+    picks the record it lands on.
 
     Fault: A webhook event naming another message's chunk, batch or Redis key
-    Outcome: it lands only on the record whose `email_id` it carries (never rewriting the
-        record itself); anything else goes to the bounded unmatched list
+    Outcome: it lands only on the record whose `email_id` (SMS: `message_id`) it carries
+        (never rewriting the record itself); anything else goes to the bounded unmatched
+        list
     """
     mine = _sent_chunk(runtime, "EMAIL-A")
     theirs = _sent_chunk(runtime, "EMAIL-B")
@@ -430,6 +432,8 @@ def test_events_reach_a_record_only_through_its_email_id(runtime: Runtime) -> No
         ({"email_id": "email-b"}, Outcome.UNMATCHED),  # ids are compared exactly
         # No email id at all (an SMS-shaped event naming their chunk).
         ({"message_id": theirs, "destination": "+61400000001"}, Outcome.UNMATCHED),
+        # An SMS event whose message id is an email id: the two indexes are apart.
+        ({"event": "sms_delivered", "message_id": "EMAIL-A"}, Outcome.UNMATCHED),
     ]
     for i, (fields, expected) in enumerate(attempts):
         body = {"event": "open", "rcpt": "ann@example.org", "time": f"t{i}", **fields}

@@ -545,15 +545,15 @@ def test_late_index_is_found_on_retry(runtime: Runtime) -> None:
     assert [e["event"] for e in _events(runtime, batch_id)[0]] == ["processed"]
 
 
-def test_sms_and_email_less_events_go_unmatched(runtime: Runtime) -> None:
-    sms = normalise(
-        {"event": "delivered", "message_id": "sms-1", "destination": "+61400000000"},
-        received_at=1.0,
-    )
+def test_events_naming_no_message_go_unmatched(runtime: Runtime) -> None:
+    sms = normalise({"event": "sms_delivered", "destination_number": "+61400000000"}, received_at=1)
     assert record(runtime, sms, last_try=False) is Outcome.UNMATCHED
     no_id = normalise({"event": "spam", "rcpt": "x@example.org"}, received_at=1.0)
     assert record(runtime, no_id, last_try=False) is Outcome.UNMATCHED
-    assert runtime.redis.llen(keys.webhook_unmatched()) == 2
+    reasons = [
+        json.loads(x)["unmatched"] for x in runtime.redis.lrange(keys.webhook_unmatched(), 0, -1)
+    ]
+    assert reasons == ["no email_id", "no message_id"]
     # A spam complaint suppresses even when it names no message of ours.
     assert runtime.redis.sismember(keys.suppressed(), "x@example.org")
 

@@ -542,6 +542,10 @@ class Batches:
         raw = self.redis.get(keys.email_index(email_id))
         return _text(raw) if raw else None
 
+    def chunk_for_sms(self, message_id: str) -> str | None:
+        raw = self.redis.get(keys.sms_index(message_id))
+        return _text(raw) if raw else None
+
     def batch_for_idempotency_key(self, key: str) -> str | None:
         raw = self.redis.get(keys.idempotency(key))
         return _text(raw) if raw else None

@@ -1,33 +1,39 @@
 """Delivery events from webhooks, kept on the chunk of the message they name.
 
-An event reaches a record only through its ``email_id`` (the index written when the send
-was recorded ``sent``); an event naming no message of ours waits in a bounded list
-until a later pass can match it. Each event is kept once under its own id, so the
-provider's retries (up to 35 over 48 hours) change nothing.
+An event reaches a record only through its ``email_id`` or its SMS ``message_id`` (the
+indexes written when the send was recorded); an event naming no message of ours waits
+in a bounded list until a later pass can match it. Each event is kept once under its
+own id (the provider's ``id`` of the notification), so the provider's retries (up to 35
+over 48 hours) change nothing, the recipients' places in the ledger included.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from outbox.worker.store import keys, scripts
 
 __all__ = ["FATE_RANK", "Events"]
 
-#: Fates a delivery event can tell about a recipient, by rank: a recipient's fate never
-#: gives way to a lower one (a late ``delivered`` does not undo a hard bounce), and a
-#: recipient the API never got (failed, dead, suppressed) keeps that fate.
+#: Places in a batch's ledger, by rank: a recipient never moves to a lower one (a late
+#: ``delivered`` does not undo a hard bounce, a ``processed`` that arrives after
+#: ``delivered`` changes nothing), and a recipient the API never got (failed, dead,
+#: suppressed) keeps that fate. ``processed`` (email, and an SMS ``sending``) and
+#: ``submitted`` (SMS handed to the network) are steps on the way, not fates; ``failed``
+#: is also where an SMS the network could not deliver ends.
 FATE_RANK: dict[str, int] = {
     "queued": 0,
     "sent": 1,
-    "soft-bounced": 2,
-    "delivered": 3,
-    "hard-bounced": 4,
-    "rejected": 4,
-    "unsubscribed": 5,
-    "spam": 5,
+    "processed": 2,
+    "submitted": 3,
+    "soft-bounced": 4,
+    "delivered": 5,
+    "hard-bounced": 6,
+    "rejected": 6,
+    "unsubscribed": 7,
+    "spam": 7,
     "failed": 9,
     "dead": 9,
     "suppressed": 9,
@@ -51,10 +57,12 @@ class Events:
         event: Mapping[str, Any],
         *,
         fate: str | None = None,
-        recipient: str | None = None,
+        recipients: Sequence[str] = (),
+        why: str = "",
     ) -> bool:
-        """Keep ``event`` on its chunk once (false for a repeat of ``event_id``) and move
-        ``recipient`` to ``fate`` in its batch's ledger when the event tells one."""
+        """Keep ``event`` on its chunk once (false for a repeat of ``event_id``, which
+        changes nothing else) and move ``recipients`` (ledger keys) to ``fate`` in their
+        batch's ledger, with ``why`` as their reason when it is given."""
         batch_id = chunk_id.rsplit(".", 1)[0]
         ranks = [f"{name}={rank}" for name, rank in FATE_RANK.items()]
         added = self._record(
@@ -64,7 +72,8 @@ class Events:
                 _dumps(dict(event)),
                 self.retention,
                 fate or "",
-                recipient or "",
+                _dumps(list(recipients)),
+                why,
                 *ranks,
             ],
         )

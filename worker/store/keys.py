@@ -41,6 +41,7 @@ __all__ = [
     "reconcile_found",
     "reconcile_scanned",
     "reconcile_scanning",
+    "sms_index",
     "stats_snapshot",
     "suppressed",
     "throttled",
@@ -60,6 +61,7 @@ TEMPLATES: dict[str, str] = {
     "ledger": PREFIX + "batch:{}:ledger",
     "ledger_counts": PREFIX + "batch:{}:ledger:counts",
     "quota_left": PREFIX + "quota:left",
+    "sms_index": PREFIX + "sms:{}",
     "throttled": PREFIX + "throttled",
     "unclaimed": PREFIX + "unclaimed:{}",
     "wake": PREFIX + "limit:{}:wake:{}",
@@ -110,6 +112,12 @@ def chunk_events(chunk_id: str) -> str:
 def email_index(email_id: str) -> str:
     """String: SMTP2GO ``email_id`` -> chunk id, so webhook events find their record."""
     return f"{PREFIX}email:{email_id}"
+
+
+def sms_index(message_id: str) -> str:
+    """String: SMTP2GO's SMS ``message_id`` -> chunk id, so SMS webhook events find their
+    record (written by ``finish.lua`` from the chunk's ``message_ids``)."""
+    return _fill("sms_index", message_id)
 
 
 def idempotency(key: str) -> str:

@@ -21,8 +21,12 @@ SMTP2GO does not sign webhooks; the protection is the ``Authorization`` header c
 constant time. Answers: 401 without valid credentials, 413 over ``max_body`` (the
 ``Content-Length`` and the bytes actually streamed), 400 for a body that is not an event
 (not JSON or a form, not an object, no ``event``), 500 for anything unexpected, so the
-provider retries (it does, up to 35 times over 48 hours; duplicates are collapsed by the
-task, see :func:`worker.webhooks.events.digest`).
+provider retries (it does, up to 35 times over 48 hours, each time with the same ``id``;
+the task keeps one record per ``id``, see :func:`worker.webhooks.events.event_key`).
+
+Bodies come as SMTP2GO sends them: ``application/x-www-form-urlencoded`` (the default
+``output_format``; a list such as ``processed``'s ``recipients`` is a repeated field) or
+JSON (one object, or a list of them); multipart forms are read too.
 
 The events are published before the 200, not after: a publish is one quick broker
 write, and answering 200 first would lose the event for good if the broker then failed.

@@ -1,24 +1,44 @@
-"""SMTP2GO webhook bodies -> normalised event dicts, and the digest that collapses duplicates.
+"""SMTP2GO webhook bodies -> normalised event dicts, and the key that collapses repeats.
 
 Pure functions, no I/O: the receiver (:mod:`worker.webhooks.app`) parses with them and
-the task (:mod:`worker.webhooks.tasks`) keys its writes by :func:`digest`.
+the task (:mod:`worker.webhooks.tasks`) keys its writes by :func:`event_key`.
+
+What the real service posts (https://developers.smtp2go.com/docs/webhooks-overview, and
+two bodies captured live in Alos-no/Smtp2Go.NET ``WebhookPayloadFormParsingTests.cs``):
+
+* email: ``processed`` once per email, with ``recipients`` (in a form body a repeated
+  field; a delimited value is split too) and ``srchost``, no ``rcpt``; then one event per
+  recipient (``delivered``, ``bounce``, ``reject``, ``open``, ``click``, ``spam``,
+  ``unsubscribe``, ``resubscribe``) with ``rcpt``, ``host``, ``message``, ``context``
+  (and ``bounce``: ``hard`` or ``soft``). Every one carries ``id`` (the notification's
+  own id, the same on each retry), ``email_id``, ``auth``, ``from``, ``from_address``,
+  ``from_name``, ``sender``, ``Subject``/``subject``, ``Message-Id``/``message-id``,
+  ``time`` (``…Z``) and ``sendtime`` (``…+00:00``, microseconds);
+* SMS: ``sms_sending``, ``sms_submitted``, ``sms_delivered``, ``sms_failed``,
+  ``sms_rejected`` with ``id``, ``message_id``, ``destination_number``,
+  ``source_number``, ``message_content``, ``status_code``, ``region``, ``retry_count``,
+  ``sender_email``, ``submitted_timestamp``, ``received_timestamp``.
 
 The normalised event (every key always present, ``None`` or ``[]`` when absent)::
 
     {
         "event": "bounce",           # our name: EVENT_NAMES[provider name], else as given
-        "provider_event": "bounce",  # the name SMTP2GO posted
+        "provider_event": "bounce",  # the name SMTP2GO posted ("sms_delivered", ...)
         "channel": "email",          # "email" or "sms"
+        "event_id": "6dfa7d3b...",   # the provider's ``id`` of this notification
         "email_id": "1a2b...",       # SMTP2GO's email id (email events)
         "message_id": None,          # SMTP2GO's SMS message id (SMS events)
-        "rcpt": "ann@example.org",   # the recipient (an SMS event's destination)
+        "rcpt": "ann@example.org",   # the recipient (an SMS event's destination_number)
         "recipients": [],            # ``processed`` carries the whole list
-        "time": "2024-01-01T12:00:05Z",
-        "sendtime": "2024-01-01T12:00:00Z",
+        "time": "2026-03-24T08:23:19Z",  # an SMS event's received_timestamp
+        "sendtime": "2026-03-24T08:23:19.052765+00:00",  # SMS: submitted_timestamp
         "bounce": "hard",            # "hard", "soft", another provider word, or None
+        "host": "mx.example.org [192.0.2.1]",  # the recipient's server
+        "message": "550 5.1.1 ...", # what that server answered
+        "context": "RCPT TO:<ann@example.org>",  # where in the dialogue, or "Unavailable"
         "sender": "shop@example.com",
         "subject": "Receipt",
-        "received_at": 1704110405.12,  # when the receiver got it (orders a record's events)
+        "received_at": 1774340599.12,  # when the receiver got it (orders a record's events)
         "raw": {...},                # the posted fields, trimmed, auth-looking ones dropped
     }
 
@@ -31,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -42,6 +63,7 @@ __all__ = [
     "SUPPRESSING_EVENTS",
     "InvalidPayload",
     "digest",
+    "event_key",
     "fate_of",
     "normalise",
     "parse_form",
@@ -53,9 +75,11 @@ __all__ = [
 #: Provider event name (lower-cased) -> ours. The one place names are mapped; a name not
 #: here is kept as posted, so a new provider event is recorded rather than refused.
 #: Documented email events: processed, delivered, open, click, bounce, spam, unsubscribe,
-#: resubscribe, reject; SMS (``sms_events``): sending, submitted, delivered, failed,
-#: rejected, opt-out, opt-in. A few past-tense spellings seen from other providers
-#: map to the same names.
+#: resubscribe, reject; SMS events are posted as ``sms_sending``, ``sms_submitted``,
+#: ``sms_delivered``, ``sms_failed``, ``sms_rejected`` (the subscription names without
+#: the prefix) and become those bare names on the ``sms`` channel. The opt-out event's
+#: payload name is not documented: ``opt-out`` with or without the prefix is taken. A
+#: few past-tense spellings seen from other providers map to the same names.
 EVENT_NAMES: dict[str, str] = {
     "processed": "processed",
     "delivered": "delivered",
@@ -73,12 +97,18 @@ EVENT_NAMES: dict[str, str] = {
     "resubscribed": "resubscribe",
     "reject": "reject",
     # SMS
+    "sms_sending": "sending",
+    "sms_submitted": "submitted",
+    "sms_delivered": "delivered",
+    "sms_failed": "failed",
+    "sms_rejected": "rejected",
+    "sms_opt-out": "opt-out",
+    "sms_opt_out": "opt-out",
+    "opt-out": "opt-out",
     "sending": "sending",
     "submitted": "submitted",
     "failed": "failed",
     "rejected": "rejected",
-    "opt-out": "opt-out",
-    "opt-in": "opt-in",
 }
 
 #: Events that put the recipient on the local suppression list (a bounce only when hard).
@@ -86,19 +116,39 @@ SUPPRESSING_EVENTS = frozenset({"bounce", "spam"})
 
 #: Fields that always hold a list, even when a form body repeats them once.
 _LIST_FIELDS = frozenset({"recipients"})
-#: Keys never copied into ``raw``: anything that looks like a credential.
-#: Events that settle a recipient's fate -> the fate (bounces: by their ``bounce`` type).
-_FATES = {
+#: Email events that move a recipient in the batch's ledger -> its new place (a bounce:
+#: by its ``bounce`` kind). ``processed`` is a step, not a final fate: the provider has
+#: the email and is trying to deliver it.
+_EMAIL_FATES = {
+    "processed": "processed",
     "delivered": "delivered",
     "spam": "spam",
     "unsubscribe": "unsubscribed",
     "reject": "rejected",
 }
+#: SMS events -> the recipient's place, after the SMS statuses of the webhooks page:
+#: sending ("currently being processed"), submitted (handed to the downstream network,
+#: not yet confirmed), delivered, failed (validity check, gateway failure, dropped),
+#: rejected (blocked by the network), opt-out.
+_SMS_FATES = {
+    "sending": "processed",
+    "submitted": "submitted",
+    "delivered": "delivered",
+    "failed": "failed",
+    "rejected": "rejected",
+    "opt-out": "unsubscribed",
+}
+#: How ``recipients`` may be delimited inside one value.
+_DELIMITERS = re.compile(r"[,;]")
+#: Keys never copied into ``raw``: anything that looks like a credential (``auth`` too:
+#: it names the API key or SMTP user that sent the email).
 _SENSITIVE = ("auth", "password", "passwd", "secret", "token", "api_key", "api-key")
 _MAX_EVENT_NAME = 64
 _MAX_TEXT = 1000
 _MAX_KEYS = 64
 _MAX_ITEMS = 100
+#: A ``processed`` event lists the whole email: up to 100 each of to, cc and bcc.
+_MAX_RECIPIENTS = 300
 _MAX_DEPTH = 3
 #: A form body with more fields than this is not an SMTP2GO event.
 _MAX_FORM_FIELDS = 1000
@@ -165,15 +215,33 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _texts(value: Any) -> list[str]:
+def _addresses(value: Any) -> list[str]:
+    """``recipients`` as a list, however it came: a JSON list, a repeated form field, or
+    one value delimited by commas, semicolons or spaces (``"a@x; b@y"``, ``"a@x b@y"``)."""
     if isinstance(value, str):
-        # A form body may flatten a list into "a@x, b@y".
-        items: list[Any] = value.split(",")
+        items: list[Any] = [value]
     elif isinstance(value, list):
-        items = value
+        items = value[:_MAX_RECIPIENTS]
     else:
         return []
-    return [t for t in (_text(v) for v in items[:_MAX_ITEMS]) if t]
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            continue
+        for part in _DELIMITERS.split(item):
+            # "Ann Smith <ann@x>" keeps its spaces; bare addresses never have any.
+            words = [part] if "<" in part or '"' in part else part.split()
+            out.extend(t for t in (_text(w) for w in words) if t)
+    return out[:_MAX_RECIPIENTS]
+
+
+def _first(payload: Mapping[str, Any], *names: str) -> str | None:
+    """The first of ``names`` the payload has a value for."""
+    for name in names:
+        text = _text(payload.get(name))
+        if text:
+            return text
+    return None
 
 
 def _bounce_type(value: Any) -> str | None:
@@ -224,25 +292,32 @@ def normalise(payload: Mapping[str, Any], *, received_at: float) -> dict[str, An
     provider = provider.strip()
     if len(provider) > _MAX_EVENT_NAME:
         raise InvalidPayload("'event' is too long to be an event name")
+    name = provider.lower()
     email_id = _text(payload.get("email_id"))
     sms_id = _text(payload.get("message_id"))
-    destination = _text(payload.get("destination"))
-    sms = email_id is None and (sms_id is not None or destination is not None)
+    destination = _first(payload, "destination_number", "destination")
+    sms = name.startswith("sms_") or (
+        email_id is None and (sms_id is not None or destination is not None)
+    )
     return {
-        "event": EVENT_NAMES.get(provider.lower(), provider),
+        "event": EVENT_NAMES.get(name, provider),
         "provider_event": provider,
         "channel": "sms" if sms else "email",
+        "event_id": _text(payload.get("id")),
         "email_id": email_id,
         "message_id": sms_id if sms else None,
         "rcpt": _text(payload.get("rcpt")) or (destination if sms else None),
-        "recipients": _texts(payload.get("recipients")),
-        "time": _text(payload.get("time")),
-        "sendtime": _text(payload.get("sendtime")),
+        "recipients": _addresses(payload.get("recipients")),
+        "time": _first(payload, "time", "received_timestamp"),
+        "sendtime": _first(payload, "sendtime", "submitted_timestamp"),
         "bounce": _bounce_type(payload.get("bounce")),
-        "sender": _text(payload.get("sender"))
-        or _text(payload.get("from_address"))
-        or _text(payload.get("from")),
-        "subject": _text(payload.get("subject")),
+        "host": _text(payload.get("host")),
+        "message": _text(payload.get("message")),
+        "context": _text(payload.get("context")),
+        "sender": _first(
+            payload, "sender", "from_address", "from", "sender_email", "source_number"
+        ),
+        "subject": _first(payload, "subject", "Subject", "email_subject"),
         "received_at": received_at,
         "raw": _trim(dict(payload)),
     }
@@ -252,8 +327,8 @@ def normalise(payload: Mapping[str, Any], *, received_at: float) -> dict[str, An
 
 
 def digest(event: Mapping[str, Any]) -> str:
-    """The identity of an event: the same event posted twice (a provider retry, two
-    webhooks, JSON and form) has the same digest, so the record keeps it once."""
+    """The identity of an event that came without an ``id``: the same event posted twice
+    (a retry, JSON and form) has the same digest, so the record keeps it once."""
     raw = event.get("raw") or {}
     identity = [
         event.get("channel"),
@@ -271,14 +346,24 @@ def digest(event: Mapping[str, Any]) -> str:
     return hashlib.sha256(encoded).hexdigest()[:32]
 
 
+def event_key(event: Mapping[str, Any]) -> str:
+    """The key an event is kept under on its chunk: the provider's own ``id`` of the
+    notification when it has one (a retry repeats it; two opens in the same second have
+    two), else its :func:`digest`."""
+    ident = event.get("event_id")
+    if isinstance(ident, str) and ident:
+        return f"id:{ident}"
+    return digest(event)
+
+
 def fate_of(event: Mapping[str, Any]) -> str | None:
-    """What an event tells about its recipient's fate (for the batch's ledger), if anything."""
-    if event.get("channel") != "email":
-        return None
-    name = event.get("event")
+    """Where an event puts its recipients in the batch's ledger, if anywhere."""
+    name = str(event.get("event"))
+    if event.get("channel") == "sms":
+        return _SMS_FATES.get(name)
     if name == "bounce":
         return "hard-bounced" if event.get("bounce") == "hard" else "soft-bounced"
-    return _FATES.get(str(name))
+    return _EMAIL_FATES.get(name)
 
 
 def should_suppress(event: Mapping[str, Any]) -> str | None:

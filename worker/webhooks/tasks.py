@@ -1,23 +1,25 @@
 """``outbox.record_event``: put one webhook event on the record of the message it names.
 
 The only way from an event to a record is the event's ``email_id`` through
-``keys.email_index`` (written when the send is recorded ``sent``); nothing in an event
-can name a chunk directly, so an event never lands on another message's record.
+``keys.email_index``, or an SMS event's ``message_id`` through ``keys.sms_index`` (both
+written when the send is recorded); nothing in an event can name a chunk directly, so
+an event never lands on another message's record.
 
-- Duplicates (SMTP2GO retries for 48 hours; two webhooks may post the same event) are
-  written once: the chunk's events hash is keyed by the event's identity
-  (:func:`~outbox.worker.webhooks.events.digest`) and written only if new. An event that
-  tells a recipient's fate (delivered, bounced, complained...) moves it in the batch's
-  ledger, in the same script.
-- ``processed`` can arrive before the worker has recorded the send (the provider posts
-  it as soon as it accepts the request, the worker records after reading the answer),
-  so an unknown ``email_id`` is retried a few times over ~10 s before the event is
-  parked in the bounded ``keys.webhook_unmatched()`` list; a beat job
+- Repeats (SMTP2GO retries a notification up to 35 times over 48 hours, with the same
+  ``id``) are written once: the chunk's events hash is keyed by the provider's ``id``
+  (:func:`~outbox.worker.webhooks.events.event_key`; the digest of the event when it
+  has none) and written only if new. An event that moves recipients in the batch's
+  ledger does so in the same script: ``processed`` every recipient it lists, a later
+  email event its ``rcpt``, an SMS event its destination number. A repeat moves nobody.
+  Two webhooks pointed at one receiver post each event under two ids: both are kept,
+  and the ledger moves once.
+- ``processed`` (and ``sms_sending``) can arrive before the worker has recorded the send
+  (the provider posts it as soon as it accepts the request, the worker records after
+  reading the answer), so an unknown id is retried a few times over ~10 s before the
+  event is parked in the bounded ``keys.webhook_unmatched()`` list; a beat job
   (:func:`rematch_parked`) records the parked ones whose send was recorded later.
 - An event that meets an unreachable Redis goes back to the broker
   (``worker.unavailable``) instead of being acknowledged and lost.
-- SMS events are parked there at once: SMS message ids are kept on their chunk but not
-  indexed, so there is nothing to look them up by.
 - A hard bounce or a spam complaint adds the lower-cased address to
   ``keys.suppressed()`` (when ``suppress_on_bounce``), matched or not: the address is
   bad whoever sent to it, and producers consult that set before enqueueing.
@@ -34,9 +36,10 @@ from outbox.worker.app import app
 from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.models import address_key
+from outbox.worker.store.chunks import StoredChunk
 from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
-from outbox.worker.webhooks.events import digest, fate_of, should_suppress
+from outbox.worker.webhooks.events import event_key, fate_of, should_suppress
 
 __all__ = [
     "MAX_UNMATCHED",
@@ -55,8 +58,10 @@ logger = logging.getLogger(__name__)
 UNMATCHED_DELAYS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0)
 #: The unmatched list keeps this many newest events.
 MAX_UNMATCHED = 1000
-#: Why an event with an ``email_id`` was parked: the one reason a later look can cure.
-NO_MATCH = "no message of ours has this email_id"
+#: Why an event naming a message was parked: the one reason a later look can cure.
+NO_MATCH = "no message of ours has this email_id or SMS message_id"
+#: Ledger places whose reason is worth the server's words (a bounce's SMTP answer).
+_EXPLAINED = frozenset({"soft-bounced", "hard-bounced", "rejected", "failed"})
 
 
 class Outcome(StrEnum):
@@ -73,7 +78,59 @@ class Outcome(StrEnum):
 
 
 def _name_of(event: Any) -> str:
-    return f"{event.get('event')} for {event.get('email_id')}" if isinstance(event, dict) else "?"
+    if not isinstance(event, dict):
+        return "?"
+    return f"{event.get('event')} for {event.get('email_id') or event.get('message_id')}"
+
+
+def _message_of(event: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Which id names the event's message, and its value."""
+    field = "message_id" if event.get("channel") == "sms" else "email_id"
+    value = event.get(field)
+    return field, value if isinstance(value, str) and value else None
+
+
+def _chunk_of(rt: Runtime, event: Mapping[str, Any]) -> str | None:
+    field, ident = _message_of(event)
+    if ident is None:
+        return None
+    batches = rt.store.batches
+    return batches.chunk_for_sms(ident) if field == "message_id" else batches.chunk_for_email(ident)
+
+
+def _digits(number: str) -> str:
+    return "".join(c for c in number if c.isdigit())
+
+
+def _sms_recipient(chunk: StoredChunk | None, event: Mapping[str, Any]) -> list[str]:
+    """The chunk's own spelling of the event's number (``+61 400…`` and ``61400…`` are
+    one number): found by the message id the answer gave it, else by its digits."""
+    if chunk is None:
+        return []
+    message_id = event.get("message_id")
+    number = next((d for d, m in chunk.message_ids.items() if m == message_id), None)
+    wanted = _digits(str(number or event.get("rcpt") or ""))
+    return [r for r in chunk.recipients if wanted and _digits(r) == wanted][:1]
+
+
+def _ledger_keys(rt: Runtime, chunk_id: str, event: Mapping[str, Any]) -> list[str]:
+    """The ledger keys of the recipients an event is about."""
+    if event.get("channel") == "sms":
+        return _sms_recipient(rt.store.batches.chunk(chunk_id), event)
+    listed = event.get("recipients") if event.get("event") == "processed" else None
+    addresses = listed or [event.get("rcpt")]
+    return [k for k in (address_key(str(a or "")) for a in addresses) if k]
+
+
+def _why(event: Mapping[str, Any], fate: str) -> str:
+    """What the ledger keeps as the reason of a bounce, a rejection or a failed SMS."""
+    if fate not in _EXPLAINED:
+        return ""
+    raw = event.get("raw") if isinstance(event.get("raw"), dict) else {}
+    for value in (event.get("message"), event.get("context"), (raw or {}).get("status_code")):
+        if value and value != "Unavailable":
+            return str(value)[:300]
+    return ""
 
 
 def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
@@ -102,12 +159,10 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     if address and rt.settings.suppress_on_bounce and rt.store.suppressions.add(address):
         logger.info("suppressed %s after a %s event", address, event.get("event"))
 
-    email_id = event.get("email_id")
-    if event.get("channel") == "sms":
-        return _park(rt, event, "SMS events are not indexed by message id")
-    if not isinstance(email_id, str) or not email_id:
-        return _park(rt, event, "no email_id")
-    chunk_id = rt.store.batches.chunk_for_email(email_id)
+    field, ident = _message_of(event)
+    if ident is None:
+        return _park(rt, event, f"no {field}")
+    chunk_id = _chunk_of(rt, event)
     if chunk_id is None:
         if not last_try:
             return Outcome.NOT_YET
@@ -116,18 +171,24 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     value = dict(event)
     if not isinstance(value.get("received_at"), int | float):
         value["received_at"] = rt.store.now()
-    rcpt = address_key(str(event.get("rcpt") or ""))
-    if not rt.store.events.record(
-        chunk_id, digest(event), value, fate=fate_of(event), recipient=rcpt or None
-    ):
-        logger.debug("duplicate %s event for %s ignored", event.get("event"), email_id)
+    fate = fate_of(event)
+    recorded = rt.store.events.record(
+        chunk_id,
+        event_key(event),
+        value,
+        fate=fate,
+        recipients=_ledger_keys(rt, chunk_id, event) if fate else (),
+        why=_why(event, fate) if fate else "",
+    )
+    if not recorded:
+        logger.debug("duplicate %s event for %s ignored", event.get("event"), ident)
         return Outcome.DUPLICATE
-    logger.debug("%s event for %s recorded on chunk %s", event.get("event"), email_id, chunk_id)
+    logger.debug("%s event for %s recorded on chunk %s", event.get("event"), ident, chunk_id)
     return Outcome.RECORDED
 
 
 def rematch_parked(rt: Runtime) -> int:
-    """Record the parked events whose ``email_id`` has since been indexed; how many.
+    """Record the parked events whose message has since been indexed; how many.
 
     A send whose fate was settled late (an ambiguous attempt found in ``activity/search``
     minutes later, a record written after a Redis outage) gets its ``email_id`` long
@@ -140,8 +201,7 @@ def rematch_parked(rt: Runtime) -> int:
     for raw, entry in events.unmatched():
         if entry.get("unmatched") != NO_MATCH:
             continue
-        email_id = entry.get("email_id")
-        if not isinstance(email_id, str) or rt.store.batches.chunk_for_email(email_id) is None:
+        if _chunk_of(rt, entry) is None:
             continue
         event = {k: v for k, v in entry.items() if k not in {"unmatched", "parked_at"}}
         if record(rt, event) in {Outcome.RECORDED, Outcome.DUPLICATE}:

@@ -1,25 +1,30 @@
--- Put a delivery event on its chunk once (keyed by the event's id) and move the
--- recipient's place in the batch's ledger when the event tells its fate.
+-- Put a delivery event on its chunk once (keyed by the event's id) and move its
+-- recipients' places in the batch's ledger when the event tells one.
 -- KEYS: chunk events, ledger, ledger counts
--- ARGV: event id, event (json), ttl, the fate it tells or '', the recipient or '',
---       then the fates by rank ("name=rank", ...): a fate never gives way to a lower one
--- Returns: 1 when recorded, 0 for a repeat
+-- ARGV: event key, event (json), ttl, the place it tells or '', the recipients (json
+--       list of ledger keys), why ('' keeps the entry's reason), then the places by rank
+--       ("name=rank", ...): a recipient never moves to a lower one
+-- Returns: 1 when recorded, 0 for a repeat (which moves nobody)
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-local ttl = tonumber(ARGV[3])
-redis.call('EXPIRE', KEYS[1], ttl)
-local fate, rcpt = ARGV[4], ARGV[5]
-if fate == '' or rcpt == '' then return 1 end
-local old = redis.call('HGET', KEYS[2], rcpt)
-if not old then return 1 end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+local fate, why = ARGV[4], ARGV[6]
+if fate == '' then return 1 end
 local rank = {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local name, r = string.match(ARGV[i], '^(.*)=(%d+)$')
   rank[name] = tonumber(r)
 end
-local entry = cjson.decode(old)
-if (rank[entry.state] or 0) > (rank[fate] or 0) then return 1 end
-redis.call('HINCRBY', KEYS[3], entry.state, -1)
-redis.call('HINCRBY', KEYS[3], fate, 1)
-entry.state = fate
-redis.call('HSET', KEYS[2], rcpt, cjson.encode(entry))
+for _, rcpt in ipairs(cjson.decode(ARGV[5])) do
+  local old = redis.call('HGET', KEYS[2], rcpt)
+  if old then
+    local entry = cjson.decode(old)
+    if entry.state ~= fate and (rank[entry.state] or 0) <= (rank[fate] or 0) then
+      redis.call('HINCRBY', KEYS[3], entry.state, -1)
+      redis.call('HINCRBY', KEYS[3], fate, 1)
+      entry.state = fate
+      if why ~= '' then entry.reason = why end
+      redis.call('HSET', KEYS[2], rcpt, cjson.encode(entry))
+    end
+  end
+end
 return 1

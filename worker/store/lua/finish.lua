@@ -1,4 +1,5 @@
--- Record the outcome of an attempt and release (or account for) its rate-limit slot.
+-- Record the outcome of an attempt and release (or account for) its rate-limit slot;
+-- index the email_id and the SMS message ids (fields.message_ids) for webhook events.
 -- KEYS: chunk, batch, log, dead, email index or '', parked, failed, then the limit block
 -- ARGV: new state, fields (json), log entry (json), expected state or '', slot member or
 --       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
@@ -35,6 +36,15 @@ entry['at'] = now
 entry['state'] = new
 log(KEYS[3], L.ttl, entry)
 if KEYS[5] ~= '' then redis.call('SET', KEYS[5], chunk_id, 'EX', L.ttl) end
+-- an SMS answer names a message id per number: index each, as the email_id above
+local decoded, sms_ids = pcall(cjson.decode, fields['message_ids'] or '')
+if decoded and type(sms_ids) == 'table' then
+  for _, id in pairs(sms_ids) do
+    if type(id) == 'string' and id ~= '' then
+      redis.call('SET', key('sms_index', id), chunk_id, 'EX', L.ttl)
+    end
+  end
+end
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], tonumber(ARGV[10]), ARGV[9]) end
 local has_callback = ''
 if new == 'sending' then
