@@ -2,58 +2,41 @@
 
 The decisions are pure functions, tested as tables: :func:`decide` reads the claim
 (send now or at the slot's time, wait in line, park, leave it to another worker, look an
-unknown attempt up), :func:`judge` reads the API's answer (sent, failed, retry, hold the
-account, an unknown fate). :class:`Delivery` carries them out against Redis, the broker
-and the API, with the clock and the waits of its :class:`~outbox.worker.runtime.Runtime`.
-
-What an answer means (the real service's, ``docs/smtp2go-fidelity.md``): a 200 whose
-``succeeded`` is 0 and ``failed`` is not refused the email (an unverified sender, say):
-the chunk is ``failed`` with the API's messages and is never sent again; a 200 with
-``succeeded`` >= 1 is ``sent``, any ``failures`` kept on the record. The counts are of
-emails (a request is one email), never of recipients.
+unknown attempt up), :func:`~outbox.worker.verdicts.judge` reads the API's answer (sent,
+failed, retry, hold the account, an unknown fate). :class:`Delivery` carries them out
+against Redis, the broker and the API, with the clock and the waits of its
+:class:`~outbox.worker.runtime.Runtime`. The payload is sent as the producer wrote it,
+after a cheap check that it is one (:mod:`outbox.worker.wire`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, assert_never
 
-from pydantic import ValidationError
-
-from outbox.errors import RateLimitedError, SMTP2GOError, TransportError
+from outbox.errors import SMTP2GOError
 from outbox.worker.publish import publish_callback
 from outbox.worker.queues import SEND_TASKS
-from outbox.worker.reconcile import OUTBOX_ID_HEADER, SETTLE_SECONDS, ThrottledLookup, reconcile
+from outbox.worker.reconcile import ThrottledLookup, reconcile
 from outbox.worker.records import load_record
-from outbox.worker.retry import Action
 from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import EMAIL_MIME, EMAIL_SEND, SMS_SEND
-from outbox.worker.smtp2go.models import (
-    CustomHeader,
-    EmailSend,
-    MimeSend,
-    SendResult,
-    SmsSend,
-    SmsSendResult,
-    field_errors_of,
-)
+from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome
 from outbox.worker.store.limits import Grant, Wake
 from outbox.worker.store.parked import Call
+from outbox.worker.verdicts import HOLD_RECHECK, judge
+from outbox.worker.wire import PoisonPayload, check, tagged
 
-__all__ = ["Delivery", "Step", "Verdict", "decide", "judge"]
+__all__ = ["Delivery", "Step", "decide"]
 
 logger = logging.getLogger(__name__)
 
-#: How long a task whose account is held waits parked before it looks again (the hold's
-#: probe lifts it as soon as the key works).
-HOLD_RECHECK = 30.0
 #: Waits given back to the relay are spread over this much more, so a crowd refused at
 #: once does not come back at once.
 SPREAD = 0.25
@@ -108,146 +91,6 @@ def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
             return Decision(Step.MISSING)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What one answer (or error) means for the chunk, ready for ``Batches.finish``."""
-
-    state: State
-    fields: dict[str, Any] = field(default_factory=dict)
-    log: dict[str, Any] = field(default_factory=dict)
-    email_id: str | None = None
-    #: The request may have reached the API (false: it surely did not).
-    went_out: bool = True
-    #: A 429: every worker holds off this long.
-    cool_down: float | None = None
-    #: The account cannot send: hold every send, with this reason (JSON).
-    hold: str | None = None
-    #: Park the task call for this long (a retry, a hold, a look-up).
-    park: float | None = None
-    #: What the recipients' ledger says about it.
-    ledger_note: str = ""
-
-
-def _answer_fields(answer: SendResult | SmsSendResult, request: Any) -> tuple[dict[str, Any], bool]:
-    """The fields to record from a 200, and whether the API refused the message."""
-    if isinstance(answer, SmsSendResult):
-        ids = {m.destination: m.message_id for m in answer.messages if m.message_id}
-        refused = [m.destination for m in answer.messages if m.status in {"failed", "rejected"}]
-        everyone = len(refused) >= len(request.destination) > 0 and bool(answer.messages)
-        return {"request_id": answer.request_id, "message_ids": ids, "failures": refused}, everyone
-    fields: dict[str, Any] = {"request_id": answer.request_id, "failures": list(answer.failures)}
-    if answer.succeeded is not None:
-        fields["succeeded"] = answer.succeeded
-    if answer.failed is not None:
-        fields["failed"] = answer.failed
-    return fields, answer.refused
-
-
-def judge(
-    outcome: SendResult | SmsSendResult | SMTP2GOError,
-    *,
-    request: Any,
-    attempt: int,
-    rt: Runtime,
-    rng: random.Random | None = None,
-) -> Verdict:
-    """What an answer (or an error) means for the chunk whose ``attempt`` it ended."""
-    if not isinstance(outcome, SMTP2GOError):
-        fields, refused = _answer_fields(outcome, request)
-        email_id = getattr(outcome, "email_id", None) or None
-        log = {"attempt": attempt, "email_id": email_id}
-        if not refused:
-            return Verdict(State.SENT, fields, log, email_id, ledger_note=email_id or "")
-        messages = fields.get("failures") or ["the API refused the message"]
-        error = {"type": "Refused", "message": "; ".join(messages), "retryable": False}
-        fields["last_error"] = error
-        return Verdict(
-            State.FAILED, fields, {**log, "error": error}, ledger_note=str(error["message"])
-        )
-
-    err = outcome
-    error = err.to_dict()
-    settings = rt.settings
-    cool_down = None
-    if isinstance(err, RateLimitedError):
-        cool_down = rt.policy.hint(err.retry_after, settings.cooldown_seconds)
-    decision = rt.policy.decide(err, attempt, hint=cool_down, rng=rng)
-    went_out = not (isinstance(err, TransportError) and not err.ambiguous)
-    shared = cool_down if settings.shared_cooldown else None
-    if decision.action is Action.HOLD:
-        why = {"error": error, "reason": f"{err.status_code or ''} {err.message}".strip()}
-        note = "account held: the API refused the key; the attempt does not count"
-        return Verdict(
-            State.RETRYING,
-            {"last_error": error, "attempts": attempt - 1},
-            {"attempt": attempt, "error": error, "note": note},
-            went_out=went_out,
-            hold=json.dumps(why),
-            park=HOLD_RECHECK,
-        )
-    if isinstance(err, TransportError) and err.ambiguous:
-        # The request may have reached the API (a read timeout, a dropped connection): a
-        # blind retry could send twice. Settle it the way a dead worker's claim is: leave
-        # it claimed, its lease ended, and look it up first when it comes back.
-        note = f"ambiguous attempt {attempt}: {error['type']} after the request was sent"
-        if decision.action is not Action.RETRY:
-            note += "; outcome unknown and attempts exhausted: check the activity before a replay"
-            return Verdict(
-                State.DEAD,
-                {"last_error": error, "ambiguous": note},
-                {"attempt": attempt, "error": error, "note": note},
-                ledger_note=note,
-            )
-        note += "; looked up before any resend"
-        return Verdict(
-            State.SENDING,
-            {"last_error": error, "ambiguous": note, "lease_until": rt.store.now()},
-            {"attempt": attempt, "error": error, "note": note},
-            cool_down=shared,
-            park=max(decision.delay, SETTLE_SECONDS),
-        )
-    if decision.action is Action.RETRY:
-        return Verdict(
-            State.RETRYING,
-            {"last_error": error},
-            {"attempt": attempt, "error": error, "retry_in": round(decision.delay, 3)},
-            went_out=went_out,
-            cool_down=shared,
-            park=decision.delay,
-        )
-    state = State.FAILED if decision.action is Action.FAIL else State.DEAD
-    return Verdict(
-        state,
-        {"last_error": error},
-        {"attempt": attempt, "error": error},
-        went_out=went_out,
-        cool_down=shared,
-        ledger_note=str(error.get("message") or error["type"]),
-    )
-
-
-def _validate(kind: Kind, payload: dict[str, Any]) -> EmailSend | MimeSend | SmsSend:
-    if kind is Kind.MIME:
-        return MimeSend.model_validate(payload)
-    if kind is Kind.SMS:
-        return SmsSend.model_validate(payload)
-    return EmailSend.model_validate(payload)
-
-
-def _with_outbox_id(request: EmailSend | MimeSend | SmsSend, chunk_id: str) -> Any:
-    """The request as sent: tagged with the chunk id so it can be found again."""
-    if isinstance(request, EmailSend):
-        headers = [h for h in request.custom_headers if h.header.lower() != "x-outbox-id"]
-        headers.append(CustomHeader(header=OUTBOX_ID_HEADER, value=chunk_id))
-        return request.model_copy(update={"custom_headers": headers})
-    if isinstance(request, MimeSend):
-        if request.mime_email.lower().startswith("x-outbox-id:"):
-            return request
-        mime = f"{OUTBOX_ID_HEADER}: {chunk_id}\r\n{request.mime_email}"
-        return request.model_copy(update={"mime_email": mime})
-    return request
-
-
 class Stop(Exception):
     """The worker is stopping: the task goes back to the broker untouched."""
 
@@ -267,8 +110,8 @@ class Delivery:
     def run(self, payload: dict[str, Any]) -> str:
         """The chunk's state afterwards (or what happened to the task)."""
         try:
-            request = _validate(self.kind, payload)
-        except ValidationError as exc:
+            request = check(self.kind, payload)
+        except PoisonPayload as exc:
             return self._poison(exc)
         token = uuid.uuid4().hex
         return self._act(request, self._claim(token), token)
@@ -400,7 +243,7 @@ class Delivery:
             if stopping:
                 raise Stop(self.chunk_id)
             return "parked"
-        outcome = self._request(_with_outbox_id(request, self.chunk_id))
+        outcome = self._request(tagged(self.kind, request, self.chunk_id))
         verdict = judge(outcome, request=request, attempt=attempt, rt=rt)
         park = (self.call, rt.store.now() + verdict.park) if verdict.park is not None else None
         finished = self.batches.finish(
@@ -427,22 +270,22 @@ class Delivery:
         self._after(finished.outcome, finished.has_callback)
         return verdict.state.value
 
-    def _request(self, request: Any) -> SendResult | SmsSendResult | SMTP2GOError:
+    def _request(self, body: dict[str, Any]) -> SendResult | SmsSendResult | SMTP2GOError:
         client = self.rt.client
         try:
-            if isinstance(request, SmsSend):
-                return client.call(SMS_SEND, request)
-            if isinstance(request, MimeSend):
-                return client.call(EMAIL_MIME, request)
-            return client.call(EMAIL_SEND, request)
+            if self.kind is Kind.SMS:
+                return client.send(SMS_SEND, body)
+            if self.kind is Kind.MIME:
+                return client.send(EMAIL_MIME, body)
+            return client.send(EMAIL_SEND, body)
         except SMTP2GOError as err:
             return err
 
     # -- endings ------------------------------------------------------------------------
 
-    def _poison(self, exc: ValidationError) -> str:
-        errors = field_errors_of(exc)
-        logger.error("chunk %s: payload does not validate (%s); dead", self.chunk_id, errors)
+    def _poison(self, exc: PoisonPayload) -> str:
+        errors = exc.field_errors
+        logger.error("chunk %s: not a payload outbox writes (%s); dead", self.chunk_id, errors)
         error = {
             "type": "InvalidPayload",
             "message": "the task's payload does not validate: " + ", ".join(errors),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,9 @@ from redis.exceptions import LockError
 
 from outbox.errors import RateLimitedError, SMTP2GOError, Throttled
 from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
-from outbox.worker.smtp2go.models import ActivitySearch, SmsSend
+from outbox.worker.smtp2go.models import ActivitySearch
 from outbox.worker.states import Kind
+from outbox.worker.wire import OUTBOX_ID_HEADER
 
 if TYPE_CHECKING:
     from outbox.worker.runtime import Runtime
@@ -58,9 +60,6 @@ SETTLE_SECONDS = 2.0
 SCAN_WAIT = 1.5
 #: The most a scan may take before its lock lapses (its worker presumably died).
 SCAN_LOCK_SECONDS = 120.0
-
-#: Custom header carrying the chunk id on every email (set by ``worker.tasks``).
-OUTBOX_ID_HEADER = "X-Outbox-Id"
 
 
 class ThrottledLookup(Throttled):
@@ -169,10 +168,10 @@ def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) 
     return Reconciliation(False, True, "not in activity/search")
 
 
-def _sms(rt: Runtime, request: SmsSend, claimed_at: float) -> Reconciliation:
+def _sms(rt: Runtime, request: Mapping[str, Any], claimed_at: float) -> Reconciliation:
     answer = rt.client.call(SMS_VIEW_SENT)
     sent = answer.data.get("messages") or answer.data.get("sms") or []
-    wanted = set(request.destination)
+    wanted = set(request["destination"])
     ids: list[str] = []
     for message in sent if isinstance(sent, list) else []:
         if not isinstance(message, dict):
@@ -181,7 +180,7 @@ def _sms(rt: Runtime, request: SmsSend, claimed_at: float) -> Reconciliation:
         destination = message.get("destination_address") or message.get("destination")
         if (
             destination in wanted
-            and message.get("content") == request.content
+            and message.get("content") == request["content"]
             and (when is None or when >= claimed_at - 5)
         ):
             ids.append(str(message.get("id") or message.get("message_id") or ""))
@@ -201,7 +200,7 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
-def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Any) -> Reconciliation:
+def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Mapping[str, Any]) -> Reconciliation:
     """Decide an ambiguous chunk; raises :class:`ThrottledLookup` to wait for a slot."""
     chunk = rt.store.batches.chunk(chunk_id)
     claimed_at = (chunk.claimed_at if chunk else None) or 0.0

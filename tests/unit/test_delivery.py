@@ -24,7 +24,7 @@ from outbox.errors import (
     UnauthorizedError,
 )
 from outbox.worker.account import probe_hold
-from outbox.worker.delivery import Delivery, Step, decide, judge
+from outbox.worker.delivery import Delivery, Step, decide
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
@@ -32,6 +32,7 @@ from outbox.worker.smtp2go.models import EmailSend, SendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
+from outbox.worker.verdicts import judge
 
 KEY = "api-" + "0" * 32
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -122,7 +123,9 @@ def test_decide(outcome: ClaimOutcome, wait: float, step: Step, decided_wait: fl
     assert (decision.step, decision.wait) == (step, decided_wait)
 
 
-REQUEST = EmailSend(sender="s@example.com", to=["a@example.org", "b@example.org"], text_body="x")
+REQUEST = EmailSend(
+    sender="s@example.com", to=["a@example.org", "b@example.org"], text_body="x"
+).to_wire()
 
 
 def _answer(data: dict[str, Any]) -> SendResult:

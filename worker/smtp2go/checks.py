@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SUBJECT_CHARS",
     "EmailAddress",
     "address_key",
+    "check_e164",
     "field_errors_of",
     "validate_address",
     "validate_domain_or_address",
@@ -141,7 +142,7 @@ def validate_domain_or_address(value: str) -> str:
     return text
 
 
-def _e164(value: str) -> str:
+def check_e164(value: str) -> str:
     if not _E164.fullmatch(value):
         raise ValueError(f"not an E.164 phone number ('+' then 7 to 15 digits): {value!r}")
     return value
@@ -196,7 +197,7 @@ def as_list(value: Any) -> Any:
 #: An ``addr@host`` or ``Name <addr@host>`` string, checked by :func:`validate_address`.
 EmailAddress = Annotated[str, AfterValidator(validate_address)]
 #: A phone number in E.164 form, e.g. ``+61400000000``.
-E164 = Annotated[str, AfterValidator(_e164)]
+E164 = Annotated[str, AfterValidator(check_e164)]
 HeaderText = Annotated[str, AfterValidator(_no_line_breaks)]
 Subject = Annotated[str, Field(max_length=MAX_SUBJECT_CHARS), AfterValidator(_no_line_breaks)]
 HttpURL = Annotated[str, AfterValidator(_http_url)]

@@ -27,6 +27,7 @@ from outbox.worker.smtp2go.answers import ResultModel
 from outbox.worker.smtp2go.endpoints import Endpoint
 from outbox.worker.smtp2go.requests import WireModel
 from outbox.worker.smtp2go.responses import error_from_response
+from outbox.worker.smtp2go.transport import ThreadTransport
 
 __all__ = ["API_KEY_HEADER", "DEFAULT_TIMEOUT", "SMTP2GOClient"]
 
@@ -71,7 +72,8 @@ def _timeout(value: float | httpx.Timeout) -> httpx.Timeout:
 
 
 class SMTP2GOClient:
-    """A synchronous SMTP2GO v3 client over one pooled, keep-alive ``httpx.Client``."""
+    """A synchronous SMTP2GO v3 client over one keep-alive ``httpx.Client`` per process,
+    each thread on a connection of its own (:mod:`.transport`)."""
 
     def __init__(
         self,
@@ -80,7 +82,6 @@ class SMTP2GOClient:
         *,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
-        max_connections: int = 100,
         user_agent: str = "outbox/0.1",
     ) -> None:
         if not api_key or not api_key.strip():
@@ -98,10 +99,7 @@ class SMTP2GOClient:
                 "User-Agent": user_agent,
             },
             timeout=_timeout(timeout),
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            transport=transport if transport is not None else ThreadTransport(),
             follow_redirects=False,
         )
 
@@ -120,7 +118,7 @@ class SMTP2GOClient:
         self.close()
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the connections."""
         self._http.close()
 
     # ------------------------------------------------------------------ the one boundary
@@ -130,7 +128,7 @@ class SMTP2GOClient:
         path = path.strip("/")
         started = time.monotonic()
         try:
-            response = self._http.post(path, json=dict(body))
+            response = self._http.post(path, json=body)
         except httpx.TimeoutException as exc:
             raise RequestTimeout(
                 self._describe(exc, path), ambiguous=not isinstance(exc, _SURELY_NOT_SENT)
@@ -185,6 +183,11 @@ class SMTP2GOClient:
             wire = endpoint.request.model_validate(dict(body or {})).to_wire()
         else:
             wire = dict(body or {})
+        return self.send(endpoint, wire)
+
+    def send(self, endpoint: Endpoint[R], wire: Mapping[str, Any]) -> R:
+        """One request to ``endpoint`` with a body already in the API's form (a producer
+        validated it, :mod:`outbox.worker.wire` recognised it): nothing is checked again."""
         payload = self._request(endpoint.path, wire)
         try:
             return endpoint.answer.from_payload(payload)

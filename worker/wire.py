@@ -1,0 +1,182 @@
+"""A task's payload as the API will get it: recognised cheaply, tagged, sent as it is.
+
+The producer validated every message with the full request models and published their
+wire form (:meth:`~outbox.worker.smtp2go.requests.WireModel.to_wire`), so a worker
+need not validate it again on every attempt (that was ~7 % of its CPU per send). It
+only has to recognise a *poison* message: one no producer of this version wrote (an
+older shape, a hand-written task), which retrying can never help. :func:`check` looks
+at the shape (the keys, their types, a body or a template, no line break where a header
+is built) and raises :class:`PoisonPayload` naming every bad field; what only the API
+can judge (is this address deliverable?) it leaves to the API, which answers 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from outbox.worker.smtp2go.checks import MAX_RECIPIENTS, check_e164, validate_address
+from outbox.worker.states import Kind
+
+__all__ = ["OUTBOX_ID_HEADER", "PoisonPayload", "check", "tagged"]
+
+#: Custom header carrying the chunk id on every email, so a send can be found again in
+#: ``activity/search`` (:mod:`outbox.worker.reconcile`).
+OUTBOX_ID_HEADER = "X-Outbox-Id"
+
+
+class PoisonPayload(ValueError):
+    """A payload no producer of this version wrote: dead at once, never retried."""
+
+    def __init__(self, field_errors: dict[str, str]) -> None:
+        super().__init__(", ".join(f"{k}: {v}" for k, v in field_errors.items()))
+        self.field_errors = field_errors
+
+
+def _line(value: Any) -> str | None:
+    """Why ``value`` cannot be a header's text, or ``None``."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if "\r" in value or "\n" in value:
+        return "must not contain a line break"
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _recipients(name: str, value: Any, valid: Callable[[str], str], errors: dict[str, str]) -> None:
+    """Each address (or number) checked as the request models check it; a single
+    string stands for a list of one, as there."""
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list):
+        errors[name] = "must be a list"
+        return
+    if len(value) > MAX_RECIPIENTS:
+        errors[name] = f"at most {MAX_RECIPIENTS} addresses"
+    for i, item in enumerate(value):
+        try:
+            valid(item if isinstance(item, str) else "")
+        except ValueError as exc:
+            errors[f"{name}.{i}"] = str(exc) or "not an address"
+
+
+def _files(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of files"
+    for item in value:
+        if not isinstance(item, dict) or _line(item.get("filename")):
+            return "every file needs a one-line filename"
+        if not isinstance(item.get("fileblob", item.get("url")), str):
+            return "every file needs a fileblob or a url"
+    return None
+
+
+def _headers(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of {header, value}"
+    for item in value:
+        if not isinstance(item, dict) or _line(item.get("header")) or _line(item.get("value")):
+            return "every header needs a one-line header and value"
+    return None
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be an object"
+
+
+def _sender(value: Any) -> str | None:
+    try:
+        validate_address(value if isinstance(value, str) else "")
+    except ValueError as exc:
+        return str(exc) or "not an address"
+    return None
+
+
+_Check = Callable[[Any], str | None]
+#: Checked by :func:`_recipients`, by kind.
+_RECIPIENTS: dict[str, Callable[[str], str]] = {
+    "to": validate_address,
+    "cc": validate_address,
+    "bcc": validate_address,
+    "destination": check_e164,
+}
+_EMAIL: dict[str, _Check] = {
+    "sender": _sender,
+    "subject": _line,
+    "html_body": _text,
+    "text_body": _text,
+    "template_id": _line,
+    "template_data": _object,
+    "custom_headers": _headers,
+    "attachments": _files,
+    "inlines": _files,
+    "fastaccept": _flag,
+}
+_MIME: dict[str, _Check] = {"mime_email": _text, "fastaccept": _flag}
+_SMS: dict[str, _Check] = {
+    "content": lambda v: None if isinstance(v, str) and v.strip() else "must be a message",
+    "sender": _line,
+}
+_REQUIRED = {Kind.EMAIL: ("sender", "to"), Kind.MIME: ("mime_email",), Kind.SMS: ("destination",)}
+_LISTS = {Kind.EMAIL: ("to", "cc", "bcc"), Kind.MIME: (), Kind.SMS: ("destination",)}
+
+
+def check(kind: Kind, payload: Any) -> dict[str, Any]:
+    """``payload`` if it has the shape a producer writes for ``kind``; else
+    :class:`PoisonPayload` with every bad field."""
+    if not isinstance(payload, dict):
+        raise PoisonPayload({"__root__": "the payload is not an object"})
+    family = Kind.EMAIL if kind is Kind.TEMPLATE else kind
+    rules = _MIME if family is Kind.MIME else _SMS if family is Kind.SMS else _EMAIL
+    errors: dict[str, str] = {}
+    for name in _REQUIRED[family]:
+        if name not in payload:
+            errors[name] = "is required"
+    lists = _LISTS[family]
+    for name, value in payload.items():
+        if name in lists:
+            _recipients(name, value, _RECIPIENTS[name], errors)
+            continue
+        rule = rules.get(name)
+        problem = "is not a field of this message" if rule is None else rule(value)
+        if problem:
+            errors[name] = problem
+    if any(not payload.get(name) for name in lists[:1] if name in payload):
+        errors.setdefault(lists[0], "must not be empty")
+    if family is Kind.EMAIL and not any(
+        payload.get(k) for k in ("html_body", "text_body", "template_id")
+    ):
+        errors.setdefault("html_body", "give html_body, text_body or template_id")
+    if family is Kind.MIME and "mime_email" not in errors:
+        try:
+            base64.b64decode(payload["mime_email"], validate=True)
+        except (binascii.Error, ValueError):
+            errors["mime_email"] = "is not base64"
+    if errors:
+        raise PoisonPayload(errors)
+    return payload
+
+
+def tagged(kind: Kind, wire: Mapping[str, Any], chunk_id: str) -> dict[str, Any]:
+    """The body as sent: it carries the chunk id, so the send can be found again."""
+    body = dict(wire)
+    if kind is Kind.SMS:
+        return body
+    if kind is Kind.MIME:
+        raw = base64.b64decode(body["mime_email"])
+        if not raw.lower().startswith(b"x-outbox-id:"):
+            raw = f"{OUTBOX_ID_HEADER}: {chunk_id}\r\n".encode() + raw
+            body["mime_email"] = base64.b64encode(raw).decode("ascii")
+        return body
+    headers = [h for h in body.get("custom_headers", ()) if h["header"].lower() != "x-outbox-id"]
+    headers.append({"header": OUTBOX_ID_HEADER, "value": chunk_id})
+    body["custom_headers"] = headers
+    return body
