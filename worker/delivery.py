@@ -11,9 +11,10 @@ after a cheap check that it is one (:mod:`outbox.worker.wire`).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import random
-import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, assert_never
@@ -34,6 +35,10 @@ from outbox.worker.verdicts import HOLD_RECHECK, judge
 from outbox.worker.wire import PoisonPayload, check, tagged
 
 __all__ = ["Delivery", "Step", "decide"]
+
+#: Numbers this process's waits: with the worker's name and the pid, a token no other
+#: wait for the same chunk can have (``uuid4`` read the kernel's random pool per send).
+_WAITS = itertools.count()
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +118,7 @@ class Delivery:
             request = check(self.kind, payload)
         except PoisonPayload as exc:
             return self._poison(exc)
-        token = uuid.uuid4().hex
+        token = f"{self.worker}.{os.getpid()}.{next(_WAITS)}"
         return self._act(request, self._claim(token), token)
 
     def _act(self, request: Any, claim: Claim, token: str) -> str:

@@ -134,7 +134,7 @@ def test_key_not_in_reprs_or_dumps() -> None:
             settings.model_dump_json(),
             json.dumps(settings.model_dump(mode="json")),
             repr(client),
-            repr(client._http.headers),  # httpx masks the header once it is marked sensitive
+            repr(client._headers),  # httpx masks the header once it is marked sensitive
         ]
     finally:
         client.close()

@@ -123,7 +123,7 @@ def test_key_never_in_reprs(make_client: Any) -> None:
     client.request("stats/email_cycle", {})
     assert KEY not in repr(client)
     assert KEY not in repr(rec.requests[0].headers)
-    assert KEY not in repr(client._http.headers)
+    assert KEY not in repr(client._headers)
 
 
 def test_key_never_in_errors_even_if_echoed(make_client: Any) -> None:
@@ -544,11 +544,26 @@ def test_errors_pickle_and_serialise() -> None:
 
 
 def test_timeouts() -> None:
-    with SMTP2GOClient(BASE, KEY, timeout=12.0) as client:
-        limits = client._http.timeout.as_dict()
-        assert limits == {"connect": 5.0, "read": 12.0, "write": 12.0, "pool": 5.0}
-    with SMTP2GOClient(BASE, KEY) as client:
-        assert client._http.timeout.read == 30.0
+    """Every request carries its timeouts to the transport (a float is the read/write
+    timeout; connecting and the pool stay short)."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"request_id": "r", "data": {}})
+
+    mock = httpx.MockTransport(answer)
+    with SMTP2GOClient(BASE, KEY, timeout=12.0, transport=mock) as client:
+        client.request("stats/email_cycle")
+    with SMTP2GOClient(BASE, KEY, transport=mock) as client:
+        client.request("stats/email_cycle")
+    assert seen[0].extensions["timeout"] == {
+        "connect": 5.0,
+        "read": 12.0,
+        "write": 12.0,
+        "pool": 5.0,
+    }
+    assert seen[1].extensions["timeout"]["read"] == 30.0
 
 
 def test_every_endpoint_in_the_table_has_its_models() -> None:
