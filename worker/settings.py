@@ -167,10 +167,15 @@ class Settings(BaseSettings):
     #: Batches with more chunks than this go to the ``bulk`` queue, published by one
     #: fan-out task from a worker.
     bulk_threshold: int = Field(default=10, ge=1, validation_alias="OUTBOX_BULK_THRESHOLD")
-    #: Port on which each worker process serves Prometheus metrics (unset: off).
+    #: Port on which a worker serves Prometheus metrics at ``/metrics`` (unset: off;
+    #: needs the ``metrics`` extra). One port per worker instance: a prefork pool's
+    #: children are added up by the main process, which alone listens.
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, validation_alias="OUTBOX_METRICS_PORT"
     )
+    #: Address the worker's metrics are served on; ``0.0.0.0`` (or ``::``) for a
+    #: Prometheus on another host or container. The page holds counts only, no addresses.
+    metrics_address: str = Field(default="127.0.0.1", validation_alias="OUTBOX_METRICS_ADDRESS")
 
     #: Seconds between two ``stats/email_summary`` snapshots (beat).
     stats_interval: float = Field(default=3600.0, gt=0, validation_alias="OUTBOX_STATS_INTERVAL")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -61,6 +61,9 @@ _SURELY_NOT_SENT: tuple[type[Exception], ...] = (
 )
 
 R = TypeVar("R", bound=ResultModel)
+#: Told of every request: the endpoint's path, seconds taken, the status (``None``: no
+#: answer came back).
+Observer = Callable[[str, float, int | None], None]
 
 
 def _timeout(value: float | httpx.Timeout) -> httpx.Timeout:
@@ -82,6 +85,7 @@ class SMTP2GOClient:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 100,
         user_agent: str = "outbox/0.1",
+        observe: Observer | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError("api_key is empty")
@@ -90,6 +94,7 @@ class SMTP2GOClient:
         _mask_key_header()
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._observe = observe
         self._http = httpx.Client(
             base_url=self.base_url + "/",
             headers={
@@ -125,12 +130,10 @@ class SMTP2GOClient:
 
     # ------------------------------------------------------------------ the one boundary
 
-    def _request(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: Mapping[str, Any]) -> httpx.Response:
         """POST ``body`` to ``path``; the only place httpx exceptions become ours."""
-        path = path.strip("/")
-        started = time.monotonic()
         try:
-            response = self._http.post(path, json=dict(body))
+            return self._http.post(path, json=dict(body))
         except httpx.TimeoutException as exc:
             raise RequestTimeout(
                 self._describe(exc, path), ambiguous=not isinstance(exc, _SURELY_NOT_SENT)
@@ -142,7 +145,17 @@ class SMTP2GOClient:
         except httpx.HTTPError as exc:
             # DecodingError and the like: an answer came back, so the request arrived.
             raise TransportError(self._describe(exc, path), ambiguous=True) from exc
-        elapsed_ms = (time.monotonic() - started) * 1000
+
+    def _request(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``path`` and read the answer as the API's."""
+        path = path.strip("/")
+        started = time.monotonic()
+        try:
+            response = self._post(path, body)
+        except TransportError:
+            self._note(path, started, None)
+            raise
+        elapsed_ms = self._note(path, started, response.status_code) * 1000
         if not response.is_success:
             error = error_from_response(response, secrets=(self._api_key,))
             logger.debug(
@@ -171,6 +184,13 @@ class SMTP2GOClient:
             payload.get("request_id"),
         )
         return payload
+
+    def _note(self, path: str, started: float, status: int | None) -> float:
+        """Seconds since ``started``, told to the observer."""
+        elapsed = time.monotonic() - started
+        if self._observe is not None:
+            self._observe(path, elapsed, status)
+        return elapsed
 
     def _describe(self, exc: Exception, path: str) -> str:
         detail = redact(str(exc), self._api_key) or "no detail"
