@@ -49,6 +49,10 @@ class Runtime:
     _client: SMTP2GOClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        if self._client is not None and self._client.observe is None:
+            self._client.observe = self._observe_request  # a client given (demo, tests)
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, redis_client: Any = None, client: SMTP2GOClient | None = None

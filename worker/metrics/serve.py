@@ -34,7 +34,7 @@ from outbox.worker.metrics import Metrics
 if TYPE_CHECKING:
     from outbox.worker.runtime import Runtime
 
-__all__ = ["MULTIPROC_ENV", "announce", "child_exited", "start", "stop"]
+__all__ = ["MULTIPROC_ENV", "announce", "child_exited", "start", "stop", "url"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,10 @@ class _Served:
     multiprocess: bool
     #: A directory this worker made for the files, removed when it stops.
     own_dir: Path | None
-    #: The URL and the mode, for the log.
-    where: str
+    #: Where the page is, as a scraper reaches it on this host.
+    url: str
+    #: How values are counted, for the log.
+    mode: str
 
 
 _served: _Served | None = None
@@ -118,16 +120,22 @@ def start(rt: Runtime, *, prefork: bool, app: Any) -> Metrics:
     except BaseException:
         _remove(own_dir)
         raise
+    host = f"[{address}]" if ":" in address else address
+    url = f"http://{host}:{server.server_address[1]}/metrics"
     mode = f"a prefork pool's, files in {os.environ[MULTIPROC_ENV]}" if prefork else "one process"
-    where = f"http://{address}:{server.server_address[1]}/metrics ({mode})"
-    _served = _Served(server, prefork, own_dir, where)
+    _served = _Served(server, prefork, own_dir, url, mode)
     return instruments
+
+
+def url() -> str | None:
+    """Where this worker's metrics are served, or ``None``."""
+    return _served.url if _served is not None else None
 
 
 def announce() -> None:
     """Say where the metrics are (once the worker's logging is set up)."""
     if _served is not None:
-        logger.info("serving Prometheus metrics on %s", _served.where)
+        logger.info("serving Prometheus metrics on %s (%s)", _served.url, _served.mode)
 
 
 def child_exited(pid: int) -> None:

@@ -94,7 +94,8 @@ class SMTP2GOClient:
         _mask_key_header()
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._observe = observe
+        #: Told of every request (its time and status), for metrics.
+        self.observe = observe
         self._http = httpx.Client(
             base_url=self.base_url + "/",
             headers={
@@ -188,8 +189,8 @@ class SMTP2GOClient:
     def _note(self, path: str, started: float, status: int | None) -> float:
         """Seconds since ``started``, told to the observer."""
         elapsed = time.monotonic() - started
-        if self._observe is not None:
-            self._observe(path, elapsed, status)
+        if self.observe is not None:
+            self.observe(path, elapsed, status)
         return elapsed
 
     def _describe(self, exc: Exception, path: str) -> str:
