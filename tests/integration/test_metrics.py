@@ -5,18 +5,23 @@ the records and the sandbox say happened."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 
 import httpx
 import pytest
+from kombu import Connection
+from kombu import Queue as KombuQueue
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbox import send_email, send_sms
+from outbox.worker.metrics.fleet import AmqpDepth
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
 from support.procs import free_port, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
+from tests.integration.test_rabbitmq import AMQP_URL, _listening
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +140,24 @@ def test_queue_depth_is_read_from_the_broker_at_scrape_time(
     samples = scrape(port)
     assert total(samples, "outbox_queue_depth", queue="email") == 3
     assert total(samples, "outbox_queue_depth", queue="sms") == 0
+
+
+@pytest.mark.timeout(60)
+def test_queue_depth_on_rabbitmq_is_a_passive_declare() -> None:
+    """Messages ready on a declared queue; 0 for one never declared (the broker closes
+    the channel on it, and the next queue is asked on a new one)."""
+    if not _listening(AMQP_URL):
+        pytest.skip(f"no RabbitMQ at {AMQP_URL}")
+    name = f"outbox-metrics-test-{uuid.uuid4().hex[:8]}"
+    with Connection(AMQP_URL, connect_timeout=5) as conn:
+        queue = KombuQueue(name, routing_key=name, auto_delete=False)(conn.default_channel)
+        queue.declare()
+        producer = conn.Producer()
+        for i in range(2):
+            producer.publish({"n": i}, routing_key=name, declare=[queue])
+        try:
+            depth = AmqpDepth(lambda: Connection(AMQP_URL, connect_timeout=5), ["nowhere", name])
+            wait_until(lambda: depth() == {"nowhere": 0, name: 2}, timeout=10, what="depths")
+            assert depth() == {"nowhere": 0, name: 2}  # again, on the kept connection
+        finally:
+            queue.delete()
