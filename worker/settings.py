@@ -174,7 +174,8 @@ class Settings(BaseSettings):
         default=None, ge=0, le=65535, validation_alias="OUTBOX_METRICS_PORT"
     )
     #: Address the worker's metrics are served on; ``0.0.0.0`` (or ``::``) for a
-    #: Prometheus on another host or container. The page holds counts only, no addresses.
+    #: Prometheus on another host or container. The page holds counts only (no email
+    #: address, id or secret).
     metrics_address: str = Field(default="127.0.0.1", validation_alias="OUTBOX_METRICS_ADDRESS")
 
     #: Seconds between two ``stats/email_summary`` snapshots (beat).

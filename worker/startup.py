@@ -80,7 +80,9 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 @worker_process_init.connect
 def _on_child_init(**_: Any) -> None:
     compat.install()
-    get_runtime().warm_up(1)
+    rt = get_runtime()
+    rt.metrics = serve.for_child() or rt.metrics
+    rt.warm_up(1)
 
 
 # The three below do nothing unless this worker serves metrics.

@@ -67,7 +67,9 @@ def test_the_scrape_counts_what_the_records_and_the_sandbox_say(
     if pool == "prefork":
         # ``-P prefork`` names Celery's default pool, so Celery takes the configured
         # ``worker_pool`` (threads) instead; ``processes`` is the same pool by its alias.
-        worker = fleet.start(concurrency=2, args=("-P", "processes"), OUTBOX_METRICS_PORT=str(port))
+        # Children are replaced every few tasks: what the gone ones counted must stay.
+        args = ("-P", "processes", "--max-tasks-per-child", "3")
+        worker = fleet.start(concurrency=2, args=args, OUTBOX_METRICS_PORT=str(port))
         assert "concurrency: 2 (prefork)" in worker.log.read_text()
     else:
         fleet.start(concurrency=8, OUTBOX_METRICS_PORT=str(port))

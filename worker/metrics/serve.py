@@ -34,7 +34,7 @@ from outbox.worker.metrics import Metrics
 if TYPE_CHECKING:
     from outbox.worker.runtime import Runtime
 
-__all__ = ["MULTIPROC_ENV", "announce", "child_exited", "start", "stop", "url"]
+__all__ = ["MULTIPROC_ENV", "announce", "child_exited", "for_child", "start", "stop", "url"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,13 @@ def _import_client(multiprocess: bool) -> Any:
 
 
 def start(rt: Runtime, *, prefork: bool, app: Any) -> Metrics:
-    """Serve ``rt``'s metrics on ``OUTBOX_METRICS_PORT``; the :class:`Metrics` to count
-    with. Raises :class:`ConfigurationError` when the extra is missing or the port is
-    taken."""
+    """Serve ``rt``'s metrics on ``OUTBOX_METRICS_PORT``; the :class:`Metrics` this
+    process counts with. Raises :class:`ConfigurationError` when the extra is missing or
+    the port is taken.
+
+    A prefork parent counts nothing (it sends nothing; its relay's rare hold probes go
+    uncounted): a child forked while the parent held prometheus-client's lock on its
+    files would wait for it forever. Each child makes its own (:func:`for_child`)."""
     global _served
     settings = rt.settings
     own_dir = _prepare_multiprocess() if prefork else None
@@ -101,13 +105,14 @@ def start(rt: Runtime, *, prefork: bool, app: Any) -> Metrics:
         from outbox.worker.metrics.instruments import Instruments
 
         registry = client.CollectorRegistry()
+        counting: Metrics
         if prefork:
             from prometheus_client import multiprocess
 
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            instruments = Instruments(None)
+            counting = Metrics()
         else:
-            instruments = Instruments(registry)
+            counting = Instruments(registry)
         registry.register(FleetCollector(rt.store, queue_depth_reader(app)))
         address, port = settings.metrics_address, settings.metrics_port
         try:
@@ -124,7 +129,17 @@ def start(rt: Runtime, *, prefork: bool, app: Any) -> Metrics:
     url = f"http://{host}:{server.server_address[1]}/metrics"
     mode = f"a prefork pool's, files in {os.environ[MULTIPROC_ENV]}" if prefork else "one process"
     _served = _Served(server, prefork, own_dir, url, mode)
-    return instruments
+    return counting
+
+
+def for_child() -> Metrics | None:
+    """What a prefork child counts with (into its own files), or ``None`` when the
+    worker serves no metrics from children."""
+    if _served is None or not _served.multiprocess:
+        return None
+    from outbox.worker.metrics.instruments import Instruments
+
+    return Instruments(None)
 
 
 def url() -> str | None:
