@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from kombu import Connection
 from kombu import Queue as KombuQueue
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +20,7 @@ from outbox import send_email, send_sms
 from outbox.worker.metrics.fleet import AmqpDepth
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
-from support.procs import free_port, wait_until
+from support.procs import PYTHON, free_port, running, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_rabbitmq import AMQP_URL, _listening
@@ -29,7 +31,11 @@ Samples = list[tuple[str, dict[str, str], float]]
 
 
 def scrape(port: int) -> Samples:
-    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    return scrape_url(f"http://127.0.0.1:{port}/metrics")
+
+
+def scrape_url(url: str) -> Samples:
+    response = httpx.get(url, timeout=5)
     response.raise_for_status()
     return [
         (s.name, dict(s.labels), s.value)
@@ -163,3 +169,41 @@ def test_queue_depth_on_rabbitmq_is_a_passive_declare() -> None:
             assert depth() == {"nowhere": 0, name: 2}  # again, on the kept connection
         finally:
             queue.delete()
+
+
+@pytest.mark.timeout(60)
+def test_the_receiver_process_counts_events_and_answers_on_its_metrics_page(
+    redis_db: tuple[str, str], tmp_path: Path
+) -> None:
+    """``python -m outbox.worker.webhooks``: events posted as JSON and as a form, and a
+    post with the wrong secret, read back from its ``/metrics``."""
+    port = free_port()
+    secret = "metrics-webhook-secret-0123"
+    args = [PYTHON, "-m", "outbox.worker.webhooks", "--host", "127.0.0.1", "--port", str(port)]
+    broker, records = redis_db
+    env = {
+        "CELERY_BROKER_URL": broker,
+        "OUTBOX_REDIS_URL": records,
+        "OUTBOX_WEBHOOK_SECRET": secret,
+    }
+    base = f"http://127.0.0.1:{port}"
+    with running(args, ready_url=f"{base}/healthz", env=env, log=tmp_path / "webhooks.log"):
+        bearer = {"Authorization": f"Bearer {secret}"}
+        post = f"{base}/webhooks/smtp2go"
+        events = [
+            {"event": "delivered", "email_id": "E1", "rcpt": "a@example.org"},
+            {"event": "open", "email_id": "E1", "rcpt": "a@example.org"},
+        ]
+        assert httpx.post(post, json=events, headers=bearer, timeout=5).status_code == 200
+        form = {"event": "bounce", "email_id": "E2", "rcpt": "b@example.org", "bounce": "hard"}
+        assert httpx.post(post, data=form, headers=bearer, timeout=5).status_code == 200
+        wrong = {"Authorization": "Bearer nope"}
+        assert httpx.post(post, json=events, headers=wrong, timeout=5).status_code == 401
+        samples = scrape_url(f"{base}/metrics")
+    for event in ("delivered", "open", "bounce"):
+        assert total(samples, "outbox_webhook_events_total", event=event) == 1
+    assert total(samples, "outbox_webhook_events_total") == 3
+    assert total(samples, "outbox_webhook_requests_total", code="200") == 2
+    assert total(samples, "outbox_webhook_requests_total", code="401") == 1
+    # published to the broker: three outbox.record_event messages wait on ``email``
+    assert redis.Redis.from_url(broker).llen("email") == 3
