@@ -62,9 +62,8 @@ def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | 
         return work(rt)
     except SMTP2GOError as err:
         if isinstance(err, RateLimitedError):
-            limits.cool_down(
-                rt.send_limit, rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
-            )
+            hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
+            rt.metrics.cooled(limits.cool_down(rt.send_limit, hint))
         if not err.retryable or attempt >= JOB_ATTEMPTS:
             logger.warning("%s failed: %s (the next scheduled run tries again)", name, err)
             return None

@@ -28,7 +28,7 @@ from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import EMAIL_MIME, EMAIL_SEND, SMS_SEND
 from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
-from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome
+from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
 from outbox.worker.store.limits import Grant, Wake
 from outbox.worker.store.parked import Call
 from outbox.worker.verdicts import HOLD_RECHECK, judge
@@ -111,6 +111,8 @@ class Delivery:
         self.limit = rt.send_limit
         self.batches = rt.store.batches
         self.call = Call(SEND_TASKS[kind], chunk=chunk_id)
+        #: When the last claim was made (``rt.monotonic``): a slot's wait counts from it.
+        self.claimed_at = 0.0
 
     def run(self, payload: dict[str, Any]) -> str:
         """The chunk's state afterwards (or what happened to the task)."""
@@ -153,6 +155,7 @@ class Delivery:
     # -- claiming and waiting -----------------------------------------------------------
 
     def _claim(self, token: str, *, takeover: bool = False, note: str = "") -> Claim:
+        self.claimed_at = self.rt.monotonic()
         return self.batches.claim(
             self.chunk_id,
             limit=self.limit,
@@ -215,7 +218,7 @@ class Delivery:
                 email_id=outcome.email_id,
                 ledger_note=outcome.email_id or "",
             )
-            self._after(finished.outcome, finished.has_callback)
+            self._after(finished, State.SENT)
             return State.SENT.value
         if not outcome.conclusive and rt.settings.ambiguous_policy == "hold":
             note = f"ambiguous attempt {attempt}: {outcome.how}; held for an operator"
@@ -248,6 +251,7 @@ class Delivery:
             if stopping:
                 raise Stop(self.chunk_id)
             return "parked"
+        rt.metrics.waited(rt.monotonic() - self.claimed_at)
         outcome = self._request(tagged(self.kind, request, self.chunk_id))
         verdict = judge(outcome, request=request, attempt=attempt, rt=rt)
         park = (self.call, rt.store.now() + verdict.park) if verdict.park is not None else None
@@ -266,13 +270,16 @@ class Delivery:
             park=park,
             ledger_note=verdict.ledger_note,
         )
+        rt.metrics.cooled(finished.cooled)
+        if verdict.retry is not None and finished.outcome is FinishOutcome.MOVED:
+            rt.metrics.retried(verdict.retry)
         if verdict.hold:
             logger.error(
                 "the API refused the account's key on a send (%s): every send is held until "
                 "the key works again",
                 verdict.fields.get("last_error", {}).get("message"),
             )
-        self._after(finished.outcome, finished.has_callback)
+        self._after(finished, verdict.state)
         return verdict.state.value
 
     def _request(self, body: dict[str, Any]) -> SendResult | SmsSendResult | SMTP2GOError:
@@ -298,6 +305,7 @@ class Delivery:
         }
         # No record to mark (expired, never created): still leave a dead letter.
         if self.batches.bury_orphan(self.chunk_id, kind=self.kind, error=error):
+            self.rt.metrics.finished(self.kind, State.DEAD)
             return State.DEAD.value
         return self._give_up(State.DEAD, error)
 
@@ -315,13 +323,15 @@ class Delivery:
             log=log,
             ledger_note=note or str(error.get("message", "")),
         )
-        self._after(finished.outcome, finished.has_callback)
+        self._after(finished, state)
         return state.value
 
-    def _after(self, outcome: FinishOutcome, has_callback: bool) -> None:
-        """Fire the batch's completion callback, exactly once: only the call that made the
-        last chunk final learns ``BATCH_DONE``."""
-        if outcome is not FinishOutcome.BATCH_DONE or not has_callback:
+    def _after(self, finished: Finish, state: State) -> None:
+        """Count a chunk this call made final, and fire the batch's completion callback,
+        exactly once: only the call that made the last chunk final learns ``BATCH_DONE``."""
+        if finished.outcome in (FinishOutcome.FINAL, FinishOutcome.BATCH_DONE):
+            self.rt.metrics.finished(self.kind, state)
+        if finished.outcome is not FinishOutcome.BATCH_DONE or not finished.has_callback:
             return
         batch_id = self.chunk_id.rsplit(".", 1)[0]
         record = load_record(self.rt.store, batch_id)

@@ -109,9 +109,8 @@ def _scan(rt: Runtime, since: float) -> bool:
         try:
             result = rt.client.call(ACTIVITY_SEARCH, query)
         except RateLimitedError as err:
-            store.limits.cool_down(
-                rt.send_limit, rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
-            )
+            hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
+            rt.metrics.cooled(store.limits.cool_down(rt.send_limit, hint))
             raise
         finally:
             store.limits.release(rt.activity_limit, member, went_out=True)

@@ -26,7 +26,7 @@ from outbox.worker.publish import Task, chunk_task, publish
 from outbox.worker.queues import Queue
 from outbox.worker.runtime import Runtime, get_runtime
 
-__all__ = ["Relay", "recover_lost", "relay_due"]
+__all__ = ["Relay", "broker_client", "recover_lost", "relay_due"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def recover_lost(rt: Runtime, broker: Any) -> int:
     return found
 
 
-def _broker_client() -> Any:
+def broker_client() -> Any:
     """A client of the Redis broker, or ``None`` for another broker (RabbitMQ keeps its
     own acknowledgements: nothing can be lost between a fetch and a claim there).
 
@@ -135,7 +135,7 @@ class Relay(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        broker = _broker_client()
+        broker = broker_client()
         while not self.stopped.wait(self.interval):
             try:
                 rt = get_runtime()

@@ -22,9 +22,15 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-from outbox.errors import AccountError, SMTP2GOError
+from outbox.errors import (
+    AccountError,
+    RateLimitedError,
+    ServerError,
+    SMTP2GOError,
+    TransportError,
+)
 
-__all__ = ["Action", "Decision", "RetryPolicy", "backoff"]
+__all__ = ["Action", "Decision", "Reason", "RetryPolicy", "backoff", "reason_of"]
 
 
 class Action(StrEnum):
@@ -36,6 +42,37 @@ class Action(StrEnum):
     DEAD = "dead"
     #: The account cannot send: hold every send until the key works again.
     HOLD = "hold"
+
+
+class Reason(StrEnum):
+    """Why an attempt is tried again (the ``reason`` of ``outbox_retries_total``)."""
+
+    #: A 429: the fleet cools down first.
+    RATE_LIMITED = "rate_limited"
+    #: A 5xx.
+    SERVER_ERROR = "server_error"
+    #: No answer, and the request surely never reached the API (connect error, pool
+    #: timeout).
+    NETWORK = "network"
+    #: No answer after the request may have reached the API: looked up before a resend.
+    AMBIGUOUS = "ambiguous"
+    #: The API refused the key: the account's sending is held, no attempt spent.
+    HELD = "held"
+    #: Any other retryable error (an unexpected status).
+    OTHER = "other"
+
+
+def reason_of(error: SMTP2GOError) -> Reason:
+    """The :class:`Reason` an error gives for another attempt."""
+    if isinstance(error, AccountError):
+        return Reason.HELD
+    if isinstance(error, TransportError):
+        return Reason.AMBIGUOUS if error.ambiguous else Reason.NETWORK
+    if isinstance(error, RateLimitedError):
+        return Reason.RATE_LIMITED
+    if isinstance(error, ServerError):
+        return Reason.SERVER_ERROR
+    return Reason.OTHER
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from outbox.worker.metrics import Metrics
 from outbox.worker.redis_url import connect
 from outbox.worker.retry import RetryPolicy
 from outbox.worker.settings import Settings, get_settings
@@ -43,8 +44,14 @@ class Runtime:
     #: Senders of this process waiting for a slot (chunk id -> token), so a stopping
     #: worker can wake them.
     waiting: dict[str, str] = field(default_factory=dict)
+    #: What the worker counts for Prometheus (counts nothing unless it serves metrics).
+    metrics: Metrics = field(default_factory=Metrics)
     _client: SMTP2GOClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self._client is not None and self._client.observe is None:
+            self._client.observe = self._observe_request  # a client given (demo, tests)
 
     @classmethod
     def from_settings(
@@ -103,8 +110,13 @@ class Runtime:
                         self.settings.base_url,
                         self.settings.require_api_key(),
                         timeout=self.settings.smtp2go_timeout,
+                        observe=self._observe_request,
                     )
         return self._client
+
+    def _observe_request(self, endpoint: str, seconds: float, status: int | None) -> None:
+        # Looked up on each call: metrics may be switched on after the client was built.
+        self.metrics.api_request(endpoint, seconds, status)
 
     def close(self) -> None:
         if self._client is not None:

@@ -267,7 +267,20 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         validation_alias="OUTBOX_METRICS_PORT",
-        description="Port on which each worker process serves Prometheus metrics (unset: off).",
+        description=(
+            "Port on which a worker serves Prometheus metrics at `/metrics` (unset: off; needs "
+            "the `metrics` extra). One port per worker instance: a prefork pool's children are "
+            "added up by the main process, which alone listens."
+        ),
+    )
+    metrics_address: str = Field(
+        default="127.0.0.1",
+        validation_alias="OUTBOX_METRICS_ADDRESS",
+        description=(
+            "Address the worker's metrics are served on; `0.0.0.0` (or `::`) for a Prometheus on "
+            "another host or container. The page holds counts only (no email address, id or "
+            "secret)."
+        ),
     )
 
     stats_interval: float = Field(

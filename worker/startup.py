@@ -7,6 +7,8 @@ beat and the command line import the same modules without needing a key):
   exits with the reason before it takes a task;
 - the work-arounds of :mod:`outbox.worker.compat` are put in place;
 - each process that runs tasks pays its start-up costs first (``Runtime.warm_up``);
+- with ``OUTBOX_METRICS_PORT`` set, the main process serves Prometheus metrics
+  (:mod:`outbox.worker.metrics.serve`), or the worker exits saying why it cannot;
 - every log line a worker writes is scrubbed of the key and the webhook secret, and
   httpx's per-request lines are kept to debug level.
 """
@@ -21,14 +23,18 @@ from celery.signals import (
     after_setup_task_logger,
     worker_init,
     worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
 )
 
 from outbox.errors import ConfigurationError
 from outbox.worker import compat
 from outbox.worker.logs import install_secret_filter
+from outbox.worker.metrics import serve
 from outbox.worker.runtime import get_runtime
 
-__all__ = ["WorkerConfigError", "check_can_send"]
+__all__ = ["WorkerConfigError", "check_can_send", "serve_metrics"]
 
 
 class WorkerConfigError(SystemExit):
@@ -44,12 +50,28 @@ def check_can_send() -> None:
         raise WorkerConfigError(f"outbox worker cannot start: {exc}") from None
 
 
+def serve_metrics(*, prefork: bool) -> None:
+    """Serve this worker's metrics when ``OUTBOX_METRICS_PORT`` is set; exit if it cannot.
+
+    Before the pool starts: a prefork pool's children must inherit the counting mode."""
+    rt = get_runtime()
+    if rt.settings.metrics_port is None:
+        return
+    from outbox.worker.app import app
+
+    try:
+        rt.metrics = serve.start(rt, prefork=prefork, app=app)
+    except ConfigurationError as exc:
+        raise WorkerConfigError(f"outbox worker cannot start: {exc}") from None
+
+
 @worker_init.connect
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     check_can_send()
     compat.install()
-    pool = str(getattr(sender, "pool_cls", ""))
-    if "prefork" not in pool:
+    prefork = "prefork" in str(getattr(sender, "pool_cls", ""))
+    serve_metrics(prefork=prefork)
+    if not prefork:
         # Tasks run in this process (threads, solo): warm it. A prefork parent must
         # not build sockets its children would inherit; each child warms itself.
         get_runtime().warm_up(int(getattr(sender, "concurrency", 1) or 1))
@@ -58,7 +80,28 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
 @worker_process_init.connect
 def _on_child_init(**_: Any) -> None:
     compat.install()
-    get_runtime().warm_up(1)
+    rt = get_runtime()
+    rt.metrics = serve.for_child() or rt.metrics
+    rt.warm_up(1)
+
+
+# The three below do nothing unless this worker serves metrics.
+
+
+@worker_process_shutdown.connect
+def _on_child_exit(pid: int | None = None, **_: Any) -> None:
+    if pid is not None:
+        serve.child_exited(pid)
+
+
+@worker_ready.connect
+def _on_worker_ready(**_: Any) -> None:
+    serve.announce()
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**_: Any) -> None:
+    serve.stop()
 
 
 @after_setup_logger.connect

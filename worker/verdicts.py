@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from outbox.errors import RateLimitedError, SMTP2GOError, TransportError
 from outbox.worker.reconcile import SETTLE_SECONDS
-from outbox.worker.retry import Action
+from outbox.worker.retry import Action, Reason, reason_of
 from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import State
 
@@ -51,6 +51,8 @@ class Verdict:
     hold: str | None = None
     #: Park the task call for this long (a retry, a hold, a look-up).
     park: float | None = None
+    #: Why another attempt comes (a state that is not final).
+    retry: Reason | None = None
     #: What the recipients' ledger says about it.
     ledger_note: str = ""
 
@@ -96,6 +98,7 @@ def judge(
 
     err = outcome
     error = err.to_dict()
+    reason = reason_of(err)
     settings = rt.settings
     cool_down = None
     if isinstance(err, RateLimitedError):
@@ -113,6 +116,7 @@ def judge(
             went_out=went_out,
             hold=json.dumps(why),
             park=HOLD_RECHECK,
+            retry=reason,
         )
     if isinstance(err, TransportError) and err.ambiguous:
         # The request may have reached the API (a read timeout, a dropped connection): a
@@ -134,6 +138,7 @@ def judge(
             {"attempt": attempt, "error": error, "note": note},
             cool_down=shared,
             park=max(decision.delay, SETTLE_SECONDS),
+            retry=reason,
         )
     if decision.action is Action.RETRY:
         return Verdict(
@@ -143,6 +148,7 @@ def judge(
             went_out=went_out,
             cool_down=shared,
             park=decision.delay,
+            retry=reason,
         )
     state = State.FAILED if decision.action is Action.FAIL else State.DEAD
     return Verdict(

@@ -48,6 +48,10 @@ DESIGN_CLI_COMMANDS = ("demo", "sandbox", "status", "dead", "webhooks", "send")
 CELERY_SUBCOMMANDS = {"worker", "beat", "flower", "inspect"}
 #: Settings every role may see; secrets are checked separately.
 SECRETS = {"SMTP2GO_API_KEY", "OUTBOX_WEBHOOK_SECRET", "FLOWER_BASIC_AUTH"}
+#: Variables of deploy/.env that are not outbox settings: other programs' secrets.
+NOT_SETTINGS = {"FLOWER_BASIC_AUTH", "GRAFANA_ADMIN_PASSWORD"}
+#: Compose services that run another project's image (the rest build outbox's).
+THIRD_PARTY = {"redis", "prometheus", "grafana"}
 #: Instances of ``outbox-worker@.service`` the docs describe.
 WORKER_INSTANCES = ("email", "sms", "bulk")
 
@@ -526,7 +530,11 @@ def test_compose_workers_queues_names_and_health_checks_agree() -> None:
 
 def test_compose_image_is_built_from_the_deploy_dockerfile() -> None:
     for name, service in compose()["services"].items():
-        if name == "redis":
+        if name in THIRD_PARTY:
+            image = str(service["image"])
+            assert "build" not in service, name
+            assert ":" in image, f"{name}: pin the image's version"
+            assert not image.endswith(":latest"), f"{name}: pin the image's version"
             continue
         build = service["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == (
@@ -555,10 +563,10 @@ def test_compose_worker_grace_period_outlasts_the_longest_task() -> None:
 def test_compose_environment_names_are_settings_and_secrets_stay_put() -> None:
     services = compose()["services"]
     for name, service in services.items():
-        if name == "redis":
+        if name in THIRD_PARTY:
             continue
         env = service_env(service)
-        unknown = set(env) - SETTINGS_ALIASES - {"FLOWER_BASIC_AUTH"}
+        unknown = set(env) - SETTINGS_ALIASES - NOT_SETTINGS
         assert not unknown, f"{name}: settings outbox does not read: {unknown}"
         assert "env_file" not in service, f"{name}: env_file would hand every secret to it"
         is_worker = _is_celery(_argv(service["command"]), "worker")
@@ -575,7 +583,7 @@ def test_compose_environment_names_are_settings_and_secrets_stay_put() -> None:
 def test_env_example_names_are_settings() -> None:
     env = read_env_file(DEPLOY / ".env.example")
     assert {"SMTP2GO_API_KEY", "OUTBOX_WEBHOOK_SECRET"} <= set(env)
-    assert not set(env) - SETTINGS_ALIASES - {"FLOWER_BASIC_AUTH"}
+    assert not set(env) - SETTINGS_ALIASES - NOT_SETTINGS
 
 
 # -- tests: Dockerfile ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -63,6 +63,9 @@ _SURELY_NOT_SENT: tuple[type[Exception], ...] = (
 )
 
 R = TypeVar("R", bound=ResultModel)
+#: Told of every request: the endpoint's path, seconds taken, the status (``None``: no
+#: answer came back).
+Observer = Callable[[str, float, int | None], None]
 
 
 def _timeout(value: float | httpx.Timeout) -> httpx.Timeout:
@@ -84,6 +87,7 @@ class SMTP2GOClient:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = "outbox/0.1",
+        observe: Observer | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ValueError("api_key is empty")
@@ -92,6 +96,8 @@ class SMTP2GOClient:
         _mask_key_header()
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        #: Told of every request (its time and status), for metrics.
+        self.observe = observe
         self._headers = httpx.Headers(
             {
                 API_KEY_HEADER: api_key,
@@ -130,18 +136,10 @@ class SMTP2GOClient:
         started = time.monotonic()
         try:
             response = self._post(path, body)
-        except httpx.TimeoutException as exc:
-            raise RequestTimeout(
-                self._describe(exc, path), ambiguous=not isinstance(exc, _SURELY_NOT_SENT)
-            ) from exc
-        except httpx.TransportError as exc:
-            raise TransportError(
-                self._describe(exc, path), ambiguous=not isinstance(exc, _SURELY_NOT_SENT)
-            ) from exc
         except httpx.HTTPError as exc:
-            # DecodingError and the like: an answer came back, so the request arrived.
-            raise TransportError(self._describe(exc, path), ambiguous=True) from exc
-        elapsed_ms = (time.monotonic() - started) * 1000
+            self._note(path, started, None)
+            raise self._error(exc, path) from exc
+        elapsed_ms = self._note(path, started, response.status_code) * 1000
         if not response.is_success:
             error = error_from_response(response, secrets=(self._api_key,))
             logger.debug(
@@ -190,6 +188,26 @@ class SMTP2GOClient:
         finally:
             response.close()
         return response
+
+    def _error(self, exc: httpx.HTTPError, path: str) -> TransportError:
+        """The one place httpx's errors become ours: was the request sent?"""
+        if isinstance(exc, httpx.TimeoutException):
+            return RequestTimeout(
+                self._describe(exc, path), ambiguous=not isinstance(exc, _SURELY_NOT_SENT)
+            )
+        if isinstance(exc, httpx.TransportError):
+            return TransportError(
+                self._describe(exc, path), ambiguous=not isinstance(exc, _SURELY_NOT_SENT)
+            )
+        # DecodingError and the like: an answer came back, so the request arrived.
+        return TransportError(self._describe(exc, path), ambiguous=True)
+
+    def _note(self, path: str, started: float, status: int | None) -> float:
+        """Seconds since ``started``, told to the observer."""
+        elapsed = time.monotonic() - started
+        if self.observe is not None:
+            self.observe(path, elapsed, status)
+        return elapsed
 
     def _describe(self, exc: Exception, path: str) -> str:
         detail = redact(str(exc), self._api_key) or "no detail"

@@ -9,6 +9,7 @@
 :mod:`.suppressions`  addresses producers refuse
 :mod:`.scans`         what ``activity/search`` scans found
 :mod:`.account`       the account's latest statistics and quota
+:mod:`.overview`      counts and flags of the whole fleet, read for a metrics scrape
 :mod:`.keys`          every key; :mod:`.scripts` the Lua; :mod:`.chunks` the stored chunk
 ====================  ===============================================================
 """
@@ -22,6 +23,7 @@ from outbox.worker.store.account import Account
 from outbox.worker.store.batches import Batches
 from outbox.worker.store.events import Events
 from outbox.worker.store.limits import Limits
+from outbox.worker.store.overview import Overview, read_overview
 from outbox.worker.store.parked import Parked
 from outbox.worker.store.scans import Scans
 from outbox.worker.store.suppressions import Suppressions
@@ -57,6 +59,10 @@ class Store:
             account=Account(redis, retention=retention),
             unclaimed=Unclaimed(redis),
         )
+
+    def overview(self) -> Overview:
+        """Dead letters, parked calls, the hold, the cool-down and the quota: one round trip."""
+        return read_overview(self.redis)
 
     def now(self) -> float:
         """The Redis clock (epoch seconds): every lease and slot is on it."""

@@ -107,6 +107,8 @@ class Finish:
     previous: str
     #: The batch this call finished has a completion callback to call.
     has_callback: bool = False
+    #: Seconds the call's ``cool_down`` added to the fleet's (0: one as long was on).
+    cooled: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +300,7 @@ class Batches:
         stored = encode(fields or {})
         if email_id:
             stored["email_id"] = email_id
-        outcome, previous, callback = self._finish(
+        outcome, previous, callback, cooled = self._finish(
             keys=[
                 keys.chunk(chunk_id),
                 keys.batch(chunk_id.rsplit(".", 1)[0]),
@@ -323,7 +325,12 @@ class Batches:
                 *limit.args(),
             ],
         )
-        return Finish(FinishOutcome(_text(outcome)), _text(previous), bool(callback))
+        return Finish(
+            FinishOutcome(_text(outcome)),
+            _text(previous),
+            bool(callback),
+            float(_text(cooled) or 0),
+        )
 
     def give_back(
         self,

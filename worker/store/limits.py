@@ -106,9 +106,12 @@ class Limits:
 
     def cool_down(self, limit: Limit, seconds: float) -> float:
         """Nobody sends for ``seconds`` (never shortens one); slots granted for earlier are
-        moved to its end. Returns the seconds left of the cool-down."""
-        left = self._cool_down(keys=limit.keys(), args=[repr(max(seconds, 0.001)), *limit.args()])
-        return float(left)
+        moved to its end. Returns the seconds this call added to the fleet's cool-down (0
+        when one as long was on already)."""
+        _left, added = self._cool_down(
+            keys=limit.keys(), args=[repr(max(seconds, 0.001)), *limit.args()]
+        )
+        return float(added)
 
     def cooling_for(self) -> float:
         """Seconds of cool-down left (0 when none), by the Redis clock: one pipeline."""

@@ -4,10 +4,12 @@ Routes::
 
     POST /webhooks/smtp2go   verify -> parse -> enqueue -> 200 {"ok": true, "received": n}
     GET  /healthz            200 {"ok": true}
+    GET  /metrics            Prometheus: events by type, posts by answer (the ``metrics``
+                             extra; counts only, see :mod:`outbox.worker.metrics.receiver`)
 
 Entry points::
 
-    create_app(*, secret, insecure=False, enqueue=None, max_body=1_000_000) -> Starlette
+    create_app(*, secret, insecure=False, enqueue=None, max_body=1_000_000, metrics=None)
     run(host="127.0.0.1", port=8026, *, secret, insecure=False, max_body=1_000_000) -> None
     python -m outbox.worker.webhooks --host 127.0.0.1 --port 8026 [--secret S] [--insecure]
 
@@ -40,7 +42,7 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -59,6 +61,9 @@ from outbox.worker.webhooks.events import (
     parse_json,
     payloads_from_pairs,
 )
+
+if TYPE_CHECKING:
+    from outbox.worker.metrics.receiver import ReceiverMetrics
 
 __all__ = ["DEFAULT_MAX_BODY", "DEFAULT_PORT", "PATH", "celery_enqueue", "create_app", "run"]
 
@@ -172,9 +177,13 @@ def create_app(
     insecure: bool = False,
     enqueue: Enqueue | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    metrics: bool | None = None,
 ) -> Starlette:
     """The receiver. Without a ``secret`` it refuses to build unless ``insecure`` is true,
-    in which case it accepts anyone's events (and says so in the log)."""
+    in which case it accepts anyone's events (and says so in the log).
+
+    ``metrics``: serve ``/metrics`` (true: the ``metrics`` extra must be installed;
+    ``None``: when it is; false: never)."""
     if not secret and not insecure:
         raise ValueError(
             "the webhook receiver needs a secret (OUTBOX_WEBHOOK_SECRET): SMTP2GO does not "
@@ -190,12 +199,19 @@ def create_app(
             "reach it can write delivery events and suppress addresses"
         )
     publish = enqueue or celery_enqueue
+    counts = _receiver_metrics(metrics)
 
     def publish_all(events: list[dict[str, Any]]) -> None:
         for event in events:
             publish(event)
 
     async def receive(request: Request) -> Response:
+        response = await handle(request)
+        if counts is not None:
+            counts.answered(response.status_code)
+        return response
+
+    async def handle(request: Request) -> Response:
         try:
             if key is not None and not authorised(_authorization(request), key):
                 client = request.client.host if request.client else "?"
@@ -210,6 +226,8 @@ def create_app(
                 if event["provider_event"].lower() not in EVENT_NAMES:
                     logger.info("unknown SMTP2GO event %r kept as is", event["provider_event"])
             await run_in_threadpool(publish_all, events)
+            if counts is not None:
+                counts.received(events)
         except _Reject as exc:
             return _answer(exc.status, exc.error)
         except InvalidPayload as exc:
@@ -224,15 +242,35 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    app = Starlette(
-        routes=[
-            Route(PATH, receive, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
+    routes = [
+        Route(PATH, receive, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    if counts is not None:
+        from outbox.worker.metrics.receiver import CONTENT_TYPE
+
+        async def scrape(request: Request) -> Response:
+            return Response(counts.render(), media_type=CONTENT_TYPE)
+
+        routes.append(Route("/metrics", scrape, methods=["GET"]))
+    app = Starlette(routes=routes)
     app.state.insecure = key is None
     app.state.max_body = max_body
     return app
+
+
+def _receiver_metrics(wanted: bool | None) -> ReceiverMetrics | None:
+    if wanted is False:
+        return None
+    try:
+        from outbox.worker.metrics.receiver import ReceiverMetrics
+    except ImportError:
+        if wanted:
+            raise ValueError(
+                "metrics need prometheus-client: pip install 'outbox[metrics]'"
+            ) from None
+        return None
+    return ReceiverMetrics()
 
 
 def run(

@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from outbox.worker.app import app
+from outbox.worker.metrics import event_label
 from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.models import address_key
@@ -228,6 +229,8 @@ def record_event(event: dict[str, Any], tries: int = 0) -> str:
         # ``processed`` can beat the worker's record of the send: look again shortly.
         due = rt.store.now() + UNMATCHED_DELAYS[tries]
         rt.store.parked.park(Call(TaskName.RECORD_EVENT, args=(event, tries + 1)), due)
-    elif outcome is Outcome.INVALID:
+        return outcome.value
+    if outcome is Outcome.INVALID:
         logger.error("record_event got an event without a name; dropped")
+    rt.metrics.webhook_event(event_label(event.get("event")), outcome.value)
     return outcome.value

@@ -5,12 +5,17 @@
 --       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
 --       a task call to park or '', when it is due, ledger note, then the limit block
 -- Returns: outcome (moved, final, batch_done, noop, missing), the state before, '1' when
---          the batch that just finished has a completion callback
+--          the batch that just finished has a completion callback, the seconds the
+--          cool-down was lengthened by (or '')
 local L = limit_at(8, 12)
 local now = clock()
 local member, went_out = ARGV[5], ARGV[6] == '1'
 if member ~= '' then answered(L, member, now, went_out) end
-if ARGV[7] ~= '' then cool_down(L, now, tonumber(ARGV[7])) end
+local cooled = ''
+if ARGV[7] ~= '' then
+  local _, added = cool_down(L, now, tonumber(ARGV[7]))
+  cooled = fmt(added)
+end
 if ARGV[8] ~= '' then hold(L, now, ARGV[8]) end
 local new = ARGV[1]
 local old = redis.call('HGET', KEYS[1], 'state')
@@ -22,7 +27,7 @@ elseif FINAL[old] or (ARGV[4] ~= '' and ARGV[4] ~= old) then
 end
 if outcome ~= 'moved' then
   serve(L, now, 8)
-  return {outcome, old or '', ''}
+  return {outcome, old or '', '', cooled}
 end
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local batch_id = redis.call('HGET', KEYS[1], 'batch')
@@ -75,4 +80,4 @@ else
   end
 end
 serve(L, now, 8)
-return {outcome, old, has_callback}
+return {outcome, old, has_callback, cooled}

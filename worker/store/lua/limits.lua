@@ -157,11 +157,12 @@ local function serve(L, now, limit)
 end
 
 -- Nothing is granted before now + seconds (never shortened); slots granted for earlier
--- are moved to its end and their senders told.
+-- are moved to its end and their senders told. Returns when it ends, and how many
+-- seconds this call added to it (0 when one as long was on already).
 local function cool_down(L, now, seconds)
   local untill = now + seconds
   local current = cooling_until(L)
-  if current >= untill then return current end
+  if current >= untill then return current, 0 end
   redis.call('SET', L.cool, fmt(untill), 'PX', math.ceil(seconds * 1000))
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', L.granted, now, untill)) do
     redis.call('ZADD', L.granted, untill, member)
@@ -176,7 +177,7 @@ local function cool_down(L, now, seconds)
     redis.call('ZADD', L.leases, untill + L.lease, chunk_id)
     tell(L, chunk_id, member .. ' ' .. fmt(untill) .. ' ' .. fmt(now))
   end
-  return untill
+  return untill, untill - math.max(current, now)
 end
 
 -- Hold every send of the account (a rejected key): grants still to come are called off
