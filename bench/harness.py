@@ -279,7 +279,10 @@ class Fleet:
             name = f"bench{self._serial}"
             log = self.dir / f"{name}.log"
             cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "worker", "-n", f"{name}@%h"]
-            cmd += ["-Q", queues, "-c", str(concurrency), "--pool", pool, "-l", "warning"]
+            # Celery reads ``--pool prefork`` as "the configured default", which outbox sets
+            # to threads; ``processes`` is prefork by its other name.
+            cli_pool = "processes" if pool == "prefork" else pool
+            cmd += ["-Q", queues, "-c", str(concurrency), "--pool", cli_pool, "-l", "warning"]
             cmd += ["--without-gossip", "--without-mingle"]
             wenv = self.env(**(env or {}))
             if count_redis:
