@@ -1,12 +1,18 @@
 """The relay: a thread in every worker process that puts work back on the broker.
 
-Once a second it takes (leased, so one worker takes each) the parked task calls that are
-due and the chunks whose holder's lease ran out (a worker died mid-attempt or in line),
-and publishes their tasks; a republished chunk's claim finds the expired lease and looks
-the attempt up before anything is resent. Every few seconds one relay of the fleet looks
+It takes (leased, so one worker takes each) the parked task calls that are due and the
+chunks whose holder's lease ran out (a worker died mid-attempt or in line), and
+publishes their tasks; a republished chunk's claim finds the expired lease and looks the
+attempt up before anything is resent. Every ten seconds one relay of the fleet looks
 for messages a dead worker took off a Redis queue before claiming their chunk
 (:func:`recover_lost`), and while the account's sending is held it probes the key
 (:mod:`outbox.worker.account`).
+
+It does not poll. One script call takes what is due and says when the next item is
+due; the relay then blocks on a wake list until that time, and whatever parks a call
+due sooner pushes to the list (``park`` in ``common.lua``). An idle fleet costs a
+couple of round trips per relay every ``IDLE_WAKE`` seconds, so even at a low rate
+limit a send pays almost nothing for the relay (``BENCHMARKS.md``).
 
 A call is released only after it was published: a relay that dies in between leaves it
 to another relay after the lease (a second copy is a no-op at the claim).
@@ -25,13 +31,17 @@ from outbox.worker.account import probe_hold
 from outbox.worker.publish import Task, chunk_task, publish
 from outbox.worker.queues import Queue
 from outbox.worker.runtime import Runtime, get_runtime
+from outbox.worker.store.parked import Due
 
-__all__ = ["Relay", "broker_client", "recover_lost", "relay_due"]
+__all__ = ["Relay", "broker_client", "recover_lost", "relay_due", "relay_pass"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two looks at the parked set and the leases.
-POLL_INTERVAL = 1.0
+#: The longest a relay sleeps: a lease granted meanwhile for sooner than anything it
+#: knew of is noticed this late at most (its holder died: a send is late, not lost).
+IDLE_WAKE = 10.0
+#: Most items of each kind taken at once; a full take is followed by another at once.
+TAKE_LIMIT = 200
 #: How long a taken call is leased to the relay that took it.
 TAKE_LEASE = 60.0
 #: A message is claimed within milliseconds of a worker taking it off its queue: a chunk
@@ -39,13 +49,18 @@ TAKE_LEASE = 60.0
 #: with the worker that took it (room, too, for clocks a little apart).
 LOST_AFTER = 10.0
 #: Seconds between two looks for lost messages (one worker of the fleet looks).
-LOOK_FOR_LOST_EVERY = 5.0
+LOOK_FOR_LOST_EVERY = 10.0
 
 
-def relay_due(rt: Runtime, *, limit: int = 200) -> int:
+def relay_due(rt: Runtime, *, limit: int = TAKE_LIMIT) -> int:
     """Publish every due parked call and every chunk whose hold ran out; how many."""
+    return relay_pass(rt, limit=limit)[0]
+
+
+def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
+    """:func:`relay_due`, and what the take said about what comes next."""
     store = rt.store
-    due = store.parked.take(lease=TAKE_LEASE, limit=limit)
+    due = store.parked.take(lease=TAKE_LEASE, limit=limit, look_every=LOOK_FOR_LOST_EVERY)
     published = 0
     for call, member in due.calls:
         if call.chunk is not None:
@@ -65,7 +80,7 @@ def relay_due(rt: Runtime, *, limit: int = 200) -> int:
                 "chunk %s: its holder's lease ran out (a worker died); published again", chunk_id
             )
             tasks.append(task)
-    return published + (publish(tasks, store=store) if tasks else 0)
+    return published + (publish(tasks, store=store) if tasks else 0), due
 
 
 def _published_at(raw: bytes | str) -> float | None:
@@ -78,17 +93,20 @@ def _published_at(raw: bytes | str) -> float | None:
 
 def recover_lost(rt: Runtime, broker: Any) -> int:
     """Publish again the chunks whose message a worker took off a Redis queue and lost
-    before claiming them (see :mod:`outbox.worker.store.unclaimed`); how many."""
+    before claiming them (see :mod:`outbox.worker.store.unclaimed`); how many. Two round
+    trips: the oldest message of every queue, then the unclaimed chunks older than it."""
     store = rt.store
-    if not store.account.take_turn("look-for-lost", LOOK_FOR_LOST_EVERY):
-        return 0
     now = store.now()
-    found = 0
+    pipe = broker.pipeline(transaction=False)
     for queue in Queue:
-        oldest = broker.lindex(queue.value, -1)
+        pipe.lindex(queue.value, -1)
+    cutoffs = {}
+    for queue, oldest in zip(Queue, pipe.execute(), strict=True):
         waiting_since = _published_at(oldest) if oldest is not None else None
-        cutoff = (waiting_since if waiting_since is not None else now) - LOST_AFTER
-        lost = store.unclaimed.older_than(queue.value, cutoff)
+        cutoffs[queue.value] = (waiting_since if waiting_since is not None else now) - LOST_AFTER
+    found = 0
+    for queue_name, lost in store.unclaimed.older_than_many(cutoffs).items():
+        queue = Queue(queue_name)
         if not lost:
             continue
         tasks = {c: chunk_task(store.batches, c) for c in lost}
@@ -127,24 +145,34 @@ def broker_client() -> Any:
 
 
 class Relay(threading.Thread):
-    """The per-process thread that runs :func:`relay_due` every second."""
+    """The per-process thread that runs :func:`relay_pass` whenever something is due."""
 
-    def __init__(self, interval: float = POLL_INTERVAL) -> None:
+    def __init__(self) -> None:
         super().__init__(name="outbox-relay", daemon=True)
-        self.interval = interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
         broker = broker_client()
-        while not self.stopped.wait(self.interval):
+        while not self.stopped.is_set():
             try:
                 rt = get_runtime()
-                relay_due(rt)
-                probe_hold(rt)
-                if broker is not None:
-                    recover_lost(rt, broker)
+                self._once(rt, broker)
             except Exception:  # a Redis blip must not kill the thread
                 logger.exception("relaying parked tasks failed; trying again")
+                self.stopped.wait(1.0)
+
+    def _once(self, rt: Runtime, broker: Any) -> None:
+        _, due = relay_pass(rt)
+        wait = IDLE_WAKE if due.next_in is None else min(due.next_in, IDLE_WAKE)
+        if due.held:
+            probe_hold(rt)
+            wait = min(wait, rt.settings.hold_probe_interval)
+        if due.look_for_lost and broker is not None:
+            recover_lost(rt, broker)
+        if len(due.calls) >= TAKE_LIMIT or len(due.expired) >= TAKE_LIMIT:
+            wait = 0.0  # more is due than one take holds
+        if not self.stopped.is_set():
+            rt.store.parked.wait(max(wait, 0.0))
 
     def stop(self) -> None:
         self.stopped.set()

@@ -4,6 +4,7 @@ worker's fetch and its claim, published again (fakeredis, the in-memory broker).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -73,3 +74,38 @@ def test_a_message_lost_before_its_claim_is_found_and_published_again(
     assert recover_lost(runtime, broker) == 1
     [(name, args, queue)] = memory_broker.drain()
     assert (name, args[0], queue) == ("outbox.send_email", f"{waiting.id}.0", "email")
+
+
+def test_the_take_says_when_to_look_next_and_what_else_to_do(runtime: Runtime) -> None:
+    parked = runtime.store.parked
+    first = parked.take(look_every=60)
+    assert (first.next_in, first.held, first.look_for_lost) == (None, False, True)
+    assert parked.take(look_every=60).look_for_lost is False  # one relay per interval
+    parked.park(Call(TaskName.SEND_EMAIL, chunk="a.0"), runtime.store.now() + 30)
+    runtime.redis.set(keys.account_hold(), "{}")
+    later = parked.take()
+    assert later.next_in is not None
+    assert 29 <= later.next_in <= 30
+    assert later.held is True
+
+
+def test_a_call_parked_for_sooner_wakes_a_sleeping_relay(runtime: Runtime) -> None:
+    """A relay sleeps until the earliest item it knows of; parking one due sooner wakes
+    it, parking one due later does not (it would wake for nothing)."""
+    parked = runtime.store.parked
+    now = runtime.store.now()
+    parked.park(Call(TaskName.SEND_EMAIL, chunk="late.0"), now + 600)
+    parked.take()  # the relay's last look: it consumed earlier wake-ups
+    woke = threading.Event()
+
+    def relay() -> None:
+        parked.wait(30)
+        woke.set()
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    parked.park(Call(TaskName.SEND_EMAIL, chunk="later.0"), now + 900)
+    assert not woke.wait(0.5)
+    parked.park(Call(TaskName.SEND_EMAIL, chunk="soon.0"), now + 1)
+    assert woke.wait(5)
+    thread.join(1)

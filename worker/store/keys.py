@@ -41,6 +41,7 @@ __all__ = [
     "reconcile_found",
     "reconcile_scanned",
     "reconcile_scanning",
+    "relay_wake",
     "sms_index",
     "stats_snapshot",
     "suppressed",
@@ -61,6 +62,7 @@ TEMPLATES: dict[str, str] = {
     "ledger": PREFIX + "batch:{}:ledger",
     "ledger_counts": PREFIX + "batch:{}:ledger:counts",
     "quota_left": PREFIX + "quota:left",
+    "relay_wake": PREFIX + "relay:wake",
     "sms_index": PREFIX + "sms:{}",
     "throttled": PREFIX + "throttled",
     "unclaimed": PREFIX + "unclaimed:{}",
@@ -219,6 +221,12 @@ def turn(job: str) -> str:
 def reconcile_found() -> str:
     """Hash: chunk id -> ``email_id`` found by ``activity/search`` scans."""
     return f"{PREFIX}reconcile:found"
+
+
+def relay_wake() -> str:
+    """List: a token per wake-up of a sleeping relay (something was parked for sooner
+    than anything it waits for)."""
+    return _fill("relay_wake")
 
 
 def reconcile_scanning() -> str:

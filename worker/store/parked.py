@@ -12,12 +12,16 @@ out (its worker died), which the relay publishes again.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from outbox.worker.queues import TaskName
 from outbox.worker.store import keys, scripts
+
+#: ``BLPOP`` treats a timeout that rounds to zero as "forever": shorter waits are slept.
+_SHORTEST_BLOCK = 0.005
 
 __all__ = ["Call", "Due", "Parked"]
 
@@ -50,33 +54,63 @@ class Call:
 @dataclass(frozen=True, slots=True)
 class Due:
     """What the relay takes: due calls (with their members, to release once published)
-    and the chunks whose holder's lease ran out."""
+    and the chunks whose holder's lease ran out; and what it needs to sleep well."""
 
     calls: list[tuple[Call, bytes]]
     expired: list[str]
+    #: Seconds until the next parked call or lease is due (``None``: nothing waits).
+    next_in: float | None = None
+    #: The account's sending is held (the relay probes the key).
+    held: bool = False
+    #: This relay's turn to look for messages lost between a fetch and a claim.
+    look_for_lost: bool = False
 
 
 class Parked:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self._take = scripts.load(redis, "take_due")
+        self._park = scripts.load(redis, "park")
 
     def park(self, call: Call, due: float) -> None:
         """Keep ``call`` until ``due`` (epoch seconds, Redis clock)."""
-        self.redis.zadd(keys.parked(), {call.member(due): due})
+        self.park_many([call], due)
 
     def park_many(self, calls: Sequence[Call], due: float) -> None:
         """:meth:`park` for many calls in one round trip."""
         if calls:
-            self.redis.zadd(keys.parked(), {call.member(due): due for call in calls})
+            members = [call.member(due) for call in calls]
+            self._park(keys=[keys.parked()], args=[f"{due:.6f}", *members])
 
-    def take(self, *, lease: float = 60.0, limit: int = 200) -> Due:
-        """Due calls and expired holds, each leased for ``lease`` seconds."""
-        calls, expired = self._take(keys=[keys.parked(), keys.leases()], args=[lease, limit])
+    def take(self, *, lease: float = 60.0, limit: int = 200, look_every: float = 10.0) -> Due:
+        """Due calls and expired holds, each leased for ``lease`` seconds; whether sending
+        is held; whether this caller looks for lost messages now (one per ``look_every``
+        seconds across the fleet)."""
+        calls, expired, next_in, held, look = self._take(
+            keys=[
+                keys.parked(),
+                keys.leases(),
+                keys.account_hold(),
+                keys.turn("look-for-lost"),
+                keys.relay_wake(),
+            ],
+            args=[lease, limit, look_every],
+        )
+        wait = float(next_in)
         return Due(
             [(Call.from_member(raw), raw) for raw in calls],
             [m.decode() if isinstance(m, bytes) else str(m) for m in expired],
+            None if wait < 0 else wait,
+            bool(held),
+            bool(look),
         )
+
+    def wait(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass or something is parked for sooner (one ``BLPOP``)."""
+        if seconds < _SHORTEST_BLOCK:
+            time.sleep(max(seconds, 0.0))
+            return
+        self.redis.blpop([keys.relay_wake()], timeout=seconds)
 
     def release(self, member: bytes | str) -> None:
         """Forget a call once it has been published."""

@@ -34,6 +34,16 @@ class Unclaimed:
         rows = self.redis.zrangebyscore(keys.unclaimed(queue), "-inf", cutoff, start=0, num=limit)
         return [r.decode() if isinstance(r, bytes) else str(r) for r in rows]
 
+    def older_than_many(self, cutoffs: dict[str, float], limit: int = 200) -> dict[str, list[str]]:
+        """:meth:`older_than` for several queues in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue, cutoff in cutoffs.items():
+            pipe.zrangebyscore(keys.unclaimed(queue), "-inf", cutoff, start=0, num=limit)
+        return {
+            queue: [r.decode() if isinstance(r, bytes) else str(r) for r in rows]
+            for queue, rows in zip(cutoffs, pipe.execute(), strict=True)
+        }
+
     def forget(self, queue: str, chunk_ids: Iterable[str]) -> None:
         ids = list(chunk_ids)
         if ids:

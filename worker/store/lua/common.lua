@@ -44,3 +44,16 @@ local function ledger(batch_id, chunk, state, reason)
     redis.call('HINCRBY', counts, state, 1)
   end
 end
+
+-- Keep a task call in the parked set until `due`; when it is due before everything else
+-- there, wake one sleeping relay (they sleep until the earliest item they know of).
+local function park(parked, member, due)
+  local first = redis.call('ZRANGE', parked, 0, 0, 'WITHSCORES')
+  redis.call('ZADD', parked, due, member)
+  if first[2] == nil or due < tonumber(first[2]) then
+    local wake = key('relay_wake')
+    redis.call('RPUSH', wake, '1')
+    redis.call('LTRIM', wake, -8, -1)
+    redis.call('EXPIRE', wake, 60)
+  end
+end

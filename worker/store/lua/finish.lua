@@ -50,7 +50,7 @@ if decoded and type(sms_ids) == 'table' then
     end
   end
 end
-if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], tonumber(ARGV[10]), ARGV[9]) end
+if ARGV[9] ~= '' then park(KEYS[6], ARGV[9], tonumber(ARGV[10])) end
 local has_callback = ''
 if new == 'sending' then
   -- an attempt whose fate is unknown stays claimed; its parked call (or, failing that,

@@ -17,7 +17,7 @@ if redis.call('HGET', KEYS[1], 'state') == 'sending' then
   log(KEYS[3], L.ttl, {at = now, state = ARGV[2], note = ARGV[3]})
   redis.call('ZREM', L.leases, chunk_id)
   redis.call('ZADD', L.active, now, chunk_id)
-  if ARGV[4] ~= '' then redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[4]) end
+  if ARGV[4] ~= '' then park(KEYS[4], ARGV[4], tonumber(ARGV[5])) end
   given = 1
 end
 serve(L, now, 8)

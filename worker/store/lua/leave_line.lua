@@ -9,5 +9,5 @@ if redis.call('HGET', KEYS[1], 'waiting') ~= ARGV[2] then return 'granted' end
 redis.call('HDEL', KEYS[1], 'waiting')
 redis.call('LREM', L.line, 1, ARGV[1])
 redis.call('ZREM', L.leases, redis.call('HGET', KEYS[1], 'id'))
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[3]) end
+if ARGV[3] ~= '' then park(KEYS[2], ARGV[3], tonumber(ARGV[4])) end
 return 'left'
