@@ -625,6 +625,23 @@ def wait_drained(
     return time.monotonic() - started
 
 
+def wait_for(sandbox: Sandbox, expected: int, *, seconds: float, description: str) -> None:
+    """Watch the sandbox accept sends for ``seconds`` from the first one, with a bar
+    (a time-boxed run: its backlog is not drained)."""
+    first: float | None = None
+    with progress() as bar:
+        task = bar.add_task(description, total=expected)
+        while True:
+            done = sandbox.stats()["accepted"]
+            bar.update(task, completed=min(done, expected))
+            now = time.monotonic()
+            if first is None and done:
+                first = now
+            if (first is not None and now - first >= seconds) or done >= expected:
+                return
+            time.sleep(0.2)
+
+
 def email_payload(i: int) -> dict[str, Any]:
     """The single-recipient message every benchmark sends."""
     return {
