@@ -1,5 +1,5 @@
 -- Record the outcome of an attempt and release (or account for) its rate-limit slot.
--- KEYS: chunk, batch, log, dead, email index or '', parked, failed, then the limit block
+-- KEYS: chunk, batch, log, dead, email index or ABSENT, parked, failed, then the limit block
 -- ARGV: new state, fields (json), log entry (json), expected state or '', slot member or
 --       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
 --       a task call to park or '', when it is due, ledger note, then the limit block
@@ -34,7 +34,7 @@ local entry = cjson.decode(ARGV[3])
 entry['at'] = now
 entry['state'] = new
 log(KEYS[3], L.ttl, entry)
-if KEYS[5] ~= '' then redis.call('SET', KEYS[5], chunk_id, 'EX', L.ttl) end
+if KEYS[5] ~= ABSENT then redis.call('SET', KEYS[5], chunk_id, 'EX', L.ttl) end
 if ARGV[9] ~= '' then redis.call('ZADD', KEYS[6], tonumber(ARGV[10]), ARGV[9]) end
 local has_callback = ''
 if new == 'sending' then
