@@ -25,7 +25,7 @@ from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_cli import outbox
 from tests.integration.test_faults import assert_intent, batch_counter, delivered, settled_notes
 
-__all__ = ["a_batch", "a_dead_letter_replayed", "a_worker_killed_mid_batch", "records_at"]
+__all__ = ["SENDER", "RecordsElsewhere", "records_at"]
 
 SENDER = "shop@example.com"
 
@@ -46,6 +46,31 @@ def records_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def _nothing_in_the_default_records() -> None:
     """The session's single-server records database stayed empty: the run used ``url``."""
     assert redis.Redis.from_url(RECORDS_URL).dbsize() == 0
+
+
+class RecordsElsewhere:
+    """The runs as tests, collected in each subclass; a subclass supplies the fixture
+    ``records_url``, the ``OUTBOX_REDIS_URL`` of its Redis."""
+
+    @pytest.fixture(autouse=True)
+    def records(
+        self, records_url: str, redis_db: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[str]:
+        yield from records_at(records_url, monkeypatch)
+
+    @pytest.mark.timeout(90)
+    def test_a_batch(self, fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
+        a_batch(fleet, producer, sandbox)
+
+    @pytest.mark.timeout(90)
+    def test_sigkill_mid_batch_then_a_new_worker_finishes_exactly_once(
+        self, fleet: Fleet, producer: Runtime, sandbox: Sandbox
+    ) -> None:
+        a_worker_killed_mid_batch(fleet, producer, sandbox)
+
+    @pytest.mark.timeout(90)
+    def test_a_dead_letter_replays(self, fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
+        a_dead_letter_replayed(fleet, producer, sandbox)
 
 
 def a_batch(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:

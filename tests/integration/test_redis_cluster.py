@@ -3,12 +3,10 @@
 Every script's keys carry one hash tag, so they share a slot and one node serves them
 all; the workers find that node from any node named in the URL. A batch, a worker killed
 mid-batch and a dead letter replayed run as they do on one server
-(:mod:`tests.integration.records_elsewhere`).
+(:class:`~tests.integration.records_elsewhere.RecordsElsewhere`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,45 +16,22 @@ from outbox.worker.store import keys
 from support.redis_servers import Servers
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet
-from tests.integration.records_elsewhere import (
-    a_batch,
-    a_dead_letter_replayed,
-    a_worker_killed_mid_batch,
-    records_at,
-)
+from tests.integration.records_elsewhere import RecordsElsewhere
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def records(
-    redis_cluster: Servers, redis_db: tuple[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    yield from records_at(redis_cluster.url, monkeypatch)
+class TestOnACluster(RecordsElsewhere):
+    @pytest.fixture
+    def records_url(self, redis_cluster: Servers) -> str:
+        return redis_cluster.url
 
-
-@pytest.mark.timeout(90)
-def test_a_batch_on_the_cluster(
-    fleet: Fleet, producer: Runtime, sandbox: Sandbox, redis_cluster: Servers
-) -> None:
-    a_batch(fleet, producer, sandbox)
-    # Everything is on the node that serves the hash tag's slot, nothing on the others.
-    slot = producer.redis.keyslot(keys.PREFIX)
-    holder = producer.redis.get_node_from_key(keys.PREFIX).port
-    sizes = {port: redis.Redis(port=port).dbsize() for port in redis_cluster.ports}
-    assert sizes.pop(holder) > 100, (slot, sizes)
-    assert set(sizes.values()) == {0}
-
-
-@pytest.mark.timeout(90)
-def test_sigkill_mid_batch_on_the_cluster_then_a_new_worker_finishes_exactly_once(
-    fleet: Fleet, producer: Runtime, sandbox: Sandbox
-) -> None:
-    a_worker_killed_mid_batch(fleet, producer, sandbox)
-
-
-@pytest.mark.timeout(90)
-def test_a_dead_letter_replays_on_the_cluster(
-    fleet: Fleet, producer: Runtime, sandbox: Sandbox
-) -> None:
-    a_dead_letter_replayed(fleet, producer, sandbox)
+    @pytest.mark.timeout(90)
+    def test_a_batch(self, fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
+        super().test_a_batch(fleet, producer, sandbox)
+        # Everything is on the node that serves the hash tag's slot, nothing on the others.
+        holder = producer.redis.get_node_from_key(keys.PREFIX).port
+        sizes = {n.port: redis.Redis(port=n.port).dbsize() for n in producer.redis.get_primaries()}
+        assert len(sizes) == 3
+        assert sizes.pop(holder) > 100
+        assert set(sizes.values()) == {0}
