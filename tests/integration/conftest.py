@@ -23,7 +23,7 @@ from tests.conftest import Sandbox
 pytestmark = pytest.mark.integration
 
 # The runs shared by the cluster and Sentinel tests assert as a test module does.
-pytest.register_assert_rewrite("tests.integration.records_elsewhere")
+pytest.register_assert_rewrite("tests.integration.runs")
 
 #: Settings for fast tests: short backoff, short cool-down, short broker visibility.
 FAST_ENV = {

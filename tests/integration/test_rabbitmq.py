@@ -5,6 +5,8 @@ The same flow as on Redis, once: this process publishes through ``worker.app.app
 touches all three queues (a 1,200-recipient newsletter goes to ``bulk``), a delayed
 send (a countdown, which RabbitMQ leaves to the worker as an ETA task), single emails
 and an SMS. Every recipient reaches the sandbox exactly once and the queues end empty.
+Then a worker is SIGKILLed mid-batch: RabbitMQ puts the messages it held back on their
+queue the moment its connection drops, and a new worker finishes exactly once.
 
 Skipped only when nothing listens on the AMQP port (``.ci/run`` starts Redis, not
 RabbitMQ). ``guest`` usually has only the ``/`` vhost, so the test purges the outbox
@@ -21,15 +23,17 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from kombu import Connection
+from kombu import Connection, pools
 
 from outbox import send_email, send_sms
 from outbox.worker import celeryconfig
 from outbox.worker.app import app
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
+from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
+from tests.integration.runs import a_worker_killed_mid_batch
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +72,11 @@ def _purge() -> None:
 
 
 def _reset_producer_pools() -> None:
-    """Drop the app's connection and producer pools so the next publish reads broker_url."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Drop the app's connection and producer pools so the next publish reads broker_url.
+
+    The app's pools live in kombu's registries (``kombu.pools``), keyed by broker URL:
+    closing them without emptying those would hand the next test a closed pool."""
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
@@ -155,4 +161,33 @@ def test_end_to_end_over_rabbitmq_exactly_once(
     # Every message was acknowledged: after a warm shutdown nothing is left on the queues.
     worker.stop()
     assert worker.proc.returncode == 0, worker.log.read_text(errors="replace")[-3000:]
+    assert _queue_depths() == {"email": 0, "sms": 0, "bulk": 0}
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_mid_batch_on_rabbitmq_is_redelivered_exactly_once(
+    amqp_broker: str, fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    """RabbitMQ holds the acknowledgements: the messages a SIGKILLed worker had taken are
+    ready on their queue again the moment its connection drops (no visibility timeout),
+    and a new worker settles each interrupted attempt once."""
+
+    def handed_back() -> None:
+        # With no worker left, every chunk not final has its message ready again.
+        unfinished = len(producer.store.batches.active_before(float("inf")))
+        assert unfinished >= 5
+        wait_until(
+            lambda: _queue_depths()["email"] >= unfinished,
+            timeout=10,
+            what=f"the {unfinished} unfinished chunks' messages back on the queue",
+        )
+
+    a_worker_killed_mid_batch(
+        fleet,
+        producer,
+        sandbox,
+        after_kill=handed_back,
+        CELERY_BROKER_URL=amqp_broker,
+    )
+    fleet.stop_all()
     assert _queue_depths() == {"email": 0, "sms": 0, "bulk": 0}

@@ -3,7 +3,7 @@
 Every script's keys carry one hash tag, so they share a slot and one node serves them
 all; the workers find that node from any node named in the URL. A batch, a worker killed
 mid-batch and a dead letter replayed run as they do on one server
-(:class:`~tests.integration.records_elsewhere.RecordsElsewhere`).
+(:class:`~tests.integration.runs.RecordsElsewhere`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from outbox.worker.store import keys
 from support.redis_servers import Servers
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet
-from tests.integration.records_elsewhere import RecordsElsewhere
+from tests.integration.runs import RecordsElsewhere
 
 pytestmark = pytest.mark.integration
 

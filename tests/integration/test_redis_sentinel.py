@@ -2,7 +2,7 @@
 its replica and one Sentinel watching them, on free loopback ports.
 
 A batch, a worker killed mid-batch and a dead letter replayed run as they do on one
-server (:class:`~tests.integration.records_elsewhere.RecordsElsewhere`); then the
+server (:class:`~tests.integration.runs.RecordsElsewhere`); then the
 Sentinel fails the master over while the workers run, and they carry on against the new
 master.
 """
@@ -19,7 +19,7 @@ from support.procs import wait_until
 from support.redis_servers import MASTER_NAME, Servers
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
-from tests.integration.records_elsewhere import SENDER, RecordsElsewhere
+from tests.integration.runs import SENDER, RecordsElsewhere
 from tests.integration.test_faults import assert_intent, delivered
 
 pytestmark = pytest.mark.integration

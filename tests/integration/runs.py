@@ -1,16 +1,17 @@
-"""The runs ``test_redis_cluster.py`` and ``test_redis_sentinel.py`` make with the records
-(``OUTBOX_REDIS_URL``) on a Redis other than the session's single server.
+"""Runs made on more than one set-up: a batch, a worker killed mid-batch, a dead letter
+replayed. ``test_redis_cluster.py`` and ``test_redis_sentinel.py`` make them with the
+records (``OUTBOX_REDIS_URL``) on a Redis other than the session's single server (the
+broker stays the session's plain Redis), ``test_rabbitmq.py`` with RabbitMQ as broker.
 
-The broker stays the session's plain Redis; only the records, the shared limit and the
-parked set move. Each run ends with :func:`~tests.integration.test_faults.assert_intent`:
-every recipient accepted by the sandbox exactly once, or its chunk dead with the reason.
+Each run ends with :func:`~tests.integration.test_faults.assert_intent`: every
+recipient accepted by the sandbox exactly once, or its chunk dead with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -25,7 +26,7 @@ from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_cli import outbox
 from tests.integration.test_faults import assert_intent, batch_counter, delivered, settled_notes
 
-__all__ = ["SENDER", "RecordsElsewhere", "records_at"]
+__all__ = ["SENDER", "RecordsElsewhere", "a_worker_killed_mid_batch", "records_at"]
 
 SENDER = "shop@example.com"
 
@@ -44,7 +45,7 @@ def records_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def _nothing_in_the_default_records() -> None:
-    """The session's single-server records database stayed empty: the run used ``url``."""
+    """The session's single-server records database stayed empty: the run used the other."""
     assert redis.Redis.from_url(RECORDS_URL).dbsize() == 0
 
 
@@ -61,16 +62,19 @@ class RecordsElsewhere:
     @pytest.mark.timeout(90)
     def test_a_batch(self, fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
         a_batch(fleet, producer, sandbox)
+        _nothing_in_the_default_records()
 
     @pytest.mark.timeout(90)
     def test_sigkill_mid_batch_then_a_new_worker_finishes_exactly_once(
         self, fleet: Fleet, producer: Runtime, sandbox: Sandbox
     ) -> None:
         a_worker_killed_mid_batch(fleet, producer, sandbox)
+        _nothing_in_the_default_records()
 
     @pytest.mark.timeout(90)
     def test_a_dead_letter_replays(self, fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
         a_dead_letter_replayed(fleet, producer, sandbox)
+        _nothing_in_the_default_records()
 
 
 def a_batch(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
@@ -88,14 +92,21 @@ def a_batch(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
     records = wait_all_done(handles, timeout=45)
     outcome = assert_intent(records, delivered(sandbox))
     assert outcome.sent == 1500 + 150 + 30 + 3
-    _nothing_in_the_default_records()
 
 
-def a_worker_killed_mid_batch(fleet: Fleet, producer: Runtime, sandbox: Sandbox) -> None:
-    """SIGKILL with ten of a batch's chunks in flight; a new worker finishes, each
-    interrupted attempt looked up in ``activity/search`` before anything is resent."""
+def a_worker_killed_mid_batch(
+    fleet: Fleet,
+    producer: Runtime,
+    sandbox: Sandbox,
+    *,
+    after_kill: Callable[[], None] = lambda: None,
+    **env: str,
+) -> None:
+    """SIGKILL with at least five of a batch's ten chunks in flight; a new worker finishes,
+    each interrupted attempt looked up in ``activity/search`` before anything is resent.
+    ``after_kill`` runs before the new worker starts; ``env`` goes to both workers."""
     sandbox.configure(latency_ms=500)
-    first = fleet.start(concurrency=20)
+    first = fleet.start(concurrency=20, **env)
     big = send_email(SENDER, [f"big{i}@example.com" for i in range(1000)], "News", text_body="y")
     singles = [send_email(SENDER, [f"one{i}@example.com"], "x", text_body="y") for i in range(40)]
     wait_until(
@@ -107,14 +118,14 @@ def a_worker_killed_mid_batch(fleet: Fleet, producer: Runtime, sandbox: Sandbox)
     first.kill()
     killed = time.monotonic()
     assert sandbox.stats()["accepted"] < 50, "everything was sent before the kill; slow it down"
-    fleet.start(concurrency=20)
+    after_kill()
+    fleet.start(concurrency=20, **env)
     records = wait_all_done([big, *singles], timeout=45)
     outcome = assert_intent(records, delivered(sandbox))
     assert outcome.sent == 1040
     notes = settled_notes(records)
     assert len([c for c in records[0].chunks if c.ambiguous]) >= 5, notes
     assert all("activity/search" in note for note in notes.values()), notes
-    _nothing_in_the_default_records()
     print(f"\nSIGKILL: {len(notes)} ambiguous, all sent {time.monotonic() - killed:.1f}s after")
 
 
@@ -141,4 +152,3 @@ def a_dead_letter_replayed(fleet: Fleet, producer: Runtime, sandbox: Sandbox) ->
     assert record.chunks[0].replays == 1
     assert json.loads(outbox("dead", "list", "--json", OUTBOX_REDIS_URL=url).stdout) == []
     assert delivered(sandbox)["dead@example.com"] == 1
-    _nothing_in_the_default_records()
