@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     celery_broker_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias="CELERY_BROKER_URL"
     )
+    #: RabbitMQ only: ``quorum`` declares the queues as quorum queues (replicated across
+    #: the RabbitMQ cluster); ``classic`` the single-node kind. A queue keeps its type, so
+    #: a change needs a vhost whose queues do not exist yet.
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic", validation_alias="OUTBOX_QUEUE_TYPE"
+    )
     #: Records, rate limits, parked tasks and dead letters: ``redis://``, ``rediss://``,
     #: ``redis+cluster://host:port`` or ``redis+sentinel://host:port/service/db``.
     redis_url: str = Field(default="redis://127.0.0.1:6379/1", validation_alias="OUTBOX_REDIS_URL")
