@@ -126,7 +126,12 @@ class Settings(BaseSettings):
     #: the RabbitMQ cluster); ``classic`` the single-node kind. A queue keeps its type, so
     #: a change needs a vhost whose queues do not exist yet.
     queue_type: Literal["classic", "quorum"] = Field(
-        default="classic", validation_alias="OUTBOX_QUEUE_TYPE"
+        default="classic",
+        validation_alias="OUTBOX_QUEUE_TYPE",
+        description=(
+            "RabbitMQ only: `quorum` declares replicated quorum queues, `classic` single-node "
+            "ones (a queue keeps its type: switch on a fresh vhost)."
+        ),
     )
     #: Records, rate limits, parked tasks and dead letters: ``redis://``, ``rediss://``,
     #: ``redis+cluster://host:port`` or ``redis+sentinel://host:port/service/db``.
