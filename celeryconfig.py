@@ -54,8 +54,21 @@ broker_transport_options = {
     "queue_order_strategy": "priority",
 }
 
-_exchange = Exchange("outbox", type="direct")
-task_queues = tuple(Queue(q.value, _exchange, routing_key=q.value) for q in OutboxQueue)
+# Quorum queues (RabbitMQ) are asked for by their argument, which is also how Celery
+# knows to drop global QoS (quorum queues refuse it) and to send any countdown through
+# RabbitMQ's own delayed delivery; that routes only through a topic exchange (the queues'
+# routing keys are plain names, so topic routes exactly as direct does).
+_quorum = _settings.queue_type == "quorum"
+_exchange = Exchange("outbox", type="topic" if _quorum else "direct")
+task_queues = tuple(
+    Queue(
+        q.value,
+        _exchange,
+        routing_key=q.value,
+        queue_arguments={"x-queue-type": "quorum"} if _quorum else None,
+    )
+    for q in OutboxQueue
+)
 task_default_queue = OutboxQueue.EMAIL.value
 task_default_exchange = "outbox"
 task_default_routing_key = OutboxQueue.EMAIL.value

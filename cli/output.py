@@ -1,7 +1,8 @@
 """How the ``outbox`` command writes: plain tables, states in colour on a terminal, JSON.
 
 Nothing here needs more than click (which comes with Celery), so the operator commands
-work on a plain install; only the demo draws progress bars (``outbox[demo]``).
+work on a plain install; only the demo draws progress bars (``outbox[demo]``). URLs are
+shown through :func:`~outbox.worker.redis_url.redacted_url`, passwords masked.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import click
+
+from outbox.worker.redis_url import redacted_url
 
 __all__ = [
     "EXIT_FAILED",
@@ -55,18 +57,6 @@ def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
         print_json({"error": message})
     click.echo(click.style("outbox: ", fg="red", bold=True) + message, err=True)
     raise click.exceptions.Exit(code)
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its password, for messages a person reads."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def print_json(value: Any) -> None:

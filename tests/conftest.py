@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from support.procs import PYTHON, free_port, running, wait_until
+from support.redis_servers import Servers, cluster, missing, sentinel
 
 #: A key of the real format (``api-`` and 32 letters or digits), known only to tests.
 TEST_API_KEY = "api-" + "T3stK3y0nlyF0rT3sts0000000000AB"[:32].ljust(32, "0")
@@ -147,3 +148,23 @@ def redis_db(redis_server: str) -> Iterator[tuple[str, str]]:
     yield broker, records
     for url in (broker, records):
         redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """A Redis Cluster of three masters for the session (``.url``: its OUTBOX_REDIS_URL)."""
+    reason = missing("redis-server", "redis-cli")
+    if reason:
+        pytest.skip(f"no Redis Cluster: {reason}")
+    with cluster(tmp_path_factory.mktemp("redis-cluster")) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """A master, its replica and a Sentinel for the session (``.url``: OUTBOX_REDIS_URL)."""
+    reason = missing("redis-server")
+    if reason:
+        pytest.skip(f"no Sentinel: {reason}")
+    with sentinel(tmp_path_factory.mktemp("redis-sentinel")) as servers:
+        yield servers

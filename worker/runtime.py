@@ -17,7 +17,7 @@ from outbox.worker.metrics import Metrics
 from outbox.worker.redis_url import connect
 from outbox.worker.retry import RetryPolicy
 from outbox.worker.settings import Settings, get_settings
-from outbox.worker.store import Store
+from outbox.worker.store import Store, keys
 from outbox.worker.store.limits import Limit
 
 if TYPE_CHECKING:
@@ -87,11 +87,11 @@ class Runtime:
         self.client  # noqa: B018 - builds the process's pooled client
         holders = vars(self.store).values()
         found = [v for h in holders for v in vars(h).values() if hasattr(v, "script")]
-        pipe = self.redis.pipeline(transaction=False)
         for script in found:
-            pipe.script_load(script.script)
-        pipe.execute()
-        pool = getattr(self.redis, "connection_pool", None)
+            # One call each: a cluster sends SCRIPT LOAD to every primary, and refuses it
+            # in a pipeline.
+            self.redis.script_load(script.script)
+        pool = _pool(self.redis)
         if pool is not None:
             opened = [pool.get_connection() for _ in range(connections)]
             for conn in opened:
@@ -121,6 +121,15 @@ class Runtime:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _pool(redis: Any) -> Any:
+    """The connection pool outbox's keys are reached through (on a cluster, the pool of
+    the node that holds their slot), or ``None`` when the client has none to show."""
+    if hasattr(redis, "get_node_from_key"):
+        node = redis.get_node_from_key(keys.PREFIX)
+        return getattr(node.redis_connection, "connection_pool", None)
+    return getattr(redis, "connection_pool", None)
 
 
 _runtime: Runtime | None = None

@@ -142,7 +142,15 @@ class Settings(BaseSettings):
     celery_broker_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias="CELERY_BROKER_URL",
-        description="The broker: Redis (`redis://`, `sentinel://`) or RabbitMQ (`amqp://`).",
+        description="The broker: Redis (`redis://`) or RabbitMQ (`amqp://`).",
+    )
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic",
+        validation_alias="OUTBOX_QUEUE_TYPE",
+        description=(
+            "RabbitMQ only: `quorum` declares replicated quorum queues, `classic` single-node "
+            "ones (a queue keeps its type: switch on a fresh vhost)."
+        ),
     )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/1",

@@ -25,8 +25,19 @@ __all__ = ["UNAVAILABLE", "UNAVAILABLE_PAUSE", "hand_back_when_unavailable"]
 
 logger = logging.getLogger(__name__)
 
-#: Redis (records, limiter) or the broker unreachable: nothing the message did wrong.
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+#: Redis (records, limiter) or the broker unreachable: nothing the message did wrong. On
+#: a cluster also a slot with no node serving it (a failover under way, ``CLUSTERDOWN``)
+#: and one being moved (``TRYAGAIN``), once redis-py's own retries are spent. (A Sentinel
+#: master that was demoted answers ``READONLY``, which redis-py turns into a
+#: ``ConnectionError`` after asking the Sentinels again.)
+UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
+    OperationalError,
+)
 #: Pause before handing a task back (a requeued message is taken again at once).
 UNAVAILABLE_PAUSE = 1.0
 

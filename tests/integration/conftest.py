@@ -22,6 +22,9 @@ from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration
 
+# The runs shared by the cluster and Sentinel tests assert as a test module does.
+pytest.register_assert_rewrite("tests.integration.runs")
+
 #: Settings for fast tests: short backoff, short cool-down, a short client timeout.
 FAST_ENV = {
     "OUTBOX_RETRY_BASE": "0.2",

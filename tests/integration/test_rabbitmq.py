@@ -2,18 +2,22 @@
 
 The same flow as on Redis, once: this process publishes through ``worker.app.app`` to
 ``amqp://`` and a real ``celery -A outbox.worker worker`` consumes from it, for a mix that
-touches all three queues (a 1,200-recipient newsletter goes to ``bulk``), a delayed
-send (a countdown, which RabbitMQ leaves to the worker as an ETA task), single emails
-and an SMS. Every recipient reaches the sandbox exactly once and the queues end empty.
+touches all three queues (a 1,200-recipient newsletter goes to ``bulk``), a delayed send
+(parked in Redis, then published), single emails and an SMS. Every recipient reaches the
+sandbox exactly once and the queues end empty. Then a worker is SIGKILLed mid-batch:
+RabbitMQ puts the messages it held back on their queue the moment its connection drops,
+and a new worker finishes exactly once. Last, a batch through quorum queues
+(``OUTBOX_QUEUE_TYPE=quorum``), published by the ``outbox`` command with that setting.
 
 Skipped only when nothing listens on the AMQP port (``.ci/run`` starts Redis, not
-RabbitMQ). ``guest`` usually has only the ``/`` vhost, so the test purges the outbox
-queues there before and after.
+RabbitMQ). ``guest`` usually has only the ``/`` vhost, so the tests purge (or delete)
+the outbox queues there before and after.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import socket
 import time
@@ -21,15 +25,19 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from kombu import Connection
+from amqp.exceptions import PreconditionFailed
+from kombu import Connection, pools
 
-from outbox import send_email, send_sms
+from outbox import Handle, send_email, send_sms
 from outbox.worker import celeryconfig
 from outbox.worker.app import app
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
+from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done
+from tests.integration.runs import a_worker_killed_mid_batch
+from tests.integration.test_cli import outbox
 
 pytestmark = pytest.mark.integration
 
@@ -68,9 +76,11 @@ def _purge() -> None:
 
 
 def _reset_producer_pools() -> None:
-    """Drop the app's connection and producer pools so the next publish reads broker_url."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    """Drop the app's connection and producer pools so the next publish reads broker_url.
+
+    The app's pools live in kombu's registries (``kombu.pools``), keyed by broker URL:
+    closing them without emptying those would hand the next test a closed pool."""
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
@@ -130,7 +140,7 @@ def test_end_to_end_over_rabbitmq_exactly_once(
         handles.append(send_email("shop@example.com", to, f"Order {i}", text_body="thanks"))
         expected += to
 
-    # A short delay is a broker countdown: on RabbitMQ the worker holds it as an ETA task.
+    # A delayed send waits parked in Redis and is published when due (no broker countdown).
     later = ["later@example.com"]
     handles.append(
         send_email("shop@example.com", later, "Later", text_body="x", send_at=time.time() + 2)
@@ -156,3 +166,82 @@ def test_end_to_end_over_rabbitmq_exactly_once(
     worker.stop()
     assert worker.proc.returncode == 0, worker.log.read_text(errors="replace")[-3000:]
     assert _queue_depths() == {"email": 0, "sms": 0, "bulk": 0}
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_mid_batch_on_rabbitmq_is_redelivered_exactly_once(
+    amqp_broker: str, fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    """RabbitMQ holds the acknowledgements: the messages a SIGKILLed worker had taken are
+    ready on their queue again the moment its connection drops (no visibility timeout),
+    and a new worker settles each interrupted attempt once."""
+
+    def handed_back() -> None:
+        # With no worker left, every chunk not final has its message ready again.
+        unfinished = len(producer.store.batches.active_before(float("inf")))
+        assert unfinished >= 5
+        wait_until(
+            lambda: _queue_depths()["email"] >= unfinished,
+            timeout=10,
+            what=f"the {unfinished} unfinished chunks' messages back on the queue",
+        )
+
+    a_worker_killed_mid_batch(
+        fleet,
+        producer,
+        sandbox,
+        after_kill=handed_back,
+        CELERY_BROKER_URL=amqp_broker,
+    )
+    fleet.stop_all()
+    assert _queue_depths() == {"email": 0, "sms": 0, "bulk": 0}
+
+
+def _forget_outbox_entities() -> None:
+    """Delete outbox's queues and exchange, and the delayed-delivery ones Celery declares
+    for quorum queues: a queue or exchange keeps its type, so the classic tests and the
+    quorum one each need to declare their own."""
+    with Connection(AMQP_URL, connect_timeout=5) as conn:
+        channel = conn.default_channel
+        for queue in celeryconfig.task_queues:
+            channel.queue_delete(queue.name)
+        channel.exchange_delete("outbox")
+        for level in range(28):
+            channel.queue_delete(f"celery_delayed_{level}")
+            channel.exchange_delete(f"celery_delayed_{level}")
+        channel.exchange_delete("celery_delayed_delivery")
+
+
+@pytest.fixture
+def quorum(amqp_broker: str) -> Iterator[dict[str, str]]:
+    """The environment of workers and commands on quorum queues, on a vhost cleared of
+    outbox's classic queues (and cleared again after)."""
+    _forget_outbox_entities()
+    try:
+        yield {"CELERY_BROKER_URL": amqp_broker, "OUTBOX_QUEUE_TYPE": "quorum"}
+    finally:
+        _forget_outbox_entities()
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_through_quorum_queues(
+    quorum: dict[str, str], fleet: Fleet, producer: Runtime, sandbox: Sandbox
+) -> None:
+    worker = fleet.start(concurrency=20, **quorum)
+    # Celery found the quorum queues: per-consumer prefetch, as quorum queues require.
+    assert "Global QoS is disabled" in worker.log.read_text(errors="replace")
+    recipients = [f"q{i}@example.com" for i in range(250)]
+    to = [arg for address in recipients for arg in ("--to", address)]
+    sent = outbox("send", "email", "--from", "shop@example.com", *to, "--subject", "Hi",
+                  "--text", "x", "--json", OUTBOX_REDIS_URL=producer.settings.redis_url,
+                  **quorum)  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    handle = json.loads(sent.stdout)
+    assert handle["chunks"] == 3
+    [record] = wait_all_done([Handle(handle["id"], "email", 3, 250)], timeout=60)
+    assert record.state is State.SENT
+    assert collections.Counter(sandbox_recipients(sandbox)()) == collections.Counter(recipients)
+    # The queues are quorum queues: declaring one as classic is refused.
+    with Connection(AMQP_URL, connect_timeout=5) as conn, pytest.raises(PreconditionFailed):
+        conn.default_channel.queue_declare("email", durable=True,
+                                           arguments={"x-queue-type": "classic"})  # fmt: skip

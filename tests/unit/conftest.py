@@ -10,6 +10,7 @@ import fakeredis
 import pytest
 import redis
 
+from outbox.worker.redis_url import connect
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 
@@ -22,19 +23,24 @@ def _real_redis() -> Any:
         client.ping()
     except redis.RedisError:
         pytest.skip(f"no Redis at {url} for the real-Redis variant")
-    client.flushdb()
     return client
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
+@pytest.fixture(params=["fakeredis", "redis", "cluster"])
 def redis_backend(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The same tests against fakeredis (with Lua) and a real Redis server."""
+    """The same tests against fakeredis (with Lua), a real Redis server and a real
+    three-node Redis Cluster (every script's keys must share one slot there)."""
     if request.param == "fakeredis":
         yield fakeredis.FakeRedis()
+        return
+    if request.param == "cluster":
+        client = connect(request.getfixturevalue("redis_cluster").url)
     else:
         client = _real_redis()
-        yield client
-        client.flushdb()
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

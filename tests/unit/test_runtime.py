@@ -6,6 +6,7 @@ from typing import Any
 
 from outbox.worker.runtime import Runtime
 from outbox.worker.settings import Settings
+from outbox.worker.store import keys
 
 
 def test_warm_up_loads_every_script_and_opens_connections(redis_backend: Any) -> None:
@@ -19,5 +20,9 @@ def test_warm_up_loads_every_script_and_opens_connections(redis_backend: Any) ->
 
     assert redis_backend.script_exists(*shas) == [True, True, True]
     assert rt._client is not None  # the HTTP client is built, not left to the first task
-    pool = redis_backend.connection_pool
+    if hasattr(redis_backend, "get_node_from_key"):  # a cluster: the node of outbox's slot
+        node = redis_backend.get_node_from_key(keys.PREFIX)
+        pool = node.redis_connection.connection_pool
+    else:
+        pool = redis_backend.connection_pool
     assert len(pool._available_connections) >= 4

@@ -48,6 +48,29 @@ def test_fan_out_goes_back_to_the_broker() -> None:
     assert caught.value.requeue is True
 
 
+@pytest.mark.parametrize(
+    "outage",
+    [
+        redis.exceptions.ClusterDownError("CLUSTERDOWN The cluster is down"),
+        redis.exceptions.SlotNotCoveredError("no node serves slot 15822"),
+        redis.exceptions.TryAgainError("TRYAGAIN"),
+        redis.exceptions.ConnectionError("The previous master is now a slave"),
+    ],
+)
+def test_a_cluster_or_sentinel_in_failover_hands_the_task_back(
+    outage: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(unavailable, "UNAVAILABLE_PAUSE", 0.0)
+
+    @unavailable.hand_back_when_unavailable(lambda: "job")
+    def meets_a_failover() -> None:
+        raise outage
+
+    with pytest.raises(Reject) as caught:
+        meets_a_failover()
+    assert caught.value.requeue is True
+
+
 def test_other_errors_are_not_handed_back() -> None:
     @unavailable.hand_back_when_unavailable(lambda: "job")
     def broken() -> None:
@@ -55,3 +78,10 @@ def test_other_errors_are_not_handed_back() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         broken()
+
+    @unavailable.hand_back_when_unavailable(lambda: "job")
+    def cross_slot() -> None:
+        raise redis.exceptions.RedisClusterException("keys must map to the same key slot")
+
+    with pytest.raises(redis.exceptions.RedisClusterException):
+        cross_slot()

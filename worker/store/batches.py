@@ -167,6 +167,7 @@ class Batches:
         self._leave_line = scripts.load(redis, "leave_line")
         self._replay = scripts.load(redis, "replay")
         self._bury = scripts.load(redis, "bury")
+        self._clock = scripts.load(redis, "clock")
 
     # -- producers -----------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class Batches:
         ]
         created, found = self._create(
             keys=[
-                keys.idempotency(idempotency_key) if idempotency_key else "",
+                keys.idempotency(idempotency_key) if idempotency_key else keys.absent(),
                 keys.batch(batch_id),
                 keys.batch_payload(batch_id),
                 keys.active(),
@@ -306,7 +307,7 @@ class Batches:
                 keys.batch(chunk_id.rsplit(".", 1)[0]),
                 keys.chunk_log(chunk_id),
                 keys.dead_letters(),
-                keys.email_index(email_id) if email_id else "",
+                keys.email_index(email_id) if email_id else keys.absent(),
                 keys.parked(),
                 keys.failed_letters(),
                 *limit.keys(),
@@ -435,8 +436,10 @@ class Batches:
     # -- reads ---------------------------------------------------------------------------
 
     def now(self) -> float:
-        seconds, micros = self.redis.time()
-        return float(seconds) + float(micros) / 1_000_000
+        """The clock the scripts read: on a cluster, that of the node holding outbox's slot
+        (a keyless ``TIME`` would reach whichever node the client picks)."""
+        now, _ = self._clock(keys=[keys.cooldown()])
+        return float(now)
 
     def batch(self, batch_id: str) -> dict[str, str]:
         """A batch's hash (empty when unknown or expired)."""

@@ -10,6 +10,9 @@ Every write sets a TTL (the retention) except the dead-letter index, the suppres
 set and the account hold, which an operator (or the worker that clears a hold) empties
 on purpose. The Lua scripts build the keys of chunks they reach through a rate-limit
 line from the same templates (:data:`TEMPLATES`), never from literals of their own.
+
+A script that takes an optional key is given :func:`absent` in its place, never an empty
+name: ``""`` hashes to another slot, and a cluster refuses a call whose keys disagree.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "PREFIX",
     "TEMPLATES",
+    "absent",
     "account_hold",
     "active",
     "batch",
@@ -74,6 +78,11 @@ def _fill(name: str, *values: str) -> str:
     """A template with its ``{}`` filled in order (the prefix's braces are literal)."""
     parts = TEMPLATES[name].split("{}")
     return parts[0] + "".join(v + rest for v, rest in zip(values, parts[1:], strict=True))
+
+
+def absent() -> str:
+    """Never read or written: stands in a script's place of an optional key not given."""
+    return f"{PREFIX}absent"
 
 
 def batch(batch_id: str) -> str:

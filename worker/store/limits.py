@@ -101,6 +101,7 @@ class Limits:
         self._hold = scripts.load(redis, "hold")
         self._acquire = scripts.load(redis, "acquire")
         self._release = scripts.load(redis, "release")
+        self._clock = scripts.load(redis, "clock")
 
     # -- the whole account -------------------------------------------------------------
 
@@ -114,13 +115,9 @@ class Limits:
         return float(added)
 
     def cooling_for(self) -> float:
-        """Seconds of cool-down left (0 when none), by the Redis clock: one pipeline."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.cooldown())
-        pipe.time()
-        until, (seconds, micros) = pipe.execute()
-        now = float(seconds) + float(micros) / 1_000_000
-        return max(0.0, float(until) - now) if until is not None else 0.0
+        """Seconds of cool-down left (0 when none), by the Redis clock: one round trip."""
+        now, until = self._clock(keys=[keys.cooldown()])
+        return max(0.0, float(until) - float(now)) if until else 0.0
 
     def hold(self, limit: Limit, reason: str) -> None:
         """Hold every send (a rejected key): waiting senders are sent away to park."""

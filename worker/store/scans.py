@@ -32,8 +32,10 @@ class Scans:
         """``(email_id or None, last finished scan's start, how far back it read)``."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hget(keys.reconcile_found(), chunk_id)
-        pipe.mget(keys.reconcile_scanned("at"), keys.reconcile_scanned("from"))
-        email_id, (scanned, reach) = pipe.execute()
+        # Two GETs, not MGET: a cluster pipeline refuses multi-key commands.
+        pipe.get(keys.reconcile_scanned("at"))
+        pipe.get(keys.reconcile_scanned("from"))
+        email_id, scanned, reach = pipe.execute()
         found = email_id.decode() if isinstance(email_id, bytes) else email_id
         return found or None, float(scanned or 0), float(reach or 0)
 

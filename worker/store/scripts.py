@@ -1,9 +1,10 @@
 """The Lua scripts, loaded from ``lua/*.lua`` with ``register_script``.
 
 Each script is its file after a prelude: the constants it shares with Python (the final
-states, the key templates of :mod:`.keys`), spelled there from their one definition, and
-the shared functions of ``common.lua`` and ``limits.lua``. Redis caches a script by its
-SHA, so each is sent once per server, then called with ``EVALSHA``.
+states, the key templates of :mod:`.keys` and its stand-in for an absent key), spelled
+there from their one definition, and the shared functions of ``common.lua`` and
+``limits.lua``. Redis caches a script by its SHA, so each is sent once per server, then
+called with ``EVALSHA``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def _prelude() -> str:
         for name, template in sorted(keys.TEMPLATES.items())
     )
     libraries = "\n".join(_source(name) for name in _LIBRARIES)
-    return f"local FINAL = {{{final}}}\nlocal TEMPLATE = {{{templates}}}\n{libraries}\n"
+    absent = f"local ABSENT = {_lua_string(keys.absent())}"
+    return f"local FINAL = {{{final}}}\nlocal TEMPLATE = {{{templates}}}\n{absent}\n{libraries}\n"
 
 
 @cache

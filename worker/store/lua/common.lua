@@ -1,5 +1,6 @@
 -- Shared by every outbox script; the prelude before it (outbox.worker.store.scripts)
--- defines FINAL (the final chunk states) and TEMPLATE (key templates of keys.py).
+-- defines FINAL (the final chunk states), TEMPLATE (key templates of keys.py) and ABSENT
+-- (the key given in place of an optional key that is not there).
 
 local function clock()
   local t = redis.call('TIME')

@@ -1,12 +1,12 @@
 -- Record a batch, its shared payload and its chunks, and put every recipient in the
 -- batch's ledger (queued, or refused before sending with why).
--- KEYS: idempotency key or '', batch, payload, active, ledger, ledger counts, then one
+-- KEYS: idempotency key or ABSENT, batch, payload, active, ledger, ledger counts, then one
 --       chunk key per chunk
 -- ARGV: ttl, batch id, batch fields (json), payload (json), refused [[address, why]]
 --       (json), then chunk fields (json) per chunk
 -- Returns: {1, batch id} when created, {0, the first batch's id} for a repeated key
 local ttl = tonumber(ARGV[1])
-if KEYS[1] ~= '' then
+if KEYS[1] ~= ABSENT then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {0, existing} end
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)

@@ -1,6 +1,6 @@
 -- Record the outcome of an attempt and release (or account for) its rate-limit slot;
 -- index the email_id and the SMS message ids (fields.message_ids) for webhook events.
--- KEYS: chunk, batch, log, dead, email index or '', parked, failed, then the limit block
+-- KEYS: chunk, batch, log, dead, email index or ABSENT, parked, failed, then the limit block
 -- ARGV: new state, fields (json), log entry (json), expected state or '', slot member or
 --       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
 --       a task call to park or '', when it is due, ledger note, then the limit block
@@ -40,7 +40,7 @@ local entry = cjson.decode(ARGV[3])
 entry['at'] = now
 entry['state'] = new
 log(KEYS[3], L.ttl, entry)
-if KEYS[5] ~= '' then redis.call('SET', KEYS[5], chunk_id, 'EX', L.ttl) end
+if KEYS[5] ~= ABSENT then redis.call('SET', KEYS[5], chunk_id, 'EX', L.ttl) end
 -- an SMS answer names a message id per number: index each, as the email_id above
 local decoded, sms_ids = pcall(cjson.decode, fields['message_ids'] or '')
 if decoded and type(sms_ids) == 'table' then
