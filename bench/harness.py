@@ -201,10 +201,18 @@ class Sandbox:
         stop_process(self.proc)
 
 
-def start_sandbox(*, rate: str = "0", latency_ms: float = 50.0, log: Path | None = None) -> Sandbox:
+def _pinned(cpus: str | None) -> list[str]:
+    """A ``taskset`` prefix that keeps a process on ``cpus`` (none when not asked)."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def start_sandbox(
+    *, rate: str = "0", latency_ms: float = 50.0, log: Path | None = None, cpus: str | None = None
+) -> Sandbox:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [PYTHON, "-m", "outbox.sandbox", "--host", "127.0.0.1", "--port", str(port)]
+    args = [*_pinned(cpus), PYTHON, "-m", "outbox.sandbox", "--host", "127.0.0.1"]
+    args += ["--port", str(port)]
     args += ["--rate", rate, "--latency-ms", f"{latency_ms:g}", "--api-key", API_KEY]
     args += ["--log-level", "warning"]
     proc = start_process(args, log=log)
@@ -267,6 +275,7 @@ class Fleet:
         wait: bool = True,
         env: dict[str, str] | None = None,
         count_redis: bool = False,
+        cpus: str | None = None,
     ) -> list[Worker]:
         """Start ``n`` workers at once; with ``wait``, return when every one answers a ping.
 
@@ -278,7 +287,8 @@ class Fleet:
             self._serial += 1
             name = f"bench{self._serial}"
             log = self.dir / f"{name}.log"
-            cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "worker", "-n", f"{name}@%h"]
+            cmd = [*_pinned(cpus), PYTHON, "-m", "celery", "-A", "outbox.worker", "worker"]
+            cmd += ["-n", f"{name}@%h"]
             # Celery reads ``--pool prefork`` as "the configured default", which outbox sets
             # to threads; ``processes`` is prefork by its other name.
             cli_pool = "processes" if pool == "prefork" else pool

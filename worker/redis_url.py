@@ -86,6 +86,9 @@ def connect(url: str) -> Any:
                 password=password,
                 ssl=scheme.startswith("rediss"),
                 socket_keepalive=True,
+                # redis-py gives cluster connections a 5 s read timeout, after which a
+                # longer BLPOP is retried on a new connection, over and over.
+                socket_timeout=None,
             )
         except RedisClusterException as exc:
             raise redis.ConnectionError(f"{redacted_url(url)}: {exc}") from exc
@@ -107,6 +110,7 @@ def connect(url: str) -> Any:
             password=password,
             ssl=scheme.startswith("rediss"),
             socket_keepalive=True,
+            socket_timeout=None,
         )
     raise ValueError(
         f"OUTBOX_REDIS_URL={redacted_url(url)}: expected redis://, rediss://, redis+cluster:// "

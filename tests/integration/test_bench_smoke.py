@@ -71,6 +71,10 @@ def test_throughput_quick(redis_server: str, tmp_path: Path) -> None:
         assert data[run]["evalsha_per_send"] >= 2  # claim and finish at least
     assert data["threads"]["paced"]["p50_ms"] > 0
     assert data["ratios"]["threads_vs_sequential"] > 0
+    assert data["threads"]["worker_round_trips_per_send"] >= 3  # fetch, claim, finish
+    assert set(data["met"]) == {
+        "threads_vs_sequential", "threads_vs_prefork", "latency", "worker_round_trips_per_send"
+    }  # fmt: skip
 
 
 @pytest.mark.timeout(60)
@@ -120,4 +124,17 @@ def test_overhead_quick(redis_server: str, tmp_path: Path) -> None:
     _machine_ok(data)
     assert data["worker_cpu_ms_per_message"] > 0
     assert data["sandbox_cpu_ms_per_request"] > 0
+    assert data["celery_floor_cpu_ms_per_task"] > 0
+    assert set(data["met"]) == {"worker_cpu_ms", "worker_vs_sandbox"}
     assert data["worker_peak_rss_mb"] >= data["worker_idle_rss_mb"] > 10
+
+
+@pytest.mark.timeout(90)
+def test_scale_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.scale", redis_server, tmp_path, "--quick", timeout=80)
+    _machine_ok(data)
+    assert [f["workers"] for f in data["fleets"]] == [1, 2]
+    for fleet in data["fleets"]:
+        assert fleet["states"] == {"sent": data["settings"]["messages"]}, fleet
+        assert fleet["worker_cpu_ms_per_send"] > 0
+        assert fleet["sends_per_second"] > 0

@@ -77,6 +77,27 @@ def test_a_cluster_is_found_from_one_node(redis_cluster: Servers) -> None:
         client.close()
 
 
+def test_no_client_times_a_blocking_wait_out(
+    redis_cluster: Servers, redis_sentinel: Servers
+) -> None:
+    """A sender waits on ``BLPOP`` as long as its slot is away, a relay until its next
+    item is due. redis-py gives cluster connections a 5 s read timeout, and retried every
+    longer ``BLPOP`` on a new connection, for ever: a killed worker's sends were never
+    relayed on a cluster."""
+    for url in (f"redis+cluster://127.0.0.1:{redis_cluster.ports[0]}", redis_sentinel.url):
+        client: Any = connect(url)
+        try:
+            if isinstance(client, RedisCluster):
+                pool = client.get_node_from_key("{outbox}:x").redis_connection.connection_pool
+            else:
+                pool = client.connection_pool
+            connection = pool.get_connection()
+            assert connection.socket_timeout is None, url
+            pool.release(connection)
+        finally:
+            client.close()
+
+
 def test_a_sentinel_url_reaches_the_master(redis_sentinel: Servers) -> None:
     client: Any = connect(redis_sentinel.url)
     try:
