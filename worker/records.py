@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from outbox.worker.states import FINAL_STATES, State
 from outbox.worker.store import Store
-from outbox.worker.store.batches import batch_state
 from outbox.worker.store.chunks import StoredChunk, chunk_id_for
+from outbox.worker.store.reads import batch_state
 
 __all__ = ["ChunkRecord", "Record", "load_chunk", "load_record"]
 

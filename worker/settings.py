@@ -10,8 +10,6 @@ is generated from them (``python -m support.docblocks README.md``).
 from __future__ import annotations
 
 import ipaddress
-import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -20,15 +18,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outbox.errors import API_KEY_PATTERN, ConfigurationError
+from outbox.worker.windows import Window, parse_windows
 
 __all__ = [
     "REGION_URLS",
     "MissingAPIKeyError",
     "Settings",
-    "Window",
     "get_settings",
     "markdown_table",
-    "parse_windows",
     "settings_table",
 ]
 
@@ -39,50 +36,6 @@ REGION_URLS: dict[str, str] = {
     "eu": "https://eu-api.smtp2go.com/v3",
     "au": "https://au-api.smtp2go.com/v3",
 }
-
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+)\s*$")
-_UNIT_SECONDS = {
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "h": 3600,
-    "hour": 3600,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """At most ``count`` requests in any ``period`` seconds."""
-
-    count: int
-    period: float
-
-    def __str__(self) -> str:
-        for unit, seconds in (("s", 1), ("m", 60), ("h", 3600)):
-            if self.period == seconds:
-                return f"{self.count}/{unit}"
-        return f"{self.count}/{self.period:g}s"
-
-
-def parse_windows(text: str) -> tuple[Window, ...]:
-    """``"10/s"``, ``"600/m"``, ``"5/10s"`` or several at once: ``"10/s,500/m,20000/h"``."""
-    windows = []
-    for part in text.split(","):
-        match = _RATE_RE.match(part.lower())
-        if not match or match[3] not in _UNIT_SECONDS:
-            raise ValueError(
-                f"not a rate: {part.strip()!r} (expected e.g. '10/s', '600/m', '5/10s', "
-                "or several separated by commas)"
-            )
-        count, multiplier, unit = match.groups()
-        period = float(multiplier or 1) * _UNIT_SECONDS[unit]
-        if int(count) < 1 or period <= 0:
-            raise ValueError(f"not a rate: {part.strip()!r} (it needs a count and a period)")
-        windows.append(Window(int(count), period))
-    return tuple(sorted(set(windows), key=lambda w: (w.period, w.count)))
 
 
 class MissingAPIKeyError(ConfigurationError):

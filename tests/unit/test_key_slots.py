@@ -22,12 +22,12 @@ import pytest
 import redis
 
 from outbox.worker.queues import Queue, TaskName
-from outbox.worker.settings import Window
 from outbox.worker.states import Kind, State
 from outbox.worker.store import Store, keys, scripts
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
+from outbox.worker.windows import Window
 
 DB = 13
 B1 = "e" * 31 + "1"

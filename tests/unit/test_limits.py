@@ -22,12 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outbox.worker.queues import Queue
-from outbox.worker.settings import Window, parse_windows
 from outbox.worker.states import Kind, State
 from outbox.worker.store import Store, keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Grant, Limit, Wake
+from outbox.worker.windows import Window, parse_windows
 
 B1 = "e" * 32
 

@@ -9,13 +9,14 @@ import pytest
 
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.records import load_record
-from outbox.worker.settings import Window
 from outbox.worker.states import Kind, State
 from outbox.worker.store import Store, keys
-from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome, batch_state
+from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome
 from outbox.worker.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
 from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
+from outbox.worker.store.reads import batch_state
+from outbox.worker.windows import Window
 
 B1 = "b" * 31 + "1"
 #: Plenty of room: these tests are about records, not the limit.

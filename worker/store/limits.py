@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from outbox.worker.settings import Window
 from outbox.worker.store import keys, scripts
+from outbox.worker.windows import Window
 
 __all__ = ["Limit", "Limits", "Wake"]
 
