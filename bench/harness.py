@@ -201,6 +201,28 @@ class Sandbox:
         stop_process(self.proc)
 
 
+def split_cores() -> tuple[str | None, str | None]:
+    """``taskset`` CPU lists giving the sandbox a core of its own and the workers the
+    rest, or ``(None, None)`` where that cannot be done (one core, no ``taskset``)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2 or shutil.which("taskset") is None:
+        return None, None
+    return str(cores[0]), ",".join(str(c) for c in cores[1:])
+
+
+@contextlib.contextmanager
+def paused(fleet: Fleet, queue: str) -> Iterator[None]:
+    """The fleet's workers stop consuming ``queue`` inside the block (remote control)."""
+    from outbox.worker.app import app
+
+    hosts = fleet.hostnames()
+    app.control.cancel_consumer(queue, destination=hosts, reply=True, timeout=5)
+    try:
+        yield
+    finally:
+        app.control.add_consumer(queue, destination=hosts, reply=True, timeout=5)
+
+
 def _pinned(cpus: str | None) -> list[str]:
     """A ``taskset`` prefix that keeps a process on ``cpus`` (none when not asked)."""
     return ["taskset", "-c", cpus] if cpus else []

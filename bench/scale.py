@@ -13,22 +13,12 @@ processes, from ready to drained) and the sandbox's CPU per request in the same 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from typing import Any
 
 from bench import harness as h
 
 NAME = "scale"
-
-
-def _cores() -> tuple[str | None, str | None]:
-    """``taskset`` CPU lists for the sandbox and the workers, or ``None`` (no pinning)."""
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2 or shutil.which("taskset") is None:
-        return None, None
-    return str(cores[0]), ",".join(str(c) for c in cores[1:])
 
 
 def one_fleet(
@@ -69,7 +59,7 @@ def one_fleet(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = h.logdir()
-    sandbox_cpus, worker_cpus = _cores()
+    sandbox_cpus, worker_cpus = h.split_cores()
     result: dict[str, Any] = {
         "benchmark": NAME,
         "machine": h.machine(),

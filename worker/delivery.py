@@ -161,7 +161,7 @@ class Delivery:
             limit=self.limit,
             worker=self.worker,
             token=token,
-            max_wait=self.rt.settings.line_wait,
+            max_wait=self.rt.line_wait,
             takeover=takeover,
             note=note,
         )
@@ -175,7 +175,7 @@ class Delivery:
         rt = self.rt
         rt.waiting[self.chunk_id] = token
         try:
-            got = rt.store.limits.await_grant(self.limit, self.chunk_id, rt.settings.line_wait)
+            got = rt.store.limits.await_grant(self.limit, self.chunk_id, rt.line_wait)
         finally:
             rt.waiting.pop(self.chunk_id, None)
         if isinstance(got, Grant):

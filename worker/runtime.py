@@ -48,8 +48,11 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     _client: SMTP2GOClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: ``settings.line_wait``, worked out once (every claim sends it).
+    line_wait: float = field(init=False)
 
     def __post_init__(self) -> None:
+        self.line_wait = self.settings.line_wait
         if self._client is not None and self._client.observe is None:
             self._client.observe = self._observe_request  # a client given (demo, tests)
 

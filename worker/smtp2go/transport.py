@@ -21,6 +21,7 @@ from typing import Any
 
 import httpcore
 import httpx
+from httpx._transports.default import map_httpcore_exceptions
 
 __all__ = ["ThreadConnections", "ThreadTransport"]
 
@@ -88,7 +89,10 @@ class ThreadConnections:
 
 
 class ThreadTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` with :class:`ThreadConnections` in place of its pool."""
+    """``httpx.HTTPTransport`` with :class:`ThreadConnections` in place of its pool, and
+    a :meth:`post` that skips httpx's models (the two private names of httpx it relies
+    on, ``_pool`` and ``map_httpcore_exceptions``, are pinned by
+    ``tests/unit/test_transport.py``)."""
 
     def __init__(self, *, keepalive_expiry: float = KEEPALIVE_EXPIRY) -> None:
         super().__init__()
@@ -96,3 +100,29 @@ class ThreadTransport(httpx.HTTPTransport):
         self._pool = ThreadConnections(  # type: ignore[assignment]
             ssl_context=httpx.create_ssl_context(), keepalive_expiry=keepalive_expiry
         )
+
+    def post(
+        self, url: httpx.URL, headers: list[tuple[bytes, bytes]], content: bytes, extensions: Any
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One POST without httpx's request and response objects: ``(status, headers,
+        body)``, httpcore's errors mapped to httpx's as :meth:`handle_request` maps them."""
+        request = httpcore.Request(
+            b"POST",
+            httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=[
+                (b"Host", url.netloc),
+                *headers,
+                (b"Content-Length", str(len(content)).encode("ascii")),
+            ],
+            content=content,
+            extensions=extensions,
+        )
+        with map_httpcore_exceptions():
+            response = self._pool.handle_request(request)
+            try:
+                body = response.read()
+            finally:
+                response.close()
+        return response.status, response.headers, body

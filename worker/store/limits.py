@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from outbox.worker.store import keys, scripts
@@ -32,9 +33,11 @@ __all__ = ["Limit", "Limits", "Wake"]
 _SHORTEST_BLOCK = 0.005
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Limit:
-    """One bucket of the shared limit (``send`` or ``activity``) and how it is held."""
+    """One bucket of the shared limit (``send`` or ``activity``) and how it is held.
+
+    Its keys and arguments, which every claim and finish sends, are worked out once."""
 
     bucket: str
     windows: Sequence[Window]
@@ -46,7 +49,8 @@ class Limit:
     #: How long a place in line holds a chunk before its worker is presumed dead.
     line_lease: float
 
-    def keys(self) -> list[str]:
+    @cached_property
+    def _keys(self) -> tuple[str, ...]:
         out = [
             keys.cooldown(),
             keys.account_hold(),
@@ -60,14 +64,21 @@ class Limit:
                 keys.limit_window(self.bucket, i, "busy"),
                 keys.limit_window(self.bucket, i, "answered"),
             ]
-        return out
+        return tuple(out)
 
-    def args(self) -> list[Any]:
+    @cached_property
+    def _args(self) -> tuple[Any, ...]:
         out: list[Any] = [self.bucket, repr(self.lease), self.ttl, repr(self.line_lease)]
         out.append(len(self.windows))
         for window in self.windows:
             out += [window.count, repr(window.period)]
-        return out
+        return tuple(out)
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def args(self) -> list[Any]:
+        return list(self._args)
 
 
 class Wake(StrEnum):
