@@ -127,6 +127,9 @@ class DemoReport:
     limit_rate: float
     achieved_rate: float
     accepted_rate: float
+    #: The most sends the sandbox accepted within any one second: what a strict window at
+    #: the service counts, and what the limiter promises to keep at or under the limit.
+    busiest_second: int
     setup_seconds: float
     send_seconds: float
     wall_seconds: float
@@ -194,6 +197,7 @@ class DemoReport:
                 "limit_per_second": self.limit_rate,
                 "achieved_per_second": round(self.achieved_rate, 2),
                 "accepted_per_second": round(self.accepted_rate, 2),
+                "busiest_second": self.busiest_second,
             },
             "seconds": {
                 "setup": round(self.setup_seconds, 2),
@@ -203,6 +207,17 @@ class DemoReport:
             "groups": self.groups,
             "faults": self.faults,
         }
+
+
+def _busiest(times: list[float], period: float) -> int:
+    """The most of ``times`` that fall within any one ``period`` (a sliding window)."""
+    ordered = sorted(times)
+    most = start = 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= period:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def _per_second(rate: str) -> float | None:
@@ -724,6 +739,7 @@ def _report(
         limit_rate=_per_second(demo_settings(options)["OUTBOX_RATE_LIMIT"]) or 0.0,
         achieved_rate=requests / window if window else 0.0,
         accepted_rate=(len(times) - 1) / window if window else 0.0,
+        busiest_second=_busiest(times, 1.0),
         setup_seconds=setup_seconds,
         send_seconds=send_seconds,
         wall_seconds=time.monotonic() - started,

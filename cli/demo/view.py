@@ -73,7 +73,7 @@ def render_summary(report: DemoReport, console: Console) -> None:
         "send rate",
         f"{report.achieved_rate:.1f}/s",
         f"API requests (limit {_rate(report.limit_rate)}, sandbox {_rate(report.sandbox_rate)}); "
-        f"{report.accepted_rate:.1f}/s accepted",
+        f"{report.accepted_rate:.1f}/s accepted, at most {report.busiest_second} in any one second",
     )
     totals.add_row(
         "wall time",

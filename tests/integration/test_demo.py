@@ -85,7 +85,10 @@ def check_summary(summary: dict[str, Any]) -> None:
     assert summary["chunks"]["retried"] >= 1
     assert summary["chunks"]["attempts"] == summary["sandbox"]["api_requests"]
     assert summary["rate"]["limit_per_second"] == 50  # the account's own limit, exactly
-    assert summary["rate"]["achieved_per_second"] <= 50
+    # A strict one-second window at the service never saw more than the limit. (The
+    # average over the run can sit a little above it: n sends in k whole windows span
+    # only k - 1 of them from the first to the last.)
+    assert 0 < summary["rate"]["busiest_second"] <= 50
     assert summary["seconds"]["wall"] < 60
 
 
