@@ -239,7 +239,9 @@ def demo_settings(options: DemoOptions) -> dict[str, str]:
         "OUTBOX_RETRY_BASE": "0.2",
         "OUTBOX_RETRY_CAP": "2",
         "OUTBOX_COOLDOWN_SECONDS": "1",
-        "OUTBOX_MAX_ATTEMPTS": "8",
+        # Enough attempts for one chunk to meet every injected fault and still go: the
+        # whole 5xx burst, a refusal in each storm, and two to spare.
+        "OUTBOX_MAX_ATTEMPTS": str(max(8, options.burst_5xx + options.storms + 2)),
         "OUTBOX_BULK_THRESHOLD": "10",
         "OUTBOX_AMBIGUOUS_POLICY": "resend",
         "SMTP2GO_TIMEOUT": "5",
@@ -247,10 +249,15 @@ def demo_settings(options: DemoOptions) -> dict[str, str]:
 
 
 def fault_schedule(options: DemoOptions) -> list[Fault]:
-    """Storms spread over the run, the 5xx burst in the middle."""
+    """The first storm and the 5xx burst meet the first requests, the other storms later.
+
+    A fleet at the limit has a window's worth of requests on the wire at once, so a fault
+    armed once some share of the chunks is final can find nothing left to refuse. Armed
+    at the start, both are certain to be met: the storm refuses the first requests, and
+    the burst answers the retries that follow its cool-down."""
     faults = [
         Fault(
-            at=0.8 * (i + 1) / (options.storms + 1),
+            at=0.8 * i / options.storms,
             config={"storm_seconds": options.storm_seconds},
             label=f"429 storm: every request refused for {options.storm_seconds:g} s",
         )
@@ -259,7 +266,7 @@ def fault_schedule(options: DemoOptions) -> list[Fault]:
     if options.burst_5xx:
         faults.append(
             Fault(
-                at=0.45,
+                at=0.0,
                 config={"fail_next": options.burst_5xx, "fail_status": 503},
                 label=f"5xx burst: the next {options.burst_5xx} requests answer 503",
             )
@@ -394,7 +401,9 @@ def _setup_sandbox(rt: Runtime, control: Any, options: DemoOptions, plan: Plan) 
         SUPPRESSION_ADD, {"email_address": plan.suppressed, "block_description": "unsubscribed"}
     )
     # Faults are armed only now, so the two calls above cannot be refused by them.
-    control.post("/_sandbox/config", json={"fail_rate": options.fail_rate}).raise_for_status()
+    # The faults are for the sends: a look-up or a quota read never spends the 5xx burst.
+    faults = {"fail_rate": options.fail_rate, "fail_endpoints": list(SEND_ENDPOINTS)}
+    control.post("/_sandbox/config", json=faults).raise_for_status()
 
 
 def _outcome(record: Record, rejected: set[str]) -> tuple[int, int]:
