@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from outbox.errors import RateLimitedError, SMTP2GOError
 from outbox.worker.app import app
+from outbox.worker.delivery import fire_callback
 from outbox.worker.publish import chunk_task, publish
 from outbox.worker.queues import TaskName
 from outbox.worker.retry import backoff
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: How long after its batch finished a callback still unmarked is taken as lost with its
+#: worker (the finishing worker publishes it within milliseconds).
+CALLBACK_GRACE = 60.0
 
 #: Tries of an API job before it waits for its next scheduled run.
 JOB_ATTEMPTS = 4
@@ -187,7 +192,8 @@ def sweep_stuck() -> int:
     The last resort for a task message lost before any worker claimed it (a producer
     that died between recording and publishing, a worker killed between taking a
     message and claiming its chunk): a chunk a worker *held* comes back sooner, when its
-    lease runs out. Chunks waiting for a ``send_at``, a parked retry or the quota are left
+    lease runs out. A completion callback whose worker died before publishing it is
+    published here too. Chunks waiting for a ``send_at``, a parked retry or the quota are left
     alone. A second copy of a task whose first is still queued is harmless: the claim
     dedupes it.
     """
@@ -214,6 +220,9 @@ def sweep_stuck() -> int:
     if tasks:
         republished = publish(tasks, store=rt.store)
     batches.forget_active(gone)
+    for batch_id in batches.callbacks_due(now - CALLBACK_GRACE):
+        logger.warning("batch %s: completion callback never published; publishing it", batch_id)
+        fire_callback(rt, batch_id)
     return republished
 
 

@@ -34,10 +34,10 @@ def _connparams(self: Any, asynchronous: bool = False) -> Any:
     exits, and on a restarting Redis every worker could die at once.
 
     As a connection error, the first is ignored by kombu's close and the second is
-    logged by Celery ("Couldn't ack"); the worker reconnects. Nothing is lost: the
-    deliveries are still in kombu's unacked hash in Redis, and ``restore_visible``
-    puts them back on the queue after the visibility timeout, where the claim check
-    in ``worker.tasks`` finds a chunk already sent and sends nothing twice.
+    logged by Celery ("Couldn't ack"); the worker reconnects. Nothing is lost: a chunk
+    whose message was taken is claimed under a lease, or still in the unclaimed index,
+    and the relay (``outbox.worker.relay``) publishes it again when either runs out;
+    the claim then finds a chunk already sent and sends nothing twice.
     """
     transport = self.connection
     if transport is None or transport.client is None:

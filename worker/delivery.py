@@ -333,9 +333,16 @@ class Delivery:
             self.rt.metrics.finished(self.kind, state)
         if finished.outcome is not FinishOutcome.BATCH_DONE or not finished.has_callback:
             return
-        batch_id = self.chunk_id.rsplit(".", 1)[0]
-        record = load_record(self.rt.store, batch_id)
-        if record is None or record.callback is None:
-            return
+        fire_callback(self.rt, self.chunk_id.rsplit(".", 1)[0])
+
+
+def fire_callback(rt: Runtime, batch_id: str) -> None:
+    """Publish a finished batch's completion callback and mark it sent.
+
+    The finish script indexed the batch as due; a worker that dies before the mark leaves
+    it there for the stuck sweep, so the callback is published at least once (twice only
+    if the worker died between publishing and marking)."""
+    record = load_record(rt.store, batch_id)
+    if record is not None and record.callback is not None:
         publish_callback(record.callback, record.model_dump(mode="json"))
-        self.batches.mark_callback_sent(batch_id)
+    rt.store.batches.mark_callback_sent(batch_id)

@@ -302,7 +302,8 @@ def _step(w: _World, action: str, pick: float, x: float, lease: float) -> None:
     chunk_id = request.member.rsplit("#", 1)[0]
     if action == "leave":
         # A sender never leaves before its slot, nor so late that its lease could run out
-        # before the client's timeout (``Delivery`` gives such a slot back).
+        # before the client's timeout (the lease is that timeout plus 10 s: a thread
+        # scheduled that late is outside what the window promises).
         if w.now <= request.grant + lease / 2:
             request.left = w.now
         return

@@ -9,14 +9,21 @@ import time
 from typing import Any
 
 import fakeredis
+import pytest
+from celery import signature
 
 from outbox import send_email
+from outbox.worker import beat
+from outbox.worker.beat import sweep_stuck
 from outbox.worker.queues import TaskName
 from outbox.worker.relay import LOST_AFTER, recover_lost, relay_due
 from outbox.worker.runtime import Runtime
+from outbox.worker.states import State
 from outbox.worker.store import keys
+from outbox.worker.store.batches import ClaimOutcome
 from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
+from outbox.worker.windows import parse_windows
 
 
 def _message(chunk_id: str, published_at: float) -> bytes:
@@ -109,3 +116,48 @@ def test_a_call_parked_for_sooner_wakes_a_sleeping_relay(runtime: Runtime) -> No
     parked.park(Call(TaskName.SEND_EMAIL, chunk="soon.0"), now + 1)
     assert woke.wait(5)
     thread.join(1)
+
+
+def test_a_dead_senders_place_in_line_does_not_hold_its_chunk_for_ever(
+    runtime: Runtime, memory_broker: Any
+) -> None:
+    """A worker that died waiting in line for a slot: once its place's lease runs out, the
+    copy the relay publishes is claimed, not turned away as another worker's."""
+    full = send_email("s@example.com", ["a@example.org"], "Hi", text_body="x")
+    queued = send_email("s@example.com", ["b@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    one = Limit("send", parse_windows("1/m"), lease=30, ttl=600, line_lease=0.01)
+    batches = runtime.store.batches
+    first = batches.claim(f"{full.id}.0", limit=one, worker="w1", token="t1", max_wait=5)
+    assert first.outcome is ClaimOutcome.CLAIMED
+    waiting = batches.claim(f"{queued.id}.0", limit=one, worker="gone", token="t2", max_wait=5)
+    assert waiting.outcome is ClaimOutcome.WAITING
+    time.sleep(0.05)
+    assert relay_due(runtime) == 1
+    assert [args[0] for _, args, _ in memory_broker.drain()] == [f"{queued.id}.0"]
+    again = batches.claim(f"{queued.id}.0", limit=one, worker="w2", token="t3", max_wait=5)
+    assert again.outcome is not ClaimOutcome.BUSY
+
+
+def test_a_callback_whose_worker_died_before_publishing_it_is_published_by_the_sweep(
+    runtime: Runtime, memory_broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = signature("myapp.tasks.on_done", options={"queue": "app"})
+    handle = send_email("s@example.com", ["a@example.org"], "Hi", text_body="x", callback=done)
+    memory_broker.drain()
+    batches = runtime.store.batches
+    claim = batches.claim(
+        f"{handle.id}.0", limit=runtime.send_limit, worker="w", token="t", max_wait=5
+    )
+    finished = batches.finish(
+        claim.chunk_id, State.SENT, limit=runtime.send_limit, member=claim.member
+    )
+    assert finished.has_callback  # ... and the worker dies before publishing it
+    assert sweep_stuck() == 0
+    assert memory_broker.drain(("app",)) == []  # within the grace its own worker may yet
+    monkeypatch.setattr(beat, "CALLBACK_GRACE", -1.0)
+    sweep_stuck()
+    [(name, [record], _)] = memory_broker.drain(("app",))
+    assert (name, record["id"], record["state"]) == ("myapp.tasks.on_done", handle.id, "sent")
+    sweep_stuck()
+    assert memory_broker.drain(("app",)) == []  # marked sent: once

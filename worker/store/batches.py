@@ -396,4 +396,12 @@ class Batches(BatchReads):
         return bool(int(buried))
 
     def mark_callback_sent(self, batch_id: str) -> None:
-        self.redis.hset(keys.batch(batch_id), "callback_sent_at", f"{self.now():.6f}")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.batch(batch_id), "callback_sent_at", f"{self.now():.6f}")
+        pipe.zrem(keys.callbacks_due(), batch_id)
+        pipe.execute()
+
+    def callbacks_due(self, finished_before: float) -> list[str]:
+        """Batches that finished before then and whose callback was never marked sent."""
+        due = self.redis.zrangebyscore(keys.callbacks_due(), "-inf", finished_before)
+        return [_text(b) for b in due]

@@ -25,6 +25,7 @@ __all__ = [
     "active",
     "batch",
     "batch_payload",
+    "callbacks_due",
     "chunk",
     "chunk_events",
     "chunk_log",
@@ -61,6 +62,7 @@ PREFIX = "{outbox}:"
 #: Templates (``{}`` for each argument) the Lua scripts need, by the name they use.
 TEMPLATES: dict[str, str] = {
     "batch": PREFIX + "batch:{}",
+    "callbacks_due": PREFIX + "callbacks:due",
     "chunk": PREFIX + "chunk:{}",
     "chunk_log": PREFIX + "chunk:{}:log",
     "ledger": PREFIX + "batch:{}:ledger",
@@ -215,6 +217,12 @@ def quota_left() -> str:
     last said, less what was claimed since; expires when the cycle ends. Absent: no
     quota is known, nothing waits for one."""
     return _fill("quota_left")
+
+
+def callbacks_due() -> str:
+    """Sorted set: finished batches whose completion callback is still to be published, by
+    when they finished (a worker that died before publishing leaves it for the sweep)."""
+    return _fill("callbacks_due")
 
 
 def throttled() -> str:

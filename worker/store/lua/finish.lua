@@ -76,7 +76,11 @@ else
   if done >= tonumber(redis.call('HGET', KEYS[2], 'chunks') or '0')
      and redis.call('HSETNX', KEYS[2], 'finished_at', fmt(now)) == 1 then
     outcome = 'batch_done'
-    if redis.call('HEXISTS', KEYS[2], 'callback') == 1 then has_callback = '1' end
+    if redis.call('HEXISTS', KEYS[2], 'callback') == 1 then
+      has_callback = '1'
+      -- until its publisher marks it sent: the sweep publishes it if that never happens
+      redis.call('ZADD', key('callbacks_due'), now, batch_id)
+    end
   end
 end
 serve(L, now, 8)

@@ -16,6 +16,13 @@ local function take(zset)
   return due
 end
 local calls, expired = take(KEYS[1]), take(KEYS[2])
+-- A holder that died waiting in line leaves its chunk marked as waiting; the mark goes
+-- with its place's lease, so the copy published now is claimed, not turned away as busy
+-- (its stale line entry no longer matches and is dropped when the line is served).
+for _, chunk_id in ipairs(expired) do
+  local chunk = key('chunk', chunk_id)
+  if redis.call('HGET', chunk, 'state') ~= 'sending' then redis.call('HDEL', chunk, 'waiting') end
+end
 local next_at = nil
 for _, zset in ipairs({KEYS[1], KEYS[2]}) do
   local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
