@@ -36,11 +36,17 @@ class Api:
     def __init__(self) -> None:
         self.sends = 0
         self.cycle: dict[str, Any] = {}
+        #: Answer this status to the next send, then answer as usual.
+        self.fail_next: int | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("stats/email_cycle"):
             return httpx.Response(200, json={"request_id": "r", "data": self.cycle})
         self.sends += 1
+        if self.fail_next is not None:
+            status, self.fail_next = self.fail_next, None
+            error = {"error": "unavailable", "error_code": "E_ApiResponseCodes.UNAVAILABLE"}
+            return httpx.Response(status, json={"request_id": "r", "data": error})
         body = json.loads(request.content)
         if "destination" in body:
             data: dict[str, Any] = {"messages": [], "succeeded": len(body["destination"])}
@@ -112,6 +118,18 @@ def test_an_email_that_would_overdraw_the_quota_waits_throttled(rt: Runtime, api
     # Asked again while nothing changed: still throttled, logged once.
     assert _deliver(rt, second, p2) == State.THROTTLED.value
     assert sum(h["state"] == "throttled" for h in status(second[:32]).chunks[0].history) == 1
+
+
+@pytest.mark.parametrize(("status", "state"), [(503, State.RETRYING), (400, State.FAILED)])
+def test_an_attempt_that_sent_nothing_gives_its_emails_back_to_the_quota(
+    rt: Runtime, api: Api, status: int, state: State
+) -> None:
+    rt.store.account.set_quota_left(150, until=rt.store.now() + 3600)
+    [(chunk_id, payload)] = _emails(1)
+    api.fail_next = status
+    _deliver(rt, chunk_id, payload)
+    assert rt.redis.hget(keys.chunk(chunk_id), "state") == state.value.encode()
+    assert rt.store.account.quota_left() == 150
 
 
 def test_sms_are_not_counted_against_the_email_quota(rt: Runtime, api: Api) -> None:
