@@ -212,3 +212,37 @@ def test_a_producer_and_a_worker_in_the_apps_directory_deliver(
     text = log.read_text()
     assert "ImportError" not in text
     assert "pickle" not in text
+
+
+#: Third-party distributions that only an extra may bring into a web app.
+HEAVY = {
+    "fakeredis", "lupa", "rich", "flower", "tornado", "starlette", "uvicorn",
+    "python-multipart", "pystache", "django", "prometheus-client",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "brings"),
+    [
+        ("", set()),
+        ("demo", {"fakeredis", "lupa", "rich", "starlette", "uvicorn", "pystache"}),
+        ("flower", {"flower", "tornado", "prometheus-client"}),  # Flower's own metrics
+        ("webhooks", {"starlette", "uvicorn", "python-multipart"}),
+        ("metrics", {"prometheus-client"}),
+        ("django", {"django"}),
+    ],
+)
+def test_each_install_brings_what_its_use_needs_and_no_more(
+    wheel: Path, tmp_path: Path, extra: str, brings: set[str]
+) -> None:
+    """What pip would install into an empty environment (resolved from the package
+    index, nothing installed): the core lean, each extra what it is for."""
+    report = tmp_path / "report.json"
+    target = f"{wheel}[{extra}]" if extra else str(wheel)
+    _pip("install", "--dry-run", "--ignore-installed", "-q", "--report", report, target)
+    resolved = {
+        item["metadata"]["name"].lower().replace("_", "-")
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert {"celery", "kombu", "redis", "httpx", "pydantic"} <= resolved
+    assert resolved & HEAVY == brings
