@@ -44,6 +44,8 @@ IDLE_WAKE = 10.0
 TAKE_LIMIT = 200
 #: How long a taken call is leased to the relay that took it.
 TAKE_LEASE = 60.0
+#: How soon what a failed publish leased is due again (the broker may be back by then).
+PUBLISH_RETRY = 2.0
 #: A message is claimed within milliseconds of a worker taking it off its queue: a chunk
 #: still unclaimed this long after a message published later was still waiting was lost
 #: with the worker that took it (room, too, for clocks a little apart).
@@ -58,29 +60,41 @@ def relay_due(rt: Runtime, *, limit: int = TAKE_LIMIT) -> int:
 
 
 def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
-    """:func:`relay_due`, and what the take said about what comes next."""
+    """:func:`relay_due`, and what the take said about what comes next.
+
+    A publish that fails (the broker is down) gives back what this take leased and did
+    not publish, due again in ``PUBLISH_RETRY`` seconds rather than at the lease's end:
+    the outbox sends within seconds of the broker coming back."""
     store = rt.store
     due = store.parked.take(lease=TAKE_LEASE, limit=limit, look_every=LOOK_FOR_LOST_EVERY)
-    published = 0
-    for call, member in due.calls:
-        if call.chunk is not None:
-            task = chunk_task(store.batches, call.chunk)
-        else:
-            task = Task(call.task, list(call.args), Queue.EMAIL)
-        if task is None:
-            logger.warning("parked call %s has no record any more; dropped", call)
-        else:
-            published += publish([task], store=store)
-        store.parked.release(member)
-    tasks = []
-    for chunk_id in due.expired:
-        task = chunk_task(store.batches, chunk_id)
-        if task is not None:
-            logger.warning(
-                "chunk %s: its holder's lease ran out (a worker died); published again", chunk_id
-            )
-            tasks.append(task)
-    return published + (publish(tasks, store=store) if tasks else 0), due
+    published = done = 0
+    try:
+        for call, member in due.calls:
+            if call.chunk is not None:
+                task = chunk_task(store.batches, call.chunk)
+            else:
+                task = Task(call.task, list(call.args), Queue.EMAIL)
+            if task is None:
+                logger.warning("parked call %s has no record any more; dropped", call)
+            else:
+                published += publish([task], store=store)
+            store.parked.release(member)
+            done += 1
+        tasks = []
+        for chunk_id in due.expired:
+            task = chunk_task(store.batches, chunk_id)
+            if task is not None:
+                logger.warning(
+                    "chunk %s: its holder's lease ran out (a worker died); published again",
+                    chunk_id,
+                )
+                tasks.append(task)
+        published += publish(tasks, store=store) if tasks else 0
+    except Exception:
+        left = [member for _, member in due.calls[done:]]
+        store.parked.due_again(left, due.expired, store.now() + PUBLISH_RETRY)
+        raise
+    return published, due
 
 
 def _published_at(raw: bytes | str) -> float | None:

@@ -11,9 +11,10 @@ from typing import Any
 import fakeredis
 import pytest
 from celery import signature
+from kombu.exceptions import OperationalError
 
 from outbox import send_email
-from outbox.worker import beat
+from outbox.worker import beat, relay
 from outbox.worker.beat import sweep_stuck
 from outbox.worker.queues import TaskName
 from outbox.worker.relay import LOST_AFTER, recover_lost, relay_due
@@ -161,3 +162,27 @@ def test_a_callback_whose_worker_died_before_publishing_it_is_published_by_the_s
     assert (name, record["id"], record["state"]) == ("myapp.tasks.on_done", handle.id, "sent")
     sweep_stuck()
     assert memory_broker.drain(("app",)) == []  # marked sent: once
+
+
+def test_a_publish_that_fails_gives_its_take_back_due_in_seconds_not_at_the_leases_end(
+    runtime: Runtime, memory_broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = send_email(
+        "s@example.com", ["a@example.org"], "Hi", text_body="x", send_at=time.time() + 60
+    )
+    memory_broker.drain()
+    member = Call(TaskName.SEND_EMAIL, chunk=f"{due.id}.0").member(0)
+    runtime.redis.zadd(keys.parked(), {member: 0})
+
+    def broker_down(*_: Any, **__: Any) -> int:
+        raise OperationalError("[Errno 111] Connection refused")
+
+    working = relay.publish
+    monkeypatch.setattr(relay, "publish", broker_down)
+    with pytest.raises(OperationalError):
+        relay_due(runtime)
+    again_in = runtime.redis.zscore(keys.parked(), member) - runtime.store.now()
+    assert 0 < again_in <= relay.PUBLISH_RETRY  # not the take's 60 s lease
+    monkeypatch.setattr(relay, "publish", working)
+    runtime.redis.zadd(keys.parked(), {member: 0})  # ... and the broker is back
+    assert relay_due(runtime) == 1

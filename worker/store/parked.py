@@ -112,6 +112,20 @@ class Parked:
             return
         self.redis.blpop([keys.relay_wake()], timeout=seconds)
 
+    def due_again(
+        self, members: Sequence[bytes | str], chunk_ids: Sequence[str], at: float
+    ) -> None:
+        """Give back what a take leased but could not publish, due at ``at`` (only entries
+        still there: a call released meanwhile stays released)."""
+        if not members and not chunk_ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        if members:
+            pipe.zadd(keys.parked(), {m: at for m in members}, xx=True)
+        if chunk_ids:
+            pipe.zadd(keys.leases(), {c: at for c in chunk_ids}, xx=True)
+        pipe.execute()
+
     def release(self, member: bytes | str) -> None:
         """Forget a call once it has been published."""
         self.redis.zrem(keys.parked(), member)
