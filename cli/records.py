@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from outbox.cli.output import EXIT_FAILED, error_text, fail, print_json, state, table, when
+from outbox.cli.output import EXIT_FAILED, error_text, fail, is_time, print_json, state, table, when
 
 __all__ = ["quota", "status"]
 
@@ -23,6 +23,15 @@ def _event_detail(event: dict[str, Any]) -> str:
             parts.append(str(value).replace("\n", " ")[:80])
             break
     return " - ".join(parts)
+
+
+def _step_extra(name: str, value: Any) -> str:
+    """One detail of a history step, times written as every other time is."""
+    if is_time(name):
+        return f"{name} {when(value)}"
+    if name == "retry_in":
+        return f"retry in {value:g} s" if isinstance(value, int | float) else f"retry in {value}"
+    return f"{name} {value}"
 
 
 def _header(record: Any) -> None:
@@ -92,9 +101,7 @@ def _chunks(record: Any, history: bool) -> None:
             click.echo(click.style(chunk.id, bold=True))
             for step in chunk.history:
                 extra = ", ".join(
-                    f"{k} {when(v) if k == 'slot_at' else v}"
-                    for k, v in step.items()
-                    if k not in {"at", "state", "error"}
+                    _step_extra(k, v) for k, v in step.items() if k not in {"at", "state", "error"}
                 )
                 error = error_text(step.get("error"))
                 line = f"  {when(step.get('at'))}  {state(str(step.get('state', '')))}  {extra}"
@@ -106,9 +113,10 @@ def _events(record: Any) -> None:
     if not events:
         click.echo(click.style("  no delivery events yet", dim=True))
         return
+    # The event's own time (SMTP2GO's, in UTC) when it has one, else when it came in.
     rows = [
         [
-            when(event.get("received_at")),
+            when(event.get("time") or event.get("received_at")),
             str(event.get("event") or ""),
             str(event.get("rcpt") or ", ".join(event.get("recipients") or [])),
             _event_detail(event),
@@ -116,7 +124,7 @@ def _events(record: Any) -> None:
         for event in events
     ]
     click.echo(click.style(f"delivery events ({len(events)})", bold=True))
-    click.echo(table(["received", "event", "recipient", "detail"], rows))
+    click.echo(table(["time", "event", "recipient", "detail"], rows))
 
 
 def _recipients(record_id: str, wanted: tuple[str, ...], as_json: bool) -> None:
@@ -211,7 +219,7 @@ def quota(as_json: bool) -> None:
         click.echo("the quota has not been read yet (the beat job outbox.beat.sync_quota reads it)")
     else:
         click.echo(
-            f"cycle {seen.get('cycle_start', '?')} to {seen.get('cycle_end', '?')}: "
+            f"cycle {when(seen.get('cycle_start'))} to {when(seen.get('cycle_end'))}: "
             f"{seen.get('cycle_used', '?')} used of {seen.get('cycle_max', '?')}, "
             f"{seen.get('cycle_remaining', '?')} remaining (read {when(seen.get('read_at'))})"
         )

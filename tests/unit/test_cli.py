@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 from outbox import send_email, send_sms
 from outbox.cli.demo.stack import split_redis_url
 from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from outbox.cli.output import when
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.states import State
@@ -116,6 +118,61 @@ def test_status_shows_what_delivery_events_say(runtime: Runtime) -> None:
     assert result.exit_code == 0, result.output
     assert "hard - 550 5.1.1 User unknown" in result.stdout
     assert "recipients by fate: 1 hard-bounced" in result.stdout
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "-"),
+        (0, "-"),
+        (1_774_340_599.12, local(datetime.fromtimestamp(1_774_340_599.12, UTC))),
+        ("1774340599.12", local(datetime.fromtimestamp(1_774_340_599.12, UTC))),
+        ("2026-03-24T08:23:19Z", local(datetime(2026, 3, 24, 8, 23, 19, tzinfo=UTC))),
+        ("2026-11-01 00:00:00+00:00", local(datetime(2026, 11, 1, tzinfo=UTC))),
+        ("2026-11-01 00:00:00", local(datetime(2026, 11, 1, tzinfo=UTC))),  # no offset: UTC
+        ("soon", "soon"),
+    ],
+)
+def test_every_time_reads_the_same_way(value: Any, shown: str) -> None:
+    assert when(value) == shown
+
+
+def test_status_history_and_events_show_no_raw_epoch(broker: Any, runtime: Runtime) -> None:
+    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.tasks import record
+    from tests.unit.conftest import sent_batch
+
+    lease = 1_774_340_601.5
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    runtime.store.batches.finish(
+        f"{handle.id}.0",
+        State.RETRYING,
+        limit=runtime.send_limit,
+        log={"attempt": 1, "retry_in": 0.4, "slot_at": lease - 1, "lease_until": lease},
+    )
+    shown = invoke("status", handle.id, "--history").stdout
+    assert "retry in 0.4 s" in shown
+    assert f"lease_until {when(lease)}" in shown
+    assert f"slot_at {when(lease - 1)}" in shown
+    assert "1774340" not in shown  # no epoch beside the formatted times
+
+    batch_id = sent_batch(runtime, ["E9"], ["bob@example.org"])
+    delivered = {
+        "event": "delivered",
+        "id": "d" * 32,
+        "email_id": "E9",
+        "rcpt": "bob@example.org",
+        "time": "2026-03-24T08:23:19Z",
+    }
+    record(runtime, normalise(delivered, received_at=1_774_340_700.0))
+    events = invoke("status", batch_id).stdout
+    assert when("2026-03-24T08:23:19Z") in events  # when it happened, in local time
+    assert "08:23:19Z" not in events
+    assert "1774340" not in events
 
 
 def test_status_of_an_unknown_id_exits_1() -> None:
@@ -462,6 +519,8 @@ def test_quota_shows_the_read_what_is_left_and_what_waits(runtime: Runtime) -> N
     runtime.redis.zadd(keys.throttled(), {"a.0": 1, "b.0": 2})
     shown = invoke("quota").output
     assert "9990 used of 10000, 10 remaining" in shown
+    cycle = f"cycle {when('2026-11-01 00:00:00+00:00')} to {when('2026-12-01 00:00:00+00:00')}"
+    assert cycle in shown  # local time, as every other time shown
     assert "left for sending until the cycle ends: 10" in shown
     assert "2 chunk(s) throttled" in shown
     data = json.loads(invoke("quota", "--json").output)
