@@ -52,10 +52,11 @@ _STATE_COLOUR = {
 }
 
 
-def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
-    """Say what went wrong on stderr (and, with ``--json``, as JSON on stdout) and exit."""
+def fail(message: str, code: int, *, as_json: bool = False, **details: Any) -> NoReturn:
+    """Say what went wrong on stderr (and, with ``--json``, as JSON on stdout, with
+    ``details`` beside the message) and exit."""
     if as_json:
-        print_json({"error": message})
+        print_json({"error": message, **details})
     click.echo(click.style("outbox: ", fg="red", bold=True) + message, err=True)
     raise click.exceptions.Exit(code)
 

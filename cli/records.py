@@ -186,7 +186,7 @@ def status(
     try:
         record = load(record_id)
     except RecordNotFound as exc:
-        fail(str(exc), EXIT_FAILED, as_json=as_json)
+        fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
     if recipients:
         _recipients(record.id, states, as_json)
         return

@@ -131,6 +131,7 @@ def demo(
             f"the demo needs what outbox[demo] installs ({exc.name} is missing): "
             "pip install 'outbox[demo]'",
             EXIT_USAGE,
+            as_json=as_json,
         )
 
     storms, storm_seconds = burst_429
@@ -152,11 +153,11 @@ def demo(
     try:
         report = run_demo(options, console=live)
     except StackError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code, as_json=as_json)
     except KeyboardInterrupt:
         if live is not None:
             live.print()  # end the progress display's last line
-        fail("interrupted", 130)
+        fail("interrupted", 130, as_json=as_json)
     if as_json:
         print_json(report.as_json())
     else:

@@ -421,9 +421,40 @@ def make_failed(
 
 
 def test_status_of_an_unknown_id_as_json_is_json() -> None:
-    result = invoke("status", "no-such-id", "--json")
-    assert result.exit_code == EXIT_FAILED
-    assert json.loads(result.stdout) == {"error": "no record 'no-such-id' (unknown, or expired)"}
+    for args in (["--json"], ["--recipients", "--json"]):
+        result = invoke("status", "no-such-id", *args)
+        assert result.exit_code == EXIT_FAILED
+        assert json.loads(result.stdout) == {
+            "error": "no record 'no-such-id' (unknown, or expired)",
+            "id": "no-such-id",
+        }
+        assert "no record 'no-such-id'" in result.stderr
+
+
+def test_every_failure_with_json_is_one_json_document(broker: Any) -> None:
+    """``--json`` promises one JSON document on stdout, whatever went wrong."""
+    bad = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "not-an-address",
+        "--subject", "Hi", "--text", "x", "--json",
+    )  # fmt: skip
+    assert bad.exit_code == EXIT_USAGE
+    assert list(json.loads(bad.stdout)["fields"]) == ["to.0"]
+    usage = invoke("dead", "replay", "--json")
+    assert usage.exit_code == EXIT_USAGE
+    assert "error" in json.loads(usage.stdout)
+    unknown = invoke("status", "--json", "--no-such-option")
+    assert unknown.exit_code == EXIT_USAGE
+    assert "--no-such-option" in json.loads(unknown.stdout)["error"]
+    assert json.loads(invoke("retry-failed", "nope", "--json").stdout)["id"] == "nope"
+
+
+def test_unreachable_redis_with_json_is_json() -> None:
+    settings = Settings.model_validate({"OUTBOX_REDIS_URL": "redis://127.0.0.1:1/4"})
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+    set_runtime(Runtime.from_settings(settings, redis_client=client))
+    result = invoke("status", "abc", "--json")
+    assert result.exit_code == EXIT_UNREACHABLE
+    assert json.loads(result.stdout)["error"].startswith("cannot reach Redis at")
 
 
 def test_status_lists_recipients_and_their_fates(broker: Any, runtime: Runtime) -> None:
