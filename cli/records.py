@@ -34,25 +34,43 @@ def _step_extra(name: str, value: Any) -> str:
     return f"{name} {value}"
 
 
+#: How many refused recipients ``outbox status`` lists before pointing at ``--recipients``.
+REFUSED_SHOWN = 10
+
+
+def _nothing_to_send(record: Any) -> bool:
+    """Every recipient was refused before sending: the send has no chunk at all."""
+    return not record.chunks_total and bool(record.rejected)
+
+
 def _header(record: Any) -> None:
     title = click.style(f"{record.kind} {record.id}", bold=True)
-    click.echo(f"{title}  {state(record.state.value)}")
+    # A send with nothing to send is final (``failed`` to ``status()``), but nothing
+    # failed: every recipient is suppressed, and that is what it is shown as.
+    shown = "suppressed" if _nothing_to_send(record) else record.state.value
+    click.echo(f"{title}  {state(shown)}")
     counts = ", ".join(f"{n} {s}" for s, n in record.counts.items() if n)
-    refused = f", {len(record.rejected)} refused before sending" if record.rejected else ""
+    refused = f", {len(record.rejected):,} refused before sending" if record.rejected else ""
+    named = record.recipients + len(record.rejected)
     click.echo(
-        f"  recipients {record.recipients:,}: {record.recipients_succeeded:,} accepted by the API, "
+        f"  recipients {named:,}: {record.recipients_succeeded:,} accepted by the API, "
         f"{record.recipients_failed:,} failed{refused}"
     )
     if record.ledger:
         fates = ", ".join(f"{n} {s}" for s, n in sorted(record.ledger.items()))
         click.echo(f"  recipients by fate: {fates}")
-    click.echo(f"  chunks {record.chunks_total}: {counts or 'none'}")
-    took = (
-        f" (took {record.finished_at - record.created_at:.1f} s)"
-        if record.finished_at and record.created_at
-        else ""
-    )
-    click.echo(f"  created {when(record.created_at)}  finished {when(record.finished_at)}{took}")
+    if _nothing_to_send(record):
+        click.echo("  chunks 0: nothing to send, every recipient was refused before sending")
+        click.echo(f"  created {when(record.created_at)}")
+    else:
+        click.echo(f"  chunks {record.chunks_total}: {counts or 'none'}")
+        took = (
+            f" (took {record.finished_at - record.created_at:.1f} s)"
+            if record.finished_at and record.created_at
+            else ""
+        )
+        finished = when(record.finished_at)
+        click.echo(f"  created {when(record.created_at)}  finished {finished}{took}")
     if record.send_at:
         click.echo(f"  due {when(record.send_at)}")
     if record.idempotency_key:
@@ -63,12 +81,42 @@ def _header(record: Any) -> None:
         )
 
 
-def _chunks(record: Any, history: bool) -> None:
-    if not record.chunks:
-        if record.rejected:
-            click.echo(
-                "  nothing was sent: every recipient was refused before sending (suppressed)"
+def _refused(record: Any) -> None:
+    """The recipients refused before sending, each with the reason its ledger entry gives."""
+    from outbox.worker.runtime import get_runtime
+
+    entries = [
+        e for e in get_runtime().store.batches.ledger(record.id) if e.chunk is None and e.reason
+    ]
+    why = {e.recipient: e.reason for e in entries}
+    rows = [
+        [address, state("suppressed"), why.get(address) or why.get(_ledger_key(address)) or ""]
+        for address in record.rejected[:REFUSED_SHOWN]
+    ]
+    click.echo(click.style(f"refused before sending ({len(record.rejected):,})", bold=True))
+    click.echo(table(["recipient", "state", "why"], rows))
+    more = len(record.rejected) - REFUSED_SHOWN
+    if more > 0:
+        click.echo(
+            click.style(
+                f"  ... and {more:,} more: outbox status {record.id} --recipients "
+                "--state suppressed",
+                dim=True,
             )
+        )
+
+
+def _ledger_key(address: str) -> str:
+    """The address alone, lower case: how the ledger keys recipients it was sent to."""
+    from outbox.chunking import address_key
+
+    return address_key(address)
+
+
+def _chunks(record: Any, history: bool) -> None:
+    if record.rejected:
+        _refused(record)
+    if not record.chunks:
         return
     rows = []
     for chunk in record.chunks:
@@ -198,7 +246,8 @@ def status(
         return
     _header(record)
     _chunks(record, history)
-    _events(record)
+    if not _nothing_to_send(record):  # no event will ever come for it
+        _events(record)
 
 
 @click.command()

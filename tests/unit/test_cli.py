@@ -482,10 +482,33 @@ def test_status_lists_recipients_and_their_fates(broker: Any, runtime: Runtime) 
 
 
 def test_a_send_whose_only_recipient_is_suppressed_says_so(broker: Any, runtime: Runtime) -> None:
+    from outbox.send import SUPPRESSED
+
     runtime.store.suppressions.add("zed@example.org")
-    handle = send_email("shop@example.com", ["zed@example.org"], "Hi", text_body="x")
+    handle = send_email("shop@example.com", ["Zed <ZED@example.org>"], "Hi", text_body="x")
+    assert handle.chunks == 0  # nothing to send: no chunk, no task
     text = invoke("status", handle.id).stdout
-    assert "every recipient was refused before sending (suppressed)" in text
+    assert "failed" not in text.replace("0 failed", "")  # nothing failed: it was never sent
+    assert f"{handle.id}  suppressed" in text
+    assert "recipients 1: 0 accepted by the API, 0 failed, 1 refused before sending" in text
+    assert "chunks 0: nothing to send, every recipient was refused before sending" in text
+    [row] = [line for line in text.splitlines() if "ZED@example.org" in line]
+    assert "suppressed" in row
+    assert SUPPRESSED in row  # the reason the ledger keeps
+    assert "finished -" not in text
+    assert "delivery events" not in text
+
+
+def test_a_send_with_some_recipients_suppressed_lists_them(broker: Any, runtime: Runtime) -> None:
+    runtime.store.suppressions.add(*(f"z{i}@example.org" for i in range(12)))
+    named = ["ann@example.org", *(f"z{i}@example.org" for i in range(12))]
+    handle = send_email("shop@example.com", named, "Hi", text_body="x")
+    text = invoke("status", handle.id).stdout
+    assert f"{handle.id}  queued" in text
+    assert "recipients 13: 0 accepted by the API, 0 failed, 12 refused before sending" in text
+    assert "refused before sending (12)" in text
+    assert f"and 2 more: outbox status {handle.id} --recipients --state suppressed" in text
+    assert f"{handle.id}.0" in text  # the chunk that goes is shown as ever
 
 
 def test_replay_takes_failed_chunks_by_error_code_never_sent_ones(
