@@ -374,6 +374,20 @@ def test_sandbox_refuses_a_bad_rate() -> None:
     assert "invalid rate" in result.stderr
 
 
+def test_sandbox_banner_names_the_key_format_it_accepts() -> None:
+    """Digits are as good as letters in a key (``api-`` and 32 of either)."""
+    from outbox.sandbox import SandboxConfig
+    from outbox.sandbox.api import KEY_FORMAT
+    from outbox.sandbox.command import banner
+
+    line = banner(SandboxConfig(), "127.0.0.1", 8025)
+    assert line.endswith("accepts any key of the form api- and 32 letters or digits")
+    assert KEY_FORMAT.match("api-" + "0123456789" * 3 + "ab")
+    given = banner(SandboxConfig(api_key="api-" + "7" * 32), "127.0.0.1", 8025)
+    assert given.endswith("accepts the key given (--api-key)")
+    assert "7" * 32 not in given
+
+
 def test_webhooks_needs_a_secret_or_insecure(monkeypatch: pytest.MonkeyPatch) -> None:
     from outbox.worker.settings import get_settings
 
