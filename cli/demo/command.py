@@ -121,7 +121,8 @@ def demo(
     sends were refused and nothing is dead.
     """
     try:
-        from outbox.cli.demo.run import DemoOptions, run_demo
+        from outbox.cli.demo.options import DemoOptions
+        from outbox.cli.demo.run import run_demo
         from outbox.cli.demo.stack import StackError
         from outbox.cli.demo.view import render_summary
         from outbox.cli.demo.view import stderr as _err

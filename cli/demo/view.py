@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from outbox.cli.demo.run import DemoReport
+from outbox.cli.demo.report import DemoReport
 
 __all__ = ["render_summary", "stderr", "stdout"]
 
