@@ -59,14 +59,23 @@ def outbox_rate_for(sandbox_rate: str) -> str:
     return str(parsed) if parsed else "1000/s"
 
 
+#: Attempts a chunk has beside those the 5xx burst may take from it.
+SPARE_ATTEMPTS = 8
+
+
 def demo_settings(options: DemoOptions) -> dict[str, str]:
-    """Settings pinned for the demo (whatever the environment says): fast retries."""
+    """Settings pinned for the demo (whatever the environment says): fast retries.
+
+    The 5xx burst answers the next requests 503 whoever sends them: when one chunk is
+    all that is in flight (the producer is still queueing the rest), it takes the whole
+    burst on its own, so its attempts are the burst's and then as many again.
+    """
     return {
         "OUTBOX_RATE_LIMIT": outbox_rate_for(options.rate),
         "OUTBOX_RETRY_BASE": "0.2",
         "OUTBOX_RETRY_CAP": "2",
         "OUTBOX_COOLDOWN_SECONDS": "1",
-        "OUTBOX_MAX_ATTEMPTS": "8",
+        "OUTBOX_MAX_ATTEMPTS": str(options.burst_5xx + SPARE_ATTEMPTS),
         "OUTBOX_BULK_THRESHOLD": "10",
         "OUTBOX_AMBIGUOUS_POLICY": "resend",
         "SMTP2GO_TIMEOUT": "5",

@@ -368,6 +368,15 @@ def test_demo_refuses_a_bad_burst() -> None:
     assert "--burst-429" in result.stderr
 
 
+@pytest.mark.parametrize("burst", [0, 8, 30])
+def test_demo_chunks_outlast_the_5xx_burst(burst: int) -> None:
+    """One chunk alone in flight takes the whole burst; it must not die of it."""
+    from outbox.cli.demo.options import DemoOptions, demo_settings
+
+    attempts = int(demo_settings(DemoOptions(burst_5xx=burst))["OUTBOX_MAX_ATTEMPTS"])
+    assert attempts >= burst + 8
+
+
 def test_sandbox_refuses_a_bad_rate() -> None:
     result = invoke("sandbox", "--rate", "fast", "--port", "0")
     assert result.exit_code == EXIT_USAGE
