@@ -98,6 +98,19 @@ def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> st
     show_default=True,
     help="Seconds to wait for every send to be final.",
 )
+@click.option(
+    "--quota",
+    "quota_left",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="The quota phase: the announcement is queued last, with N emails left in the "
+    "month's allowance (default: half its recipients); what that does not cover waits "
+    "throttled until the allowance is raised.",
+)
+@click.option(
+    "--no-quota", is_flag=True, help="No quota phase: the announcement goes with the rest."
+)
 @click.option("--seed", type=int, default=None, help="Seed for the mix and the faults.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(
@@ -110,6 +123,8 @@ def demo(
     concurrency: int,
     redis_url: str | None,
     timeout: float,
+    quota_left: int | None,
+    no_quota: bool,
     seed: int | None,
     as_json: bool,
 ) -> None:
@@ -118,8 +133,20 @@ def demo(
     No Redis, broker or API key needed: the sandbox, fakeredis, an in-memory broker and
     a Celery worker all run in this process. Exit 0 only when every deliverable
     recipient reached the API exactly once, the suppressed one failed, the invalid
-    sends were refused and nothing is dead.
+    sends were refused, nothing is dead and (unless --no-quota) part of the announcement
+    waited for the monthly quota, then went.
     """
+    from outbox.cli.demo.mix import announcement_size
+
+    if no_quota and quota_left is not None:
+        raise click.UsageError("--quota and --no-quota exclude each other")
+    campaign = announcement_size(recipients)
+    if quota_left is not None and quota_left >= campaign:
+        raise click.BadParameter(
+            f"the announcement has {campaign} recipients; with {quota_left} left in the "
+            f"allowance nothing would wait (give fewer than {campaign})",
+            param_hint="--quota",
+        )
     try:
         from outbox.cli.demo.options import DemoOptions
         from outbox.cli.demo.run import run_demo
@@ -148,6 +175,8 @@ def demo(
         redis_url=redis_url,
         timeout=timeout,
         seed=seed,
+        quota=not no_quota,
+        quota_left=quota_left,
     )
     err = _err()
     live = None if as_json and not err.is_terminal else (err if as_json else _out())

@@ -34,11 +34,15 @@ class DemoOptions:
     redis_url: str | None = None
     timeout: float = 120.0
     seed: int | None = None
+    #: The quota phase: run it, and with how many emails left in the month's allowance
+    #: when the campaign is queued (``None``: half the campaign's recipients).
+    quota: bool = True
+    quota_left: int | None = None
 
 
 @dataclass
 class Fault:
-    """A fault the demo arms in the sandbox once this share of chunks is final."""
+    """A fault the demo arms in the sandbox once this share of chunks is queued."""
 
     at: float
     config: dict[str, Any]

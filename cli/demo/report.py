@@ -4,7 +4,8 @@ The recipient counts come from the chunks' states and the sandbox's rejections, 
 the API's ``succeeded``/``failed``: those count emails (one per chunk), not recipients.
 The verdict comes from the sandbox, the independent oracle: its ``/_sandbox/messages``
 must show every deliverable recipient exactly once, the suppressed reader rejected, and
-nothing for the invalid sends; the records must show nothing dead.
+nothing for the invalid sends; the records must show nothing dead; and when the quota
+phase ran, part of its campaign must have waited for the quota and been let go.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from outbox import ValidationError
-from outbox.cli.demo.mix import GROUPS, Plan, PlannedSend
+from outbox.cli.demo.mix import GROUPS, Plan
 from outbox.cli.demo.options import DemoOptions, demo_settings, per_second
 from outbox.cli.demo.stack import DemoStack, redacted_url
-from outbox.worker.records import Record
+from outbox.worker.records import Record, load_record
+from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
 
 if TYPE_CHECKING:
-    from outbox.cli.demo.watch import Tracked
+    from outbox.cli.demo.quota import QuotaPhase
+    from outbox.cli.demo.watch import Watch
 
 __all__ = ["SEND_ENDPOINTS", "DemoReport", "build_report", "sandbox_stats", "send_counters"]
 
@@ -71,6 +73,8 @@ class DemoReport:
     suppressed_ok: bool
     groups: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    #: The quota phase (``None``: not run).
+    quota: QuotaPhase | None = None
 
     @property
     def checks(self) -> dict[str, bool]:
@@ -82,6 +86,7 @@ class DemoReport:
             "invalid_rejected_at_producer": self.rejected_at_producer == self.invalid_planned
             and self.enqueued == self.recipients - self.invalid_planned,
             "nothing_dead": self.dead == 0,
+            **({"quota_waited_then_sent": self.quota.ok} if self.quota is not None else {}),
         }
 
     @property
@@ -135,6 +140,7 @@ class DemoReport:
             },
             "groups": self.groups,
             "faults": self.faults,
+            "quota": self.quota.as_json() if self.quota is not None else None,
         }
 
 
@@ -195,20 +201,24 @@ def _group_row(group: str) -> dict[str, Any]:
 
 def build_report(
     *,
+    rt: Runtime,
+    control: Any,
     stack: DemoStack,
     options: DemoOptions,
     plan: Plan,
-    batches: list[Tracked],
-    records: list[Record],
-    invalid: list[tuple[PlannedSend, ValidationError]],
-    stats: dict[str, Any],
-    messages: list[dict[str, Any]],
-    timed_out: bool,
+    watch: Watch,
+    quota: QuotaPhase | None,
     setup_seconds: float,
-    send_seconds: float,
     started: float,
-    fired: list[str],
 ) -> DemoReport:
+    """The summary, from each send's whole record and what the sandbox saw."""
+    batches, invalid = list(watch.batches), list(watch.invalid)
+    loaded = (load_record(rt.store, b.handle.id) for b in batches)
+    records = [r for r in loaded if r is not None]
+    stats = sandbox_stats(control)
+    response = control.get("/_sandbox/messages")
+    response.raise_for_status()
+    messages: list[dict[str, Any]] = list(response.json()["messages"])
     delivered: collections.Counter[str] = collections.Counter()
     refused: set[str] = set()
     times: list[float] = []
@@ -276,9 +286,9 @@ def build_report(
         accepted_rate=(len(times) - 1) / window if window else 0.0,
         busiest_second=_busiest(times, 1.0),
         setup_seconds=setup_seconds,
-        send_seconds=send_seconds,
+        send_seconds=watch.elapsed(),
         wall_seconds=time.monotonic() - started,
-        timed_out=timed_out,
+        timed_out=watch.timed_out,
         delivered=sum(delivered[r] for r in expected),
         deliverable=len(deliverable),
         duplicates=sorted(a for a, n in delivered.items() if n > 1)[:20],
@@ -286,5 +296,6 @@ def build_report(
         unexpected=sorted(set(delivered) - expected)[:20],
         suppressed_ok=suppressed_ok,
         groups=[groups[g] for g in GROUPS if g in groups],
-        faults=fired,
+        faults=list(watch.fired),
+        quota=quota,
     )

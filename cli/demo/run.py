@@ -3,8 +3,10 @@
 It starts the stack (:mod:`.stack`), creates the template and the suppression the mix
 needs, arms the sandbox's faults (a rate limit, random 5xx, a 5xx burst, 429 storms),
 sends the mix (:mod:`.mix`) through the public producers and watches the records until
-every recipient is final (:mod:`.watch`); :mod:`.report` works out the summary and its
-verdict from the records and the sandbox.
+every recipient is final (:mod:`.watch`). Then, unless turned off, the quota phase
+(:mod:`.quota`): the campaign, held back until now, meets a month's allowance too short
+for it, waits ``throttled`` and goes once the allowance is raised. :mod:`.report` works
+out the summary and its verdict from the records and the sandbox.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from outbox.cli.demo.mix import GROUPS, TEMPLATE_ID, Plan, build_plan
-from outbox.cli.demo.options import DemoOptions, demo_settings
-from outbox.cli.demo.report import DemoReport
+from outbox.cli.demo.options import DemoOptions, demo_settings, fault_schedule
+from outbox.cli.demo.quota import QuotaPhase, default_left, run_quota_phase
+from outbox.cli.demo.report import DemoReport, build_report
 from outbox.cli.demo.stack import DemoStack, redacted_url
-from outbox.cli.demo.watch import send_and_watch
+from outbox.cli.demo.watch import Watch
 from outbox.sandbox import SandboxConfig
 from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import SUPPRESSION_ADD, TEMPLATE_ADD
@@ -76,6 +79,15 @@ def _setup_sandbox(rt: Runtime, control: Any, options: DemoOptions, plan: Plan) 
     control.post("/_sandbox/config", json={"fail_rate": options.fail_rate}).raise_for_status()
 
 
+def quota_left(options: DemoOptions, plan: Plan) -> int | None:
+    """Emails the allowance has left in the quota phase (``None``: no quota phase)."""
+    if not options.quota:
+        return None
+    if options.quota_left is not None:
+        return options.quota_left
+    return default_left(len(plan.campaign.recipients))
+
+
 def run_demo(
     options: DemoOptions,
     console: Console | None = None,
@@ -107,14 +119,46 @@ def run_demo(
                 if console is not None:
                     _print_header(console, options, plan, stack)
                 setup_seconds = time.monotonic() - started
-                report = send_and_watch(
-                    rt, control, stack, options, plan, console, started, setup_seconds
-                )
+                report = _send(rt, control, stack, options, plan, console, setup_seconds)
         finally:
             stack.stop()
     # Shutting down is part of the wait a person sees.
     report.wall_seconds = time.monotonic() - started
     return report
+
+
+def _send(
+    rt: Runtime,
+    control: Any,
+    stack: DemoStack,
+    options: DemoOptions,
+    plan: Plan,
+    console: Console | None,
+    setup_seconds: float,
+) -> DemoReport:
+    """The mix under faults, then the quota phase; the summary of both."""
+    left = quota_left(options, plan)
+    later = [plan.campaign] if left is not None else []
+    first = [s for s in plan.sends if not any(s is c for c in later)]
+    quota: QuotaPhase | None = None
+    with Watch(rt, control, plan, console, options.timeout) as watch:
+        watch.arm(fault_schedule(options), chunks=sum(s.chunks for s in first))
+        watch.produce(first)
+        watch.until(watch.all_done)
+        watch.disarm()
+        if left is not None and not watch.timed_out:
+            quota = run_quota_phase(rt, control, watch, plan.campaign, left)
+    return build_report(
+        rt=rt,
+        control=control,
+        stack=stack,
+        options=options,
+        plan=plan,
+        watch=watch,
+        quota=quota,
+        setup_seconds=setup_seconds,
+        started=watch.started,
+    )
 
 
 def _print_header(console: Console, options: DemoOptions, plan: Plan, stack: DemoStack) -> None:
@@ -147,5 +191,14 @@ def _print_header(console: Console, options: DemoOptions, plan: Plan, stack: Dem
     groups = collections.Counter(s.group for s in plan.sends)
     mix = ", ".join(f"{groups[g]} {g}" for g in GROUPS if groups[g])
     grid.add_row("mix", f"{plan.recipients:,} recipients in {len(plan.sends)} sends: {mix}")
+    left = quota_left(options, plan)
+    grid.add_row(
+        "quota",
+        "off (--no-quota)"
+        if left is None
+        else f"then the {plan.campaign.group} to {len(plan.campaign.recipients):,} with "
+        f"{left:,} emails left in the month's allowance: the rest waits throttled until "
+        "it is raised (--quota N, --no-quota)",
+    )
     console.print(f"[bold]outbox demo[/] [dim]{where}[/]")
     console.print(grid)

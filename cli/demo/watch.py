@@ -1,17 +1,20 @@
 """Watching the demo run: the producer thread, the progress bars and the line under them.
 
-Progress is read cheaply: one pipelined ``HMGET`` of the batch counters of the sends
-not yet finished per tick (a full record costs two round trips per send); full records
-are read once, at the end, for the summary.
+One :class:`Watch` lasts the whole run, so the bars carry on from one phase to the next:
+the mix under faults, then the quota phase (:mod:`.quota`). Each look at the records is
+one pipelined ``HMGET`` of the counters of the sends not yet finished (a full record
+costs two round trips per send); full records are read once, at the end, for the
+summary. The requests bar counts what the sandbox counted: every request to a send
+endpoint, refused or not, out of those made plus one for each chunk not yet final.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console, Group
@@ -32,17 +35,25 @@ from rich.text import Text
 
 from outbox import Handle, ValidationError
 from outbox.cli.demo.mix import Plan, PlannedSend
-from outbox.cli.demo.options import DemoOptions, fault_schedule
-from outbox.cli.demo.report import DemoReport, build_report, sandbox_stats, send_counters
-from outbox.cli.demo.stack import DemoStack
-from outbox.worker.records import load_record
+from outbox.cli.demo.options import Fault
+from outbox.cli.demo.report import sandbox_stats, send_counters
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import FINAL_STATES, State
 
-__all__ = ["Tracked", "send_and_watch"]
+__all__ = ["Tick", "Tracked", "Watch"]
 
 #: Seconds between two looks at the records.
 POLL_INTERVAL = 0.2
+
+#: The per-state chunk counters the progress display reads.
+_COUNTED = (
+    State.SENDING,
+    State.RETRYING,
+    State.THROTTLED,
+    State.SENT,
+    State.FAILED,
+    State.DEAD,
+)
 
 
 @dataclass
@@ -54,14 +65,32 @@ class Tracked:
     #: Recipients and chunks in a final state.
     final: int = 0
     chunks_final: int = 0
+    #: Chunks waiting for the monthly quota.
+    throttled: int = 0
     done: bool = False
 
 
+@dataclass(frozen=True)
+class Tick:
+    """What one look at the records (and, with a display, the sandbox) found."""
+
+    #: Chunks of unfinished sends talking to the API, waiting to retry, or for the quota.
+    sending: int
+    retrying: int
+    throttled: int
+    #: Requests to the send endpoints, 429s and injected 5xx so far (with a display).
+    requests: int = 0
+    limited: int = 0
+    injected: int = 0
+
+
 class _RateColumn(ProgressColumn):
-    """Recipients per second, as the bar's task counts them."""
+    """Recipients (or requests) per second, as the bar's task counts them."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        # Once done, the whole run's average: the last moments (a quota wait) say little.
+        elapsed = task.elapsed if task.finished else None
+        speed = task.completed / elapsed if elapsed else task.speed
         return Text(f"{speed:,.0f}/s" if speed else "  -/s", style="cyan")
 
 
@@ -97,21 +126,230 @@ class _StatusLine:
         return self.text
 
 
-def _progress_snapshot(rt: Runtime, batches: list[Tracked]) -> tuple[int, int]:
-    """Refresh each unfinished batch's counters in one round trip.
+class _Producer(threading.Thread):
+    """The web app: sends through the producers while the worker delivers."""
 
-    Returns ``(chunks sending, chunks retrying)`` over the unfinished batches.
+    def __init__(self, sends: list[PlannedSend], watch: Watch) -> None:
+        super().__init__(name="outbox-demo-producer", daemon=True)
+        self.sends = sends
+        self.watch = watch
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        watch = self.watch
+        try:
+            for planned in self.sends:
+                if watch.stopping.is_set():
+                    return
+                try:
+                    handle = planned.call()
+                except ValidationError as exc:
+                    watch.invalid.append((planned, exc))
+                    watch.say(
+                        f"  [yellow]✗ refused at the producer[/]: {planned.kind} to "
+                        f"{escape(', '.join(planned.recipients))} ({', '.join(exc.errors)})"
+                    )
+                else:
+                    watch.batches.append(Tracked(handle, planned))
+                watch.enqueued(len(planned.recipients), planned.chunks)
+        except BaseException as exc:  # re-raised by the main thread
+            self.error = exc
+
+
+class Watch:
+    """The progress display, and the looks at the records and the sandbox behind it."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        control: Any,
+        plan: Plan,
+        console: Console | None,
+        timeout: float,
+    ) -> None:
+        self.rt = rt
+        self.control = control
+        self.plan = plan
+        self.console = console
+        self.batches: list[Tracked] = []
+        self.invalid: list[tuple[PlannedSend, ValidationError]] = []
+        #: The faults fired, as the summary lists them.
+        self.fired: list[str] = []
+        self.timed_out = False
+        self.stopping = threading.Event()
+        self._faults: list[Fault] = []
+        self._fault_chunks = 0
+        self._chunks_queued = 0
+        self._producer: _Producer | None = None
+        self.started = time.monotonic()
+        self._ended: float | None = None
+        self.deadline = self.started + timeout
+        self.timeout = timeout
+
+        eta = _EtaColumn()
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<9}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]:<10}"),
+            _RateColumn(),
+            TextColumn("[dim]ETA[/]"),
+            eta,
+            TimeElapsedColumn(),
+            console=console,
+            auto_refresh=False,
+            expand=True,
+        )
+        deliverable = plan.recipients - plan.invalid_recipients
+        self._queued_bar = self.progress.add_task(
+            "enqueued", total=plan.recipients, unit="recipients"
+        )
+        self._requests_bar = self.progress.add_task(
+            "requests", total=plan.chunks, unit="to the API"
+        )
+        self._final_bar = self.progress.add_task("done", total=deliverable, unit="recipients")
+        eta.progress, eta.borrow = self.progress, {self._final_bar: self._requests_bar}
+        self._status = _StatusLine()
+        self._live = Live(
+            Group(self.progress, self._status), console=console, refresh_per_second=10
+        )
+
+    # -- the display ----------------------------------------------------------------------
+
+    def __enter__(self) -> Watch:
+        if self.console is not None:
+            self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._ended = time.monotonic()
+        self.stopping.set()  # the producer stops too, on Ctrl-C or an error
+        if self.console is not None:
+            self._live.stop()
+            self.console.print()
+        if self._producer is not None:
+            self._producer.join(5.0)
+
+    def say(self, message: str) -> None:
+        """A line above the bars (rich markup)."""
+        if self.console is not None and not self.stopping.is_set():
+            self._live.console.print(message)
+
+    def elapsed(self) -> float:
+        """Seconds since the first send (until the watch ended)."""
+        return (self._ended or time.monotonic()) - self.started
+
+    def enqueued(self, recipients: int, chunks: int) -> None:
+        self.progress.advance(self._queued_bar, recipients)
+        self._chunks_queued += chunks
+
+    # -- what the run does ----------------------------------------------------------------
+
+    def arm(self, faults: list[Fault], chunks: int) -> None:
+        """Fire ``faults`` as their share of ``chunks`` is queued."""
+        self._faults, self._fault_chunks = faults, chunks
+
+    def disarm(self) -> None:
+        self._faults = []
+
+    def produce(self, sends: list[PlannedSend]) -> None:
+        """Send these in a thread of their own, as a web app would (after the last ones)."""
+        if self._producer is not None:
+            self._producer.join()
+        self._producer = _Producer(sends, self)
+        self._producer.start()
+
+    def producing(self) -> bool:
+        return self._producer is not None and self._producer.is_alive()
+
+    def until(self, done: Callable[[Tick], bool]) -> Tick:
+        """Look every ``POLL_INTERVAL`` until the producer is through and ``done`` holds
+        (or the run's time is up: ``timed_out``)."""
+        while True:
+            producing = self.producing()
+            tick = self.tick()
+            if self._producer is not None and self._producer.error is not None:
+                raise self._producer.error
+            if not producing and done(tick):
+                return tick
+            if time.monotonic() > self.deadline:
+                self.timed_out = True
+                self.say(f"  [red]timed out after {self.timeout:g} s[/]")
+                return tick
+            time.sleep(POLL_INTERVAL)
+
+    def pause(self, seconds: float) -> Tick:
+        """Keep the display going for ``seconds``, nothing else."""
+        ends = time.monotonic() + seconds
+        return self.until(lambda _tick: time.monotonic() >= ends)
+
+    def all_done(self, _tick: Tick | None = None) -> bool:
+        return all(b.done for b in self.batches)
+
+    def tick(self) -> Tick:
+        """One look: the counters of unfinished sends, the faults due, the display."""
+        batches = list(self.batches)
+        sending, retrying, throttled = _refresh(self.rt, batches)
+        chunks_final = sum(b.chunks_final for b in batches)
+        self.progress.update(self._final_bar, completed=sum(b.final for b in batches))
+        self._fire()
+        tick = Tick(sending, retrying, throttled)
+        if self.console is None:
+            return tick
+        requests, limited, injected = send_counters(sandbox_stats(self.control))
+        tick = Tick(sending, retrying, throttled, requests, limited, injected)
+        # Every chunk not yet final takes one request more, at least.
+        left = self.plan.chunks - chunks_final
+        self.progress.update(self._requests_bar, completed=requests, total=requests + left)
+        self._status.text = _status_line(tick)
+        self._live.refresh()
+        return tick
+
+    def _fire(self) -> None:
+        # Faults follow the chunks queued (a 100-recipient chunk is one request, as one
+        # of a single recipient): the chunks not yet queued are requests still to come,
+        # which a burst armed now is sure to meet. By the chunks delivered it may not be:
+        # after a cool-down the limiter lets a second's worth go at once, and a small run
+        # can end between two looks, its faults armed after the last request.
+        if not self._faults:
+            return
+        share = self._chunks_queued / self._fault_chunks if self._fault_chunks else 1.0
+        for fault in self._faults:
+            if not fault.fired and share >= fault.at:
+                self.control.post("/_sandbox/config", json=fault.config).raise_for_status()
+                fault.fired = True
+                at = self.elapsed()
+                self.fired.append(f"{at:.1f}s {fault.label}")
+                self.say(f"  [magenta]⚡ {at:4.1f} s[/] sandbox: {fault.label}")
+
+    def tracked(self, sends: Iterable[PlannedSend]) -> list[Tracked]:
+        """The tracked sends made from these planned ones."""
+        wanted = {id(s) for s in sends}
+        return [b for b in self.batches if id(b.planned) in wanted]
+
+
+def _refresh(rt: Runtime, batches: list[Tracked]) -> tuple[int, int, int]:
+    """Refresh each unfinished send's counters in one round trip.
+
+    Returns ``(chunks sending, retrying, throttled)`` over the unfinished sends.
     """
     pending = [b for b in batches if not b.done]
     if not pending:
-        return 0, 0
+        return 0, 0, 0
     names = ["finished_at", *(f"n:{state.value}" for state in _COUNTED)]
     rows = rt.store.batches.fields([b.handle.id for b in pending], names)
-    sending = retrying = 0
+    sending = retrying = throttled = 0
     for batch, row in zip(pending, rows, strict=True):
         finished, *counts = row
         by_state = dict(zip(_COUNTED, (int(c or 0) for c in counts), strict=True))
         batch.chunks_final = sum(by_state[s] for s in FINAL_STATES)
+        batch.throttled = by_state[State.THROTTLED]
         batch.done = finished is not None
         # Recipients in final chunks, as a share of the send (its chunks are near equal).
         chunks, recipients = batch.handle.chunks, batch.handle.recipients
@@ -119,167 +357,27 @@ def _progress_snapshot(rt: Runtime, batches: list[Tracked]) -> tuple[int, int]:
         batch.final = round(recipients * share)
         sending += by_state[State.SENDING]
         retrying += by_state[State.RETRYING]
-    return sending, retrying
+        throttled += batch.throttled
+    return sending, retrying, throttled
 
 
-#: The per-state chunk counters the progress display reads.
-_COUNTED = (State.SENDING, State.RETRYING, State.SENT, State.FAILED, State.DEAD)
-
-
-class _Producer(threading.Thread):
-    """The web app: sends the plan through the producers while the worker delivers."""
-
-    def __init__(self, plan: Plan, say: Callable[[str], None], advance: Callable[[int], None]):
-        super().__init__(name="outbox-demo-producer", daemon=True)
-        self.plan = plan
-        self.say = say
-        self.advance = advance
-        self.batches: list[Tracked] = []
-        self.invalid: list[tuple[PlannedSend, ValidationError]] = []
-        self.error: BaseException | None = None
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        try:
-            for planned in self.plan.sends:
-                if self.stopping.is_set():
-                    return
-                try:
-                    handle = planned.call()
-                except ValidationError as exc:
-                    self.invalid.append((planned, exc))
-                    self.say(
-                        f"  [yellow]✗ refused at the producer[/]: {planned.kind} to "
-                        f"{escape(', '.join(planned.recipients))} ({', '.join(exc.errors)})"
-                    )
-                else:
-                    self.batches.append(Tracked(handle, planned))
-                self.advance(len(planned.recipients))
-        except BaseException as exc:  # re-raised by the main thread
-            self.error = exc
-
-
-def send_and_watch(
-    rt: Runtime,
-    control: Any,
-    stack: DemoStack,
-    options: DemoOptions,
-    plan: Plan,
-    console: Console | None,
-    started: float,
-    setup_seconds: float,
-) -> DemoReport:
-    faults = fault_schedule(options)
-    fired: list[str] = []
-    eta = _EtaColumn()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description:<9}"),
-        BarColumn(bar_width=None),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[unit]:<10}"),
-        _RateColumn(),
-        TextColumn("[dim]ETA[/]"),
-        eta,
-        TimeElapsedColumn(),
-        console=console,
-        auto_refresh=False,
-        expand=True,
+def _status_line(tick: Tick) -> Text:
+    line = Text.assemble(
+        ("  in flight ", "dim"),
+        (f"{tick.sending:<3}", "bold"),
+        (" retrying ", "dim"),
+        (f"{tick.retrying:<3}", "bold yellow" if tick.retrying else "bold"),
     )
-    status = _StatusLine()
-    deliverable = plan.recipients - plan.invalid_recipients
-    queued_bar = progress.add_task("enqueued", total=plan.recipients, unit="recipients")
-    chunks_bar = progress.add_task("requests", total=plan.chunks, unit="chunks")
-    final_bar = progress.add_task("done", total=deliverable, unit="recipients")
-    eta.progress, eta.borrow = progress, {final_bar: chunks_bar}
-    live = Live(Group(progress, status), console=console, refresh_per_second=10)
-
-    def say(message: str) -> None:
-        if console is not None and not producer.stopping.is_set():
-            live.console.print(message)
-
-    producer = _Producer(plan, say, lambda n: progress.advance(queued_bar, n))
-    timed_out = False
-    send_started = time.monotonic()
-    deadline = send_started + options.timeout
-    with live if console is not None else _nothing(), _stopping(producer):
-        producer.start()
-        while True:
-            producing = producer.is_alive()
-            batches = list(producer.batches)
-            sending, retrying = _progress_snapshot(rt, batches)
-            chunks_final = sum(b.chunks_final for b in batches)
-            progress.update(final_bar, completed=sum(b.final for b in batches))
-            progress.update(chunks_bar, completed=chunks_final)
-            # Faults follow requests, not recipients: a 100-recipient chunk is one request.
-            share = chunks_final / plan.chunks if plan.chunks else 1.0
-            for fault in faults:
-                if not fault.fired and share >= fault.at:
-                    control.post("/_sandbox/config", json=fault.config).raise_for_status()
-                    fault.fired = True
-                    when = time.monotonic() - send_started
-                    fired.append(f"{when:.1f}s {fault.label}")
-                    say(f"  [magenta]⚡ {when:4.1f} s[/] sandbox: {fault.label}")
-            if console is not None:
-                requests, limited, injected = send_counters(sandbox_stats(control))
-                status.text = Text.assemble(
-                    ("  in flight ", "dim"),
-                    (f"{sending:<3}", "bold"),
-                    (" retrying ", "dim"),
-                    (f"{retrying:<3}", "bold yellow" if retrying else "bold"),
-                    (" · API requests ", "dim"),
-                    (f"{requests:,}", "bold"),
-                    ("  429s ", "dim"),
-                    (f"{limited}", "bold magenta" if limited else "bold"),
-                    ("  5xx ", "dim"),
-                    (f"{injected}", "bold red" if injected else "bold"),
-                )
-                live.refresh()
-            if producer.error is not None:
-                raise producer.error
-            if not producing and all(b.done for b in batches):
-                break
-            if time.monotonic() > deadline:
-                timed_out = True
-                say(f"  [red]timed out after {options.timeout:g} s[/]")
-                break
-            time.sleep(POLL_INTERVAL)
-        send_seconds = time.monotonic() - send_started
-    if console is not None:
-        console.print()
-    producer.join(5.0)
-    batches = list(producer.batches)
-    records = [load_record(rt.store, b.handle.id) for b in batches]
-    stats = sandbox_stats(control)
-    response = control.get("/_sandbox/messages")
-    response.raise_for_status()
-    messages = list(response.json()["messages"])
-    return build_report(
-        stack=stack,
-        options=options,
-        plan=plan,
-        batches=batches,
-        records=[r for r in records if r is not None],
-        invalid=producer.invalid,
-        stats=stats,
-        messages=messages,
-        timed_out=timed_out,
-        setup_seconds=setup_seconds,
-        send_seconds=send_seconds,
-        started=started,
-        fired=fired,
+    if tick.throttled:
+        line.append_text(
+            Text.assemble((" throttled ", "dim"), (f"{tick.throttled}", "bold yellow"))
+        )
+    line.append_text(
+        Text.assemble(
+            (" · 429s ", "dim"),
+            (f"{tick.limited}", "bold magenta" if tick.limited else "bold"),
+            ("  5xx ", "dim"),
+            (f"{tick.injected}", "bold red" if tick.injected else "bold"),
+        )
     )
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-@contextmanager
-def _stopping(producer: _Producer) -> Iterator[None]:
-    """Stop the producer thread when the watch ends, also on Ctrl-C or an error."""
-    try:
-        yield
-    finally:
-        producer.stopping.set()
+    return line

@@ -362,6 +362,20 @@ def test_demo_refuses_too_few_recipients() -> None:
     assert "--recipients" in result.stderr
 
 
+def test_demo_quota_phase_must_leave_something_waiting() -> None:
+    """400 recipients make a 71-member announcement: 71 left would throttle nothing."""
+    from outbox.cli.demo.mix import announcement_size
+
+    assert announcement_size(400) == 71
+    too_many = invoke("demo", "--recipients", "400", "--quota", "71")
+    assert too_many.exit_code == EXIT_USAGE
+    assert "--quota" in too_many.stderr
+    assert "fewer than 71" in too_many.stderr
+    both = invoke("demo", "--quota", "10", "--no-quota")
+    assert both.exit_code == EXIT_USAGE
+    assert "exclude each other" in both.stderr
+
+
 def test_demo_refuses_a_bad_burst() -> None:
     result = invoke("demo", "--burst-429", "lots")
     assert result.exit_code == EXIT_USAGE
