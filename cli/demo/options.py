@@ -8,6 +8,7 @@ from typing import Any
 from outbox.sandbox import parse_rate
 
 __all__ = [
+    "DEMO_RETENTION",
     "DemoOptions",
     "Fault",
     "demo_settings",
@@ -63,6 +64,8 @@ def outbox_rate_for(sandbox_rate: str) -> str:
     return str(parsed) if parsed else "1000/s"
 
 
+#: Seconds the demo's records are kept (``OUTBOX_RETENTION``).
+DEMO_RETENTION = 3600
 #: Attempts a chunk has beside those the 5xx burst may take from it.
 SPARE_ATTEMPTS = 8
 
@@ -83,6 +86,8 @@ def demo_settings(options: DemoOptions) -> dict[str, str]:
         "OUTBOX_BULK_THRESHOLD": "10",
         "OUTBOX_AMBIGUOUS_POLICY": "resend",
         "SMTP2GO_TIMEOUT": "5",
+        # Records for an hour (enough to look at them with ``outbox status``), not a week.
+        "OUTBOX_RETENTION": str(DEMO_RETENTION),
     }
 
 

@@ -75,6 +75,9 @@ class DemoReport:
     faults: list[str] = field(default_factory=list)
     #: The quota phase (``None``: not run).
     quota: QuotaPhase | None = None
+    #: With ``--redis``: keys the demo wrote that would have outlived the hour it keeps
+    #: its records for, removed at the end (``None``: no Redis was used).
+    redis_keys_removed: int | None = None
 
     @property
     def checks(self) -> dict[str, bool]:
@@ -141,6 +144,7 @@ class DemoReport:
             "groups": self.groups,
             "faults": self.faults,
             "quota": self.quota.as_json() if self.quota is not None else None,
+            "redis_keys_removed": self.redis_keys_removed,
         }
 
 

@@ -122,6 +122,7 @@ def run_demo(
                 report = _send(rt, control, stack, options, plan, console, setup_seconds)
         finally:
             stack.stop()
+    report.redis_keys_removed = stack.keys_removed
     # Shutting down is part of the wait a person sees.
     report.wall_seconds = time.monotonic() - started
     return report

@@ -85,6 +85,12 @@ def render_summary(report: DemoReport, console: Console) -> None:
             f"the quota ({_n(q.left)} left of {_n(q.used + q.left)}); raised to "
             f"{_n(q.raised_to)}, {q.released} released, all final after {q.seconds:.1f} s",
         )
+    if report.redis_keys_removed is not None:
+        totals.add_row(
+            "Redis keys removed",
+            _n(report.redis_keys_removed),
+            "lasting ones the demo wrote; its records expire within the hour",
+        )
     totals.add_row(
         "wall time",
         f"{report.wall_seconds:.1f} s",

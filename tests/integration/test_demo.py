@@ -119,6 +119,7 @@ def test_demo_embedded_needs_neither_redis_nor_broker(trap: socket.socket) -> No
     check_quota(summary)
     assert summary["mode"] == "embedded"
     assert summary["broker"].startswith("memory://")
+    assert summary["redis_keys_removed"] is None
     assert not touched(trap), "the embedded demo connected to the configured Redis"
 
 
@@ -167,6 +168,17 @@ def test_demo_on_real_redis(demo_dbs: tuple[redis.Redis, redis.Redis], trap: soc
     assert len(batches) == 59
     assert records.zcard(keys.dead_letters()) == 0
     assert all(broker.llen(queue) == 0 for queue in ("email", "sms", "bulk"))
+    # Nothing outlives the hour the demo keeps its records for: the lasting keys it wrote
+    # (kombu's bindings, the quota read's allowance left until the month's end) are gone.
+    assert summary["redis_keys_removed"] >= 3
+    assert records.get(keys.quota_left()) is None
+    for client in (broker, records):
+        pipe = client.pipeline(transaction=False)
+        names = list(client.scan_iter(count=1000))
+        for name in names:
+            pipe.ttl(name)
+        lasting = {n: t for n, t in zip(names, pipe.execute(), strict=True) if t == -1 or t > 3600}
+        assert lasting == {}, lasting
 
 
 @pytest.mark.timeout(60)
