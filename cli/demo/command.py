@@ -45,7 +45,7 @@ def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> st
     default="50/s",
     show_default=True,
     callback=_sandbox_rate,
-    help="The sandbox's rate limit (10/s, 600/m; 0 = none); outbox's is set 10% under.",
+    help="The sandbox's rate limit (10/s, 600/m; 0 = none); outbox's is set to the same.",
 )
 @click.option(
     "--fail-rate",
@@ -89,7 +89,8 @@ def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> st
     metavar="URL",
     default=None,
     help="Use this Redis instead of the embedded stack: its database is the "
-    "broker, the next one the records (redis://127.0.0.1:6379/13 -> 13 and 14).",
+    "broker, the next one the records (redis://127.0.0.1:6379/13 -> 13 and 14). The "
+    "records are kept an hour; nothing else the demo writes there is left behind.",
 )
 @click.option(
     "--timeout",
