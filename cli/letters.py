@@ -193,7 +193,7 @@ def dead_replay(ids: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
     An ID is a chunk id, or a batch id for all of its dead chunks.
     """
     if bool(ids) == replay_all:
-        fail("give chunk or batch ids, or --all (not both)", EXIT_USAGE)
+        fail("give chunk or batch ids, or --all (not both)", EXIT_USAGE, as_json=as_json)
     skipped: list[dict[str, str]] = []
     if replay_all:
         chosen = [c for c, _ in _letters(["dead"], 100_000)]
@@ -233,7 +233,7 @@ def replay(
     code. A chunk that was sent is never replayed."""
     kinds = list(states) or ["failed", "dead"]
     if bool(ids) == bool(error_code):
-        fail("give chunk or batch ids, or --error-code (not both)", EXIT_USAGE)
+        fail("give chunk or batch ids, or --error-code (not both)", EXIT_USAGE, as_json=as_json)
     skipped: list[dict[str, str]] = []
     if error_code:
         rows = [r for r in _rows(_letters(kinds, 100_000)) if _matches(r["last_error"], error_code)]
@@ -267,7 +267,7 @@ def retry_failed(record_id: str, idempotency_key: str | None, as_json: bool) -> 
     try:
         handle = again(record_id, idempotency_key=idempotency_key)
     except RecordNotFound as exc:
-        fail(str(exc), EXIT_FAILED, as_json=as_json)
+        fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
     if handle is None:
         if as_json:
             print_json({"retried": None})

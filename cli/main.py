@@ -30,6 +30,7 @@ from outbox.cli.output import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     fail,
+    print_json,
     redacted_url,
 )
 from outbox.cli.records import quota, status
@@ -51,8 +52,18 @@ def _configured(name: str) -> str:
     return redacted_url(str(getattr(settings, name)))
 
 
+#: Where the group notes that the command line asked for ``--json``.
+_JSON = "outbox.json"
+
+
 class OutboxGroup(click.Group):
-    """Turns the failures every command can meet into one clear line and an exit code."""
+    """Turns the failures every command can meet into one clear line and an exit code
+    (and, when the command was given ``--json``, a JSON document on stdout)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = args[: args.index("--")] if "--" in args else args
+        ctx.meta[_JSON] = "--json" in options
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         import redis
@@ -61,6 +72,7 @@ class OutboxGroup(click.Group):
 
         from outbox.errors import ConfigurationError, EnqueueError
 
+        as_json = bool(ctx.meta.get(_JSON))
         try:
             return super().invoke(ctx)
         except (
@@ -71,20 +83,26 @@ class OutboxGroup(click.Group):
             fail(
                 f"cannot reach Redis at {_configured('redis_url')} (OUTBOX_REDIS_URL): {exc}",
                 EXIT_UNREACHABLE,
+                as_json=as_json,
             )
         except OperationalError as exc:
             fail(
                 f"cannot reach the broker at {_configured('celery_broker_url')} "
                 f"(CELERY_BROKER_URL): {exc}",
                 EXIT_UNREACHABLE,
+                as_json=as_json,
             )
         except SettingsError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
-            fail(f"bad configuration: {problems}", EXIT_USAGE)
+            fail(f"bad configuration: {problems}", EXIT_USAGE, as_json=as_json)
         except ConfigurationError as exc:
-            fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE, as_json=as_json)
+        except click.UsageError as exc:
+            if as_json:  # click says what was wrong, with the usage, on stderr
+                print_json({"error": exc.format_message()})
+            raise
 
 
 def _version() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
@@ -24,6 +24,7 @@ __all__ = [
     "EXIT_USAGE",
     "error_text",
     "fail",
+    "is_time",
     "print_json",
     "redacted_url",
     "state",
@@ -51,10 +52,11 @@ _STATE_COLOUR = {
 }
 
 
-def fail(message: str, code: int, *, as_json: bool = False) -> NoReturn:
-    """Say what went wrong on stderr (and, with ``--json``, as JSON on stdout) and exit."""
+def fail(message: str, code: int, *, as_json: bool = False, **details: Any) -> NoReturn:
+    """Say what went wrong on stderr (and, with ``--json``, as JSON on stdout, with
+    ``details`` beside the message) and exit."""
     if as_json:
-        print_json({"error": message})
+        print_json({"error": message, **details})
     click.echo(click.style("outbox: ", fg="red", bold=True) + message, err=True)
     raise click.exceptions.Exit(code)
 
@@ -63,9 +65,27 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
-def when(ts: float | None) -> str:
-    """An epoch time as local ``YYYY-MM-DD HH:MM:SS`` (``-`` when unset)."""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+def when(value: float | str | None) -> str:
+    """A moment as local ``YYYY-MM-DD HH:MM:SS`` (``-`` when unset), whichever way it was
+    written: epoch seconds (outbox's records) or ISO 8601 (SMTP2GO's event times and
+    quota cycle; UTC when it names no offset). Every time the command line shows goes
+    through here, so two times side by side always read the same way."""
+    if value is None or value == "" or value == 0:
+        return "-"
+    try:
+        moment = datetime.fromtimestamp(float(value))
+    except (TypeError, ValueError, OverflowError, OSError):
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            return str(value)  # not a time we can read: shown as given, never dropped
+        moment = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def is_time(name: str) -> bool:
+    """Is a record's field a moment (``slot_at``, ``lease_until``, ``time``)?"""
+    return name.endswith(("_at", "_until")) or name in {"time", "sendtime"}
 
 
 def state(value: str) -> str:

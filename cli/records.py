@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from outbox.cli.output import EXIT_FAILED, error_text, fail, print_json, state, table, when
+from outbox.cli.output import EXIT_FAILED, error_text, fail, is_time, print_json, state, table, when
 
 __all__ = ["quota", "status"]
 
@@ -25,25 +25,52 @@ def _event_detail(event: dict[str, Any]) -> str:
     return " - ".join(parts)
 
 
+def _step_extra(name: str, value: Any) -> str:
+    """One detail of a history step, times written as every other time is."""
+    if is_time(name):
+        return f"{name} {when(value)}"
+    if name == "retry_in":
+        return f"retry in {value:g} s" if isinstance(value, int | float) else f"retry in {value}"
+    return f"{name} {value}"
+
+
+#: How many refused recipients ``outbox status`` lists before pointing at ``--recipients``.
+REFUSED_SHOWN = 10
+
+
+def _nothing_to_send(record: Any) -> bool:
+    """Every recipient was refused before sending: the send has no chunk at all."""
+    return not record.chunks_total and bool(record.rejected)
+
+
 def _header(record: Any) -> None:
     title = click.style(f"{record.kind} {record.id}", bold=True)
-    click.echo(f"{title}  {state(record.state.value)}")
+    # A send with nothing to send is final (``failed`` to ``status()``), but nothing
+    # failed: every recipient is suppressed, and that is what it is shown as.
+    shown = "suppressed" if _nothing_to_send(record) else record.state.value
+    click.echo(f"{title}  {state(shown)}")
     counts = ", ".join(f"{n} {s}" for s, n in record.counts.items() if n)
-    refused = f", {len(record.rejected)} refused before sending" if record.rejected else ""
+    refused = f", {len(record.rejected):,} refused before sending" if record.rejected else ""
+    named = record.recipients + len(record.rejected)
     click.echo(
-        f"  recipients {record.recipients:,}: {record.recipients_succeeded:,} accepted by the API, "
+        f"  recipients {named:,}: {record.recipients_succeeded:,} accepted by the API, "
         f"{record.recipients_failed:,} failed{refused}"
     )
     if record.ledger:
         fates = ", ".join(f"{n} {s}" for s, n in sorted(record.ledger.items()))
         click.echo(f"  recipients by fate: {fates}")
-    click.echo(f"  chunks {record.chunks_total}: {counts or 'none'}")
-    took = (
-        f" (took {record.finished_at - record.created_at:.1f} s)"
-        if record.finished_at and record.created_at
-        else ""
-    )
-    click.echo(f"  created {when(record.created_at)}  finished {when(record.finished_at)}{took}")
+    if _nothing_to_send(record):
+        click.echo("  chunks 0: nothing to send, every recipient was refused before sending")
+        click.echo(f"  created {when(record.created_at)}")
+    else:
+        click.echo(f"  chunks {record.chunks_total}: {counts or 'none'}")
+        took = (
+            f" (took {record.finished_at - record.created_at:.1f} s)"
+            if record.finished_at and record.created_at
+            else ""
+        )
+        finished = when(record.finished_at)
+        click.echo(f"  created {when(record.created_at)}  finished {finished}{took}")
     if record.send_at:
         click.echo(f"  due {when(record.send_at)}")
     if record.idempotency_key:
@@ -54,12 +81,42 @@ def _header(record: Any) -> None:
         )
 
 
-def _chunks(record: Any, history: bool) -> None:
-    if not record.chunks:
-        if record.rejected:
-            click.echo(
-                "  nothing was sent: every recipient was refused before sending (suppressed)"
+def _refused(record: Any) -> None:
+    """The recipients refused before sending, each with the reason its ledger entry gives."""
+    from outbox.worker.runtime import get_runtime
+
+    entries = [
+        e for e in get_runtime().store.batches.ledger(record.id) if e.chunk is None and e.reason
+    ]
+    why = {e.recipient: e.reason for e in entries}
+    rows = [
+        [address, state("suppressed"), why.get(address) or why.get(_ledger_key(address)) or ""]
+        for address in record.rejected[:REFUSED_SHOWN]
+    ]
+    click.echo(click.style(f"refused before sending ({len(record.rejected):,})", bold=True))
+    click.echo(table(["recipient", "state", "why"], rows))
+    more = len(record.rejected) - REFUSED_SHOWN
+    if more > 0:
+        click.echo(
+            click.style(
+                f"  ... and {more:,} more: outbox status {record.id} --recipients "
+                "--state suppressed",
+                dim=True,
             )
+        )
+
+
+def _ledger_key(address: str) -> str:
+    """The address alone, lower case: how the ledger keys recipients it was sent to."""
+    from outbox.chunking import address_key
+
+    return address_key(address)
+
+
+def _chunks(record: Any, history: bool) -> None:
+    if record.rejected:
+        _refused(record)
+    if not record.chunks:
         return
     rows = []
     for chunk in record.chunks:
@@ -92,9 +149,7 @@ def _chunks(record: Any, history: bool) -> None:
             click.echo(click.style(chunk.id, bold=True))
             for step in chunk.history:
                 extra = ", ".join(
-                    f"{k} {when(v) if k == 'slot_at' else v}"
-                    for k, v in step.items()
-                    if k not in {"at", "state", "error"}
+                    _step_extra(k, v) for k, v in step.items() if k not in {"at", "state", "error"}
                 )
                 error = error_text(step.get("error"))
                 line = f"  {when(step.get('at'))}  {state(str(step.get('state', '')))}  {extra}"
@@ -106,9 +161,10 @@ def _events(record: Any) -> None:
     if not events:
         click.echo(click.style("  no delivery events yet", dim=True))
         return
+    # The event's own time (SMTP2GO's, in UTC) when it has one, else when it came in.
     rows = [
         [
-            when(event.get("received_at")),
+            when(event.get("time") or event.get("received_at")),
             str(event.get("event") or ""),
             str(event.get("rcpt") or ", ".join(event.get("recipients") or [])),
             _event_detail(event),
@@ -116,7 +172,7 @@ def _events(record: Any) -> None:
         for event in events
     ]
     click.echo(click.style(f"delivery events ({len(events)})", bold=True))
-    click.echo(table(["received", "event", "recipient", "detail"], rows))
+    click.echo(table(["time", "event", "recipient", "detail"], rows))
 
 
 def _recipients(record_id: str, wanted: tuple[str, ...], as_json: bool) -> None:
@@ -178,7 +234,7 @@ def status(
     try:
         record = load(record_id)
     except RecordNotFound as exc:
-        fail(str(exc), EXIT_FAILED, as_json=as_json)
+        fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
     if recipients:
         _recipients(record.id, states, as_json)
         return
@@ -190,7 +246,8 @@ def status(
         return
     _header(record)
     _chunks(record, history)
-    _events(record)
+    if not _nothing_to_send(record):  # no event will ever come for it
+        _events(record)
 
 
 @click.command()
@@ -211,7 +268,7 @@ def quota(as_json: bool) -> None:
         click.echo("the quota has not been read yet (the beat job outbox.beat.sync_quota reads it)")
     else:
         click.echo(
-            f"cycle {seen.get('cycle_start', '?')} to {seen.get('cycle_end', '?')}: "
+            f"cycle {when(seen.get('cycle_start'))} to {when(seen.get('cycle_end'))}: "
             f"{seen.get('cycle_used', '?')} used of {seen.get('cycle_max', '?')}, "
             f"{seen.get('cycle_remaining', '?')} remaining (read {when(seen.get('read_at'))})"
         )

@@ -30,6 +30,8 @@ def _enqueue(call: Callable[[], Any], as_json: bool) -> None:
     try:
         handle = call()
     except ValidationError as exc:
+        if as_json:
+            print_json({"error": "invalid message, nothing queued", "fields": exc.errors})
         click.echo(
             click.style("outbox: ", fg="red", bold=True) + "invalid message, nothing queued:",
             err=True,

@@ -172,6 +172,8 @@ class Relay(threading.Thread):
                 rt = get_runtime()
                 self._once(rt, broker)
             except Exception:  # a Redis blip must not kill the thread
+                if self.stopped.is_set():
+                    return  # stopping: its connection may have been closed under it
                 logger.exception("relaying parked tasks failed; trying again")
                 self.stopped.wait(1.0)
 

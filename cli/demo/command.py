@@ -45,7 +45,7 @@ def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> st
     default="50/s",
     show_default=True,
     callback=_sandbox_rate,
-    help="The sandbox's rate limit (10/s, 600/m; 0 = none); outbox's is set 10% under.",
+    help="The sandbox's rate limit (10/s, 600/m; 0 = none); outbox's is set to the same.",
 )
 @click.option(
     "--fail-rate",
@@ -89,7 +89,8 @@ def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> st
     metavar="URL",
     default=None,
     help="Use this Redis instead of the embedded stack: its database is the "
-    "broker, the next one the records (redis://127.0.0.1:6379/13 -> 13 and 14).",
+    "broker, the next one the records (redis://127.0.0.1:6379/13 -> 13 and 14). The "
+    "records are kept an hour; nothing else the demo writes there is left behind.",
 )
 @click.option(
     "--timeout",
@@ -97,6 +98,19 @@ def _sandbox_rate(_ctx: click.Context, _param: click.Parameter, text: str) -> st
     default=120.0,
     show_default=True,
     help="Seconds to wait for every send to be final.",
+)
+@click.option(
+    "--quota",
+    "quota_left",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="The quota phase: the announcement is queued last, with N emails left in the "
+    "month's allowance (default: half its recipients); what that does not cover waits "
+    "throttled until the allowance is raised.",
+)
+@click.option(
+    "--no-quota", is_flag=True, help="No quota phase: the announcement goes with the rest."
 )
 @click.option("--seed", type=int, default=None, help="Seed for the mix and the faults.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -110,6 +124,8 @@ def demo(
     concurrency: int,
     redis_url: str | None,
     timeout: float,
+    quota_left: int | None,
+    no_quota: bool,
     seed: int | None,
     as_json: bool,
 ) -> None:
@@ -118,10 +134,23 @@ def demo(
     No Redis, broker or API key needed: the sandbox, fakeredis, an in-memory broker and
     a Celery worker all run in this process. Exit 0 only when every deliverable
     recipient reached the API exactly once, the suppressed one failed, the invalid
-    sends were refused and nothing is dead.
+    sends were refused, nothing is dead and (unless --no-quota) part of the announcement
+    waited for the monthly quota, then went.
     """
+    from outbox.cli.demo.mix import announcement_size
+
+    if no_quota and quota_left is not None:
+        raise click.UsageError("--quota and --no-quota exclude each other")
+    campaign = announcement_size(recipients)
+    if quota_left is not None and quota_left >= campaign:
+        raise click.BadParameter(
+            f"the announcement has {campaign} recipients; with {quota_left} left in the "
+            f"allowance nothing would wait (give fewer than {campaign})",
+            param_hint="--quota",
+        )
     try:
-        from outbox.cli.demo.run import DemoOptions, run_demo
+        from outbox.cli.demo.options import DemoOptions
+        from outbox.cli.demo.run import run_demo
         from outbox.cli.demo.stack import StackError
         from outbox.cli.demo.view import render_summary
         from outbox.cli.demo.view import stderr as _err
@@ -131,6 +160,7 @@ def demo(
             f"the demo needs what outbox[demo] installs ({exc.name} is missing): "
             "pip install 'outbox[demo]'",
             EXIT_USAGE,
+            as_json=as_json,
         )
 
     storms, storm_seconds = burst_429
@@ -146,17 +176,19 @@ def demo(
         redis_url=redis_url,
         timeout=timeout,
         seed=seed,
+        quota=not no_quota,
+        quota_left=quota_left,
     )
     err = _err()
     live = None if as_json and not err.is_terminal else (err if as_json else _out())
     try:
         report = run_demo(options, console=live)
     except StackError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(str(exc), exc.exit_code, as_json=as_json)
     except KeyboardInterrupt:
         if live is not None:
             live.print()  # end the progress display's last line
-        fail("interrupted", 130)
+        fail("interrupted", 130, as_json=as_json)
     if as_json:
         print_json(report.as_json())
     else:

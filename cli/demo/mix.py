@@ -10,6 +10,10 @@ For ``n`` recipients: one 250-reader newsletter (3 chunks, one reader suppressed
 about 10 % transactional emails (one recipient each), 3 % welcome emails from a stored
 template, 1 % MIME receipts, 5 % SMS reminders in one send, three invalid sends, and a
 member announcement to everyone else (over 1,000 recipients goes to the ``bulk`` queue).
+
+The announcement is the plan's campaign: the send the quota phase holds back until the
+rest is delivered, then queues when the month's allowance is too short for it
+(:mod:`.quota`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from outbox import Handle, send_email, send_mime, send_sms, send_template
 from outbox.chunking import chunk_count
 
 __all__ = [
+    "CAMPAIGN",
     "GROUPS",
     "MIN_RECIPIENTS",
     "NEWSLETTER_SIZE",
@@ -31,6 +36,7 @@ __all__ = [
     "TEMPLATE_ID",
     "Plan",
     "PlannedSend",
+    "announcement_size",
     "build_plan",
 ]
 
@@ -42,6 +48,9 @@ MIN_RECIPIENTS = 400
 TEMPLATE_ID = "welcome-01"
 #: A reader who unsubscribed at SMTP2GO: on the API's suppression list, not ours.
 SUPPRESSED_ADDRESS = "unsubscribed.reader@example.org"
+
+#: The group of the plan's campaign, the send the quota phase is about.
+CAMPAIGN = "announcement"
 
 #: The summary's rows, in this order.
 GROUPS = (
@@ -109,6 +118,11 @@ class Plan:
     def deliverable(self) -> list[str]:
         return [r for s in self.sends for r in s.deliverable]
 
+    @property
+    def campaign(self) -> PlannedSend:
+        """The member announcement: the largest send, and the last of the quota phase."""
+        return next(s for s in self.sends if s.group == CAMPAIGN)
+
 
 def _receipt(run: str, i: int, to: str) -> str:
     message = EmailMessage()
@@ -134,6 +148,24 @@ _TRANSACTIONAL = (
 )
 
 
+#: The invalid sends: (kind, the bad address or number).
+_INVALID = (
+    ("email", "jane.doe@example"),  # a typo from a sign-up form: no top-level domain
+    ("email", "not-an-address"),
+    ("sms", "0412 345 678"),  # a local number, not E.164
+)
+
+
+def _shares(n: int) -> tuple[int, int, int, int]:
+    """Recipients of the transactional, welcome, receipt and SMS sends for ``n`` in all."""
+    return round(n * 0.10), round(n * 0.03), max(2, round(n * 0.01)), max(5, round(n * 0.05))
+
+
+def announcement_size(n: int) -> int:
+    """Recipients of the announcement (the campaign) in the mix for ``n``: everyone else."""
+    return n - NEWSLETTER_SIZE - sum(_shares(n)) - len(_INVALID)
+
+
 def build_plan(n: int, *, run: str, seed: int | None = None) -> Plan:
     """The mix for ``n`` recipients, in the order a busy app would send it.
 
@@ -156,16 +188,8 @@ def build_plan(n: int, *, run: str, seed: int | None = None) -> Plan:
     ) -> None:
         sends.append(PlannedSend(group, kind, call, tuple(to), suppressed, invalid))
 
-    invalid = [
-        ("email", "jane.doe@example"),  # a typo from a sign-up form: no top-level domain
-        ("email", "not-an-address"),
-        ("sms", "0412 345 678"),  # a local number, not E.164
-    ]
-    transactional = round(n * 0.10)
-    welcomes = round(n * 0.03)
-    receipts = max(2, round(n * 0.01))
-    phones = max(5, round(n * 0.05))
-    members = n - NEWSLETTER_SIZE - transactional - welcomes - receipts - phones - len(invalid)
+    transactional, welcomes, receipts, phones = _shares(n)
+    members = announcement_size(n)
 
     readers = [f"reader{i:03d}@example.org" for i in range(NEWSLETTER_SIZE - 1)]
     readers.insert(rng.randrange(len(readers)), SUPPRESSED_ADDRESS)
@@ -209,7 +233,7 @@ def build_plan(n: int, *, run: str, seed: int | None = None) -> Plan:
     numbers = [f"+6140{i:07d}" for i in range(phones)]
     reminder = "Acme: your delivery arrives today between 2 and 4 pm."
     add("reminder (SMS)", "sms", partial(send_sms, numbers, reminder), numbers)
-    for kind, bad in invalid:
+    for kind, bad in _INVALID:
         if kind == "sms":
             call = partial(send_sms, [bad], "Your code is 123456")
         else:
@@ -217,7 +241,7 @@ def build_plan(n: int, *, run: str, seed: int | None = None) -> Plan:
         add("invalid", kind, call, [bad], invalid=True)
     everyone = [f"member{i:05d}@example.net" for i in range(members)]
     announcement = PlannedSend(
-        "announcement",
+        CAMPAIGN,
         "email",
         partial(
             send_email,

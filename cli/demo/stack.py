@@ -14,7 +14,8 @@ default everything lives here, in threads of one process:
 
 With ``--redis URL`` the records and the broker are a real Redis instead: the URL's
 database is the broker, the next one holds the records (``redis://host:6379/13`` ->
-broker on 13, records on 14). The demo needs those databases to itself.
+broker on 13, records on 14). The demo needs those databases to itself; at the end it
+removes what it wrote there that would outlast its records' hour (:mod:`.tidy`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from outbox.cli.demo.tidy import Tidy
 from outbox.cli.output import redacted_url
 from outbox.sandbox import RunningSandbox, SandboxConfig, serve_in_thread
 from outbox.worker.runtime import Runtime, set_runtime
@@ -216,6 +218,9 @@ class DemoStack:
     worker: EmbeddedWorker | None = None
     broker_url: str = MEMORY_BROKER
     records_url: str = "fakeredis (in process)"
+    #: With ``--redis``: keys removed at the end (see :mod:`.tidy`).
+    keys_removed: int | None = None
+    _tidy: Tidy | None = None
     _saved_conf: dict[str, Any] | None = None
     _api_key: str = field(default_factory=lambda: "api-" + secrets.token_hex(16), repr=False)
 
@@ -245,6 +250,9 @@ class DemoStack:
         if self.redis_url:
             self.broker_url, self.records_url = split_redis_url(self.redis_url)
             redis_client = self._real_redis()
+            retention = int(self.settings_overrides.get("OUTBOX_RETENTION", 7 * 86400))
+            self._tidy = Tidy([self.broker_url, self.records_url], keep_for=retention)
+            self._tidy.note()
         else:
             import fakeredis
 
@@ -304,7 +312,8 @@ class DemoStack:
             )
 
     def stop(self) -> None:
-        """Stop the worker, then the sandbox; restore the app. Safe to call twice."""
+        """Stop the worker, then the sandbox; restore the app; with ``--redis``, remove
+        the lasting keys the run wrote. Safe to call twice."""
         from outbox.worker.app import app
 
         if self.worker is not None:
@@ -324,3 +333,9 @@ class DemoStack:
         if self._saved_conf is not None:
             _restore_broker(app, self._saved_conf)
             self._saved_conf = None
+        if self._tidy is not None:
+            tidy, self._tidy = self._tidy, None
+            try:
+                self.keys_removed = tidy.sweep()
+            except Exception as exc:  # the run's outcome stands; say what was left
+                logger.warning("could not remove the demo's lasting keys from Redis: %s", exc)

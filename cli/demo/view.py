@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from outbox.cli.demo.run import DemoReport
+from outbox.cli.demo.report import DemoReport
 
 __all__ = ["render_summary", "stderr", "stdout"]
 
@@ -36,6 +36,7 @@ _CHECK_TEXT = {
     "suppressed_recipient_rejected": "the suppressed reader was accepted, then rejected by the API",
     "invalid_rejected_at_producer": "invalid sends refused at the producer, nothing enqueued",
     "nothing_dead": "no chunk exhausted its retries",
+    "quota_waited_then_sent": "the announcement waited throttled for the quota, then went",
 }
 
 
@@ -75,6 +76,21 @@ def render_summary(report: DemoReport, console: Console) -> None:
         f"API requests (limit {_rate(report.limit_rate)}, sandbox {_rate(report.sandbox_rate)}); "
         f"{report.accepted_rate:.1f}/s accepted, at most {report.busiest_second} in any one second",
     )
+    if report.quota is not None:
+        q = report.quota
+        totals.add_row(
+            "throttled",
+            _n(q.throttled_chunks),
+            f"chunks ({_n(q.throttled_recipients)} recipients) of the announcement waited for "
+            f"the quota ({_n(q.left)} left of {_n(q.used + q.left)}); raised to "
+            f"{_n(q.raised_to)}, {q.released} released, all final after {q.seconds:.1f} s",
+        )
+    if report.redis_keys_removed is not None:
+        totals.add_row(
+            "Redis keys removed",
+            _n(report.redis_keys_removed),
+            "lasting ones the demo wrote; its records expire within the hour",
+        )
     totals.add_row(
         "wall time",
         f"{report.wall_seconds:.1f} s",

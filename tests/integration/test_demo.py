@@ -92,6 +92,20 @@ def check_summary(summary: dict[str, Any]) -> None:
     assert summary["seconds"]["wall"] < 60
 
 
+def check_quota(summary: dict[str, Any]) -> None:
+    """The quota phase: the announcement (71 members, one chunk) queued with 35 emails
+    left in the allowance waited throttled, and the raise let it go."""
+    quota = summary["quota"]
+    assert summary["checks"]["quota_waited_then_sent"] is True
+    assert quota["campaign"] == {"recipients": 71, "chunks": 1}
+    assert quota["left_when_queued"] == 35
+    assert quota["throttled"] == {"chunks": 1, "recipients": 71}
+    assert quota["sent"] is True
+    assert quota["raised_to"] > quota["allowance"]["short"]
+    announcement = next(g for g in summary["groups"] if g["group"] == "announcement")
+    assert (announcement["chunks"], announcement["sent"], announcement["failed"]) == (1, 71, 0)
+
+
 @pytest.mark.timeout(90)
 def test_demo_embedded_needs_neither_redis_nor_broker(trap: socket.socket) -> None:
     port = trap.getsockname()[1]
@@ -102,9 +116,19 @@ def test_demo_embedded_needs_neither_redis_nor_broker(trap: socket.socket) -> No
         }
     )
     check_summary(summary)
+    check_quota(summary)
     assert summary["mode"] == "embedded"
     assert summary["broker"].startswith("memory://")
+    assert summary["redis_keys_removed"] is None
     assert not touched(trap), "the embedded demo connected to the configured Redis"
+
+
+@pytest.mark.timeout(90)
+def test_demo_without_the_quota_phase() -> None:
+    summary = run_demo("--no-quota", env={})
+    check_summary(summary)
+    assert summary["quota"] is None
+    assert "quota_waited_then_sent" not in summary["checks"]
 
 
 @pytest.fixture
@@ -133,6 +157,7 @@ def test_demo_on_real_redis(demo_dbs: tuple[redis.Redis, redis.Redis], trap: soc
         },
     )
     check_summary(summary)
+    check_quota(summary)
     assert summary["mode"] == "redis"
     assert summary["broker"] == url
     assert summary["records"] == f"redis://{REDIS_HOST}:{REDIS_PORT}/{DEMO_RECORDS_DB}"
@@ -143,6 +168,17 @@ def test_demo_on_real_redis(demo_dbs: tuple[redis.Redis, redis.Redis], trap: soc
     assert len(batches) == 59
     assert records.zcard(keys.dead_letters()) == 0
     assert all(broker.llen(queue) == 0 for queue in ("email", "sms", "bulk"))
+    # Nothing outlives the hour the demo keeps its records for: the lasting keys it wrote
+    # (kombu's bindings, the quota read's allowance left until the month's end) are gone.
+    assert summary["redis_keys_removed"] >= 3
+    assert records.get(keys.quota_left()) is None
+    for client in (broker, records):
+        pipe = client.pipeline(transaction=False)
+        names = list(client.scan_iter(count=1000))
+        for name in names:
+            pipe.ttl(name)
+        lasting = {n: t for n, t in zip(names, pipe.execute(), strict=True) if t == -1 or t > 3600}
+        assert lasting == {}, lasting
 
 
 @pytest.mark.timeout(60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 from outbox import send_email, send_sms
 from outbox.cli.demo.stack import split_redis_url
 from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from outbox.cli.output import when
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.states import State
@@ -116,6 +118,61 @@ def test_status_shows_what_delivery_events_say(runtime: Runtime) -> None:
     assert result.exit_code == 0, result.output
     assert "hard - 550 5.1.1 User unknown" in result.stdout
     assert "recipients by fate: 1 hard-bounced" in result.stdout
+
+
+def local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "-"),
+        (0, "-"),
+        (1_774_340_599.12, local(datetime.fromtimestamp(1_774_340_599.12, UTC))),
+        ("1774340599.12", local(datetime.fromtimestamp(1_774_340_599.12, UTC))),
+        ("2026-03-24T08:23:19Z", local(datetime(2026, 3, 24, 8, 23, 19, tzinfo=UTC))),
+        ("2026-11-01 00:00:00+00:00", local(datetime(2026, 11, 1, tzinfo=UTC))),
+        ("2026-11-01 00:00:00", local(datetime(2026, 11, 1, tzinfo=UTC))),  # no offset: UTC
+        ("soon", "soon"),
+    ],
+)
+def test_every_time_reads_the_same_way(value: Any, shown: str) -> None:
+    assert when(value) == shown
+
+
+def test_status_history_and_events_show_no_raw_epoch(broker: Any, runtime: Runtime) -> None:
+    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.tasks import record
+    from tests.unit.conftest import sent_batch
+
+    lease = 1_774_340_601.5
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    runtime.store.batches.finish(
+        f"{handle.id}.0",
+        State.RETRYING,
+        limit=runtime.send_limit,
+        log={"attempt": 1, "retry_in": 0.4, "slot_at": lease - 1, "lease_until": lease},
+    )
+    shown = invoke("status", handle.id, "--history").stdout
+    assert "retry in 0.4 s" in shown
+    assert f"lease_until {when(lease)}" in shown
+    assert f"slot_at {when(lease - 1)}" in shown
+    assert "1774340" not in shown  # no epoch beside the formatted times
+
+    batch_id = sent_batch(runtime, ["E9"], ["bob@example.org"])
+    delivered = {
+        "event": "delivered",
+        "id": "d" * 32,
+        "email_id": "E9",
+        "rcpt": "bob@example.org",
+        "time": "2026-03-24T08:23:19Z",
+    }
+    record(runtime, normalise(delivered, received_at=1_774_340_700.0))
+    events = invoke("status", batch_id).stdout
+    assert when("2026-03-24T08:23:19Z") in events  # when it happened, in local time
+    assert "08:23:19Z" not in events
+    assert "1774340" not in events
 
 
 def test_status_of_an_unknown_id_exits_1() -> None:
@@ -305,16 +362,53 @@ def test_demo_refuses_too_few_recipients() -> None:
     assert "--recipients" in result.stderr
 
 
+def test_demo_quota_phase_must_leave_something_waiting() -> None:
+    """400 recipients make a 71-member announcement: 71 left would throttle nothing."""
+    from outbox.cli.demo.mix import announcement_size
+
+    assert announcement_size(400) == 71
+    too_many = invoke("demo", "--recipients", "400", "--quota", "71")
+    assert too_many.exit_code == EXIT_USAGE
+    assert "--quota" in too_many.stderr
+    assert "fewer than 71" in too_many.stderr
+    both = invoke("demo", "--quota", "10", "--no-quota")
+    assert both.exit_code == EXIT_USAGE
+    assert "exclude each other" in both.stderr
+
+
 def test_demo_refuses_a_bad_burst() -> None:
     result = invoke("demo", "--burst-429", "lots")
     assert result.exit_code == EXIT_USAGE
     assert "--burst-429" in result.stderr
 
 
+@pytest.mark.parametrize("burst", [0, 8, 30])
+def test_demo_chunks_outlast_the_5xx_burst(burst: int) -> None:
+    """One chunk alone in flight takes the whole burst; it must not die of it."""
+    from outbox.cli.demo.options import DemoOptions, demo_settings
+
+    attempts = int(demo_settings(DemoOptions(burst_5xx=burst))["OUTBOX_MAX_ATTEMPTS"])
+    assert attempts >= burst + 8
+
+
 def test_sandbox_refuses_a_bad_rate() -> None:
     result = invoke("sandbox", "--rate", "fast", "--port", "0")
     assert result.exit_code == EXIT_USAGE
     assert "invalid rate" in result.stderr
+
+
+def test_sandbox_banner_names_the_key_format_it_accepts() -> None:
+    """Digits are as good as letters in a key (``api-`` and 32 of either)."""
+    from outbox.sandbox import SandboxConfig
+    from outbox.sandbox.api import KEY_FORMAT
+    from outbox.sandbox.command import banner
+
+    line = banner(SandboxConfig(), "127.0.0.1", 8025)
+    assert line.endswith("accepts any key of the form api- and 32 letters or digits")
+    assert KEY_FORMAT.match("api-" + "0123456789" * 3 + "ab")
+    given = banner(SandboxConfig(api_key="api-" + "7" * 32), "127.0.0.1", 8025)
+    assert given.endswith("accepts the key given (--api-key)")
+    assert "7" * 32 not in given
 
 
 def test_webhooks_needs_a_secret_or_insecure(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,9 +458,40 @@ def make_failed(
 
 
 def test_status_of_an_unknown_id_as_json_is_json() -> None:
-    result = invoke("status", "no-such-id", "--json")
-    assert result.exit_code == EXIT_FAILED
-    assert json.loads(result.stdout) == {"error": "no record 'no-such-id' (unknown, or expired)"}
+    for args in (["--json"], ["--recipients", "--json"]):
+        result = invoke("status", "no-such-id", *args)
+        assert result.exit_code == EXIT_FAILED
+        assert json.loads(result.stdout) == {
+            "error": "no record 'no-such-id' (unknown, or expired)",
+            "id": "no-such-id",
+        }
+        assert "no record 'no-such-id'" in result.stderr
+
+
+def test_every_failure_with_json_is_one_json_document(broker: Any) -> None:
+    """``--json`` promises one JSON document on stdout, whatever went wrong."""
+    bad = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "not-an-address",
+        "--subject", "Hi", "--text", "x", "--json",
+    )  # fmt: skip
+    assert bad.exit_code == EXIT_USAGE
+    assert list(json.loads(bad.stdout)["fields"]) == ["to.0"]
+    usage = invoke("dead", "replay", "--json")
+    assert usage.exit_code == EXIT_USAGE
+    assert "error" in json.loads(usage.stdout)
+    unknown = invoke("status", "--json", "--no-such-option")
+    assert unknown.exit_code == EXIT_USAGE
+    assert "--no-such-option" in json.loads(unknown.stdout)["error"]
+    assert json.loads(invoke("retry-failed", "nope", "--json").stdout)["id"] == "nope"
+
+
+def test_unreachable_redis_with_json_is_json() -> None:
+    settings = Settings.model_validate({"OUTBOX_REDIS_URL": "redis://127.0.0.1:1/4"})
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+    set_runtime(Runtime.from_settings(settings, redis_client=client))
+    result = invoke("status", "abc", "--json")
+    assert result.exit_code == EXIT_UNREACHABLE
+    assert json.loads(result.stdout)["error"].startswith("cannot reach Redis at")
 
 
 def test_status_lists_recipients_and_their_fates(broker: Any, runtime: Runtime) -> None:
@@ -394,10 +519,33 @@ def test_status_lists_recipients_and_their_fates(broker: Any, runtime: Runtime) 
 
 
 def test_a_send_whose_only_recipient_is_suppressed_says_so(broker: Any, runtime: Runtime) -> None:
+    from outbox.send import SUPPRESSED
+
     runtime.store.suppressions.add("zed@example.org")
-    handle = send_email("shop@example.com", ["zed@example.org"], "Hi", text_body="x")
+    handle = send_email("shop@example.com", ["Zed <ZED@example.org>"], "Hi", text_body="x")
+    assert handle.chunks == 0  # nothing to send: no chunk, no task
     text = invoke("status", handle.id).stdout
-    assert "every recipient was refused before sending (suppressed)" in text
+    assert "failed" not in text.replace("0 failed", "")  # nothing failed: it was never sent
+    assert f"{handle.id}  suppressed" in text
+    assert "recipients 1: 0 accepted by the API, 0 failed, 1 refused before sending" in text
+    assert "chunks 0: nothing to send, every recipient was refused before sending" in text
+    [row] = [line for line in text.splitlines() if "ZED@example.org" in line]
+    assert "suppressed" in row
+    assert SUPPRESSED in row  # the reason the ledger keeps
+    assert "finished -" not in text
+    assert "delivery events" not in text
+
+
+def test_a_send_with_some_recipients_suppressed_lists_them(broker: Any, runtime: Runtime) -> None:
+    runtime.store.suppressions.add(*(f"z{i}@example.org" for i in range(12)))
+    named = ["ann@example.org", *(f"z{i}@example.org" for i in range(12))]
+    handle = send_email("shop@example.com", named, "Hi", text_body="x")
+    text = invoke("status", handle.id).stdout
+    assert f"{handle.id}  queued" in text
+    assert "recipients 13: 0 accepted by the API, 0 failed, 12 refused before sending" in text
+    assert "refused before sending (12)" in text
+    assert f"and 2 more: outbox status {handle.id} --recipients --state suppressed" in text
+    assert f"{handle.id}.0" in text  # the chunk that goes is shown as ever
 
 
 def test_replay_takes_failed_chunks_by_error_code_never_sent_ones(
@@ -462,6 +610,8 @@ def test_quota_shows_the_read_what_is_left_and_what_waits(runtime: Runtime) -> N
     runtime.redis.zadd(keys.throttled(), {"a.0": 1, "b.0": 2})
     shown = invoke("quota").output
     assert "9990 used of 10000, 10 remaining" in shown
+    cycle = f"cycle {when('2026-11-01 00:00:00+00:00')} to {when('2026-12-01 00:00:00+00:00')}"
+    assert cycle in shown  # local time, as every other time shown
     assert "left for sending until the cycle ends: 10" in shown
     assert "2 chunk(s) throttled" in shown
     data = json.loads(invoke("quota", "--json").output)

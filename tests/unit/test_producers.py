@@ -194,7 +194,19 @@ def test_options_are_keyword_only_and_a_subject_is_optional(memory_broker: Any) 
 def test_a_send_without_a_body_names_the_bodies_it_takes(memory_broker: Any) -> None:
     with pytest.raises(ValidationError) as info:
         send_email("s@example.com", ["a@example.com"], "Hi")
-    assert info.value.errors["html_body"] == "give html_body or text_body"
+    assert info.value.errors == {"html_body": "give html_body or text_body"}
+    assert "template_id" not in str(info.value)  # send_email takes none
+
+
+@pytest.mark.parametrize("template_id", ["", None])
+def test_a_template_without_an_id_names_only_the_id(
+    memory_broker: Any, template_id: str | None
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        send_template("s@example.com", ["a@example.com"], template_id)  # type: ignore[arg-type]
+    assert info.value.errors == {"template_id": "a template id is required"}
+    assert "body" not in str(info.value)  # send_template takes no body
+    assert memory_broker.drain() == []
 
 
 def test_an_unreachable_broker_still_returns_the_handle_and_the_relay_publishes_it(
