@@ -1,14 +1,18 @@
 """Scheduled jobs run by ``celery -A outbox.worker beat`` (schedule in ``celeryconfig``).
 
 Jobs that call the API (the statistics snapshot, the suppression sync, the quota read)
-respect the fleet's cool-down and an account hold (they do not run then), take a 429's
-cool-down for everyone as a send would, and when the API fails they log one line and
-come back after a backoff (parked, like any wait) instead of a traceback every run.
+respect the fleet's cool-down and an account hold (they do not run then), take a slot of
+the shared rate limit for every request (the service counts every request of the
+account's, so a read must not be the one over the limit while the workers send at it),
+take a 429's cool-down for everyone as a send would, and when the API fails they log one
+line and come back after a backoff (parked, like any wait) instead of a traceback every
+run.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,12 +24,14 @@ from outbox.worker.publish import chunk_task, publish
 from outbox.worker.queues import TaskName
 from outbox.worker.retry import backoff
 from outbox.worker.runtime import Runtime, get_runtime
+from outbox.worker.smtp2go.answers import ResultModel
 from outbox.worker.smtp2go.endpoints import (
     STATS_EMAIL_CYCLE,
     STATS_EMAIL_SUMMARY,
     SUPPRESSION_VIEW,
+    Endpoint,
 )
-from outbox.worker.smtp2go.models import SuppressionView
+from outbox.worker.smtp2go.models import SuppressionView, WireModel
 from outbox.worker.states import State
 from outbox.worker.store import keys
 from outbox.worker.store.chunks import batch_id_of
@@ -49,8 +55,34 @@ CALLBACK_GRACE = 60.0
 
 #: Tries of an API job before it waits for its next scheduled run.
 JOB_ATTEMPTS = 4
+#: Longest a job waits for a slot of the rate limit before it parks itself instead.
+SLOT_WAIT = 5.0
+
+
+class _NoSlot(Exception):
+    """The rate limit has no slot soon enough: the job comes back in ``wait`` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"no slot for {wait:.1f}s")
+        self.wait = wait
+
+
+def _call(rt: Runtime, endpoint: Endpoint[A], body: WireModel | None = None) -> A:
+    """One API request of a job, in a slot of the shared limit like any send."""
+    limits = rt.store.limits
+    member = f"job:{uuid.uuid4().hex}"
+    granted, wait = limits.acquire(rt.send_limit, member, max_wait=SLOT_WAIT)
+    if not granted:
+        raise _NoSlot(wait)
+    rt.sleep(wait)
+    try:
+        return rt.client.call(endpoint, body)
+    finally:
+        limits.release(rt.send_limit, member, went_out=True)
+
 
 T = TypeVar("T")
+A = TypeVar("A", bound=ResultModel)
 
 
 def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | None:
@@ -65,6 +97,10 @@ def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | 
         return None
     try:
         return work(rt)
+    except _NoSlot as busy:  # costs no attempt: nothing was asked of the API
+        logger.info("%s waits %.1fs for a slot of the rate limit", name, busy.wait)
+        rt.store.parked.park(Call(name, args=(attempt,)), rt.store.now() + busy.wait)
+        return None
     except SMTP2GOError as err:
         if isinstance(err, RateLimitedError):
             hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
@@ -79,7 +115,7 @@ def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | 
 
 
 def _stats(rt: Runtime) -> dict[str, Any]:
-    summary = rt.client.call(STATS_EMAIL_SUMMARY)
+    summary = _call(rt, STATS_EMAIL_SUMMARY)
     snapshot = {"taken_at": rt.store.now(), "data": summary.model_dump(mode="json")}
     rt.store.account.save_stats(snapshot)
     return snapshot
@@ -95,7 +131,7 @@ def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
     token: str | None = None
     addresses: list[str] = []
     for _ in range(max_pages):
-        answer = rt.client.call(SUPPRESSION_VIEW, SuppressionView(continue_token=token))
+        answer = _call(rt, SUPPRESSION_VIEW, SuppressionView(continue_token=token))
         rows = answer.data.get("suppressions") or answer.data.get("results") or []
         for row in rows if isinstance(rows, list) else []:
             address = row.get("email_address") if isinstance(row, dict) else None
@@ -125,7 +161,7 @@ def _cycle_end(value: Any) -> float | None:
 
 
 def _quota(rt: Runtime) -> dict[str, Any]:
-    data = rt.client.call(STATS_EMAIL_CYCLE).data
+    data = _call(rt, STATS_EMAIL_CYCLE).data
     now = rt.store.now()
     counts = ("cycle_used", "cycle_remaining", "cycle_max")
     used, left, most = (int(data.get(k) or 0) for k in counts)

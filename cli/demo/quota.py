@@ -18,7 +18,6 @@ delivered. The demo reads the quota itself, calling the beat job as beat would.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,24 +86,15 @@ def default_left(recipients: int) -> int:
 
 
 def _read_quota(rt: Runtime, watch: Watch) -> dict[str, Any]:
-    """Read the quota as beat's job does, in a slot of the shared rate limit: the sends
-    just before used every slot of the last second, and the sandbox counts the read
-    among them. A read the fleet's cool-down puts off is tried again."""
+    """Read the quota by running beat's job, which takes a slot of the shared rate limit
+    as a send does (the sandbox counts the read among the sends). A read that the fleet's
+    cool-down or a full window puts off is tried again."""
     from outbox.worker.beat import sync_quota
 
-    limits = rt.store.limits
     while True:
         if time.monotonic() > watch.deadline:
             raise TimeoutError("the quota could not be read before the demo's timeout")
-        member = f"quota-read:{uuid.uuid4().hex}"
-        granted, wait = limits.acquire(rt.send_limit, member, max_wait=2.0)
-        time.sleep(max(wait, limits.cooling_for()) if granted else max(wait, READ_RETRY))
-        if not granted:
-            continue
-        try:
-            seen = sync_quota()
-        finally:
-            limits.release(rt.send_limit, member, went_out=True)
+        seen = sync_quota()
         if seen is not None:
             return dict(seen)
         time.sleep(READ_RETRY)

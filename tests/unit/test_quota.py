@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
@@ -26,6 +27,8 @@ from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
+from outbox.worker.store.parked import Call
+from outbox.worker.windows import parse_windows
 
 KEY = "api-" + "Qu0ta" * 6 + "00"
 
@@ -36,11 +39,13 @@ class Api:
     def __init__(self) -> None:
         self.sends = 0
         self.cycle: dict[str, Any] = {}
+        self.reads = 0
         #: Answer this status to the next send, then answer as usual.
         self.fail_next: int | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("stats/email_cycle"):
+            self.reads += 1
             return httpx.Response(200, json={"request_id": "r", "data": self.cycle})
         self.sends += 1
         if self.fail_next is not None:
@@ -213,3 +218,25 @@ def test_the_stuck_sweep_leaves_throttled_chunks_to_the_quota_read(
 )
 def test_cycle_end_is_read_as_the_api_writes_it(text: str, epoch: float | None) -> None:
     assert _cycle_end(text) == epoch
+
+
+def test_the_quota_read_takes_a_slot_of_the_shared_limit_or_waits_parked(
+    rt: Runtime, api: Api
+) -> None:
+    """The service counts every request: a read while the workers send at the limit would
+    be the one over it. With no slot soon, the job parks itself and spends no attempt."""
+    api.cycle = _cycle(remaining=500)
+    full = replace(rt.send_limit, windows=parse_windows("1/m"))
+    rt.send_limit = full
+    assert rt.store.limits.acquire(full, "a-send", max_wait=1.0)[0]  # the window's one slot
+    assert sync_quota() is None
+    assert api.reads == 0
+    [(member, due)] = rt.redis.zrange(keys.parked(), 0, -1, withscores=True)
+    assert Call.from_member(member).args == (1,)  # the same attempt, later
+    assert due > rt.store.now()  # the send is in flight: ask again after a moment
+    rt.redis.delete(keys.parked())
+    rt.store.limits.release(full, "a-send", went_out=True)  # answered: counted 60 s more
+    assert sync_quota() is None
+    assert api.reads == 0
+    [(_, due)] = rt.redis.zrange(keys.parked(), 0, -1, withscores=True)
+    assert due > rt.store.now() + 55
