@@ -243,7 +243,7 @@ def test_the_ledger_keeps_refused_recipients_and_counts(redis_backend: Any) -> N
         chunks=specs,
         payload={},
         queue=Queue.EMAIL,
-        refused=[("bob@example.com", "suppressed locally")],
+        refused=[("Bob <Bob@Example.com>", "suppressed locally")],  # keyed as the sent ones
     )
     ledger = {e.recipient: (e.state, e.chunk, e.reason) for e in store.batches.ledger(B1)}
     assert ledger == {

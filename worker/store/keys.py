@@ -8,7 +8,9 @@ Redis serve other data beside outbox.
 
 Every write sets a TTL (the retention) except the dead-letter index, the suppression
 set and the account hold, which an operator (or the worker that clears a hold) empties
-on purpose. The Lua scripts build the keys of chunks they reach through a rate-limit
+on purpose, and the indexes that empty themselves as their members move on: the
+throttled set (a quota read with room releases it) and the callbacks due (published).
+The Lua scripts build the keys of chunks they reach through a rate-limit
 line from the same templates (:data:`TEMPLATES`), never from literals of their own.
 
 A script that takes an optional key is given :func:`absent` in its place, never an empty

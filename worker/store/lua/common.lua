@@ -24,6 +24,11 @@ local function count(batch_key, old, new)
   end
 end
 
+-- A recipient's place in the ledger: the address itself, "Ann <Ann@X.org>" is ann@x.org.
+local function ledger_key(rcpt)
+  return string.lower(string.match(rcpt, '<([^<>]*)>') or rcpt)
+end
+
 -- The recipients of a chunk take a new place in their batch's ledger (recipient -> fate).
 local function ledger(batch_id, chunk, state, reason)
   local rcpts = cjson.decode(redis.call('HGET', chunk, 'recipients') or '[]')
@@ -35,8 +40,7 @@ local function ledger(batch_id, chunk, state, reason)
   if reason and reason ~= '' then entry['reason'] = reason end
   local encoded = cjson.encode(entry)
   for _, rcpt in ipairs(rcpts) do
-    -- The address itself: "Ann <ann@example.org>" is ann@example.org.
-    local k = string.lower(string.match(rcpt, '<([^<>]*)>') or rcpt)
+    local k = ledger_key(rcpt)
     local old = redis.call('HGET', book, k)
     if old then
       redis.call('HINCRBY', counts, cjson.decode(old)['state'], -1)

@@ -32,7 +32,7 @@ for i = 6, #ARGV do
   ledger(ARGV[2], chunk, fields['state'], '')
 end
 for _, refused in ipairs(cjson.decode(ARGV[5])) do
-  redis.call('HSET', KEYS[5], refused[1],
+  redis.call('HSET', KEYS[5], ledger_key(refused[1]),
              cjson.encode({state = 'suppressed', reason = refused[2]}))
   redis.call('HINCRBY', KEYS[6], 'suppressed', 1)
 end
