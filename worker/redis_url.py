@@ -70,7 +70,9 @@ def connect(url: str) -> Any:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
-        return redis.Redis.from_url(url, socket_keepalive=True)
+        # No read timeout (redis-py 8 gives 5 s): a sender waits on BLPOP as long as its
+        # slot is away, a relay until its next item is due; keepalive finds a dead peer.
+        return redis.Redis.from_url(url, socket_keepalive=True, socket_timeout=None)
     if scheme in ("redis+cluster", "rediss+cluster"):
         from redis.cluster import ClusterNode, RedisCluster
         from redis.exceptions import RedisClusterException

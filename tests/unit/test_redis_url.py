@@ -18,6 +18,9 @@ def test_one_server() -> None:
     kwargs = client.connection_pool.connection_kwargs
     assert (kwargs["port"], kwargs["db"], kwargs["password"]) == (6380, 4, "pw")
     assert kwargs["socket_keepalive"] is True
+    # redis-py 8 reads with a 5 s timeout by default: a sender waiting longer in line (a
+    # per-minute limit) and an idle relay's wait would fail with TimeoutError.
+    assert kwargs["socket_timeout"] is None
 
 
 def test_sentinel_url_names_the_sentinels_the_master_and_both_passwords() -> None:
