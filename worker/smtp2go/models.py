@@ -1,103 +1,13 @@
 """The SMTP2GO v3 payloads under one name for their users: the request bodies
 (:mod:`.requests`, :mod:`.management`), the answers (:mod:`.answers`) and the checks they
-are built from (:mod:`.checks`)."""
+are built from (:mod:`.checks`). Each module's ``__all__`` is the one list of its names."""
 
 from __future__ import annotations
 
-from outbox.worker.smtp2go.answers import (
-    ActivityEvent,
-    ActivitySearchResult,
-    APIResult,
-    BatchItem,
-    BatchResult,
-    ResultModel,
-    SendResult,
-    SmsMessageStatus,
-    SmsSendResult,
-)
-from outbox.worker.smtp2go.checks import (
-    E164,
-    FORBIDDEN_HEADERS,
-    MAX_ACTIVITY_LIMIT,
-    MAX_HEADER_CHARS,
-    MAX_MESSAGE_BYTES,
-    MAX_RECIPIENTS,
-    MAX_SUBJECT_CHARS,
-    EmailAddress,
-    address_key,
-    field_errors_of,
-    validate_address,
-    validate_domain_or_address,
-)
-from outbox.worker.smtp2go.management import (
-    ActivitySearch,
-    SmsQuery,
-    StatsQuery,
-    SuppressionAdd,
-    SuppressionRemove,
-    SuppressionView,
-    TemplateAdd,
-    TemplateDelete,
-    TemplateEdit,
-    TemplateSearch,
-    TemplateView,
-    WebhookAdd,
-    WebhookEdit,
-    WebhookRemove,
-)
-from outbox.worker.smtp2go.requests import (
-    Attachment,
-    BatchSend,
-    CustomHeader,
-    EmailSend,
-    Inline,
-    MimeSend,
-    SmsSend,
-    WireModel,
-)
+from outbox.worker.smtp2go import answers, checks, management, requests
+from outbox.worker.smtp2go.answers import *  # noqa: F403
+from outbox.worker.smtp2go.checks import *  # noqa: F403
+from outbox.worker.smtp2go.management import *  # noqa: F403
+from outbox.worker.smtp2go.requests import *  # noqa: F403
 
-__all__ = [
-    "E164",
-    "FORBIDDEN_HEADERS",
-    "MAX_ACTIVITY_LIMIT",
-    "MAX_HEADER_CHARS",
-    "MAX_MESSAGE_BYTES",
-    "MAX_RECIPIENTS",
-    "MAX_SUBJECT_CHARS",
-    "APIResult",
-    "ActivityEvent",
-    "ActivitySearch",
-    "ActivitySearchResult",
-    "Attachment",
-    "BatchItem",
-    "BatchResult",
-    "BatchSend",
-    "CustomHeader",
-    "EmailAddress",
-    "EmailSend",
-    "Inline",
-    "MimeSend",
-    "ResultModel",
-    "SendResult",
-    "SmsMessageStatus",
-    "SmsQuery",
-    "SmsSend",
-    "SmsSendResult",
-    "StatsQuery",
-    "SuppressionAdd",
-    "SuppressionRemove",
-    "SuppressionView",
-    "TemplateAdd",
-    "TemplateDelete",
-    "TemplateEdit",
-    "TemplateSearch",
-    "TemplateView",
-    "WebhookAdd",
-    "WebhookEdit",
-    "WebhookRemove",
-    "WireModel",
-    "address_key",
-    "field_errors_of",
-    "validate_address",
-    "validate_domain_or_address",
-]
+__all__ = [*answers.__all__, *checks.__all__, *management.__all__, *requests.__all__]
