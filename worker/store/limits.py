@@ -31,6 +31,12 @@ __all__ = ["Limit", "Limits", "Wake"]
 #: A wait shorter than this is slept locally: ``BLPOP`` treats a timeout that rounds to
 #: zero as "forever".
 _SHORTEST_BLOCK = 0.005
+#: The end of a wait for a slot is slept locally, not blocked on: Redis checks blocked
+#: clients' timeouts on its event loop, which an otherwise idle server turns once per
+#: ``1000 / hz`` ms (100 ms by default), so a ``BLPOP`` times out up to that late, and a
+#: slot used late is rate lost for a whole period. A cool-down or hold told within the
+#: last ``_PRECISE_TAIL`` seconds is not heard: that one request goes at its slot.
+_PRECISE_TAIL = 0.12
 
 
 @dataclass(frozen=True)
@@ -184,12 +190,12 @@ class Limits:
             remaining = grant.at - grant.now - (time.monotonic() - grant.since)
             if remaining <= 0:
                 return Wake.GO
-            if remaining < _SHORTEST_BLOCK:
+            if remaining < _PRECISE_TAIL + _SHORTEST_BLOCK:
                 time.sleep(remaining)
                 return Wake.GO
-            reply = self.redis.blpop([box], timeout=remaining)
+            reply = self.redis.blpop([box], timeout=remaining - _PRECISE_TAIL)
             if reply is None:
-                return Wake.GO
+                continue  # the tail is slept above
             member, got = _read(reply[1])
             if member not in (grant.member, "-"):
                 continue  # for an earlier attempt of the chunk
