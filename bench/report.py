@@ -109,8 +109,9 @@ def md_throughput(d: dict[str, Any]) -> str:
         p = thr["paced"]
         out.append(
             f"Paced at {p['rate']:g}/s ({p['sends']} sends, threads fleet idle otherwise): "
-            f"enqueue → `sent` p50 **{p['p50_ms']} ms**, p99 **{p['p99_ms']} ms** "
-            f"(the sandbox alone takes {d['settings']['latency_ms']:g} ms)."
+            f"enqueue → `sent` p50 **{p['p50_ms']} ms**, p99 **{p['p99_ms']} ms**, against "
+            f"the sandbox's own {seq['p50_ms']} / {seq['p99_ms']} ms for a plain request "
+            f"(the sequential loop; {d['settings']['latency_ms']:g} ms configured)."
         )
         out.append("")
     out.append(
