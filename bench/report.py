@@ -58,8 +58,6 @@ def _targets(d: dict[str, Any]) -> str:
                 }.get(name, name)
             )
         met = d.get("met", {}).get(name)
-        if met is None and name.startswith("p"):
-            met = d.get("met", {}).get("latency")
         sign = "≥" if name.startswith("threads") else "≤"
         verdict = "met" if met else "**not met**"
         lines.append(f"- target `{name}` {sign} {bound:g}: {value} ({verdict})")

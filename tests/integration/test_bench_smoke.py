@@ -72,8 +72,9 @@ def test_throughput_quick(redis_server: str, tmp_path: Path) -> None:
     assert data["threads"]["paced"]["p50_ms"] > 0
     assert data["ratios"]["threads_vs_sequential"] > 0
     assert data["threads"]["worker_round_trips_per_send"] >= 3  # fetch, claim, finish
-    assert set(data["met"]) == {
-        "threads_vs_sequential", "threads_vs_prefork", "latency", "worker_round_trips_per_send"
+    assert set(data["met"]) == set(data["targets"]) == {
+        "threads_vs_sequential", "threads_vs_prefork", "p50_ms_above_sandbox",
+        "p99_ms_above_sandbox", "worker_round_trips_per_send",
     }  # fmt: skip
 
 
