@@ -77,8 +77,8 @@ def runs(seconds: float) -> list[Run]:
     return [
         Run("R=50/s", 50, 1.0, "50/s", backlog=seconds),
         Run("R=200/s", 200, 1.0, "200/s", backlog=seconds),
-        Run("R=200/s, 100 ms jitter", 200, 1.0, "200/s", jitter_ms=100, backlog=seconds),
-        Run("R=120/m, 3 min", 120, 60.0, "120/m", backlog=240.0, measure=180.0),
+        Run("R=200/s with 100 ms jitter", 200, 1.0, "200/s", jitter_ms=100, backlog=seconds),
+        Run("R=120/m over 3 min", 120, 60.0, "120/m", backlog=240.0, measure=180.0),
         Run("R=50/s no client limit", 50, 1.0, UNLIMITED, time_box=75.0),
         Run("R=200/s no client limit", 200, 1.0, UNLIMITED, time_box=75.0),
         Run("R=50/s Celery rate_limit", 50, 1.0, None, time_box=60.0),

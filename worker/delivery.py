@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, assert_never
@@ -253,6 +254,7 @@ class Delivery:
             return "parked"
         rt.metrics.waited(rt.monotonic() - self.claimed_at)
         outcome = self._request(tagged(self.kind, request, self.chunk_id))
+        answered_at = time.monotonic()
         verdict = judge(outcome, request=request, attempt=attempt, rt=rt)
         park = (self.call, rt.store.now() + verdict.park) if verdict.park is not None else None
         finished = self.batches.finish(
@@ -264,6 +266,7 @@ class Delivery:
             expect=State.SENDING,
             member=grant.member,
             went_out=verdict.went_out,
+            answered_at=answered_at,
             email_id=verdict.email_id,
             cool_down=verdict.cool_down,
             hold=verdict.hold,

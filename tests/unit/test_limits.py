@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, keys
+from outbox.worker.store import Store, batches, keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Grant, Limit, Wake
@@ -83,6 +83,23 @@ def test_n_slots_at_once_then_a_line(redis_backend: Any) -> None:
     assert waiting is not None
     assert waiting.waiting is not None
     assert waiting.state is State.QUEUED  # nothing is attempted while it waits
+
+
+def test_an_answer_counts_from_when_the_worker_read_it(redis_backend: Any) -> None:
+    """A worker slow between reading an answer and finishing it (its threads waiting for
+    the GIL) does not hold the slot for its own delay: the script stamps the answer that
+    much earlier, never earlier than it was read."""
+    store = _store(redis_backend)
+    limit = _limit("2/s")
+    claims = [_claim(store, c, limit) for c in _batch(store, 3)]
+    read = time.monotonic()
+    time.sleep(0.3)
+    before = store.now()
+    _answer(store, claims[0], limit, answered_at=read)
+    after = store.now()
+    _, what, *_ = redis_backend.lpop(keys.wake("send", claims[2].chunk_id)).decode().split(" ")
+    # granted one period after the read: 0.3 s earlier than after the finish
+    assert before + 1.0 - 0.3 - 0.05 <= float(what) <= after + 1.0 - 0.3
 
 
 def test_an_answer_grants_the_head_of_the_line_one_period_after_it(redis_backend: Any) -> None:
@@ -260,6 +277,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     clock = [1_000_000.0]
     monkeypatch.setattr(server_mixin, "time", SimpleNamespace(time=lambda: clock[0]))
+    # the worker's clock, which says how long ago an answer was read, is the same clock
+    monkeypatch.setattr(batches, "time", SimpleNamespace(monotonic=lambda: clock[0]))
 
     def make(text: str, lease: float, chunks: int) -> _World:
         redis = fakeredis.FakeRedis()
@@ -270,9 +289,10 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     return make
 
 
-def _step(w: _World, action: str, pick: float, x: float, lease: float) -> None:
+def _step(w: _World, action: str, pick: float, x: float, y: float, lease: float) -> None:
     """One move of the world: ``action`` on the chunk ``pick`` chooses among those it
-    applies to (``x`` is the move's own free choice: a delay, an arrival's position)."""
+    applies to (``x`` is the move's own free choice: a delay, an arrival's position; ``y``
+    where between the arrival and now the worker read the answer)."""
     for chunk_id in w.chunks:
         w.read_wake(chunk_id)
     if action == "tick":
@@ -316,10 +336,15 @@ def _step(w: _World, action: str, pick: float, x: float, lease: float) -> None:
     # (the client gives up by then).
     assert request.left is not None
     latest = min(w.now, request.grant + lease)
-    w.arrivals.append(request.left + x * max(0.0, latest - request.left))
+    arrival = request.left + x * max(0.0, latest - request.left)
+    w.arrivals.append(arrival)
+    # The worker read the answer after the arrival, and calls finish some time later.
+    read = arrival + y * (w.now - arrival)
     state = State.SENT if action == "answer" else State.RETRYING
     cool = 3 * x if action == "429" else None
-    w.store.batches.finish(chunk_id, state, limit=w.limit, member=request.member, cool_down=cool)
+    w.store.batches.finish(
+        chunk_id, state, limit=w.limit, member=request.member, cool_down=cool, answered_at=read
+    )
     del w.live[chunk_id]
 
 
@@ -347,17 +372,18 @@ def _step(w: _World, action: str, pick: float, x: float, lease: float) -> None:
             ),
             st.floats(0.0, 1.0),
             st.floats(0.0, 1.0),
+            st.floats(0.0, 1.0),
         ),
         min_size=20,
         max_size=120,
     ),
 )
 def test_no_window_at_the_api_ever_holds_more_than_n_arrivals(
-    world: Any, windows: str, lease: float, steps: list[tuple[str, float, float]]
+    world: Any, windows: str, lease: float, steps: list[tuple[str, float, float, float]]
 ) -> None:
     w: _World = world(windows, lease, 8)
-    for action, pick, x in steps:
-        _step(w, action, pick, x, lease)
+    for action, pick, x, y in steps:
+        _step(w, action, pick, x, y, lease)
     arrivals = sorted(w.arrivals)
     for window in w.limit.windows:
         n, p = window.count, window.period

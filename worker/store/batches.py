@@ -22,6 +22,7 @@ the last chunk final learns so, which is how the completion callback fires exact
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -249,6 +250,7 @@ class Batches(BatchReads):
         expect: State | None = None,
         member: str = "",
         went_out: bool = True,
+        answered_at: float | None = None,
         email_id: str | None = None,
         cool_down: float | None = None,
         hold: str | None = None,
@@ -257,7 +259,10 @@ class Batches(BatchReads):
     ) -> Finish:
         """Move a chunk to ``state`` (final, ``retrying``, or ``sending`` for an attempt of
         unknown fate) with its outcome's fields, and account for its slot ``member``: the
-        request ``went_out`` counts one more period from now, or frees its slot at once.
+        request ``went_out`` counts one more period from its answer, or frees its slot at
+        once. ``answered_at`` is when the answer was read (``time.monotonic()``): the
+        script stamps the answer that much before it runs, not when it runs, so a worker
+        slow to finish does not hold the slot for its own delay (``now`` when omitted).
 
         In the same call: a 429's ``cool_down`` for every worker, an account ``hold``, and
         a task call to ``park`` until its due time. A chunk that is already final (or not
@@ -288,6 +293,7 @@ class Batches(BatchReads):
                 hold or "",
                 *_park_args(park),
                 ledger_note,
+                _ago(answered_at),
                 *limit.args(),
             ],
         )
@@ -405,3 +411,8 @@ class Batches(BatchReads):
         """Batches that finished before then and whose callback was never marked sent."""
         due = self.redis.zrangebyscore(keys.callbacks_due(), "-inf", finished_before)
         return [_text(b) for b in due]
+
+
+def _ago(monotonic_at: float | None) -> str:
+    """Seconds since ``monotonic_at``, read as late as possible: just before the call."""
+    return "" if monotonic_at is None else repr(max(0.0, time.monotonic() - monotonic_at))

@@ -3,14 +3,20 @@
 -- KEYS: chunk, batch, log, dead, email index or ABSENT, parked, failed, then the limit block
 -- ARGV: new state, fields (json), log entry (json), expected state or '', slot member or
 --       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
---       a task call to park or '', when it is due, ledger note, then the limit block
+--       a task call to park or '', when it is due, ledger note, the seconds since the
+--       answer was read (by the worker's clock, up to the call of this script), then the
+--       limit block
 -- Returns: outcome (moved, final, batch_done, noop, missing), the state before, '1' when
 --          the batch that just finished has a completion callback, the seconds the
 --          cool-down was lengthened by (or '')
-local L = limit_at(8, 12)
+local L = limit_at(8, 13)
 local now = clock()
 local member, went_out = ARGV[5], ARGV[6] == '1'
-if member ~= '' then answered(L, member, now, went_out) end
+-- The answer is stamped when the worker read it, not when this script runs: the worker
+-- measured the time between the two, and this script runs after it was called, so
+-- `now - ago` is never earlier than the answer (nor the request's arrival before it).
+local ago = math.max(0, tonumber(ARGV[12]) or 0)
+if member ~= '' then answered(L, member, now - ago, went_out) end
 local cooled = ''
 if ARGV[7] ~= '' then
   local _, added = cool_down(L, now, tonumber(ARGV[7]))
