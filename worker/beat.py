@@ -12,7 +12,6 @@ run.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -69,16 +68,10 @@ class _NoSlot(Exception):
 
 def _call(rt: Runtime, endpoint: Endpoint[A], body: WireModel | None = None) -> A:
     """One API request of a job, in a slot of the shared limit like any send."""
-    limits = rt.store.limits
-    member = f"job:{uuid.uuid4().hex}"
-    granted, wait = limits.acquire(rt.send_limit, member, max_wait=SLOT_WAIT)
-    if not granted:
-        raise _NoSlot(wait)
-    rt.sleep(wait)
-    try:
+    with rt.store.limits.slot(
+        rt.send_limit, "job", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=_NoSlot
+    ):
         return rt.client.call(endpoint, body)
-    finally:
-        limits.release(rt.send_limit, member, went_out=True)
 
 
 T = TypeVar("T")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,11 +93,6 @@ def _scan(rt: Runtime, since: float) -> bool:
     found: dict[str, str] = {}
     token: str | None = None
     for _ in range(MAX_PAGES):
-        member = f"scan:{uuid.uuid4().hex}"
-        granted, wait = store.limits.acquire(rt.activity_limit, member, max_wait=1.0)
-        if not granted:
-            raise ThrottledLookup(wait)
-        rt.sleep(wait)
         query = ActivitySearch(
             start_date=start_date.isoformat(),
             limit=1000,
@@ -107,13 +101,14 @@ def _scan(rt: Runtime, since: float) -> bool:
             custom_headers=[OUTBOX_ID_HEADER],
         )
         try:
-            result = rt.client.call(ACTIVITY_SEARCH, query)
+            with store.limits.slot(
+                rt.activity_limit, "scan", max_wait=1.0, sleep=rt.sleep, refused=ThrottledLookup
+            ):
+                result = rt.client.call(ACTIVITY_SEARCH, query)
         except RateLimitedError as err:
             hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
             rt.metrics.cooled(store.limits.cool_down(rt.send_limit, hint))
             raise
-        finally:
-            store.limits.release(rt.activity_limit, member, went_out=True)
         for event in result.events:
             outbox_id = event.header(OUTBOX_ID_HEADER)
             if outbox_id and event.email_id:

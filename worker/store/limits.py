@@ -15,9 +15,11 @@ writes the later time; a hold writes ``held``. Every message names the attempt i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -167,6 +169,31 @@ class Limits:
 
     def release(self, limit: Limit, member: str, *, went_out: bool) -> None:
         self._release(keys=limit.keys(), args=[member, "1" if went_out else "", *limit.args()])
+
+    @contextlib.contextmanager
+    def slot(
+        self,
+        limit: Limit,
+        purpose: str,
+        *,
+        max_wait: float,
+        sleep: Callable[[float], None],
+        refused: Callable[[float], Exception],
+    ) -> Iterator[None]:
+        """The block is one request that is not a chunk's (a scheduled job's, a look-up),
+        in a slot of ``limit``: it starts at the slot (slept until, at most ``max_wait``
+        ahead) and counts as answered when the block ends, whatever happened in it (the
+        request may have gone out). No slot that soon raises ``refused(seconds)``: how
+        long to wait before asking again."""
+        member = f"{purpose}:{uuid.uuid4().hex}"
+        granted, wait = self.acquire(limit, member, max_wait=max_wait)
+        if not granted:
+            raise refused(wait)
+        sleep(wait)
+        try:
+            yield
+        finally:
+            self.release(limit, member, went_out=True)
 
     # -- waits ---------------------------------------------------------------------------
 
