@@ -4,8 +4,9 @@ The examples run on fakeredis and on a real Redis. The property test drives the 
 on fakeredis with a virtual clock (fakeredis's ``TIME``) through arbitrary interleavings
 of claims, waits in line, sends, answers, crashes and lease expiries, gives every request
 an arbitrary arrival time at the API between the moment it left and its answer (a dead
-worker's: before its lease ran out), and checks the one promise: no window of P seconds
-at the API ever holds more than N arrivals.
+worker's: before its lease ran out) and the worker an arbitrary moment between that
+arrival and its finish at which it read the answer, and checks the one promise: no
+window of P seconds at the API ever holds more than N arrivals.
 """
 
 from __future__ import annotations
