@@ -87,7 +87,12 @@ def enqueue(
     """Record a call's chunks and publish their tasks; its handle."""
     rt = get_runtime()
     batch_id = uuid.uuid4().hex
-    queue = queue_for(kind, len(chunks), rt.settings.bulk_threshold)
+    lane = options.lane or (
+        "bulk"
+        if kind is not Kind.SMS and len(chunks) > rt.settings.bulk_threshold
+        else "transactional"
+    )
+    queue = queue_for(kind, len(chunks), rt.settings.bulk_threshold, lane=lane)
     specs = [
         ChunkSpec(chunk_id_for(batch_id, i), i, recipients, overrides, options.send_at)
         for i, (recipients, overrides) in enumerate(chunks)
@@ -109,6 +114,8 @@ def enqueue(
         idempotency_key=options.idempotency_key,
         extra=extra,
         refused=refused,
+        lane=lane,
+        tenant=options.tenant,
     )
     if not created:
         return Handle.of_existing(rt, found)

@@ -1,8 +1,9 @@
 """The options every ``send_*`` takes, checked in one place.
 
-``idempotency_key``, ``send_at`` and ``callback`` are keyword-only in every producer call
-(the message's own fields come first), and each is checked here so that a bad one is
-named with the message's own bad fields, in one :class:`~outbox.errors.ValidationError`.
+``idempotency_key``, ``send_at``, ``callback``, ``lane`` and ``tenant`` are keyword-only
+in every producer call (the message's own fields come first), and each is checked here
+so that a bad one is named with the message's own bad fields, in one
+:class:`~outbox.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from celery.canvas import Signature
 
-__all__ = ["Options", "check_options"]
+from outbox.worker.windows import TENANT_PATTERN
+
+__all__ = ["Lane", "Options", "check_options"]
+
+#: The two lanes a chunk waits in when the limit is saturated: transactional goes first.
+Lane = Literal["transactional", "bulk"]
+LANES: tuple[Lane, ...] = ("transactional", "bulk")
 
 #: The longest idempotency key (it is part of a Redis key).
 MAX_KEY = 200
@@ -29,6 +36,9 @@ class Options:
     send_at: float | None = None
     #: A Celery signature, as a dict.
     callback: dict[str, Any] | None = None
+    #: ``None``: by the send's size (``OUTBOX_BULK_THRESHOLD``).
+    lane: Lane | None = None
+    tenant: str | None = None
 
 
 def _send_at(value: datetime | float | None, retention: int) -> float | None:
@@ -73,6 +83,25 @@ def _key(value: str | None) -> str | None:
     return value
 
 
+def _lane(value: str | None) -> Lane | None:
+    if value is None:
+        return None
+    for lane in LANES:
+        if value == lane:
+            return lane
+    raise ValueError("must be 'transactional' or 'bulk'")
+
+
+def _tenant(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TENANT_PATTERN.match(value):
+        raise ValueError(
+            "must be 1 to 64 letters, digits or '_', '.', ':', '-', starting with a letter or digit"
+        )
+    return value
+
+
 def check_options(
     errors: dict[str, str],
     *,
@@ -80,6 +109,8 @@ def check_options(
     send_at: datetime | float | None,
     callback: Signature | Mapping[str, Any] | None,
     retention: int,
+    lane: str | None = None,
+    tenant: str | None = None,
 ) -> Options:
     """The options, checked; each bad one is added to ``errors`` under its own name."""
     checked: dict[str, Any] = {}
@@ -87,6 +118,8 @@ def check_options(
         ("idempotency_key", lambda: _key(idempotency_key)),
         ("send_at", lambda: _send_at(send_at, retention)),
         ("callback", lambda: _callback(callback)),
+        ("lane", lambda: _lane(lane)),
+        ("tenant", lambda: _tenant(tenant)),
     ):
         try:
             checked[name] = check()

@@ -23,7 +23,7 @@ from outbox.chunking import address_key, chunk_count, dedupe, split
 from outbox.enqueue import Chunk, enqueue
 from outbox.errors import EnqueueError, ValidationError
 from outbox.handle import Handle
-from outbox.options import Options, check_options
+from outbox.options import Lane, Options, check_options
 from outbox.worker.runtime import get_runtime
 from outbox.worker.smtp2go.models import (
     MAX_RECIPIENTS,
@@ -75,12 +75,16 @@ def _options(
     idempotency_key: str | None,
     send_at: datetime | float | None,
     callback: Callback,
+    lane: Lane | None,
+    tenant: str | None,
 ) -> Options:
     return check_options(
         errors,
         idempotency_key=idempotency_key,
         send_at=send_at,
         callback=callback,
+        lane=lane,
+        tenant=tenant,
         retention=get_runtime().settings.retention_seconds,
     )
 
@@ -180,12 +184,17 @@ def send_email(
     idempotency_key: str | None = None,
     send_at: datetime | float | None = None,
     callback: Callback = None,
+    lane: Lane | None = None,
+    tenant: str | None = None,
 ) -> Handle:
     """Queue an email; lists over 100 recipients are split into chunks of 100.
 
     ``idempotency_key``: a second call with the same key returns the first handle and
     enqueues nothing. ``send_at``: a timezone-aware datetime or epoch seconds.
-    ``callback``: a Celery signature, called once with the final record.
+    ``callback``: a Celery signature, called once with the final record. ``lane``:
+    ``"transactional"`` (served first) or ``"bulk"``; by default a send of at most
+    ``OUTBOX_BULK_THRESHOLD`` chunks is transactional, a larger one bulk. ``tenant``: whose
+    mail it is; tenants share the account's limit by ``OUTBOX_TENANT_WEIGHTS``.
     """
     errors: dict[str, str] = {}
     fields: dict[str, Any] = {
@@ -198,7 +207,7 @@ def send_email(
         "attachments": _files(attachments, "attachments", errors),
         "inlines": _files(inlines, "inlines", errors),
     }
-    options = _options(errors, idempotency_key, send_at, callback)
+    options = _options(errors, idempotency_key, send_at, callback, lane, tenant)
     return _email(Kind.EMAIL, to=to, cc=cc, bcc=bcc, fields=fields, errors=errors, options=options)
 
 
@@ -217,6 +226,8 @@ def send_template(
     idempotency_key: str | None = None,
     send_at: datetime | float | None = None,
     callback: Callback = None,
+    lane: Lane | None = None,
+    tenant: str | None = None,
 ) -> Handle:
     """Queue an email rendered by SMTP2GO from a stored template (``template_data`` fills
     its variables); the options are those of :func:`send_email`."""
@@ -234,7 +245,7 @@ def send_template(
         "custom_headers": custom_headers or [],
         "attachments": _files(attachments, "attachments", errors),
     }
-    options = _options(errors, idempotency_key, send_at, callback)
+    options = _options(errors, idempotency_key, send_at, callback, lane, tenant)
     return _email(
         Kind.TEMPLATE, to=to, cc=cc, bcc=bcc, fields=fields, errors=errors, options=options
     )
@@ -252,6 +263,8 @@ def send_mime(
     idempotency_key: str | None = None,
     send_at: datetime | float | None = None,
     callback: Callback = None,
+    lane: Lane | None = None,
+    tenant: str | None = None,
 ) -> Handle:
     """Queue a complete MIME message; its own To/Cc/Bcc headers name the recipients."""
     errors: dict[str, str] = {}
@@ -261,7 +274,7 @@ def send_mime(
         base = MimeSend.model_validate({"mime_email": text}).to_wire()
     except PydanticValidationError as exc:
         errors.update(field_errors_of(exc))
-    options = _options(errors, idempotency_key, send_at, callback)
+    options = _options(errors, idempotency_key, send_at, callback, lane, tenant)
     recipients = _mime_recipients(text) if not errors else []
     if not errors and not recipients:
         errors["mime_email"] = "no To, Cc or Bcc header names a recipient"
@@ -278,6 +291,8 @@ def send_sms(
     idempotency_key: str | None = None,
     send_at: datetime | float | None = None,
     callback: Callback = None,
+    lane: Lane | None = None,
+    tenant: str | None = None,
 ) -> Handle:
     """Queue an SMS to E.164 numbers (``+61400000000``); over 100 are split into chunks."""
     errors: dict[str, str] = {}
@@ -308,7 +323,7 @@ def send_sms(
             continue
         wire.pop("destination", None)
         base = wire
-    options = _options(errors, idempotency_key, send_at, callback)
+    options = _options(errors, idempotency_key, send_at, callback, lane, tenant)
     if errors:
         raise ValidationError(errors)
     return enqueue(Kind.SMS, base, [(part, {"destination": part}) for part in parts], options)

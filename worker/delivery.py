@@ -53,6 +53,8 @@ class Step(StrEnum):
     SEND = "send"
     #: Wait in the rate-limit line for a slot.
     WAIT = "wait"
+    #: The chunk waits in the bulk lane without a thread: the task is done.
+    QUEUE = "queue"
     #: Keep the task call parked for ``Decision.wait`` seconds.
     PARK = "park"
     #: Over the monthly quota: the chunk waits ``throttled`` (no task kept) for a quota
@@ -81,6 +83,8 @@ def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
             return Decision(Step.SEND, claim.wait)
         case ClaimOutcome.WAITING:
             return Decision(Step.WAIT)
+        case ClaimOutcome.QUEUED:
+            return Decision(Step.QUEUE)
         case ClaimOutcome.LATER:
             return Decision(Step.PARK, claim.wait)
         case ClaimOutcome.OVER_QUOTA:
@@ -134,6 +138,8 @@ class Delivery:
                 return claim.previous.value if claim.previous else "final"
             case Step.DROP:
                 return "busy"
+            case Step.QUEUE:
+                return "queued"
             case Step.THROTTLED:
                 return State.THROTTLED.value
             case Step.MISSING:

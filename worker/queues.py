@@ -29,6 +29,9 @@ class TaskName(StrEnum):
     SEND_SMS = "outbox.send_sms"
     #: Publishes the chunk tasks of a large batch from a worker.
     FAN_OUT = "outbox.fan_out"
+    #: Not a task: the parked-set member that has a relay serve the bulk lane when a
+    #: thread-less chunk's slot nears (``serve.lua``).
+    SERVE_LINE = "outbox.serve_line"
     #: Records one webhook event on its message.
     RECORD_EVENT = "outbox.record_event"
     #: Scheduled jobs (``celeryconfig.beat_schedule``).
@@ -49,8 +52,11 @@ SEND_TASKS: dict[Kind, TaskName] = {
 }
 
 
-def queue_for(kind: Kind, chunks: int, bulk_threshold: int) -> Queue:
-    """Where a batch's chunks go: SMS to ``sms``, large email batches to ``bulk``."""
+def queue_for(kind: Kind, chunks: int, bulk_threshold: int, *, lane: str | None = None) -> Queue:
+    """Where a batch's chunks go: SMS to ``sms``, the bulk lane (by default, batches of
+    more than ``bulk_threshold`` chunks) to ``bulk``, the rest to ``email``."""
     if kind is Kind.SMS:
         return Queue.SMS
-    return Queue.BULK if chunks > bulk_threshold else Queue.EMAIL
+    if lane is None:
+        lane = "bulk" if chunks > bulk_threshold else "transactional"
+    return Queue.BULK if lane == "bulk" else Queue.EMAIL

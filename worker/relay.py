@@ -29,7 +29,7 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from outbox.worker.account import probe_hold
 from outbox.worker.publish import Task, chunk_task, publish
-from outbox.worker.queues import Queue
+from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.store.parked import Due
 
@@ -70,6 +70,12 @@ def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
     published = done = 0
     try:
         for call, member in due.calls:
+            if call.task is TaskName.SERVE_LINE:
+                # released first: a turn asked for meanwhile is then never lost
+                store.parked.release(member)
+                store.limits.serve(rt.send_limit)
+                done += 1
+                continue
             if call.chunk is not None:
                 task = chunk_task(store.batches, call.chunk)
             else:

@@ -19,6 +19,7 @@ from outbox.worker.retry import RetryPolicy
 from outbox.worker.settings import Settings, get_settings
 from outbox.worker.store import Store, keys
 from outbox.worker.store.limits import Limit
+from outbox.worker.windows import parse_tenant_limits, parse_tenant_weights
 
 if TYPE_CHECKING:
     from outbox.worker.smtp2go.client import SMTP2GOClient
@@ -67,7 +68,18 @@ class Runtime:
             settings=settings,
             redis=conn,
             store=Store.connect(conn, retention=ttl),
-            send_limit=Limit(SEND_BUCKET, settings.send_windows, settings.lease, ttl, line_lease),
+            send_limit=Limit(
+                SEND_BUCKET,
+                settings.send_windows,
+                settings.lease,
+                ttl,
+                line_lease,
+                pace=settings.pace,
+                lookahead=settings.lookahead,
+                weights=parse_tenant_weights(settings.tenant_weights),
+                caps=parse_tenant_limits(settings.tenant_limits),
+                fifo=settings.sharing == "fifo",
+            ),
             activity_limit=Limit(
                 ACTIVITY_BUCKET, settings.activity_windows, settings.lease, ttl, line_lease
             ),

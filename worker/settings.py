@@ -18,7 +18,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outbox.errors import API_KEY_PATTERN, ConfigurationError
-from outbox.worker.windows import Window, parse_windows
+from outbox.worker.windows import (
+    Window,
+    parse_tenant_limits,
+    parse_tenant_weights,
+    parse_windows,
+)
 
 __all__ = [
     "REGION_URLS",
@@ -223,6 +228,38 @@ class Settings(BaseSettings):
             "task from a worker."
         ),
     )
+    sharing: Literal["lanes", "fifo"] = Field(
+        default="lanes",
+        validation_alias="OUTBOX_SHARING",
+        description=(
+            "`lanes`: transactional chunks go before bulk ones and tenants share by weight; "
+            "`fifo`: one first-come line for everything (the behaviour before lanes)."
+        ),
+    )
+    bulk_lookahead: float | None = Field(
+        default=None,
+        gt=0,
+        le=5,
+        validation_alias="OUTBOX_BULK_LOOKAHEAD",
+        description=(
+            "How far ahead, in seconds, a bulk chunk takes a slot; one further off waits in "
+            "Redis without a worker thread (default: P/N of the shortest window, kept within "
+            "0.02-1 s)."
+        ),
+    )
+    tenant_weights: str = Field(
+        default="",
+        validation_alias="OUTBOX_TENANT_WEIGHTS",
+        description="Tenants' shares within a lane, `acme=3,globex=1` (default 1 each).",
+    )
+    tenant_limits: str = Field(
+        default="",
+        validation_alias="OUTBOX_TENANT_LIMITS",
+        description=(
+            "Tenants' own limits below the account's, `acme=5/s,globex=100/m` (`;` between "
+            "several windows of one tenant)."
+        ),
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=0,
@@ -301,6 +338,34 @@ class Settings(BaseSettings):
                 "SMTP2GO_ALLOW_INSECURE=1 if you really mean it."
             )
         return url
+
+    @field_validator("tenant_weights")
+    @classmethod
+    def _valid_weights(cls, value: str) -> str:
+        parse_tenant_weights(value)
+        return value
+
+    @field_validator("tenant_limits")
+    @classmethod
+    def _valid_tenant_limits(cls, value: str) -> str:
+        parse_tenant_limits(value)
+        return value
+
+    @property
+    def pace(self) -> float:
+        """Slots are granted at least this far apart: P/N of the shortest window."""
+        if self.sharing == "fifo":
+            return 0.0
+        shortest = min(self.send_windows, key=lambda w: w.period / w.count)
+        return shortest.period / shortest.count
+
+    @property
+    def lookahead(self) -> float:
+        if self.sharing == "fifo":
+            return 0.0
+        if self.bulk_lookahead is not None:
+            return self.bulk_lookahead
+        return min(1.0, max(0.02, self.pace))
 
     @property
     def send_windows(self) -> tuple[Window, ...]:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Window", "parse_windows"]
+__all__ = [
+    "TENANT_PATTERN",
+    "Window",
+    "parse_tenant_limits",
+    "parse_tenant_weights",
+    "parse_windows",
+]
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([a-z]+)\s*$")
 _UNIT_SECONDS = {
@@ -54,3 +60,39 @@ def parse_windows(text: str) -> tuple[Window, ...]:
             raise ValueError(f"not a rate: {part.strip()!r} (it needs a count and a period)")
         windows.append(Window(int(count), period))
     return tuple(sorted(set(windows), key=lambda w: (w.period, w.count)))
+
+
+#: What a tenant's name may be: short, and safe inside a Redis key and a metrics label.
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def _pairs(text: str, what: str) -> list[tuple[str, str]]:
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not TENANT_PATTERN.match(name):
+            raise ValueError(f"not a tenant {what}: {part.strip()!r} (expected e.g. 'acme=3')")
+        out.append((name, value.strip()))
+    return out
+
+
+def parse_tenant_weights(text: str) -> dict[str, float]:
+    """``"acme=3,globex=1"``: each tenant's share within a lane (default 1)."""
+    weights = {}
+    for name, value in _pairs(text, "weight"):
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = 0.0
+        if not weight > 0:
+            raise ValueError(f"not a tenant weight: {name}={value!r} (a number above 0)")
+        weights[name] = weight
+    return weights
+
+
+def parse_tenant_limits(text: str) -> dict[str, tuple[Window, ...]]:
+    """``"acme=5/s,globex=100/m"`` (one window each; ``acme=5/s;100/m`` for several)."""
+    return {name: parse_windows(value.replace(";", ",")) for name, value in _pairs(text, "limit")}

@@ -192,6 +192,7 @@ def run_everything(store: Store) -> None:
     limits.hold(ROOMY, "key rejected")
     limits.release_hold(ROOMY)
     limits.stop_waiting(ROOMY, [chunk_id_for(B1, 2)])
+    limits.serve(ROOMY)
     lock = store.scans.exclusive(5)
     assert lock is not None
     store.scans.write({chunk_id_for(B1, 0): "E1"}, started=1.0, since=0.0, complete=True, ttl=60)

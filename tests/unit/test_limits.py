@@ -79,7 +79,7 @@ def test_n_slots_at_once_then_a_line(redis_backend: Any) -> None:
     claims = [_claim(store, c, limit) for c in _batch(store, 5)]
     assert [c.outcome for c in claims] == [ClaimOutcome.CLAIMED] * 3 + [ClaimOutcome.WAITING] * 2
     assert all(c.wait == 0 for c in claims[:3])
-    assert redis_backend.llen(keys.limit_line("send")) == 2
+    assert redis_backend.llen(keys.lane_tenant("send", "transactional", "-")) == 2
     waiting = store.batches.chunk(claims[3].chunk_id)
     assert waiting is not None
     assert waiting.waiting is not None

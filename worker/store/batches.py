@@ -44,6 +44,9 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     #: No slot whose time is known: wait in line for one (the chunk is held meanwhile).
     WAITING = "waiting"
+    #: A bulk chunk waits in its lane without a thread: when its slot nears, the lane
+    #: grants it and parks its task call, and the worker that claims it then adopts it.
+    QUEUED = "queued"
     #: The next slot (or the end of a cool-down) is further off than a sender may wait.
     LATER = "later"
     #: The account's sending is held (a rejected key).
@@ -148,6 +151,8 @@ class Batches(BatchReads):
         idempotency_key: str | None = None,
         extra: Mapping[str, str] | None = None,
         refused: Sequence[tuple[str, str]] = (),
+        lane: str = "transactional",
+        tenant: str | None = None,
     ) -> tuple[str, bool]:
         """Record a batch and its chunks in one call; ``(batch_id, created)``.
 
@@ -163,6 +168,8 @@ class Batches(BatchReads):
             **{f"n:{s.value}": "0" for s in State},
             "recipients_succeeded": "0",
             "recipients_failed": "0",
+            "lane": lane,
+            **({"tenant": tenant} if tenant else {}),
             **(dict(extra) if extra else {}),
         }
         batch_fields[f"n:{State.QUEUED.value}"] = str(len(chunks))
@@ -176,6 +183,8 @@ class Batches(BatchReads):
                 kind=kind,
                 state=State.QUEUED,
                 queue=queue,
+                lane=lane,
+                tenant=tenant,
                 recipients=list(spec.recipients),
                 fields=dict(spec.overrides),
                 due_at=spec.due_at,

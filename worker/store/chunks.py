@@ -79,6 +79,10 @@ class StoredChunk:
     kind: Kind
     state: State
     queue: Queue = Queue.EMAIL
+    #: Which lane it waits in for a slot (``transactional`` or ``bulk``), and whose mail
+    #: it is (``OUTBOX_TENANT_WEIGHTS``, ``OUTBOX_TENANT_LIMITS``).
+    lane: str = "transactional"
+    tenant: str | None = None
     recipients: list[str] = field(default_factory=list)
     #: The chunk's own payload fields, merged over the batch's shared payload to send.
     fields: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +99,9 @@ class StoredChunk:
     lease_until: float | None = None
     #: The token of a sender waiting in the rate-limit line for this chunk.
     waiting: str | None = None
+    #: The bulk lane granted the attempt a slot while no worker held the chunk; the state
+    #: it had before (the first worker to claim it adopts the attempt).
+    reserved: str | None = None
     #: The API's answer: ``succeeded``/``failed`` count emails (one per request),
     #: ``failures`` are its error messages.
     request_id: str | None = None

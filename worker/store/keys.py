@@ -36,12 +36,16 @@ __all__ = [
     "email_index",
     "failed_letters",
     "idempotency",
+    "lane",
+    "lane_meta",
+    "lane_tenant",
     "leases",
     "ledger",
     "ledger_counts",
     "limit_granted",
     "limit_line",
     "limit_window",
+    "pace",
     "parked",
     "quota",
     "quota_left",
@@ -52,6 +56,7 @@ __all__ = [
     "sms_index",
     "stats_snapshot",
     "suppressed",
+    "tenant_window",
     "throttled",
     "turn",
     "unclaimed",
@@ -75,6 +80,12 @@ TEMPLATES: dict[str, str] = {
     "throttled": PREFIX + "throttled",
     "unclaimed": PREFIX + "unclaimed:{}",
     "wake": PREFIX + "limit:{}:wake:{}",
+    "parked": PREFIX + "parked",
+    "pace": PREFIX + "limit:{}:pace",
+    "lane": PREFIX + "limit:{}:lane:{}",
+    "lane_tenant": PREFIX + "limit:{}:lane:{}:tenant:{}",
+    "lane_meta": PREFIX + "limit:{}:lane:{}:meta",
+    "tenant_window": PREFIX + "limit:{}:tenant:{}:{}:{}",
 }
 
 
@@ -170,7 +181,7 @@ def failed_letters() -> str:
 
 def parked() -> str:
     """Sorted set: task calls waiting for their time (retries, ``send_at``, holds), by due time."""
-    return f"{PREFIX}parked"
+    return _fill("parked")
 
 
 def suppressed() -> str:
@@ -185,8 +196,36 @@ def limit_window(bucket: str, index: int, part: str) -> str:
 
 
 def limit_line(bucket: str) -> str:
-    """List: senders waiting for a slot of a bucket, first come first served."""
+    """Unused since lanes (kept in the limit block's place; a rolling upgrade's old workers
+    may still read it, and find it empty)."""
     return f"{PREFIX}limit:{bucket}:line"
+
+
+def lane(bucket: str, lane: str) -> str:
+    """Sorted set: the tenants with chunks waiting in a lane of a bucket, scored by the
+    start tag of each one's oldest chunk (start-time fair queueing)."""
+    return _fill("lane", bucket, lane)
+
+
+def lane_tenant(bucket: str, lane: str, tenant: str) -> str:
+    """List: one tenant's chunks waiting in a lane, oldest first."""
+    return _fill("lane_tenant", bucket, lane, tenant)
+
+
+def lane_meta(bucket: str, lane: str) -> str:
+    """Hash: a lane's virtual time (``v``) and each tenant's last finish tag (``f:<t>``)."""
+    return _fill("lane_meta", bucket, lane)
+
+
+def pace(bucket: str) -> str:
+    """String: the latest slot time granted in a bucket (slots are granted P/N apart)."""
+    return _fill("pace", bucket)
+
+
+def tenant_window(bucket: str, tenant: str, index: int, part: str) -> str:
+    """Sorted set: a capped tenant's own window (``OUTBOX_TENANT_LIMITS``), as
+    :func:`limit_window`."""
+    return _fill("tenant_window", bucket, tenant, str(index), part)
 
 
 def limit_granted(bucket: str) -> str:

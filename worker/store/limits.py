@@ -19,8 +19,8 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -56,6 +56,18 @@ class Limit:
     ttl: int
     #: How long a place in line holds a chunk before its worker is presumed dead.
     line_lease: float
+    #: Slots are granted at least this far apart (P/N of the shortest window; 0: off), so
+    #: that a chunk coming later always finds one near.
+    pace: float = 0.0
+    #: How far ahead a bulk chunk takes a slot; one further off waits without a thread.
+    lookahead: float = 0.0
+    #: Tenants' shares within a lane (default 1 each).
+    weights: Mapping[str, float] = field(default_factory=dict)
+    #: Tenants' own limits, below the account's.
+    caps: Mapping[str, Sequence[Window]] = field(default_factory=dict)
+    #: One first-come line for every chunk (no lanes, no pacing): the old behaviour, kept
+    #: as the baseline ``bench.lanes`` measures against.
+    fifo: bool = False
 
     @cached_property
     def _keys(self) -> tuple[str, ...]:
@@ -80,6 +92,14 @@ class Limit:
         out.append(len(self.windows))
         for window in self.windows:
             out += [window.count, repr(window.period)]
+        sharing: dict[str, Any] = {"pace": self.pace, "look": self.lookahead}
+        if self.fifo:
+            sharing["fifo"] = True
+        if self.weights:
+            sharing["w"] = dict(self.weights)
+        if self.caps:
+            sharing["cap"] = {t: [[w.count, w.period] for w in ws] for t, ws in self.caps.items()}
+        out.append(json.dumps(sharing, separators=(",", ":")))
         return tuple(out)
 
     def keys(self) -> list[str]:
@@ -121,6 +141,11 @@ class Limits:
         self._acquire = scripts.load(redis, "acquire")
         self._release = scripts.load(redis, "release")
         self._clock = scripts.load(redis, "clock")
+        self._serve = scripts.load(redis, "serve")
+
+    def serve(self, limit: Limit) -> int:
+        """Grant waiting chunks the slots now known (a relay's turn); how many."""
+        return int(self._serve(keys=limit.keys(), args=limit.args()))
 
     # -- the whole account -------------------------------------------------------------
 

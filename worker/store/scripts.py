@@ -1,7 +1,8 @@
 """The Lua scripts, loaded from ``lua/*.lua`` with ``register_script``.
 
-Each script is its file after a prelude: the constants it shares with Python (the final
-states, the key templates of :mod:`.keys` and its stand-in for an absent key), spelled
+Each script is its file after a prelude: the constants it shares with Python (the
+final states, the send task of each kind, the key templates of :mod:`.keys` and its
+stand-in for an absent key), spelled
 there from their one definition, and the shared functions of ``common.lua`` and
 ``limits.lua``. Redis caches a script by its SHA, so each is sent once per server, then
 called with ``EVALSHA``.
@@ -13,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from outbox.worker.queues import SEND_TASKS
 from outbox.worker.states import FINAL_STATES
 from outbox.worker.store import keys
 
@@ -34,8 +36,15 @@ def _prelude() -> str:
         for name, template in sorted(keys.TEMPLATES.items())
     )
     libraries = "\n".join(_source(name) for name in _LIBRARIES)
+    tasks = ", ".join(
+        f"[{_lua_string(kind.value)}] = {_lua_string(task.value)}"
+        for kind, task in SEND_TASKS.items()
+    )
     absent = f"local ABSENT = {_lua_string(keys.absent())}"
-    return f"local FINAL = {{{final}}}\nlocal TEMPLATE = {{{templates}}}\n{absent}\n{libraries}\n"
+    return (
+        f"local FINAL = {{{final}}}\nlocal TEMPLATE = {{{templates}}}\n"
+        f"local TASKS = {{{tasks}}}\n{absent}\n{libraries}\n"
+    )
 
 
 @cache

@@ -3,8 +3,7 @@
 -- ARGV: worker, takeover ('1' or ''), note, wait token, longest wait for a direct grant,
 --       then the limit block
 -- Returns: outcome, seconds (until the slot; of a live hold elsewhere; until the quota's
---          cycle ends), attempt,
---          the state before, Redis time
+--          cycle ends), attempt, the state before, Redis time
 local L = limit_at(4, 6)
 local now = clock()
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -18,6 +17,27 @@ if FINAL[state] then
   return {'final', '0', attempts, state, fmt(now)}
 end
 local worker, takeover, note, token = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local reserved = redis.call('HGET', KEYS[1], 'reserved')
+if state == 'sending' and reserved then
+  -- the bulk lane granted this chunk a slot while it waited without a thread, and parked
+  -- its task call for this: adopt the attempt, unless its lease ran out or the account
+  -- is held meanwhile (then nothing was sent: undo it and claim as any other)
+  local member = chunk_id .. '#' .. attempts
+  local at = tonumber(redis.call('HGET', KEYS[1], 'claimed_at') or '0')
+  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+  redis.call('HDEL', KEYS[1], 'reserved')
+  if lease_until > now + 1 and redis.call('EXISTS', L.hold) == 0 then
+    redis.call('HSET', KEYS[1], 'claimed_by', worker)
+    return {'claimed', fmt(math.max(0, at - now)), attempts, reserved, fmt(now)}
+  end
+  answered(L, member, now, false)
+  attempts = tostring(tonumber(attempts) - 1)
+  redis.call('HSET', KEYS[1], 'state', reserved, 'attempts', attempts, 'updated_at', fmt(now))
+  redis.call('ZREM', L.leases, chunk_id)
+  count(KEYS[2], 'sending', reserved)
+  log(KEYS[3], L.ttl, {at = now, state = reserved, note = 'reserved slot not taken in time'})
+  state = reserved
+end
 if state == 'sending' then
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
   if lease_until > now then return {'busy', fmt(lease_until - now), attempts, state, fmt(now)} end
@@ -51,20 +71,36 @@ if left and redis.call('HGET', KEYS[1], 'kind') ~= 'sms' then
     return {'quota', fmt(math.max(ends, 0)), attempts, state, fmt(now)}
   end
 end
+-- Its lane: transactional waits on its thread for any known slot and goes before bulk;
+-- bulk takes a slot within the look-ahead or waits without a thread.
+local lane = redis.call('HGET', KEYS[1], 'lane')
+if L.fifo or lane ~= BULK then lane = TRANSACTIONAL end
+local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
+if tenant == '' then tenant = '-' end
 serve(L, now, 8)
-if redis.call('LLEN', L.line) == 0 then
-  local at = free_at(L, now, cooling_until(L))
-  if at ~= nil and at - now <= tonumber(ARGV[5]) then
+local ahead = lane_waiting(L, TRANSACTIONAL) or (lane == BULK and lane_waiting(L, BULK))
+if not ahead then
+  local at = free_at(L, now, cooling_until(L), tenant)
+  local within = lane == BULK and L.look or tonumber(ARGV[5])
+  if at ~= nil and at - now <= within then
     local attempt = begin_attempt(L, chunk_id, worker, at, now, '')
-    take(L, chunk_id .. '#' .. attempt, at, now)
+    take(L, chunk_id .. '#' .. attempt, at, now, tenant)
     redis.call('DEL', key('wake', L.bucket, chunk_id))
     return {'claimed', fmt(at - now), tostring(attempt), state, fmt(now)}
   end
-  if at ~= nil then return {'later', fmt(at - now), attempts, state, fmt(now)} end
+  if at ~= nil and lane == TRANSACTIONAL then
+    return {'later', fmt(at - now), attempts, state, fmt(now)}
+  end
 end
--- No slot whose time is known: wait in line until an answer frees one.
 redis.call('HSET', KEYS[1], 'waiting', token)
-redis.call('ZADD', L.leases, now + L.line_lease, chunk_id)
 redis.call('DEL', key('wake', L.bucket, chunk_id))
-redis.call('RPUSH', L.line, chunk_id .. '\t' .. worker .. '\t' .. token)
+if lane == BULK then
+  -- no thread waits: the lane's serve gives it a slot and parks its task call
+  enqueue(L, BULK, tenant, chunk_id .. '\t\t' .. token)
+  serve(L, now, 1)
+  return {'queued', '0', attempts, state, fmt(now)}
+end
+-- No slot whose time is known: wait in line, on this thread, until an answer frees one.
+redis.call('ZADD', L.leases, now + L.line_lease, chunk_id)
+enqueue(L, TRANSACTIONAL, tenant, chunk_id .. '\t' .. worker .. '\t' .. token)
 return {'waiting', '0', attempts, state, fmt(now)}

@@ -7,7 +7,8 @@
 local L = limit_at(3, 5)
 if redis.call('HGET', KEYS[1], 'waiting') ~= ARGV[2] then return 'granted' end
 redis.call('HDEL', KEYS[1], 'waiting')
-redis.call('LREM', L.line, 1, ARGV[1])
+local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
+dequeue(L, TRANSACTIONAL, tenant ~= '' and tenant or '-', ARGV[1])
 redis.call('ZREM', L.leases, redis.call('HGET', KEYS[1], 'id'))
 if ARGV[3] ~= '' then park(KEYS[2], ARGV[3], tonumber(ARGV[4])) end
 return 'left'

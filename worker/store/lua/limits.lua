@@ -6,28 +6,46 @@
 --
 -- Each window keeps two sorted sets: `busy` (granted, not answered yet; scored by when a
 -- dead claimant's hold ends: grant + lease + P) and `answered` (scored by answer + P,
--- when it stops counting). Senders that find no slot wait in the bucket's `line`; every
--- script that frees or learns a slot (an answer, a give-back, a claim) serves the line
--- first, granting each waiter the exact time its slot frees and telling it on its wake
--- list. A cool-down (a 429) is a time nothing is granted before; a hold (a rejected
--- key) grants nothing until it is lifted.
+-- when it stops counting). A cool-down (a 429) is a time nothing is granted before; a
+-- hold (a rejected key) grants nothing until it is lifted.
+--
+-- Sharing (docs/architecture.md, "Sharing the limit"): chunks that find no slot wait in
+-- one of two lanes. `transactional` waiters hold their worker thread and are served
+-- first; `bulk` waiters hold no thread: when their slot nears (the look-ahead), their
+-- chunk is given the slot and its task call is parked due now, for a relay to publish.
+-- Inside a lane, tenants share by start-time fair queueing (Goyal, Vin and Cheng, 1996):
+-- each tenant's oldest chunk carries a start tag, the lowest tag is served next, and a
+-- tenant's next tag is its last plus 1/weight; a tenant that returns starts at the
+-- lane's virtual time, so it never waits for another's backlog. A capped tenant
+-- (OUTBOX_TENANT_LIMITS) has windows of its own, counted exactly as the account's. Slots
+-- are granted at least P/N apart (pacing), so a slot is always near for a chunk that
+-- comes later. None of it grants a slot the account's windows refuse.
 
--- The limit block: KEYS cool, hold, line, granted, active, leases, then busy and
--- answered per window; ARGV bucket, lease, ttl, line lease, the number of windows, then
--- N and P per window. Scripts put it after their own keys and arguments.
+-- The limit block: KEYS cool, hold, line (unused), granted, active, leases, then busy
+-- and answered per window; ARGV bucket, lease, ttl, line lease, the number of windows,
+-- N and P per window, then the sharing settings (json: pace, look, w, cap, fifo).
+-- Scripts put it after their own keys and arguments.
 local function limit_at(kb, ab)
   local L = {
-    cool = KEYS[kb], hold = KEYS[kb + 1], line = KEYS[kb + 2], granted = KEYS[kb + 3],
+    cool = KEYS[kb], hold = KEYS[kb + 1], granted = KEYS[kb + 3],
     active = KEYS[kb + 4], leases = KEYS[kb + 5],
     bucket = ARGV[ab], lease = tonumber(ARGV[ab + 1]), ttl = tonumber(ARGV[ab + 2]),
     line_lease = tonumber(ARGV[ab + 3]), windows = {},
   }
-  for i = 1, tonumber(ARGV[ab + 4]) do
+  local n = tonumber(ARGV[ab + 4])
+  for i = 1, n do
     L.windows[i] = {
       n = tonumber(ARGV[ab + 3 + 2 * i]), p = tonumber(ARGV[ab + 4 + 2 * i]),
       busy = KEYS[kb + 4 + 2 * i], answered = KEYS[kb + 5 + 2 * i],
     }
   end
+  local share = cjson.decode(ARGV[ab + 5 + 2 * n] or '{}')
+  L.pace = tonumber(share['pace'] or 0) or 0
+  L.look = tonumber(share['look'] or 0) or 0
+  L.fifo = share['fifo'] == true
+  L.weights = share['w'] or {}
+  L.caps = share['cap'] or {}
+  L.pace_key = key('pace', L.bucket)
   return L
 end
 
@@ -54,11 +72,36 @@ local function window_free_at(w, now)
   return tonumber(nth[2])
 end
 
--- The earliest time at which every window of the bucket has a slot, not before
--- `not_before`; nil when some window's next slot is not known yet.
-local function free_at(L, now, not_before)
+-- A capped tenant's own windows (nil for a tenant without a cap).
+local function tenant_windows(L, tenant)
+  local spec = tenant and L.caps[tenant]
+  if not spec then return nil end
+  local out = {}
+  for i, np in ipairs(spec) do
+    out[i] = {
+      n = tonumber(np[1]), p = tonumber(np[2]),
+      busy = key('tenant_window', L.bucket, tenant, i, 'busy'),
+      answered = key('tenant_window', L.bucket, tenant, i, 'answered'),
+    }
+  end
+  return out
+end
+
+-- The earliest time at which every window of the bucket (and of `tenant`, when it is
+-- capped) has a slot, not before `not_before` nor sooner than P/N after the last slot
+-- granted; nil when some window's next slot is not known yet.
+local function free_at(L, now, not_before, tenant)
   local at = math.max(now, not_before)
+  if L.pace > 0 then
+    local last = tonumber(redis.call('GET', L.pace_key) or '0') or 0
+    if last + L.pace > at then at = last + L.pace end
+  end
   for _, w in ipairs(L.windows) do
+    local t = window_free_at(w, now)
+    if t == nil then return nil end
+    if t > at then at = t end
+  end
+  for _, w in ipairs(tenant_windows(L, tenant) or {}) do
     local t = window_free_at(w, now)
     if t == nil then return nil end
     if t > at then at = t end
@@ -66,23 +109,50 @@ local function free_at(L, now, not_before)
   return at
 end
 
--- Count `member` in every window from `at` (call right after free_at).
-local function take(L, member, at, now)
-  for _, w in ipairs(L.windows) do
+local function take_in(windows, member, at, lease)
+  for _, w in ipairs(windows) do
     local k = over(w)
     if k >= 0 then redis.call('ZPOPMIN', w.answered, k + 1) end
-    redis.call('ZADD', w.busy, at + L.lease + w.p, member)
+    redis.call('ZADD', w.busy, at + lease + w.p, member)
+  end
+end
+
+-- Count `member` in every window from `at` (call right after free_at with its tenant).
+local function take(L, member, at, now, tenant)
+  take_in(L.windows, member, at, L.lease)
+  local tw = tenant_windows(L, tenant)
+  if tw then take_in(tw, member, at, L.lease) end
+  if L.pace > 0 then
+    local last = tonumber(redis.call('GET', L.pace_key) or '0') or 0
+    if at > last then
+      redis.call('SET', L.pace_key, fmt(at), 'PX', math.ceil((L.pace + 60) * 1000))
+    end
   end
   if at > now then redis.call('ZADD', L.granted, at, member) end
+end
+
+local function answered_in(windows, member, now, went_out)
+  for _, w in ipairs(windows) do
+    if redis.call('ZREM', w.busy, member) == 1 and went_out then
+      redis.call('ZADD', w.answered, now + w.p, member)
+    end
+  end
+end
+
+-- The tenant a chunk's member counts for ('' for none, or a request that is no chunk's).
+local function member_tenant(member)
+  local chunk_id = string.match(member, '^(.*)#%d+$')
+  if not chunk_id then return '' end
+  return redis.call('HGET', key('chunk', chunk_id), 'tenant') or ''
 end
 
 -- `member` was answered (or given up) at `now`. A request that went out counts one more
 -- period; one that never left frees its slot at once.
 local function answered(L, member, now, went_out)
-  for _, w in ipairs(L.windows) do
-    if redis.call('ZREM', w.busy, member) == 1 and went_out then
-      redis.call('ZADD', w.answered, now + w.p, member)
-    end
+  answered_in(L.windows, member, now, went_out)
+  if next(L.caps) ~= nil then
+    local tw = tenant_windows(L, member_tenant(member))
+    if tw then answered_in(tw, member, now, went_out) end
   end
   redis.call('ZREM', L.granted, member)
 end
@@ -125,33 +195,152 @@ local function begin_attempt(L, chunk_id, worker, at, now, note)
   log(key('chunk_log', chunk_id), L.ttl, entry)
   redis.call('ZADD', L.active, now, chunk_id)
   redis.call('ZADD', L.leases, at + L.lease, chunk_id)
-  return attempt
+  return attempt, old
 end
 
--- Grant waiting senders, first come first served, the slots that are free or whose
--- freeing time is known; at most `limit` of them. Returns how many were granted.
+-- The lanes. Each lane keeps a sorted set of the tenants with chunks waiting (scored by
+-- the start tag of the oldest), a list per tenant, and its virtual time with each
+-- tenant's last finish tag. A chunk with no tenant waits as tenant '-'.
+local TRANSACTIONAL, BULK = 'transactional', 'bulk'
+
+local function weight(L, tenant)
+  local w = tonumber(L.weights[tenant] or 1) or 1
+  if w <= 0 then w = 1 end
+  return w
+end
+
+local function lane_waiting(L, lane)
+  return redis.call('ZCARD', key('lane', L.bucket, lane)) > 0
+end
+
+-- Put a line entry (chunk, worker or '' for a thread-less wait, token) at the back of its
+-- tenant's list; a tenant that had nothing waiting starts at the lane's virtual time
+-- (or where its last share ended, if that is later: no tenant gains by leaving).
+local function enqueue(L, lane, tenant, entry)
+  local list = key('lane_tenant', L.bucket, lane, tenant)
+  if redis.call('RPUSH', list, entry) == 1 then
+    local meta = key('lane_meta', L.bucket, lane)
+    local v = tonumber(redis.call('HGET', meta, 'v') or '0') or 0
+    local f = tonumber(redis.call('HGET', meta, 'f:' .. tenant) or '0') or 0
+    redis.call('ZADD', key('lane', L.bucket, lane), 'NX', math.max(v, f), tenant)
+  end
+end
+
+-- The tenant's list lost its head: it takes its next tag, or leaves the lane with it.
+local function advance(L, lane, tenant, tag, served)
+  local list = key('lane_tenant', L.bucket, lane, tenant)
+  local meta = key('lane_meta', L.bucket, lane)
+  local next_tag = tag
+  if served then
+    next_tag = tag + 1 / weight(L, tenant)
+    redis.call('HSET', meta, 'v', fmt(tag))
+  end
+  if redis.call('LLEN', list) > 0 then
+    redis.call('ZADD', key('lane', L.bucket, lane), next_tag, tenant)
+  else
+    redis.call('ZREM', key('lane', L.bucket, lane), tenant)
+    redis.call('HSET', meta, 'f:' .. tenant, fmt(next_tag))
+  end
+end
+
+-- Take an entry out of its tenant's list wherever it is (a waiter leaving, a hold).
+local function dequeue(L, lane, tenant, entry)
+  local list = key('lane_tenant', L.bucket, lane, tenant)
+  if redis.call('LREM', list, 1, entry) == 0 then return false end
+  if redis.call('LLEN', list) == 0 then
+    local tag = redis.call('ZSCORE', key('lane', L.bucket, lane), tenant)
+    if tag then advance(L, lane, tenant, tonumber(tag), false) end
+  end
+  return true
+end
+
+-- The lane's next chunk that may have a slot no later than now + horizon: its tenant,
+-- the slot's time, its entry and the tenant's tag; or nil and the earliest slot time
+-- any waiting tenant could have (nil when none is known). Stale entries (their chunk
+-- moved on) are dropped on the way, taking no share.
+local function pick(L, lane, now, not_before, horizon)
+  local zset = key('lane', L.bucket, lane)
+  local account_at = free_at(L, now, not_before, nil)
+  if account_at == nil then return nil, nil end
+  local earliest = nil
+  for _ = 1, 64 do
+    local tenants = redis.call('ZRANGE', zset, 0, 15, 'WITHSCORES')
+    if tenants[1] == nil then return nil, earliest end
+    local dropped = false
+    for i = 1, #tenants, 2 do
+      local tenant, tag = tenants[i], tonumber(tenants[i + 1])
+      local list = key('lane_tenant', L.bucket, lane, tenant)
+      local raw = redis.call('LINDEX', list, 0)
+      local entry = raw and line_entry(raw)
+      if not entry or redis.call('HGET', key('chunk', entry.c), 'waiting') ~= entry.t then
+        if raw then redis.call('LPOP', list) end
+        advance(L, lane, tenant, tag, false)
+        dropped = true
+        break
+      end
+      local at = account_at
+      if L.caps[tenant] then at = free_at(L, now, not_before, tenant) end
+      if at ~= nil then
+        if at - now <= horizon then return tenant, at, entry, tag end
+        if earliest == nil or at < earliest then earliest = at end
+      end
+    end
+    if not dropped then return nil, earliest end
+  end
+  return nil, earliest
+end
+
+-- The thread-less chunks of the bulk lane are woken by a relay running serve.lua when
+-- their slot nears; a finish or a claim serves them too, whichever comes first.
+local KICK = '{"args":["send"],"task":"outbox.serve_line"}'
+
+local function kick_at(L, due)
+  local parked = key('parked')
+  local current = redis.call('ZSCORE', parked, KICK)
+  if current == false or current == nil or due < tonumber(current) then
+    park(parked, KICK, due)
+  end
+end
+
+-- Grant waiting chunks the slots that are free or whose freeing time is known, at most
+-- `limit` of them: the transactional lane first (its senders wait on their threads, for
+-- any known slot), then the bulk lane for slots within the look-ahead, each lane's
+-- tenants by their fair share. Returns how many were granted.
 local function serve(L, now, limit)
   if redis.call('EXISTS', L.hold) == 1 then return 0 end
   local not_before = cooling_until(L)
   local served = 0
   while served < limit do
-    local raw = redis.call('LINDEX', L.line, 0)
-    if not raw then break end
-    local entry = line_entry(raw)
-    local chunk = key('chunk', entry.c)
-    if redis.call('HGET', chunk, 'waiting') ~= entry.t then
-      -- its chunk moved on (its waiter left, died and was republished, or it was settled)
-      redis.call('LPOP', L.line)
-    else
-      local at = free_at(L, now, not_before)
-      if at == nil then break end
-      redis.call('LPOP', L.line)
-      local attempt = begin_attempt(L, entry.c, entry.w, at, now, '')
-      local member = entry.c .. '#' .. attempt
-      take(L, member, at, now)
-      tell(L, entry.c, member .. ' ' .. fmt(at) .. ' ' .. fmt(now))
-      served = served + 1
+    local tenant, at, entry, tag = pick(L, TRANSACTIONAL, now, not_before, math.huge)
+    if tenant == nil then
+      if at == nil and lane_waiting(L, TRANSACTIONAL) then return served end
+      break
     end
+    redis.call('LPOP', key('lane_tenant', L.bucket, TRANSACTIONAL, tenant))
+    advance(L, TRANSACTIONAL, tenant, tag, true)
+    local attempt = begin_attempt(L, entry.c, entry.w, at, now, '')
+    local member = entry.c .. '#' .. attempt
+    take(L, member, at, now, tenant)
+    tell(L, entry.c, member .. ' ' .. fmt(at) .. ' ' .. fmt(now))
+    served = served + 1
+  end
+  while served < limit do
+    local tenant, at, entry, tag = pick(L, BULK, now, not_before, L.look)
+    if tenant == nil then
+      if at ~= nil then kick_at(L, math.max(now, at - L.look)) end
+      break
+    end
+    redis.call('LPOP', key('lane_tenant', L.bucket, BULK, tenant))
+    advance(L, BULK, tenant, tag, true)
+    local chunk = key('chunk', entry.c)
+    local attempt, old = begin_attempt(L, entry.c, '', at, now, '')
+    -- granted to nobody yet: the first worker to claim the chunk adopts the attempt
+    redis.call('HSET', chunk, 'reserved', old)
+    take(L, entry.c .. '#' .. attempt, at, now, tenant)
+    local call = cjson.encode({task = TASKS[redis.call('HGET', chunk, 'kind')], chunk = entry.c,
+                               due = tonumber(fmt(now))})
+    park(key('parked'), call, now)
+    served = served + 1
   end
   return served
 end
@@ -181,20 +370,26 @@ local function cool_down(L, now, seconds)
 end
 
 -- Hold every send of the account (a rejected key): grants still to come are called off
--- and the line is sent away; each sender is told, gives its slot back and waits parked.
+-- and the transactional lane is sent away; each sender is told, gives its slot back and
+-- waits parked. The bulk lane holds no thread and simply waits for the hold to end.
 local function hold(L, now, why)
   redis.call('SET', L.hold, why)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', L.granted, now, '+inf')) do
     tell(L, string.match(member, '^(.*)#%d+$'), member .. ' held')
   end
-  for _, raw in ipairs(redis.call('LRANGE', L.line, 0, -1)) do
-    local entry = line_entry(raw)
-    local chunk = key('chunk', entry.c)
-    if redis.call('HGET', chunk, 'waiting') == entry.t then
-      redis.call('HDEL', chunk, 'waiting')
-      redis.call('ZREM', L.leases, entry.c)
-      tell(L, entry.c, '- held')
+  local zset = key('lane', L.bucket, TRANSACTIONAL)
+  for _, tenant in ipairs(redis.call('ZRANGE', zset, 0, -1)) do
+    local list = key('lane_tenant', L.bucket, TRANSACTIONAL, tenant)
+    for _, raw in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      local entry = line_entry(raw)
+      local chunk = key('chunk', entry.c)
+      if redis.call('HGET', chunk, 'waiting') == entry.t then
+        redis.call('HDEL', chunk, 'waiting')
+        redis.call('ZREM', L.leases, entry.c)
+        tell(L, entry.c, '- held')
+      end
     end
+    redis.call('DEL', list)
   end
-  redis.call('DEL', L.line)
+  redis.call('DEL', zset)
 end

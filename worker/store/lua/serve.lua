@@ -1,0 +1,6 @@
+-- Serve a bucket's lanes (a relay's turn when a thread-less chunk's slot nears and no
+-- finish or claim came first).
+-- KEYS: the limit block   ARGV: the limit block
+-- Returns: how many chunks were granted a slot
+local L = limit_at(1, 1)
+return serve(L, clock(), 32)
