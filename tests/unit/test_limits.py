@@ -240,6 +240,9 @@ class _World:
     #: chunk -> its request: granted (maybe not yet out), or out
     live: dict[str, _Request] = field(default_factory=dict)
     arrivals: list[float] = field(default_factory=list)
+    #: (arrival, tenant) of each arrival, and each chunk's tenant
+    tenants: list[tuple[float, str | None]] = field(default_factory=list)
+    tenant_of: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def now(self) -> float:
@@ -281,13 +284,30 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     # the worker's clock, which says how long ago an answer was read, is the same clock
     monkeypatch.setattr(batches, "time", SimpleNamespace(monotonic=lambda: clock[0]))
 
-    def make(text: str, lease: float, chunks: int) -> _World:
+    def make(
+        text: str, lease: float, chunks: int, limit: Limit | None = None, mixed: Any = None
+    ) -> _World:
         redis = fakeredis.FakeRedis()
         store = _store(redis)
-        limit = _limit(text, lease=lease)
-        return _World(store, redis, limit, clock, _batch(store, chunks))
+        limit = limit or _limit(text, lease=lease)
+        ids = _mixed(store, mixed) if mixed else _batch(store, chunks)
+        return _World(store, redis, limit, clock, ids)
 
     return make
+
+
+def _mixed(store: Store, chunks: list[tuple[str, str | None]]) -> list[str]:
+    """One single-chunk send per (lane, tenant)."""
+    ids = []
+    for i, (lane, tenant) in enumerate(chunks):
+        batch_id = f"{i:032x}"
+        spec = ChunkSpec(chunk_id_for(batch_id, 0), 0, [f"u{i}@example.com"])
+        store.batches.create(
+            batch_id, kind=Kind.EMAIL, chunks=[spec], payload={}, queue=Queue.EMAIL,
+            lane=lane, tenant=tenant,
+        )  # fmt: skip
+        ids.append(spec.id)
+    return ids
 
 
 def _step(w: _World, action: str, pick: float, x: float, y: float, lease: float) -> None:
@@ -298,6 +318,9 @@ def _step(w: _World, action: str, pick: float, x: float, y: float, lease: float)
         w.read_wake(chunk_id)
     if action == "tick":
         w.clock[0] += x * 0.6
+        return
+    if action == "serve":  # a relay's turn at the bulk lane
+        w.store.limits.serve(w.limit)
         return
     if action == "claim":
         chunks = [w.store.batches.chunk(c) for c in w.chunks if c not in w.live]
@@ -330,7 +353,9 @@ def _step(w: _World, action: str, pick: float, x: float, y: float, lease: float)
         return
     if action == "crash":
         if request.left is not None:  # it may arrive any time until its lease ran out
-            w.arrivals.append(request.left + x * (request.grant + lease - request.left))
+            arrival = request.left + x * (request.grant + lease - request.left)
+            w.arrivals.append(arrival)
+            w.tenants.append((arrival, w.tenant_of.get(chunk_id)))
         del w.live[chunk_id]  # its worker is gone: its chunk stays sending until the lease
         return
     # It reached the API between leaving and its answer, and before its lease ran out
@@ -339,6 +364,7 @@ def _step(w: _World, action: str, pick: float, x: float, y: float, lease: float)
     latest = min(w.now, request.grant + lease)
     arrival = request.left + x * max(0.0, latest - request.left)
     w.arrivals.append(arrival)
+    w.tenants.append((arrival, w.tenant_of.get(chunk_id)))
     # The worker read the answer after the arrival, and calls finish some time later.
     read = arrival + y * (w.now - arrival)
     state = State.SENT if action == "answer" else State.RETRYING
@@ -390,3 +416,69 @@ def test_no_window_at_the_api_ever_holds_more_than_n_arrivals(
         n, p = window.count, window.period
         for k in range(len(arrivals) - n):
             assert arrivals[k + n] - arrivals[k] >= p - 1e-6, (window, arrivals[k : k + n + 1])
+
+
+def _no_window_over(arrivals: list[float], windows: Any) -> None:
+    arrivals = sorted(arrivals)
+    for window in windows:
+        n, p = window.count, window.period
+        for k in range(len(arrivals) - n):
+            assert arrivals[k + n] - arrivals[k] >= p - 1e-6, (window, arrivals[k : k + n + 1])
+
+
+_ACTIONS = ["claim", "claim", "tick", "leave", "leave", "answer", "answer", "fail", "crash"]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    windows=st.sampled_from(["2/s", "3/s", "2/s,3/3s"]),
+    lease=st.sampled_from([0.5, 2.0]),
+    paced=st.booleans(),
+    lookahead=st.sampled_from([0.0, 0.05, 0.5]),
+    weights=st.sampled_from([{}, {"a": 3.0}, {"a": 1.0, "b": 5.0}]),
+    caps=st.sampled_from([{}, {"a": "1/s"}, {"b": "1/0.5s,2/3s"}]),
+    chunks=st.lists(
+        st.tuples(st.sampled_from(["transactional", "bulk"]), st.sampled_from([None, "a", "b"])),
+        min_size=4,
+        max_size=10,
+    ),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([*_ACTIONS, "429", "serve"]),
+            st.floats(0.0, 1.0),
+            st.floats(0.0, 1.0),
+            st.floats(0.0, 1.0),
+        ),
+        min_size=20,
+        max_size=120,
+    ),
+)
+def test_lanes_and_tenants_never_let_a_window_hold_more_than_its_limit(
+    world: Any,
+    windows: str,
+    lease: float,
+    paced: bool,
+    lookahead: float,
+    weights: dict[str, float],
+    caps: dict[str, str],
+    chunks: list[tuple[str, str | None]],
+    steps: list[tuple[str, float, float, float]],
+) -> None:
+    """The guarantee with lanes, tenants, weights, caps, pacing and thread-less waits: no
+    window of the account's, nor of a capped tenant's, ever holds more than its N."""
+    parsed = parse_windows(windows)
+    limit = Limit(
+        "send", parsed, lease=lease, ttl=3600, line_lease=60.0,
+        pace=min(w.period / w.count for w in parsed) if paced else 0.0,
+        lookahead=lookahead, weights=weights,
+        caps={t: parse_windows(c) for t, c in caps.items()},
+    )  # fmt: skip
+    w: _World = world(windows, lease, 0, limit=limit, mixed=chunks)
+    w.tenant_of = {c: t for c, (_, t) in zip(w.chunks, chunks, strict=True)}
+    for action, pick, x, y in steps:
+        _step(w, action, pick, x, y, lease)
+    _no_window_over(w.arrivals, limit.windows)
+    for tenant, tenant_windows in limit.caps.items():
+        _no_window_over([a for a, t in w.tenants if t == tenant], tenant_windows)
