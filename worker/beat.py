@@ -261,9 +261,14 @@ def rematch_events() -> int:
     return rematch_parked(get_runtime())
 
 
+#: A send still staged this long after it began was left by a producer that died.
+ABANDONED_AFTER = 3600.0
+
+
 @app.task(name=TaskName.EXPIRE_RECORDS)
 def expire_records() -> int:
-    """Drop index entries whose records expired (the records themselves carry TTLs)."""
+    """Drop index entries whose records expired (the records themselves carry TTLs), and
+    sends whose producer died while writing them."""
     rt = get_runtime()
     batches = rt.store.batches
     letters = [c for c, _ in batches.dead_letters(100_000) + batches.failed_letters(100_000)]
@@ -276,4 +281,16 @@ def expire_records() -> int:
     there = batches.existing(keys.batch, batch_ids)
     missing = [c for c, ok in zip(stale, there, strict=True) if not ok]
     batches.forget_active(missing)
-    return len(gone) + len(missing)
+    # a send staged in pages whose producer died before committing it: never sendable
+    abandoned = batches.abandoned(rt.store.now() - ABANDONED_AFTER)
+    for batch_id in abandoned:
+        record = batches.batch(batch_id)
+        chunks = int(record.get("chunks", 0)) if record else 0
+        logger.warning(
+            "send %s was being recorded when its producer stopped (%d chunks); discarded, "
+            "nothing of it was sent",
+            batch_id,
+            chunks,
+        )
+        batches.discard(batch_id, chunks)
+    return len(gone) + len(missing) + len(abandoned)

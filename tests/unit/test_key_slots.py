@@ -24,6 +24,7 @@ import redis
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.states import Kind, State
 from outbox.worker.store import Store, keys, scripts
+from outbox.worker.store.batches import PAGE
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
@@ -155,6 +156,10 @@ def run_everything(store: Store) -> None:
     ]
     batches = store.batches
     batches.create(B1, kind=Kind.EMAIL, chunks=specs, payload={}, queue=Queue.EMAIL)
+    big = "c" * 32
+    pages = [ChunkSpec(chunk_id_for(big, i), i, [f"b{i}@example.com"]) for i in range(PAGE + 1)]
+    batches.create(big, kind=Kind.EMAIL, chunks=pages, payload={}, queue=Queue.BULK)
+    batches.discard(big, len(pages))
     batches.create("f" * 32, kind=Kind.SMS, chunks=[], payload={}, queue=Queue.SMS,
                    idempotency_key="order-7", refused=[("+61400000000", "suppressed")])  # fmt: skip
 

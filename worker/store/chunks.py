@@ -130,19 +130,36 @@ class StoredChunk:
             if value is None or value == "":
                 continue
             values[spec.name] = _DECODE.get(spec.name, str)(value)
+        if "recipients" not in text:
+            values["recipients"] = recipients_in(values.get("fields") or {})
         return cls(**values)
 
     def to_hash(self) -> dict[str, str]:
-        """The whole hash (``n_recipients`` included: the scripts count with it)."""
+        """The whole hash (``n_recipients`` included: the scripts count with it).
+
+        The recipients are stored once: a chunk whose payload fields list them (to, cc,
+        bcc, or an SMS's destinations) has no list of its own (``recipients_of`` in
+        ``common.lua`` reads them back the same way)."""
         values = {spec.name: getattr(self, spec.name) for spec in fields(self)}
         values["kind"] = self.kind.value
         values["state"] = self.state.value
         values["queue"] = self.queue.value
         values["n_recipients"] = self.n_recipients
         out = encode(values)
-        for name in ("recipients", "fields"):  # kept even when empty: the scripts read them
-            out[name] = _dumps(values[name])
+        out["fields"] = _dumps(values["fields"])  # kept even when empty: the scripts read it
+        if self.recipients and recipients_in(self.fields) == self.recipients:
+            out.pop("recipients", None)
+        else:
+            out["recipients"] = _dumps(values["recipients"])
         return out
+
+
+def recipients_in(payload: Mapping[str, Any]) -> list[str]:
+    """The recipients a chunk's own payload fields name, in the order the producer
+    listed them: an SMS's destinations, or to, cc and bcc."""
+    if "destination" in payload:
+        return list(payload["destination"])
+    return [r for name in ("to", "cc", "bcc") for r in payload.get(name) or ()]
 
 
 def _text(value: Any) -> str:

@@ -66,7 +66,12 @@ class Events:
         batch_id = chunk_id.rsplit(".", 1)[0]
         ranks = [f"{name}={rank}" for name, rank in FATE_RANK.items()]
         added = self._record(
-            keys=[keys.chunk_events(chunk_id), keys.ledger(batch_id), keys.ledger_counts(batch_id)],
+            keys=[
+                keys.chunk_events(chunk_id),
+                keys.ledger(batch_id),
+                keys.ledger_counts(batch_id),
+                keys.chunk(chunk_id),
+            ],
             args=[
                 event_id,
                 _dumps(dict(event)),

@@ -54,6 +54,7 @@ __all__ = [
     "reconcile_scanning",
     "relay_wake",
     "sms_index",
+    "staged",
     "stats_snapshot",
     "suppressed",
     "tenant_window",
@@ -81,6 +82,7 @@ TEMPLATES: dict[str, str] = {
     "unclaimed": PREFIX + "unclaimed:{}",
     "wake": PREFIX + "limit:{}:wake:{}",
     "parked": PREFIX + "parked",
+    "staged": PREFIX + "staged",
     "pace": PREFIX + "limit:{}:pace",
     "lane": PREFIX + "limit:{}:lane:{}",
     "lane_tenant": PREFIX + "limit:{}:lane:{}:tenant:{}",
@@ -215,6 +217,12 @@ def lane_tenant(bucket: str, lane: str, tenant: str) -> str:
 def lane_meta(bucket: str, lane: str) -> str:
     """Hash: a lane's virtual time (``v``) and each tenant's last finish tag (``f:<t>``)."""
     return _fill("lane_meta", bucket, lane)
+
+
+def staged() -> str:
+    """Sorted set: batches being written in pages, by when they began (beat discards one
+    whose producer died before committing it)."""
+    return _fill("staged")
 
 
 def pace(bucket: str) -> str:

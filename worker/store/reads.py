@@ -9,13 +9,27 @@ through the scripts and inherits these.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from outbox.worker.states import FINAL_STATES, State
 from outbox.worker.store import keys
-from outbox.worker.store.chunks import StoredChunk
+from outbox.worker.store.chunks import StoredChunk, recipients_in
+
+_ANGLED = re.compile(r"<([^<>]*)>")
+
+#: Chunks read per round trip.
+_PAGE = 1000
+
+
+def ledger_key(rcpt: str) -> str:
+    """A recipient's place in the ledger: the address itself, "Ann <Ann@X.org>" is
+    ann@x.org (as ``ledger_key`` in ``common.lua``)."""
+    match = _ANGLED.search(rcpt)
+    return (match[1] if match else rcpt).lower()
+
 
 __all__ = ["BatchReads", "LedgerEntry", "batch_state"]
 
@@ -119,57 +133,104 @@ class BatchReads:
         return out
 
     def ledger(self, batch_id: str) -> list[LedgerEntry]:
-        """Every recipient of a batch and its fate, in no particular order."""
-        out = []
-        for rcpt, raw in self.redis.hgetall(keys.ledger(batch_id)).items():
-            entry = json.loads(raw)
-            out.append(
-                LedgerEntry(_text(rcpt), entry["state"], entry.get("chunk"), entry.get("reason"))
-            )
+        """Every recipient of a batch and its fate, chunk by chunk: a recipient is where
+        its chunk is unless the ledger hash says otherwise (an event moved it, or it was
+        refused before sending). Read a page of chunks per round trip."""
+        book = {
+            _text(k): json.loads(v) for k, v in self.redis.hgetall(keys.ledger(batch_id)).items()
+        }
+        total = int(self.redis.hget(keys.batch(batch_id), "chunks") or 0)
+        out: list[LedgerEntry] = []
+        seen: set[str] = set()
+        for start in range(0, total, _PAGE):
+            pipe = self.redis.pipeline(transaction=False)
+            for index in range(start, min(start + _PAGE, total)):
+                pipe.hmget(
+                    keys.chunk(f"{batch_id}.{index}"), "recipients", "fields", "fate", "fate_reason"
+                )
+            for index, (raw_rcpts, raw_fields, fate, why) in enumerate(pipe.execute(), start):
+                if raw_fields is None and raw_rcpts is None:
+                    continue
+                rcpts = (
+                    json.loads(raw_rcpts)
+                    if raw_rcpts is not None
+                    else recipients_in(json.loads(raw_fields))
+                )
+                for rcpt in rcpts:
+                    k = ledger_key(rcpt)
+                    seen.add(k)
+                    entry = book.get(k)
+                    if entry is not None:
+                        out.append(LedgerEntry(k, entry["state"], index, entry.get("reason")))
+                    else:
+                        state = _text(fate) if fate else "queued"
+                        out.append(LedgerEntry(k, state, index, _text(why) if why else None))
+        for k, entry in book.items():
+            if k not in seen:
+                out.append(LedgerEntry(k, entry["state"], entry.get("chunk"), entry.get("reason")))
         return out
 
     def ledger_counts(self, batch_id: str) -> dict[str, int]:
         raw = self.redis.hgetall(keys.ledger_counts(batch_id))
         return {_text(k): int(v) for k, v in raw.items() if int(v)}
 
+    def _pages(self, key: str, limit: int, below: float | None = None) -> list[tuple[str, float]]:
+        """A sorted set's members (and scores) in order, a page per command: no single
+        command over a large index holds Redis for long."""
+        out: list[tuple[str, float]] = []
+        while len(out) < limit:
+            take = min(_PAGE, limit - len(out))
+            if below is None:
+                rows = self.redis.zrange(key, len(out), len(out) + take - 1, withscores=True)
+            else:
+                rows = self.redis.zrangebyscore(
+                    key, "-inf", below, start=len(out), num=take, withscores=True
+                )
+            out += [(_text(member), float(score)) for member, score in rows]
+            if len(rows) < take:
+                break
+        return out
+
     def dead_letters(self, limit: int = 1000) -> list[tuple[str, float]]:
         """Dead chunk ids and when they died, oldest first."""
-        rows = self.redis.zrange(keys.dead_letters(), 0, limit - 1, withscores=True)
-        return [(_text(member), float(score)) for member, score in rows]
+        return self._pages(keys.dead_letters(), limit)
 
     def failed_letters(self, limit: int = 1000) -> list[tuple[str, float]]:
         """Failed chunk ids and when they failed, oldest first."""
-        rows = self.redis.zrange(keys.failed_letters(), 0, limit - 1, withscores=True)
-        return [(_text(member), float(score)) for member, score in rows]
+        return self._pages(keys.failed_letters(), limit)
+
+    def _forget(self, index_keys: Sequence[str], chunk_ids: Iterable[str]) -> None:
+        ids = list(chunk_ids)
+        for start in range(0, len(ids), _PAGE):
+            page = ids[start : start + _PAGE]
+            pipe = self.redis.pipeline(transaction=False)
+            for key in index_keys:
+                pipe.zrem(key, *page)
+            pipe.execute()
 
     def forget_letters(self, chunk_ids: Iterable[str]) -> None:
         """Drop chunk ids (whose records expired) from the dead and failed indexes."""
-        ids = list(chunk_ids)
-        if ids:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrem(keys.dead_letters(), *ids)
-            pipe.zrem(keys.failed_letters(), *ids)
-            pipe.execute()
+        self._forget([keys.dead_letters(), keys.failed_letters()], chunk_ids)
 
     def active_before(self, cutoff: float, limit: int = 1000) -> list[str]:
         """Chunk ids not yet final whose last change is older than ``cutoff``."""
-        rows = self.redis.zrangebyscore(keys.active(), "-inf", cutoff, start=0, num=limit)
-        return [_text(m) for m in rows]
+        return [m for m, _ in self._pages(keys.active(), limit, below=cutoff)]
 
     def touch_active(self, chunk_id: str, when: float) -> None:
         self.redis.zadd(keys.active(), {chunk_id: when})
 
     def forget_active(self, chunk_ids: Iterable[str]) -> None:
-        ids = list(chunk_ids)
-        if ids:
-            self.redis.zrem(keys.active(), *ids)
+        self._forget([keys.active()], chunk_ids)
 
     def existing(self, key_of: Any, ids: Sequence[str]) -> list[bool]:
-        """Whether each id's record (``key_of(id)``) still exists, in one pipeline."""
-        pipe = self.redis.pipeline(transaction=False)
-        for ident in ids:
-            pipe.exists(key_of(ident))
-        return [bool(n) for n in pipe.execute()]
+        """Whether each id's record (``key_of(id)``) still exists, a pipeline per page."""
+        out: list[bool] = []
+        for start in range(0, len(ids), _PAGE):
+            pipe = self.redis.pipeline(transaction=False)
+            for ident in ids[start : start + _PAGE]:
+                pipe.exists(key_of(ident))
+            out += [bool(n) for n in pipe.execute()]
+        return out
 
     def chunk_for_email(self, email_id: str) -> str | None:
         raw = self.redis.get(keys.email_index(email_id))

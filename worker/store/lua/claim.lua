@@ -12,6 +12,10 @@ local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 -- its message reached a worker
 redis.call('ZREM', key('unclaimed', redis.call('HGET', KEYS[1], 'queue') or 'email'), chunk_id)
+if redis.call('HEXISTS', KEYS[2], 'staged') == 1 then
+  -- its send is still being written (or its producer died doing so): nothing goes yet
+  return {'busy', '0', attempts, state, fmt(now)}
+end
 if FINAL[state] then
   redis.call('ZREM', L.leases, chunk_id)
   return {'final', '0', attempts, state, fmt(now)}

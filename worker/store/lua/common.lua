@@ -29,24 +29,54 @@ local function ledger_key(rcpt)
   return string.lower(string.match(rcpt, '<([^<>]*)>') or rcpt)
 end
 
--- The recipients of a chunk take a new place in their batch's ledger (recipient -> fate).
+-- A chunk's recipients: its own list when it has one, else its slice of to/cc/bcc (or
+-- its SMS destinations), which the producer stores only once.
+local function recipients_of(chunk)
+  local raw = redis.call('HGET', chunk, 'recipients')
+  if raw then return cjson.decode(raw) end
+  local fields = cjson.decode(redis.call('HGET', chunk, 'fields') or '{}')
+  if fields['destination'] then return fields['destination'] end
+  local out = {}
+  for _, name in ipairs({'to', 'cc', 'bcc'}) do
+    for _, rcpt in ipairs(fields[name] or {}) do out[#out + 1] = rcpt end
+  end
+  return out
+end
+
+-- The ledger keeps a chunk's recipients where their chunk is: its `fate` (queued until
+-- the chunk is final) stands for all of them, and the batch's ledger hash holds only the
+-- recipients whose fate differs (moved by an event, or refused before sending; `moved`
+-- counts a chunk's). The counts move by the chunk's size: a page of a large send costs
+-- no command per recipient.
 local function ledger(batch_id, chunk, state, reason)
-  local rcpts = cjson.decode(redis.call('HGET', chunk, 'recipients') or '[]')
-  if #rcpts == 0 then return end
-  local index = tonumber(redis.call('HGET', chunk, 'index') or '0')
-  local book = key('ledger', batch_id)
+  local n = tonumber(redis.call('HGET', chunk, 'n_recipients') or '0')
+  if n == 0 then return end
   local counts = key('ledger_counts', batch_id)
-  local entry = {state = state, chunk = index}
-  if reason and reason ~= '' then entry['reason'] = reason end
-  local encoded = cjson.encode(entry)
-  for _, rcpt in ipairs(rcpts) do
-    local k = ledger_key(rcpt)
-    local old = redis.call('HGET', book, k)
-    if old then
-      redis.call('HINCRBY', counts, cjson.decode(old)['state'], -1)
+  local old = redis.call('HGET', chunk, 'fate') or 'queued'
+  local moved = tonumber(redis.call('HGET', chunk, 'moved') or '0')
+  if moved > 0 then
+    -- its recipients that events moved follow the chunk again
+    local book = key('ledger', batch_id)
+    for _, rcpt in ipairs(recipients_of(chunk)) do
+      local k = ledger_key(rcpt)
+      local entry = redis.call('HGET', book, k)
+      if entry then
+        redis.call('HINCRBY', counts, cjson.decode(entry)['state'], -1)
+        redis.call('HINCRBY', counts, old, 1)
+        redis.call('HDEL', book, k)
+      end
     end
-    redis.call('HSET', book, k, encoded)
-    redis.call('HINCRBY', counts, state, 1)
+    redis.call('HDEL', chunk, 'moved')
+  end
+  if old ~= state then
+    redis.call('HINCRBY', counts, old, -n)
+    redis.call('HINCRBY', counts, state, n)
+  end
+  redis.call('HSET', chunk, 'fate', state)
+  if reason and reason ~= '' then
+    redis.call('HSET', chunk, 'fate_reason', reason)
+  else
+    redis.call('HDEL', chunk, 'fate_reason')
   end
 end
 

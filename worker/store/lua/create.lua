@@ -1,24 +1,36 @@
--- Record a batch, its shared payload and its chunks, and put every recipient in the
--- batch's ledger (queued, or refused before sending with why).
+-- Record a batch, its shared payload and its chunks, whole or one page at a time: a send
+-- of any size is written in pages, none of which holds Redis for long, and is sendable
+-- only once commit.lua has run (all or nothing: a producer that dies before leaves a
+-- `staged` batch no claim will send, which beat's expiry discards). The ledger counts
+-- each chunk's recipients by the chunk (common.lua); refused recipients get an entry.
 -- KEYS: idempotency key or ABSENT, batch, payload, active, ledger, ledger counts, then one
 --       chunk key per chunk
--- ARGV: ttl, batch id, batch fields (json), payload (json), refused [[address, why]]
---       (json), then chunk fields (json) per chunk
--- Returns: {1, batch id} when created, {0, the first batch's id} for a repeated key
+-- ARGV: ttl, batch id, batch fields (json; '' for a later page), payload (json; ''),
+--       refused [[address, why]] (json), mode ('whole', 'stage': the first page of a
+--       staged batch, 'page': a later one), then chunk fields (json) per chunk
+-- Returns: {1, batch id} when written, {0, the first batch's id} for a repeated key
 local ttl = tonumber(ARGV[1])
-if KEYS[1] ~= ABSENT then
+local mode = ARGV[6]
+if KEYS[1] ~= ABSENT and mode ~= 'page' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {0, existing} end
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
+  if mode == 'whole' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) end
 end
 local now = clock()
-local batch = cjson.decode(ARGV[3])
-batch['created_at'] = fmt(now)
-for field, value in pairs(batch) do redis.call('HSET', KEYS[2], field, value) end
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
-for i = 6, #ARGV do
-  local chunk = KEYS[i + 1]
+if mode ~= 'page' then
+  local batch = cjson.decode(ARGV[3])
+  batch['created_at'] = fmt(now)
+  if mode == 'stage' then batch['staged'] = fmt(now) end
+  for field, value in pairs(batch) do redis.call('HSET', KEYS[2], field, value) end
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
+  if mode == 'stage' then redis.call('ZADD', key('staged'), now, ARGV[2]) end
+elseif redis.call('HEXISTS', KEYS[2], 'staged') == 0 then
+  return {0, ''}  -- not a batch being staged (expired, discarded, or committed)
+end
+local queued = 0
+for i = 7, #ARGV do
+  local chunk = KEYS[i]
   local fields = cjson.decode(ARGV[i])
   fields['created_at'] = fmt(now)
   fields['updated_at'] = fmt(now)
@@ -29,13 +41,14 @@ for i = 6, #ARGV do
   if not fields['due_at'] or tonumber(fields['due_at']) <= now then
     redis.call('ZADD', key('unclaimed', fields['queue']), now, fields['id'])
   end
-  ledger(ARGV[2], chunk, fields['state'], '')
+  queued = queued + tonumber(fields['n_recipients'] or '0')
 end
+if queued > 0 then redis.call('HINCRBY', KEYS[6], 'queued', queued) end
 for _, refused in ipairs(cjson.decode(ARGV[5])) do
   redis.call('HSET', KEYS[5], ledger_key(refused[1]),
              cjson.encode({state = 'suppressed', reason = refused[2]}))
   redis.call('HINCRBY', KEYS[6], 'suppressed', 1)
 end
-redis.call('EXPIRE', KEYS[5], ttl)
+if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], ttl) end
 redis.call('EXPIRE', KEYS[6], ttl)
 return {1, ARGV[2]}
