@@ -4,7 +4,10 @@ No workers run: this is only the caller's side, on the benchmark databases. Two 
 
 * **one big call**: ``send_email`` to ``--recipients`` addresses (10,000: 100 chunks,
   routed to the ``bulk`` queue), repeated ``--repeat`` times;
-* **many small calls**: ``--singles`` single-recipient ``send_email`` calls.
+* **many small calls**: ``--singles`` single-recipient ``send_email`` calls;
+* **one huge call**: ``send_email`` to ``--huge`` addresses (1,000,000: 10,000 chunks),
+  while another client sends ``PING`` every millisecond: the call's time, the longest
+  ``PING``, Redis's slow log (threshold 10 ms) and the Redis memory per recipient.
 
 Each is measured against a plain loop of ``app.send_task`` publishing the same task
 messages (same names, args and queues) with nothing recorded, which is the floor a
@@ -27,6 +30,87 @@ from bench import harness as h
 
 NAME = "producer"
 TARGET_BIG_CALL_MS = 100.0
+#: The huge call's targets: the call, another client's longest PING, memory per recipient.
+TARGET_HUGE_SECONDS = 3.0
+TARGET_PING_MS = 20.0
+TARGET_BYTES_PER_RECIPIENT = 60.0
+#: Redis's slow-log line: no command or script may run longer.
+SLOWLOG_US = 10_000
+
+
+def huge(n: int) -> dict[str, Any]:
+    """One ``send_email`` to ``n`` recipients while another client pings Redis."""
+    import threading
+
+    from outbox import send_email
+
+    message = h.email_payload(0)
+    recipients = [f"reader{i}@example.org" for i in range(n)]
+    admin = h.redis_client()
+    previous = admin.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    admin.config_set("slowlog-log-slower-than", SLOWLOG_US)
+    admin.slowlog_reset()
+    h.flush()
+    before = int(admin.info("memory")["used_memory"])
+    pings: list[float] = []
+    stop = threading.Event()
+
+    def pinger() -> None:
+        client = h.redis_client()
+        while not stop.is_set():
+            begin = time.perf_counter()
+            client.ping()
+            pings.append(time.perf_counter() - begin)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=pinger, daemon=True)
+    thread.start()
+    time.sleep(0.05)
+    begin = time.perf_counter()
+    handle = send_email(
+        message["sender"], recipients, message["subject"], text_body=message["text_body"]
+    )
+    seconds = time.perf_counter() - begin
+    time.sleep(0.05)
+    stop.set()
+    thread.join()
+    after = int(admin.info("memory")["used_memory"])
+    slow = admin.slowlog_get(128)
+    admin.config_set("slowlog-log-slower-than", previous)
+    status_begin = time.perf_counter()
+    handle.status()
+    status_ms = (time.perf_counter() - status_begin) * 1000
+    per_recipient = (after - before) / n
+    longest_ping = max(pings) * 1000
+    return {
+        "recipients": n,
+        "chunks": handle.chunks,
+        "call_seconds": round(seconds, 3),
+        "longest_ping_ms": round(longest_ping, 2),
+        "pings": len(pings),
+        "slow_commands": [
+            {"ms": round(e["duration"] / 1000, 2), "command": _text(e["command"])[:80]}
+            for e in slow
+        ],
+        "redis_bytes_per_recipient": round(per_recipient, 1),
+        "status_ms": round(status_ms, 1),
+        "targets": {
+            "call_seconds": TARGET_HUGE_SECONDS,
+            "longest_ping_ms": TARGET_PING_MS,
+            "redis_bytes_per_recipient": TARGET_BYTES_PER_RECIPIENT,
+            "slow_log": "empty",
+        },
+        "met": {
+            "call_seconds": seconds <= TARGET_HUGE_SECONDS,
+            "longest_ping_ms": longest_ping <= TARGET_PING_MS,
+            "redis_bytes_per_recipient": per_recipient <= TARGET_BYTES_PER_RECIPIENT,
+            "slow_log": not slow,
+        },
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _measure(fn: Any, calls: int, counter: h.RoundTrips) -> dict[str, Any]:
@@ -124,6 +208,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with h.stage(f"{args.singles:,} single-recipient calls"):
                 result["single_call"] = _measure(single_call, args.singles, counter)
                 result["single_plain"] = _measure(single_plain, args.singles, counter)
+        with h.stage(f"one call to {args.huge:,} recipients, Redis watched"):
+            result["huge"] = huge(args.huge)
     finally:
         h.flush()
     result["chunks_per_big_call"] = len(chunks)
@@ -176,6 +262,26 @@ def show(result: dict[str, Any]) -> None:
         f"{result['ratios']['big_call_vs_plain']:.2f}x the plain send_task loop; "
         f"single call {result['ratios']['single_call_vs_plain']:.2f}x a plain send_task"
     )
+    big = result["huge"]
+    met = big["met"]
+    huge_rows: list[tuple[str, str, str, bool, str]] = [
+        ("the call", f"{big['call_seconds']} s", f"<= {TARGET_HUGE_SECONDS:g} s",
+         met["call_seconds"], "7-9 s"),
+        ("another client's longest PING", f"{big['longest_ping_ms']} ms",
+         f"<= {TARGET_PING_MS:g} ms", met["longest_ping_ms"], "1.4 s (300,000)"),
+        ("slow log (> 10 ms)", f"{len(big['slow_commands'])} entries", "empty",
+         met["slow_log"], "3.6 s script"),
+        ("Redis per recipient", f"{big['redis_bytes_per_recipient']} B",
+         f"<= {TARGET_BYTES_PER_RECIPIENT:g} B", met["redis_bytes_per_recipient"], "190-209 B"),
+        ("status() of it", f"{big['status_ms']} ms", "", True, ""),
+    ]  # fmt: skip
+    h.console.print(
+        h.table(
+            f"send_email to {big['recipients']:,} recipients ({big['chunks']:,} chunks)",
+            ["measure", "now", "target", "met", "0.2.0 (issue's figures)"],
+            [(a, b, c, "yes" if d else "NO", e) for a, b, c, d, e in huge_rows],
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,10 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5, help="times the big call is made")
     parser.add_argument("--singles", type=int, default=10_000)
+    parser.add_argument("--huge", type=int, default=1_000_000, help="recipients of the huge call")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args(argv)
     if args.quick:
-        args.recipients, args.repeat, args.singles = 1000, 2, 200
+        args.recipients, args.repeat, args.singles, args.huge = 1000, 2, 200, 20_000
     result = run(args)
     show(result)
     h.write_result(NAME, result)
