@@ -144,3 +144,19 @@ def test_scale_quick(redis_server: str, tmp_path: Path) -> None:
         assert fleet["states"] == {"sent": data["settings"]["messages"]}, fleet
         assert fleet["worker_cpu_ms_per_send"] > 0
         assert fleet["sends_per_second"] > 0
+
+
+@pytest.mark.timeout(240)
+def test_lanes_quick(redis_server: str, tmp_path: Path) -> None:
+    data = _run("bench.lanes", redis_server, tmp_path, "--quick", timeout=220)
+    _machine_ok(data)
+    runs = {r["sharing"]: r for r in data["runs"]}
+    assert set(runs) == {"fifo", "lanes"}
+    for run in runs.values():
+        assert run["arrived"] == run["resets"] > 0
+        assert run["rate_limited"] == 0
+    # the first-come line makes a reset wait behind the campaign; the lanes do not
+    assert runs["lanes"]["p50_ms"] < runs["fifo"]["p50_ms"]
+    shares = {t["weights"] or t["caps"]: t for t in data["tenants"]}
+    assert set(shares) == {"a=1,b=1", "a=3,b=1", "c=2/s"}
+    assert shares["c=2/s"]["capped_max_in_1s"] <= 2
