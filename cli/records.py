@@ -73,6 +73,8 @@ def _header(record: Any) -> None:
         click.echo(f"  created {when(record.created_at)}  finished {finished}{took}")
     if record.send_at:
         click.echo(f"  due {when(record.send_at)}")
+    tenant = f"  tenant {record.tenant}" if record.tenant else ""
+    click.echo(f"  lane {record.lane}{tenant}")
     if record.idempotency_key:
         click.echo(f"  idempotency key {record.idempotency_key}")
     if record.held:

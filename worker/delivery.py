@@ -118,6 +118,8 @@ class Delivery:
         self.call = Call(SEND_TASKS[kind], chunk=chunk_id)
         #: When the last claim was made (``rt.monotonic``): a slot's wait counts from it.
         self.claimed_at = 0.0
+        #: The chunk's lane and tenant, as its claim read them (metrics' labels).
+        self.lane, self.tenant = "transactional", ""
 
     def run(self, payload: dict[str, Any]) -> str:
         """The chunk's state afterwards (or what happened to the task)."""
@@ -163,7 +165,7 @@ class Delivery:
 
     def _claim(self, token: str, *, takeover: bool = False, note: str = "") -> Claim:
         self.claimed_at = self.rt.monotonic()
-        return self.batches.claim(
+        claim = self.batches.claim(
             self.chunk_id,
             limit=self.limit,
             worker=self.worker,
@@ -172,6 +174,8 @@ class Delivery:
             takeover=takeover,
             note=note,
         )
+        self.lane, self.tenant = claim.lane, claim.tenant
+        return claim
 
     def _park(self, wait: float) -> str:
         due = self.rt.store.now() + wait + random.uniform(0, SPREAD + wait / 10)
@@ -258,7 +262,7 @@ class Delivery:
             if stopping:
                 raise Stop(self.chunk_id)
             return "parked"
-        rt.metrics.waited(rt.monotonic() - self.claimed_at)
+        rt.metrics.waited(rt.monotonic() - self.claimed_at, self.lane, self.tenant)
         outcome = self._request(tagged(self.kind, request, self.chunk_id))
         answered_at = time.monotonic()
         verdict = judge(outcome, request=request, attempt=attempt, rt=rt)

@@ -98,6 +98,9 @@ class Record(BaseModel):
     #: How many recipients are in each fate (queued, sent, delivered, hard-bounced, ...).
     ledger: dict[str, int] = Field(default_factory=dict)
     idempotency_key: str | None = None
+    #: The lane its chunks wait in for a slot, and whose mail it is.
+    lane: str = "transactional"
+    tenant: str | None = None
     send_at: float | None = None
     callback: dict[str, Any] | None = None
     created_at: float | None = None
@@ -149,6 +152,8 @@ def load_record(store: Store, batch_id: str) -> Record | None:
         rejected=json.loads(fields.get("rejected") or "[]"),
         ledger=batches.ledger_counts(batch_id),
         idempotency_key=fields.get("idempotency_key") or None,
+        lane=fields.get("lane") or "transactional",
+        tenant=fields.get("tenant") or None,
         send_at=_num(fields.get("send_at")),
         callback=json.loads(fields["callback"]) if fields.get("callback") else None,
         created_at=_num(fields.get("created_at")),

@@ -21,7 +21,8 @@ name                                        type       labels and meaning
 ``outbox_rate_limited_total``               counter    429 answers, any endpoint
 ``outbox_cooldown_seconds_total``           counter    seconds this worker's 429s added to the
                                                        fleet's cool-down (overlaps not twice)
-``outbox_limiter_wait_seconds``             histogram  from a claim to its slot's time
+``outbox_limiter_wait_seconds``             histogram  ``lane``, ``tenant``: from a claim to
+                                                       its slot's time
 ``outbox_api_request_seconds``              histogram  ``endpoint``: one request to the API
 ``outbox_webhook_events_recorded_total``    counter    ``event``, ``outcome``: what the
                                                        ``outbox.record_event`` task did
@@ -56,8 +57,9 @@ class Metrics:
     def retried(self, reason: Reason) -> None:
         """An attempt ended in another one to come."""
 
-    def waited(self, seconds: float) -> None:
-        """A sender waited this long from its claim to its slot."""
+    def waited(self, seconds: float, lane: str = "transactional", tenant: str = "") -> None:
+        """A sender of ``lane`` (and ``tenant``) waited this long from its claim to its
+        slot."""
 
     def cooled(self, seconds: float) -> None:
         """A 429 made the whole fleet hold off this many seconds longer."""

@@ -8,6 +8,8 @@ pool's children.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from outbox.worker.metrics import Metrics
@@ -28,7 +30,10 @@ class Instruments(Metrics):
     """Counts into prometheus-client metrics registered on ``registry`` (``None``: on
     none, as a prefork pool wants: its scrape reads every process's files instead)."""
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    def __init__(self, registry: CollectorRegistry | None, tenants: Collection[str] = ()) -> None:
+        #: Tenants with a label of their own (those OUTBOX_TENANT_WEIGHTS or _LIMITS
+        #: name); any other is counted as "other", so the series stay few.
+        self.tenants = frozenset(tenants)
         self.sends = Counter(
             "outbox_sends",
             "Chunks this worker made final, by kind of message and final state.",
@@ -51,7 +56,9 @@ class Instruments(Metrics):
         )
         self.limiter_wait = Histogram(
             "outbox_limiter_wait_seconds",
-            "How long a sender waited from its claim to its rate-limit slot.",
+            "How long a sender waited from its claim to its rate-limit slot, by lane and "
+            "tenant (a tenant not named in OUTBOX_TENANT_WEIGHTS or _LIMITS is 'other').",
+            ["lane", "tenant"],
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
@@ -83,8 +90,9 @@ class Instruments(Metrics):
     def retried(self, reason: Reason) -> None:
         self._retries[reason].inc()
 
-    def waited(self, seconds: float) -> None:
-        self.limiter_wait.observe(max(seconds, 0.0))
+    def waited(self, seconds: float, lane: str = "transactional", tenant: str = "") -> None:
+        label = tenant if not tenant or tenant in self.tenants else "other"
+        self.limiter_wait.labels(lane, label).observe(max(seconds, 0.0))
 
     def cooled(self, seconds: float) -> None:
         if seconds > 0:

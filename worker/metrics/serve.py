@@ -112,7 +112,7 @@ def start(rt: Runtime, *, prefork: bool, app: Any) -> Metrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             counting = Metrics()
         else:
-            counting = Instruments(registry)
+            counting = Instruments(registry, _named_tenants(settings))
         registry.register(FleetCollector(rt.store, queue_depth_reader(app)))
         address, port = settings.metrics_address, settings.metrics_port
         try:
@@ -138,8 +138,18 @@ def for_child() -> Metrics | None:
     if _served is None or not _served.multiprocess:
         return None
     from outbox.worker.metrics.instruments import Instruments
+    from outbox.worker.settings import get_settings
 
-    return Instruments(None)
+    return Instruments(None, _named_tenants(get_settings()))
+
+
+def _named_tenants(settings: Any) -> set[str]:
+    """The tenants the settings name: each gets metrics labels of its own."""
+    from outbox.worker.windows import parse_tenant_limits, parse_tenant_weights
+
+    return set(parse_tenant_weights(settings.tenant_weights)) | set(
+        parse_tenant_limits(settings.tenant_limits)
+    )
 
 
 def url() -> str | None:

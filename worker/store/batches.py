@@ -82,6 +82,9 @@ class Claim:
     previous: State | None
     #: The Redis clock when the script ran.
     now: float
+    #: The chunk's lane and tenant ('' for none).
+    lane: str = "transactional"
+    tenant: str = ""
 
     @property
     def member(self) -> str:
@@ -279,7 +282,7 @@ class Batches(BatchReads):
         or a place in the limit's line (``token`` identifies this wait). ``takeover``
         claims a chunk whose earlier attempt was looked up and found not accepted."""
         batch_id = chunk_id.rsplit(".", 1)[0]
-        outcome, wait, attempt, previous, now = self._claim(
+        outcome, wait, attempt, previous, now, lane, tenant = self._claim(
             keys=[
                 keys.chunk(chunk_id),
                 keys.batch(batch_id),
@@ -296,6 +299,8 @@ class Batches(BatchReads):
             int(attempt),
             State(before) if before else None,
             float(now),
+            _text(lane) or "transactional",
+            _text(tenant),
         )
 
     def finish(

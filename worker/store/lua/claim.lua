@@ -3,22 +3,25 @@
 -- ARGV: worker, takeover ('1' or ''), note, wait token, longest wait for a direct grant,
 --       then the limit block
 -- Returns: outcome, seconds (until the slot; of a live hold elsewhere; until the quota's
---          cycle ends), attempt, the state before, Redis time
+--          cycle ends), attempt, the state before, Redis time, the chunk's lane and tenant
 local L = limit_at(4, 6)
 local now = clock()
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing', '0', '0', '', fmt(now)} end
+if not state then return {'missing', '0', '0', '', fmt(now), '', ''} end
+-- every reply ends with the chunk's lane and tenant (for the metrics' labels)
+local LANE = redis.call('HGET', KEYS[1], 'lane') or 'transactional'
+local TENANT = redis.call('HGET', KEYS[1], 'tenant') or ''
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 -- its message reached a worker
 redis.call('ZREM', key('unclaimed', redis.call('HGET', KEYS[1], 'queue') or 'email'), chunk_id)
 if redis.call('HEXISTS', KEYS[2], 'staged') == 1 then
   -- its send is still being written (or its producer died doing so): nothing goes yet
-  return {'busy', '0', attempts, state, fmt(now)}
+  return {'busy', '0', attempts, state, fmt(now), LANE, TENANT}
 end
 if FINAL[state] then
   redis.call('ZREM', L.leases, chunk_id)
-  return {'final', '0', attempts, state, fmt(now)}
+  return {'final', '0', attempts, state, fmt(now), LANE, TENANT}
 end
 local worker, takeover, note, token = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
 local reserved = redis.call('HGET', KEYS[1], 'reserved')
@@ -32,7 +35,7 @@ if state == 'sending' and reserved then
   redis.call('HDEL', KEYS[1], 'reserved')
   if lease_until > now + 1 and redis.call('EXISTS', L.hold) == 0 then
     redis.call('HSET', KEYS[1], 'claimed_by', worker)
-    return {'claimed', fmt(math.max(0, at - now)), attempts, reserved, fmt(now)}
+    return {'claimed', fmt(math.max(0, at - now)), attempts, reserved, fmt(now), LANE, TENANT}
   end
   answered(L, member, now, false)
   attempts = tostring(tonumber(attempts) - 1)
@@ -44,8 +47,8 @@ if state == 'sending' and reserved then
 end
 if state == 'sending' then
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-  if lease_until > now then return {'busy', fmt(lease_until - now), attempts, state, fmt(now)} end
-  if not takeover then return {'ambiguous', '0', attempts, state, fmt(now)} end
+  if lease_until > now then return {'busy', fmt(lease_until - now), attempts, state, fmt(now), LANE, TENANT} end
+  if not takeover then return {'ambiguous', '0', attempts, state, fmt(now), LANE, TENANT} end
   -- the earlier attempt was looked up and is settled as not accepted
   redis.call('HSET', KEYS[1], 'state', 'retrying', 'ambiguous', note, 'updated_at', fmt(now))
   count(KEYS[2], 'sending', 'retrying')
@@ -53,10 +56,10 @@ if state == 'sending' then
   state = 'retrying'
 elseif redis.call('HEXISTS', KEYS[1], 'waiting') == 1 then
   local held_until = tonumber(redis.call('ZSCORE', L.leases, chunk_id) or '0')
-  if held_until > now then return {'busy', fmt(held_until - now), attempts, state, fmt(now)} end
+  if held_until > now then return {'busy', fmt(held_until - now), attempts, state, fmt(now), LANE, TENANT} end
   redis.call('HDEL', KEYS[1], 'waiting')  -- its waiter is gone; this copy carries on
 end
-if redis.call('EXISTS', L.hold) == 1 then return {'held', '0', attempts, state, fmt(now)} end
+if redis.call('EXISTS', L.hold) == 1 then return {'held', '0', attempts, state, fmt(now), LANE, TENANT} end
 -- The monthly quota: an email that would overdraw what is left waits, visibly, in the
 -- throttled set; the next quota read with room (a new cycle, a raised allowance)
 -- publishes it again.
@@ -72,7 +75,7 @@ if left and redis.call('HGET', KEYS[1], 'kind') ~= 'sms' then
     end
     redis.call('ZADD', key('throttled'), now, chunk_id)
     local ends = redis.call('PTTL', key('quota_left')) / 1000
-    return {'quota', fmt(math.max(ends, 0)), attempts, state, fmt(now)}
+    return {'quota', fmt(math.max(ends, 0)), attempts, state, fmt(now), LANE, TENANT}
   end
 end
 -- Its lane: transactional waits on its thread for any known slot and goes before bulk;
@@ -90,10 +93,10 @@ if not ahead then
     local attempt = begin_attempt(L, chunk_id, worker, at, now, '')
     take(L, chunk_id .. '#' .. attempt, at, now, tenant)
     redis.call('DEL', key('wake', L.bucket, chunk_id))
-    return {'claimed', fmt(at - now), tostring(attempt), state, fmt(now)}
+    return {'claimed', fmt(at - now), tostring(attempt), state, fmt(now), LANE, TENANT}
   end
   if at ~= nil and lane == TRANSACTIONAL then
-    return {'later', fmt(at - now), attempts, state, fmt(now)}
+    return {'later', fmt(at - now), attempts, state, fmt(now), LANE, TENANT}
   end
 end
 redis.call('HSET', KEYS[1], 'waiting', token)
@@ -102,9 +105,9 @@ if lane == BULK then
   -- no thread waits: the lane's serve gives it a slot and parks its task call
   enqueue(L, BULK, tenant, chunk_id .. '\t\t' .. token)
   serve(L, now, 1)
-  return {'queued', '0', attempts, state, fmt(now)}
+  return {'queued', '0', attempts, state, fmt(now), LANE, TENANT}
 end
 -- No slot whose time is known: wait in line, on this thread, until an answer frees one.
 redis.call('ZADD', L.leases, now + L.line_lease, chunk_id)
 enqueue(L, TRANSACTIONAL, tenant, chunk_id .. '\t' .. worker .. '\t' .. token)
-return {'waiting', '0', attempts, state, fmt(now)}
+return {'waiting', '0', attempts, state, fmt(now), LANE, TENANT}
