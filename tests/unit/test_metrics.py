@@ -142,9 +142,7 @@ def test_a_sent_email_counts_once_with_its_wait_and_its_request(counted: Counted
     assert _run(counted.rt, chunk_id, payload) == "sent"
     assert _run(counted.rt, chunk_id, payload) == "sent"  # a redelivered copy: settled
     assert counted.value("outbox_sends_total", kind="email", outcome="sent") == 1
-    assert (
-        counted.value("outbox_limiter_wait_seconds_count", lane="transactional", tenant="") == 1
-    )
+    assert counted.value("outbox_limiter_wait_seconds_count", lane="transactional", tenant="") == 1
     assert counted.value("outbox_api_request_seconds_count", endpoint="email/send") == 1
     assert counted.value("outbox_retries_total", reason="server_error") == 0
 
