@@ -105,11 +105,16 @@ class OutboxGroup(click.Group):
             raise
 
 
+#: The distribution's name on the package index (the import name is ``outbox``; the
+#: name ``outbox`` there belongs to an unrelated project).
+DISTRIBUTION = "smtp2go-outbox"
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("outbox")
+        return version(DISTRIBUTION)
     except PackageNotFoundError:  # run from a checkout without ``pip install -e .``
         return "unknown (not installed)"
 

@@ -1,7 +1,7 @@
 """How the ``outbox`` command writes: plain tables, states in colour on a terminal, JSON.
 
 Nothing here needs more than click (which comes with Celery), so the operator commands
-work on a plain install; only the demo draws progress bars (``outbox[demo]``). URLs are
+work on a plain install; only the demo draws progress bars (``smtp2go-outbox[demo]``). URLs are
 shown through :func:`~outbox.worker.redis_url.redacted_url`, passwords masked.
 """
 

@@ -28,8 +28,8 @@ def webhooks(host: str, port: int, insecure: bool) -> None:
         from outbox.worker.webhooks.app import run
     except ImportError as exc:
         fail(
-            f"the webhook receiver needs what outbox[webhooks] installs ({exc.name} is "
-            "missing): pip install 'outbox[webhooks]'",
+            f"the webhook receiver needs what smtp2go-outbox[webhooks] installs ({exc.name} is "
+            "missing): pip install 'smtp2go-outbox[webhooks]'",
             EXIT_FAILED,
         )
     run(host, port, secret=value, insecure=insecure)

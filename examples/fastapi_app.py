@@ -1,6 +1,6 @@
 """Queue a receipt from a FastAPI endpoint, answer with its handle, and show its status.
 
-    pip install outbox fastapi uvicorn
+    pip install smtp2go-outbox fastapi uvicorn
     uvicorn examples.fastapi_app:app
 
 The endpoints are plain ``def``: FastAPI runs them in its thread pool, so the blocking

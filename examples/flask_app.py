@@ -1,6 +1,6 @@
 """Queue a receipt from a Flask view, answer with its handle, and show its status.
 
-    pip install outbox flask
+    pip install smtp2go-outbox flask
     flask --app examples/flask_app.py run
 
 ``POST /receipts`` with ``{"to": "ann@example.org", "order": 42}`` answers 202 with the

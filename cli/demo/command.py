@@ -157,8 +157,8 @@ def demo(
         from outbox.cli.demo.view import stdout as _out
     except ImportError as exc:
         fail(
-            f"the demo needs what outbox[demo] installs ({exc.name} is missing): "
-            "pip install 'outbox[demo]'",
+            f"the demo needs what smtp2go-outbox[demo] installs ({exc.name} is missing): "
+            "pip install 'smtp2go-outbox[demo]'",
             EXIT_USAGE,
             as_json=as_json,
         )

@@ -64,7 +64,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wheel(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     _pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, source)
-    (found,) = out.glob("outbox-*.whl")
+    (found,) = out.glob("smtp2go_outbox-*.whl")
     return found
 
 

@@ -384,7 +384,7 @@ def test_the_port_without_the_extra_stops_the_worker_saying_what_to_install(
     set_runtime(_runtime(api, OUTBOX_METRICS_PORT="9"))
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     try:
-        with pytest.raises(WorkerConfigError, match=r"pip install 'outbox\[metrics\]'"):
+        with pytest.raises(WorkerConfigError, match=r"pip install 'smtp2go-outbox\[metrics\]'"):
             serve_metrics(prefork=False)
     finally:
         set_runtime(None)

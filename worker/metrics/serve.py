@@ -78,7 +78,7 @@ def _import_client(multiprocess: bool) -> Any:
     except ImportError:
         raise ConfigurationError(
             "OUTBOX_METRICS_PORT is set but prometheus-client is not installed: "
-            "pip install 'outbox[metrics]' (or unset OUTBOX_METRICS_PORT)"
+            "pip install 'smtp2go-outbox[metrics]' (or unset OUTBOX_METRICS_PORT)"
         ) from None
     if multiprocess and not getattr(values.ValueClass, "_multiprocess", False):
         # Loaded before the mode was set: Flower, a ``celery`` subcommand, imports it

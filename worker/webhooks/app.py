@@ -267,7 +267,7 @@ def _receiver_metrics(wanted: bool | None) -> ReceiverMetrics | None:
     except ImportError:
         if wanted:
             raise ValueError(
-                "metrics need prometheus-client: pip install 'outbox[metrics]'"
+                "metrics need prometheus-client: pip install 'smtp2go-outbox[metrics]'"
             ) from None
         return None
     return ReceiverMetrics()
