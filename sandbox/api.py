@@ -35,7 +35,7 @@ from outbox.sandbox.limits import (
 )
 from outbox.sandbox.reports import REPORTS
 from outbox.sandbox.sending import SENDING
-from outbox.sandbox.state import ENDPOINTS, SEND_ENDPOINTS, EndpointCounters
+from outbox.sandbox.state import ALWAYS_ALLOWED, ENDPOINTS, SEND_ENDPOINTS, EndpointCounters
 from outbox.sandbox.suppressions import SUPPRESSIONS
 from outbox.sandbox.templates import TEMPLATES
 from outbox.sandbox.validation import NON_VALIDATING, ApiError
@@ -68,6 +68,9 @@ ROUTES: dict[str, Handler] = {
     **SUPPRESSIONS,
     **REPORTS,
     **ACTIVITY,
+    "api_keys/permissions": lambda sb, body, call: {
+        "endpoints": sorted(f"/{name}" for name in (sb.state.key_permissions or ENDPOINTS)),
+    },
 }
 assert set(ROUTES) == set(ENDPOINTS), "every listed endpoint has exactly one handler"
 
@@ -246,6 +249,11 @@ class V3:
         except ValueError:
             body = None
         key = request.headers.get("x-smtp2go-api-key")
+        if not key:
+            # the service also takes the key as a bearer token (developer changelog 2026-09)
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                key = token.strip()
         if not key and isinstance(body, dict):
             key = body.get("api_key")
         if not self._authorized(key):
@@ -257,6 +265,15 @@ class V3:
             exc = ApiError(404, f"No endpoint /v3/{path}", "E_ApiResponseCodes.ENDPOINT_NOT_FOUND")
             return self._error(request_id, exc, headers)
         assert ep is not None
+        allowed = state.key_permissions
+        if allowed is not None and path not in allowed and path not in ALWAYS_ALLOWED:
+            # SMTP2GO-API.md ("permission errors"): usually HTTP 400 with this code
+            exc = ApiError(
+                400,
+                f"The API key does not have permission to use the endpoint /{path}",
+                "E_ApiResponseCodes.ENDPOINT_PERMISSION_DENIED",
+            )
+            return self._error(request_id, exc, headers)
         if not isinstance(body, dict):
             exc = ApiError(400, "The request body must be a JSON object", NON_VALIDATING)
             return self._error(request_id, exc, headers)

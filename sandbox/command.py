@@ -146,6 +146,16 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
     "--suppress-bounces", is_flag=True, help="Add hard-bounced addresses to the suppression list."
 )
 @click.option(
+    "--key-permissions",
+    default=None,
+    metavar="ENDPOINTS",
+    help=(
+        "The endpoints the key may call, comma-separated (email/send,email/mime); others "
+        "answer the permission error. Default: every endpoint. An SMTP2GO key created "
+        "with the default permissions may call email/send only."
+    ),
+)
+@click.option(
     "--cycle-max",
     type=click.IntRange(min=0),
     default=_DEFAULTS.cycle_max,
@@ -203,6 +213,7 @@ def sandbox(
     verified_domains: list[str] | None,
     bounce_domain: str,
     suppress_bounces: bool,
+    key_permissions: str | None,
     cycle_max: int,
     hang_seconds: float,
     webhook_retries: int,
@@ -227,6 +238,7 @@ def sandbox(
             bounce_domain=bounce_domain,
             suppress_bounces=suppress_bounces,
             cycle_max=cycle_max,
+            key_permissions=key_permissions.split(",") if key_permissions else None,
             hang_seconds=hang_seconds,
             webhook_retries=webhook_retries,
             webhook_timeout=webhook_timeout,

@@ -95,6 +95,10 @@ class SandboxConfig:
 
     #: The one key accepted; ``None`` accepts any key of the real format.
     api_key: str | None = None
+    #: The endpoints the key may call (``None``: all). A key SMTP2GO creates with the
+    #: default permissions may call ``/email/send`` only (OpenAPI ``api_keys/add``:
+    #: ``endpoints`` defaults to ``[/email/send]``; developer changelog 2025-04-03).
+    key_permissions: list[str] | None = None
     #: Shared limit over every ``/v3`` request, e.g. ``"10/s"``; ``None`` = unlimited.
     rate: str | None = "10/s"
     #: Seconds a client's IP is timed out (every ``/v3`` request answered 429) after it
@@ -150,3 +154,9 @@ class SandboxConfig:
             raise ValueError("webhook_retries must not be negative")
         if self.cycle_max < 0:
             raise ValueError("cycle_max must not be negative")
+        from outbox.sandbox.state import endpoint_names  # the list of endpoints lives there
+
+        try:
+            endpoint_names(self.key_permissions)
+        except ValueError as exc:
+            raise ValueError(f"key_permissions {exc}") from None

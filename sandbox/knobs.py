@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outbox.sandbox.config import MAX_SECONDS, parse_activity_rate, parse_rate
-from outbox.sandbox.state import ENDPOINTS, SandboxState
+from outbox.sandbox.state import ENDPOINTS, SandboxState, endpoint_names
 
 __all__ = ["KNOBS", "ConfigError", "Knob", "apply_config", "config_view", "markdown_table"]
 
@@ -94,6 +94,13 @@ def _domains(field: str, value: Any) -> list[str] | None:
     ):
         raise ConfigError(field, f"{field} must be null or a list of domains")
     return value
+
+
+def _permissions(field: str, value: Any) -> frozenset[str] | None:
+    try:
+        return endpoint_names(value)
+    except ValueError as exc:
+        raise ConfigError(field, f"{field} {exc}") from None
 
 
 def _domain(field: str, value: Any) -> str:
@@ -271,6 +278,21 @@ KNOBS: tuple[Knob, ...] = (
             sorted(state.verified_domains) if state.verified_domains is not None else None
         ),
         "--verified-domains",
+    ),
+    Knob(
+        "key_permissions",
+        "list of endpoints or null",
+        'The endpoints the key may call (`["/email/send"]` is a key SMTP2GO creates with '
+        "the default permissions); others answer 400 `ENDPOINT_PERMISSION_DENIED`. "
+        "`null`: every endpoint.",
+        _permissions,
+        _set("key_permissions"),
+        lambda state: (
+            sorted(f"/{e}" for e in state.key_permissions)
+            if state.key_permissions is not None
+            else None
+        ),
+        "--key-permissions",
     ),
     Knob(
         "bounce_domain",

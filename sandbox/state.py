@@ -20,12 +20,14 @@ from outbox.sandbox.limits import ErrorWindows, RateLimiter, Timeouts
 from outbox.sandbox.records import EmailRecord, SmsRecord, Template, Webhook
 
 __all__ = [
+    "ALWAYS_ALLOWED",
     "ENDPOINTS",
     "SEND_ENDPOINTS",
     "Counters",
     "EndpointCounters",
     "Faults",
     "SandboxState",
+    "endpoint_names",
 ]
 
 #: Every SMTP2GO path the sandbox answers (after ``/v3/``).
@@ -56,7 +58,33 @@ ENDPOINTS = (
     "sms/view-received",
     "sms/view-sent",
     "sms/summary",
+    "api_keys/permissions",
 )
+
+#: What a key may call whatever its permissions: asking what they are.
+ALWAYS_ALLOWED = frozenset({"api_keys/permissions"})
+
+
+def endpoint_names(values: object) -> frozenset[str] | None:
+    """Endpoints as a key's permissions name them (``/email/send`` or ``email/send``);
+    ``None`` stays every endpoint. Raises ``ValueError`` naming an unknown one."""
+    if values is None:
+        return None
+    items = values.split(",") if isinstance(values, str) else values
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be null, a list of endpoints or a comma-separated string")
+    names = set()
+    for item in items:
+        name = str(item).strip().strip("/")
+        if name.startswith("v3/"):
+            name = name[3:]
+        if not name:
+            continue
+        if name not in ENDPOINTS:
+            raise ValueError(f"not an endpoint: {item!r}")
+        names.add(name)
+    return frozenset(names)
+
 
 #: Endpoints that send something: the ones ``hang_next`` holds back.
 SEND_ENDPOINTS = frozenset({"email/send", "email/mime", "email/batch", "sms/send"})
@@ -138,6 +166,9 @@ class SandboxState:
         """Forget everything and return to the start-up configuration."""
         config = self.initial
         self.api_key = config.api_key
+        #: What the key may call (``None``: every endpoint), as ``api_keys/permissions``
+        #: reports it; others answer the permission error.
+        self.key_permissions = endpoint_names(config.key_permissions)
         self.latency = config.latency_ms / 1000.0
         self.verified_domains = _domains(config.verified_domains)
         self.bounce_domain = config.bounce_domain.lower()

@@ -196,11 +196,13 @@ class Settings(BaseSettings):
         description="Seconds records, dead letters and idempotency keys are kept.",
     )
     ambiguous_policy: Literal["resend", "hold"] = Field(
-        default="resend",
+        default="hold",
         validation_alias="OUTBOX_AMBIGUOUS_POLICY",
         description=(
-            "When a crashed attempt's fate cannot be looked up: `resend`, or `hold` (dead letter "
-            "for an operator)."
+            "When a crashed attempt's fate cannot be looked up (the key may not call "
+            "`activity/search`, or the look-up fails): `hold` (a dead letter naming why, "
+            "for an operator to replay: never sent twice) or `resend` (sent again: never "
+            "lost, maybe twice)."
         ),
     )
     stuck_after_seconds: int = Field(
