@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from outbox.errors import (
     EnqueueError,
+    IdempotencyConflict,
     OutboxError,
     RecordNotFound,
     SMTP2GOError,
+    Unavailable,
     ValidationError,
 )
 from outbox.handle import Handle, status
@@ -28,11 +30,13 @@ __all__ = [
     "ChunkRecord",
     "EnqueueError",
     "Handle",
+    "IdempotencyConflict",
     "OutboxError",
     "Record",
     "RecordNotFound",
     "SMTP2GOError",
     "State",
+    "Unavailable",
     "ValidationError",
     "retry_failed",
     "send_email",

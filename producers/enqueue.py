@@ -11,6 +11,7 @@ and then nothing will ever be sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import socket
@@ -76,6 +77,31 @@ def _record(rt: Runtime, batch_id: str, **create: Any) -> tuple[str, bool]:
     ) from failure
 
 
+def fingerprint(
+    kind: Kind,
+    base: Mapping[str, Any],
+    chunks: Sequence[Chunk],
+    options: Options,
+    lane: str,
+) -> str:
+    """What makes two calls the same message, hashed: an idempotency key that comes back
+    with another fingerprint is a conflict, not a repeat."""
+    digest = hashlib.sha256()
+    head = {
+        "kind": kind.value,
+        "base": base,
+        "send_at": options.send_at,
+        "callback": options.callback,
+        "lane": lane,
+        "tenant": options.tenant,
+    }
+    digest.update(_json(head).encode())
+    for recipients, overrides in chunks:
+        digest.update(b"\0")
+        digest.update(_json([recipients, overrides]).encode())
+    return digest.hexdigest()
+
+
 def enqueue(
     kind: Kind,
     base: Mapping[str, Any],
@@ -98,6 +124,8 @@ def enqueue(
         for i, (recipients, overrides) in enumerate(chunks)
     ]
     extra: dict[str, str] = {}
+    if options.idempotency_key is not None:
+        extra["fingerprint"] = fingerprint(kind, base, chunks, options, lane)
     if options.send_at is not None:
         extra["send_at"] = f"{options.send_at:.6f}"
     if options.callback is not None:
@@ -118,7 +146,8 @@ def enqueue(
         tenant=options.tenant,
     )
     if not created:
-        return Handle.of_existing(rt, found)
+        assert options.idempotency_key is not None
+        return Handle.of_repeat(rt, found, options.idempotency_key, extra["fingerprint"])
     calls = [Call(SEND_TASKS[kind], chunk=spec.id) for spec in specs]
     if not specs:
         pass  # every recipient was refused: the record says so, nothing to send

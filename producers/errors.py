@@ -109,6 +109,24 @@ class RecordNotFound(OutboxError, LookupError):
     """No record with that id (never created, or expired after the retention)."""
 
 
+class IdempotencyConflict(OutboxError, ValueError):
+    """An idempotency key came back with a different message than the one it first sent
+    (Stripe's rule): nothing is sent; ``first`` is the id of the send the key belongs
+    to. The same message with the same key returns the first handle instead."""
+
+    def __init__(self, key: str, first: str) -> None:
+        super().__init__(
+            f"idempotency_key {key!r} was used for a different message (send {first}); "
+            "use a key that names this message, or none"
+        )
+        self.key = key
+        self.first = first
+
+
+class Unavailable(OutboxError, ConnectionError):
+    """Redis (outbox's records) could not be reached, so the call could not answer."""
+
+
 class RecipientsRefused(OutboxError):
     """Every recipient of a message is on the suppression list, so nothing will be sent.
 

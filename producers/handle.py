@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from outbox.errors import RecordNotFound
+from outbox.boundary import public_call
+from outbox.errors import IdempotencyConflict, RecordNotFound
 from outbox.worker.records import Record, load_chunk, load_record
 from outbox.worker.runtime import get_runtime
 from outbox.worker.store.chunks import batch_id_of
@@ -51,6 +52,15 @@ class Handle:
     def status(self) -> Record:
         return status(self.id)
 
+    @classmethod
+    def of_repeat(cls, rt: Runtime, batch_id: str, key: str, fingerprint: str) -> Handle:
+        """The first handle of an idempotency key, when this call's message is the one it
+        sent (same fingerprint); :class:`~outbox.errors.IdempotencyConflict` otherwise."""
+        stored = rt.store.batches.batch(batch_id).get("fingerprint")
+        if stored is not None and stored != fingerprint:
+            raise IdempotencyConflict(key, batch_id)
+        return cls.of_existing(rt, batch_id)
+
     def wait(self, timeout: float = 60.0, interval: float = 0.25) -> Record:
         """Poll until every chunk is final; raises ``TimeoutError`` with the last state."""
         deadline = time.monotonic() + timeout
@@ -63,6 +73,7 @@ class Handle:
             time.sleep(interval)
 
 
+@public_call
 def status(handle_id: str) -> Record:
     """The record of a send (a batch id) or of one of its chunks (``<batch>.<n>``)."""
     store = get_runtime().store

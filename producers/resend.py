@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from outbox.boundary import public_call
 from outbox.chunking import MAX_RECIPIENTS, address_key
 from outbox.enqueue import Chunk, enqueue
 from outbox.errors import RecordNotFound, ValidationError
@@ -25,6 +26,7 @@ from outbox.worker.store.chunks import chunk_id_for
 __all__ = ["retry_failed"]
 
 
+@public_call
 def retry_failed(handle_id: str, *, idempotency_key: str | None = None) -> Handle | None:
     """One new batch with only the recipients worth trying again; ``None`` when there is
     nobody to try again. ``idempotency_key`` makes a repeated call enqueue nothing."""
