@@ -33,7 +33,7 @@ from outbox.cli.output import (
     print_json,
     redacted_url,
 )
-from outbox.cli.records import quota, status
+from outbox.cli.records import cancel_command, quota, status
 from outbox.cli.sending import send
 from outbox.cli.serve import webhooks
 from outbox.sandbox.command import sandbox
@@ -70,7 +70,7 @@ class OutboxGroup(click.Group):
         from kombu.exceptions import OperationalError
         from pydantic import ValidationError as SettingsError
 
-        from outbox.errors import ConfigurationError, EnqueueError
+        from outbox.errors import ConfigurationError, EnqueueError, Unavailable
 
         as_json = bool(ctx.meta.get(_JSON))
         try:
@@ -79,6 +79,7 @@ class OutboxGroup(click.Group):
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
             EnqueueError,
+            Unavailable,
         ) as exc:
             fail(
                 f"cannot reach Redis at {_configured('redis_url')} (OUTBOX_REDIS_URL): {exc}",
@@ -125,7 +126,9 @@ def main() -> None:
     """outbox: an outbound-messaging queue for SMTP2GO (email, MIME, templates, SMS)."""
 
 
-for command in (demo, sandbox, webhooks, status, quota, dead, replay, retry_failed, send):
+for command in (
+    demo, sandbox, webhooks, status, quota, dead, replay, retry_failed, send, cancel_command
+):  # fmt: skip
     main.add_command(command)
 
 

@@ -283,3 +283,28 @@ def quota(as_json: bool) -> None:
         )
     if held:
         click.echo(click.style(f"sending is HELD: {held}", fg="red", bold=True))
+
+
+@click.command("cancel")
+@click.argument("record_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the record afterwards as JSON.")
+def cancel_command(record_id: str, as_json: bool) -> None:
+    """Cancel a send (or one chunk, BATCH.N): what has not gone out never goes; a chunk
+    in flight ends as its answer says."""
+    from outbox import RecordNotFound, cancel
+
+    try:
+        record = cancel(record_id, who="outbox cancel")
+    except RecordNotFound as exc:
+        fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
+    if as_json:
+        print_json(record.model_dump(mode="json"))
+        return
+    counts = {s: n for s, n in record.counts.items() if n}
+    canceled = counts.get("canceled", 0)
+    flying = counts.get("sending", 0)
+    gone = sum(counts.get(s, 0) for s in ("sent", "failed", "dead"))
+    click.echo(
+        f"{record.id}: {canceled} chunk(s) canceled, {gone} had gone already, "
+        f"{flying} in flight (each ends as its answer says)"
+    )

@@ -11,6 +11,7 @@ framework. The workers are ``celery -A outbox.worker worker``.
 
 from __future__ import annotations
 
+from outbox.control import cancel
 from outbox.errors import (
     EnqueueError,
     IdempotencyConflict,
@@ -38,6 +39,7 @@ __all__ = [
     "State",
     "Unavailable",
     "ValidationError",
+    "cancel",
     "retry_failed",
     "send_email",
     "send_mime",

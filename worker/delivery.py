@@ -293,7 +293,7 @@ class Delivery:
                 verdict.fields.get("last_error", {}).get("message"),
             )
         self._after(finished, verdict.state)
-        return verdict.state.value
+        return finished.state or verdict.state.value
 
     def _request(self, body: dict[str, Any]) -> SendResult | SmsSendResult | SMTP2GOError:
         client = self.rt.client
@@ -343,7 +343,8 @@ class Delivery:
         """Count a chunk this call made final, and fire the batch's completion callback,
         exactly once: only the call that made the last chunk final learns ``BATCH_DONE``."""
         if finished.outcome in (FinishOutcome.FINAL, FinishOutcome.BATCH_DONE):
-            self.rt.metrics.finished(self.kind, state)
+            # a retry of a chunk canceled meanwhile ends canceled, not as asked
+            self.rt.metrics.finished(self.kind, State(finished.state or state))
         if finished.outcome is not FinishOutcome.BATCH_DONE or not finished.has_callback:
             return
         fire_callback(self.rt, self.chunk_id.rsplit(".", 1)[0])

@@ -24,9 +24,11 @@ class State(StrEnum):
     FAILED = "failed"
     #: Retries exhausted; kept in the dead letters for replay.
     DEAD = "dead"
+    #: Taken back before it went out (``outbox.cancel``); never sent afterwards.
+    CANCELED = "canceled"
 
 
-FINAL_STATES = frozenset({State.SENT, State.FAILED, State.DEAD})
+FINAL_STATES = frozenset({State.SENT, State.FAILED, State.DEAD, State.CANCELED})
 
 
 class Kind(StrEnum):

@@ -36,7 +36,7 @@ from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
 from outbox.worker.store.reads import BatchReads
 
-__all__ = ["PAGE", "Batches", "Claim", "ClaimOutcome", "Finish", "FinishOutcome"]
+__all__ = ["PAGE", "Batches", "Canceled", "Claim", "ClaimOutcome", "Finish", "FinishOutcome"]
 
 #: Chunks written per script call (100 chunks: up to 10,000 recipients, ~1-2 ms of Redis).
 PAGE = 100
@@ -112,6 +112,20 @@ class Finish:
     has_callback: bool = False
     #: Seconds the call's ``cool_down`` added to the fleet's (0: one as long was on).
     cooled: float = 0.0
+    #: The chunk's state after the call ('' when unknown).
+    state: str = ""
+
+
+@dataclass(slots=True)
+class Canceled:
+    """What a cancel did: chunks it canceled, found final already, found in flight (they
+    end as their answer says, canceled unless it was sent); whether it finished the send."""
+
+    canceled: int = 0
+    final: int = 0
+    in_flight: int = 0
+    finished: bool = False
+    has_callback: bool = False
 
 
 def _dumps(value: Any) -> str:
@@ -137,6 +151,7 @@ class Batches(BatchReads):
         self.retention = retention
         self._create = scripts.load(redis, "create")
         self._commit = scripts.load(redis, "commit")
+        self._cancel = scripts.load(redis, "cancel")
         self._claim = scripts.load(redis, "claim")
         self._finish = scripts.load(redis, "finish")
         self._give_back = scripts.load(redis, "give_back")
@@ -242,6 +257,25 @@ class Batches(BatchReads):
             raise RuntimeError(f"batch {batch_id} was discarded while it was being written")
         return batch_id, True
 
+    def cancel(
+        self, batch_id: str, chunk_ids: Sequence[str], *, limit: Limit, who: str, whole: bool
+    ) -> Canceled:
+        """Cancel chunks of a send, a page per script call (``whole``: the send itself is
+        marked, so a chunk claimed or written later is canceled too)."""
+        out = Canceled()
+        for start in range(0, max(len(chunk_ids), 1), PAGE):
+            page = chunk_ids[start : start + PAGE]
+            canceled, final, flying, finished, callback = self._cancel(
+                keys=[*limit.keys(), keys.batch(batch_id), *(keys.chunk(c) for c in page)],
+                args=[*limit.args(), who, "1" if whole else ""],
+            )
+            out.canceled += int(canceled)
+            out.final += int(final)
+            out.in_flight += int(flying)
+            out.finished = out.finished or bool(_text(finished))
+            out.has_callback = out.has_callback or bool(_text(callback))
+        return out
+
     def discard(self, batch_id: str, chunks: int) -> None:
         """Delete a batch that was staged and never committed, a page at a time."""
         for start in range(0, chunks, PAGE):
@@ -335,7 +369,7 @@ class Batches(BatchReads):
         stored = encode(fields or {})
         if email_id:
             stored["email_id"] = email_id
-        outcome, previous, callback, cooled = self._finish(
+        outcome, previous, callback, cooled, after = self._finish(
             keys=[
                 keys.chunk(chunk_id),
                 keys.batch(chunk_id.rsplit(".", 1)[0]),
@@ -366,6 +400,7 @@ class Batches(BatchReads):
             _text(previous),
             bool(callback),
             float(_text(cooled) or 0),
+            _text(after),
         )
 
     def give_back(

@@ -52,7 +52,11 @@ def batch_state(counts: Mapping[str, int], chunks: int) -> State:
     if final >= chunks:
         if counts.get(State.SENT.value, 0) >= chunks:
             return State.SENT
-        return State.DEAD if counts.get(State.DEAD.value, 0) else State.FAILED
+        if counts.get(State.DEAD.value, 0):
+            return State.DEAD
+        if counts.get(State.FAILED.value, 0):
+            return State.FAILED
+        return State.CANCELED if counts.get(State.CANCELED.value, 0) else State.FAILED
     if counts.get(State.RETRYING.value, 0):
         return State.RETRYING
     if counts.get(State.THROTTLED.value, 0) and not counts.get(State.SENDING.value, 0):

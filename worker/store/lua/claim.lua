@@ -23,6 +23,12 @@ if FINAL[state] then
   redis.call('ZREM', L.leases, chunk_id)
   return {'final', '0', attempts, state, fmt(now), LANE, TENANT}
 end
+if state ~= 'sending' and cancel_asked(KEYS[1], KEYS[2]) then
+  -- its send was canceled: it never goes
+  cancel_chunk(L, KEYS[1], now, 'canceled before it was claimed')
+  batch_finished(KEYS[2], redis.call('HGET', KEYS[1], 'batch'), now)
+  return {'final', '0', attempts, 'canceled', fmt(now), LANE, TENANT}
+end
 local worker, takeover, note, token = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
 local reserved = redis.call('HGET', KEYS[1], 'reserved')
 if state == 'sending' and reserved then
@@ -54,6 +60,11 @@ if state == 'sending' then
   count(KEYS[2], 'sending', 'retrying')
   log(KEYS[3], L.ttl, {at = now, state = 'retrying', note = note})
   state = 'retrying'
+  if cancel_asked(KEYS[1], KEYS[2]) then
+    cancel_chunk(L, KEYS[1], now, 'canceled: its earlier attempt never arrived')
+    batch_finished(KEYS[2], redis.call('HGET', KEYS[1], 'batch'), now)
+    return {'final', '0', attempts, 'canceled', fmt(now), LANE, TENANT}
+  end
 elseif redis.call('HEXISTS', KEYS[1], 'waiting') == 1 then
   local held_until = tonumber(redis.call('ZSCORE', L.leases, chunk_id) or '0')
   if held_until > now then return {'busy', fmt(held_until - now), attempts, state, fmt(now), LANE, TENANT} end

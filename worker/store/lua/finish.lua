@@ -8,7 +8,8 @@
 --       limit block
 -- Returns: outcome (moved, final, batch_done, noop, missing), the state before, '1' when
 --          the batch that just finished has a completion callback, the seconds the
---          cool-down was lengthened by (or '')
+--          cool-down was lengthened by (or ''), the state after (a retry of a chunk
+--          whose send was canceled meanwhile ends canceled)
 local L = limit_at(8, 13)
 local now = clock()
 local member, went_out = ARGV[5], ARGV[6] == '1'
@@ -33,11 +34,16 @@ elseif FINAL[old] or (ARGV[4] ~= '' and ARGV[4] ~= old) then
 end
 if outcome ~= 'moved' then
   serve(L, now, 8)
-  return {outcome, old or '', '', cooled}
+  return {outcome, old or '', '', cooled, old or ''}
 end
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local batch_id = redis.call('HGET', KEYS[1], 'batch')
 local fields = cjson.decode(ARGV[2])
+if new == 'retrying' and cancel_asked(KEYS[1], KEYS[2]) then
+  -- canceled while this attempt was out, and it did not go: it is not tried again
+  new = 'canceled'
+  ARGV[9] = ''  -- no retry is parked
+end
 fields['state'] = new
 fields['updated_at'] = fmt(now)
 for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
@@ -77,23 +83,16 @@ else
   outcome = 'final'
   redis.call('ZREM', L.active, chunk_id)
   local n = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '0')
-  redis.call('HINCRBY', KEYS[2], new == 'sent' and 'recipients_succeeded' or 'recipients_failed', n)
+  if new ~= 'canceled' then
+    redis.call('HINCRBY', KEYS[2], new == 'sent' and 'recipients_succeeded' or 'recipients_failed', n)
+  end
   if new == 'dead' then redis.call('ZADD', KEYS[4], now, chunk_id) end
   if new == 'failed' then redis.call('ZADD', KEYS[7], now, chunk_id) end
-  ledger(batch_id, KEYS[1], new, ARGV[11])
-  local done = 0
-  for state in pairs(FINAL) do
-    done = done + tonumber(redis.call('HGET', KEYS[2], 'n:' .. state) or '0')
-  end
-  if done >= tonumber(redis.call('HGET', KEYS[2], 'chunks') or '0')
-     and redis.call('HSETNX', KEYS[2], 'finished_at', fmt(now)) == 1 then
-    outcome = 'batch_done'
-    if redis.call('HEXISTS', KEYS[2], 'callback') == 1 then
-      has_callback = '1'
-      -- until its publisher marks it sent: the sweep publishes it if that never happens
-      redis.call('ZADD', key('callbacks_due'), now, batch_id)
-    end
-  end
+  ledger(batch_id, KEYS[1], new, new == 'canceled' and 'canceled while in flight' or ARGV[11])
+  -- until its publisher marks the callback sent, the sweep publishes it
+  local finished, callback = batch_finished(KEYS[2], batch_id, now)
+  if finished then outcome = 'batch_done' end
+  if callback then has_callback = '1' end
 end
 serve(L, now, 8)
-return {outcome, old, has_callback, cooled}
+return {outcome, old, has_callback, cooled, new}

@@ -198,6 +198,52 @@ local function begin_attempt(L, chunk_id, worker, at, now, note)
   return attempt, old
 end
 
+-- Take a chunk that has not gone out back for good (outbox.cancel): state canceled,
+-- out of every index that would bring it back; a bulk lane's reservation is undone
+-- (its slot never used). Its place in a lane is left stale and dropped when served.
+local function cancel_chunk(L, chunk, now, note)
+  local state = redis.call('HGET', chunk, 'state')
+  local chunk_id = redis.call('HGET', chunk, 'id')
+  local batch_key = key('batch', redis.call('HGET', chunk, 'batch'))
+  if state == 'sending' then
+    local attempts = tonumber(redis.call('HGET', chunk, 'attempts') or '1')
+    answered(L, chunk_id .. '#' .. attempts, now, false)
+    redis.call('HSET', chunk, 'attempts', attempts - 1)
+    redis.call('HDEL', chunk, 'reserved')
+  end
+  redis.call('HSET', chunk, 'state', 'canceled', 'updated_at', fmt(now))
+  redis.call('HDEL', chunk, 'waiting')
+  count(batch_key, state, 'canceled')
+  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'canceled', note = note})
+  redis.call('ZREM', L.active, chunk_id)
+  redis.call('ZREM', L.leases, chunk_id)
+  redis.call('ZREM', key('throttled'), chunk_id)
+  redis.call('ZREM', key('unclaimed', redis.call('HGET', chunk, 'queue') or 'email'), chunk_id)
+  ledger(redis.call('HGET', chunk, 'batch'), chunk, 'canceled', note)
+end
+
+-- Whether a chunk was asked to be canceled while it was in flight, or its send was.
+local function cancel_asked(chunk, batch_key)
+  return redis.call('HEXISTS', chunk, 'cancel') == 1
+      or redis.call('HEXISTS', batch_key, 'canceled_at') == 1
+end
+
+-- The batch's last chunk became final in this call: mark it finished once; true when
+-- it has a completion callback to publish (indexed as due until its publisher marks it).
+local function batch_finished(batch_key, batch_id, now)
+  local done = 0
+  for state in pairs(FINAL) do
+    done = done + tonumber(redis.call('HGET', batch_key, 'n:' .. state) or '0')
+  end
+  if done < tonumber(redis.call('HGET', batch_key, 'chunks') or '0') then return false, false end
+  if redis.call('HSETNX', batch_key, 'finished_at', fmt(now)) ~= 1 then return false, false end
+  if redis.call('HEXISTS', batch_key, 'callback') == 1 then
+    redis.call('ZADD', key('callbacks_due'), now, batch_id)
+    return true, true
+  end
+  return true, false
+end
+
 -- The lanes. Each lane keeps a sorted set of the tenants with chunks waiting (scored by
 -- the start tag of the oldest), a list per tenant, and its virtual time with each
 -- tenant's last finish tag. A chunk with no tenant waits as tenant '-'.

@@ -1,0 +1,36 @@
+-- Cancel chunks of a send (a page of them): every one that has not gone out ends
+-- canceled; one whose request is in flight is marked, and its finish ends it canceled
+-- unless its answer says it was sent. The send itself is marked too (whole sends only),
+-- so a chunk written or claimed later is canceled when it is claimed.
+-- KEYS: the limit block, then the batch, then one chunk key per chunk
+-- ARGV: the limit block, then who, '1' to mark the whole send
+-- Returns: {canceled, already final, in flight, '1' when this call finished the send,
+--           '1' when it has a completion callback to publish}
+local L = limit_at(1, 1)
+local n = #L.windows
+local own_keys, own_args = 7 + 2 * n, 7 + 2 * n
+local now = clock()
+local batch_key = KEYS[own_keys]
+local batch_id = redis.call('HGET', batch_key, 'id')
+if not batch_id then return {0, 0, 0, '', ''} end
+if ARGV[own_args + 1] == '1' then redis.call('HSETNX', batch_key, 'canceled_at', fmt(now)) end
+local note = 'canceled by ' .. ARGV[own_args]
+local canceled, final, flying = 0, 0, 0
+for i = own_keys + 1, #KEYS do
+  local chunk = KEYS[i]
+  local state = redis.call('HGET', chunk, 'state')
+  if not state then
+    -- not written yet (a large send still being recorded): its claim cancels it
+  elseif FINAL[state] then
+    final = final + 1
+  elseif state == 'sending' and not redis.call('HGET', chunk, 'reserved') then
+    redis.call('HSET', chunk, 'cancel', fmt(now))
+    flying = flying + 1
+  else
+    cancel_chunk(L, chunk, now, note)
+    canceled = canceled + 1
+  end
+end
+local finished, callback = false, false
+if canceled > 0 then finished, callback = batch_finished(batch_key, batch_id, now) end
+return {canceled, final, flying, finished and '1' or '', callback and '1' or ''}
