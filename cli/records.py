@@ -308,3 +308,18 @@ def cancel_command(record_id: str, as_json: bool) -> None:
         f"{record.id}: {canceled} chunk(s) canceled, {gone} had gone already, "
         f"{flying} in flight (each ends as its answer says)"
     )
+
+
+@click.command("erase")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="Print the count as JSON.")
+def erase_command(address: str, as_json: bool) -> None:
+    """Remove one person's email address or phone number from every record outbox keeps
+    (a suppressed address stays suppressed, unreadable)."""
+    from outbox import erase
+
+    changed = erase(address)
+    if as_json:
+        print_json({"address_erased": True, "places": changed})
+        return
+    click.echo(f"erased from {changed} place(s)")

@@ -12,6 +12,7 @@ framework. The workers are ``celery -A outbox.worker worker``.
 from __future__ import annotations
 
 from outbox.control import cancel
+from outbox.erase import erase
 from outbox.errors import (
     EnqueueError,
     IdempotencyConflict,
@@ -40,6 +41,7 @@ __all__ = [
     "Unavailable",
     "ValidationError",
     "cancel",
+    "erase",
     "retry_failed",
     "send_email",
     "send_mime",

@@ -34,6 +34,7 @@ __all__ = [
     "cooldown",
     "dead_letters",
     "email_index",
+    "erase_key",
     "failed_letters",
     "idempotency",
     "lane",
@@ -57,6 +58,7 @@ __all__ = [
     "staged",
     "stats_snapshot",
     "suppressed",
+    "suppressed_erased",
     "tenant_window",
     "throttled",
     "turn",
@@ -189,6 +191,17 @@ def parked() -> str:
 def suppressed() -> str:
     """Set: addresses producers refuse (hard bounces, spam complaints, synced suppressions)."""
     return f"{PREFIX}suppressed"
+
+
+def suppressed_erased() -> str:
+    """Set: keyed hashes of suppressed addresses that were erased (``outbox.erase``): still
+    refused, no longer readable."""
+    return f"{PREFIX}suppressed:erased"
+
+
+def erase_key() -> str:
+    """String: the random key of those hashes, made once per installation."""
+    return f"{PREFIX}erase:key"
 
 
 def limit_window(bucket: str, index: int, part: str) -> str:
