@@ -72,12 +72,17 @@ def _fresh(sandbox: h.Sandbox, rate: int) -> None:
     sandbox.configure(rate=f"{rate}/s", latency_ms=LATENCY_MS, cycle_max=10**9)
 
 
-def lane_run(sandbox: h.Sandbox, rate: int, seconds: float, sharing: str) -> dict[str, Any]:
+def lane_run(
+    sandbox: h.Sandbox, rate: int, seconds: float, sharing: str, lookahead: str = ""
+) -> dict[str, Any]:
     """A campaign that saturates R for ``seconds`` and a reset every 0.5 s meanwhile."""
     from outbox import send_email
 
     _fresh(sandbox, rate)
-    fleet = _fleet(sandbox, rate, h.logdir() / f"lanes-{sharing}-{rate}", OUTBOX_SHARING=sharing)
+    env = {"OUTBOX_SHARING": sharing}
+    if lookahead:
+        env["OUTBOX_BULK_LOOKAHEAD"] = lookahead
+    fleet = _fleet(sandbox, rate, h.logdir() / f"lanes-{sharing}-{rate}", **env)
     try:
         _campaign(int(rate * seconds), "news")
         time.sleep(2.0)  # the campaign holds the limit before the first reset
@@ -112,6 +117,7 @@ def lane_run(sandbox: h.Sandbox, rate: int, seconds: float, sharing: str) -> dic
     news = [float(m["time"]) for m in _by_prefix(messages, "news") if begin <= m["time"] <= end]
     return {
         "sharing": sharing,
+        "lookahead": lookahead or "default",
         "rate": rate,
         "resets": len(calls),
         "arrived": len(values),
@@ -211,9 +217,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         for rate in args.rates:
-            for sharing in ("fifo", "lanes"):
-                with h.stage(f"{sharing}, R = {rate}/s"):
-                    result["runs"].append(lane_run(sandbox, rate, args.seconds, sharing))
+            for sharing in args.sharing:
+                for look in args.lookahead if sharing == "lanes" else [""]:
+                    with h.stage(f"{sharing}{' ' + look if look else ''}, R = {rate}/s"):
+                        result["runs"].append(lane_run(sandbox, rate, args.seconds, sharing, look))
+        if args.no_tenants:
+            return _done(result, args)
         tenant_rate = args.rates[0]
         for weights in ("a=1,b=1", "a=3,b=1"):
             with h.stage(f"tenants {weights} at {tenant_rate}/s"):
@@ -228,6 +237,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         sandbox.stop()
         h.flush()
+    return _done(result, args)
+
+
+def _done(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     result["met"] = _met(result)
     if args.plot:
         _plot(result["runs"], Path(args.plot))
@@ -241,7 +254,9 @@ def _met(result: dict[str, Any]) -> dict[str, bool]:
         if run["sharing"] != "lanes":
             continue
         t = targets(run["rate"])
-        key = f"{run['rate']}/s"
+        key = f"{run['rate']}/s" + (
+            f" look {run['lookahead']}" if run["lookahead"] != "default" else ""
+        )
         met[f"{key} wait"] = (
             run["arrived"] == run["resets"]
             and run["p50_ms"] <= t["p50_ms"]
@@ -272,7 +287,11 @@ def show(result: dict[str, Any]) -> None:
         rows.append(
             (
                 f"{run['rate']}/s",
-                "lanes" if run["sharing"] == "lanes" else "first-come line (baseline)",
+                (
+                    f"lanes (look-ahead {run['lookahead']})"
+                    if run["sharing"] == "lanes"
+                    else "first-come line (baseline)"
+                ),
                 f"{run['arrived']}/{run['resets']}",
                 f"{run['p50_ms']} (<= {t['p50_ms']:.0f})",
                 f"{run['p99_ms']} (<= {t['p99_ms']:.0f})",
@@ -309,9 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenant-seconds", type=float, default=30.0)
     parser.add_argument("--rates", default="20,200", help="R values, comma-separated")
     parser.add_argument("--plot", default=None, help=f"where to draw the plot ({PLOT})")
+    parser.add_argument("--sharing", default="fifo,lanes", help="which lines to run")
+    parser.add_argument(
+        "--lookahead", default="", help="OUTBOX_BULK_LOOKAHEAD values to compare (default: its own)"
+    )
+    parser.add_argument("--no-tenants", action="store_true", help="skip the tenants' runs")
     parser.add_argument("--quick", action="store_true", help="short runs at 20/s, for CI")
     args = parser.parse_args(argv)
     args.rates = [int(r) for r in str(args.rates).split(",")]
+    args.sharing = [x for x in str(args.sharing).split(",") if x]
+    args.lookahead = [x for x in str(args.lookahead).split(",")] or [""]
     if args.quick:
         args.seconds, args.tenant_seconds, args.rates = 12.0, 10.0, [20]
     elif args.plot is None:

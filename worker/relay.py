@@ -67,14 +67,16 @@ def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
     the outbox sends within seconds of the broker coming back."""
     store = rt.store
     due = store.parked.take(lease=TAKE_LEASE, limit=limit, look_every=LOOK_FOR_LOST_EVERY)
-    published = done = 0
+    published = 0
+    pending = [member for _, member in due.calls]
     try:
+        ready: list[Task] = []
         for call, member in due.calls:
             if call.task is TaskName.SERVE_LINE:
                 # released first: a turn asked for meanwhile is then never lost
                 store.parked.release(member)
+                pending.remove(member)
                 store.limits.serve(rt.send_limit)
-                done += 1
                 continue
             if call.chunk is not None:
                 task = chunk_task(store.batches, call.chunk)
@@ -83,9 +85,12 @@ def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
             if task is None:
                 logger.warning("parked call %s has no record any more; dropped", call)
             else:
-                published += publish([task], store=store)
-            store.parked.release(member)
-            done += 1
+                ready.append(task)
+        # one publish for the whole take (a bulk lane grants many calls due at once),
+        # then every member released in one round trip
+        published += publish(ready, store=store) if ready else 0
+        store.parked.release_many(pending)
+        pending = []
         tasks = []
         for chunk_id in due.expired:
             task = chunk_task(store.batches, chunk_id)
@@ -97,8 +102,7 @@ def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
                 tasks.append(task)
         published += publish(tasks, store=store) if tasks else 0
     except Exception:
-        left = [member for _, member in due.calls[done:]]
-        store.parked.due_again(left, due.expired, store.now() + PUBLISH_RETRY)
+        store.parked.due_again(pending, due.expired, store.now() + PUBLISH_RETRY)
         raise
     return published, due
 

@@ -130,5 +130,10 @@ class Parked:
         """Forget a call once it has been published."""
         self.redis.zrem(keys.parked(), member)
 
+    def release_many(self, members: Sequence[bytes | str]) -> None:
+        """Forget calls once they have been published (one command)."""
+        if members:
+            self.redis.zrem(keys.parked(), *members)
+
     def count(self) -> int:
         return int(self.redis.zcard(keys.parked()))
