@@ -73,7 +73,7 @@ def _fresh(sandbox: h.Sandbox, rate: int) -> None:
 
 
 def lane_run(
-    sandbox: h.Sandbox, rate: int, seconds: float, sharing: str, lookahead: str = ""
+    sandbox: h.Sandbox, rate: int, seconds: float, sharing: str, lookahead: str = "", pace: str = ""
 ) -> dict[str, Any]:
     """A campaign that saturates R for ``seconds`` and a reset every 0.5 s meanwhile."""
     from outbox import send_email
@@ -82,6 +82,8 @@ def lane_run(
     env = {"OUTBOX_SHARING": sharing}
     if lookahead:
         env["OUTBOX_BULK_LOOKAHEAD"] = lookahead
+    if pace:
+        env["OUTBOX_PACE"] = pace
     fleet = _fleet(sandbox, rate, h.logdir() / f"lanes-{sharing}-{rate}", **env)
     try:
         _campaign(int(rate * seconds), "news")
@@ -118,6 +120,7 @@ def lane_run(
     return {
         "sharing": sharing,
         "lookahead": lookahead or "default",
+        "pace": pace or "default",
         "rate": rate,
         "resets": len(calls),
         "arrived": len(values),
@@ -332,12 +335,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lookahead", default="", help="OUTBOX_BULK_LOOKAHEAD values to compare (default: its own)"
     )
+    parser.add_argument(
+        "--pace", default="", help="OUTBOX_PACE values to compare (default: its own)"
+    )
     parser.add_argument("--no-tenants", action="store_true", help="skip the tenants' runs")
     parser.add_argument("--quick", action="store_true", help="short runs at 20/s, for CI")
     args = parser.parse_args(argv)
     args.rates = [int(r) for r in str(args.rates).split(",")]
     args.sharing = [x for x in str(args.sharing).split(",") if x]
     args.lookahead = [x for x in str(args.lookahead).split(",")] or [""]
+    args.pace = [x for x in str(args.pace).split(",")] or [""]
     if args.quick:
         args.seconds, args.tenant_seconds, args.rates = 12.0, 10.0, [20]
     elif args.plot is None:

@@ -5,7 +5,9 @@ A 401, or a 403 / ``ENDPOINT_PERMISSION_DENIED`` on a send, says nothing about t
 message: the key is wrong or lacks a permission. Failing the message would fail every
 message; instead the whole fleet holds its sends (``Batches.finish`` with ``hold``),
 messages stay ``retrying`` with the reason, and one worker at a time probes the key with a
-cheap read (``stats/email_cycle``) every ``OUTBOX_HOLD_PROBE_INTERVAL`` seconds. When the
+read that any key may make and that sends nothing (``api_keys/permissions``: a key
+SMTP2GO creates with the default permissions may call ``/email/send`` only, so a probe of
+``stats/email_cycle`` would never pass) every ``OUTBOX_HOLD_PROBE_INTERVAL`` seconds. When the
 probe passes the hold is lifted and the parked sends come back on their own. While held,
 one worker logs the reason at ERROR once a minute.
 """
@@ -16,7 +18,7 @@ import logging
 
 from outbox.errors import AccountError, SMTP2GOError
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.endpoints import STATS_EMAIL_CYCLE
+from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
 
 __all__ = ["probe_hold"]
 
@@ -43,7 +45,7 @@ def probe_hold(rt: Runtime) -> bool | None:
     if not account.take_turn("probe-hold", rt.settings.hold_probe_interval):
         return None
     try:
-        rt.client.call(STATS_EMAIL_CYCLE)
+        rt.client.call(API_KEYS_PERMISSIONS)
     except AccountError as err:
         logger.info("hold probe: the key is still refused (%s)", err)
         return False

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import LockError
 
-from outbox.errors import RateLimitedError, SMTP2GOError, Throttled
+from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
 from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.worker.smtp2go.models import ActivitySearch
 from outbox.worker.states import Kind
@@ -203,6 +203,15 @@ def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Mapping[str, Any]
         if kind is Kind.SMS:
             return _sms(rt, request, claimed_at)
         return _email(rt, chunk_id, claimed_at, attempt_ended)
+    except ForbiddenError as err:
+        logger.warning("chunk %s: the key may not look the attempt up: %s", chunk_id, err)
+        endpoint = "sms/view-sent" if kind is Kind.SMS else "activity/search"
+        return Reconciliation(
+            False,
+            False,
+            f"the key may not call {endpoint}, so whether the API took it is unknown "
+            "(give the key that permission in SMTP2GO to let lost answers be looked up)",
+        )
     except SMTP2GOError as err:
         logger.warning("chunk %s: reconciliation look-up failed: %s", chunk_id, err)
         return Reconciliation(False, False, f"look-up failed ({type(err).__name__})")

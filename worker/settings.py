@@ -57,6 +57,11 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
+#: The default pace as a share of P/N: slots granted exactly P/N apart could never catch
+#: up after answers came back in a bunch (measured at 200/s: 0.89 of R instead of 0.95).
+PACE_SHARE = 0.5
+
+
 class Settings(BaseSettings):
     """Every knob of outbox, from the environment."""
 
@@ -249,6 +254,16 @@ class Settings(BaseSettings):
             "0.02-1 s)."
         ),
     )
+    pace_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=5,
+        validation_alias="OUTBOX_PACE",
+        description=(
+            "Slots are granted at least this far apart, so a chunk that comes later finds "
+            "one near (default: half of P/N of the shortest window; 0: off)."
+        ),
+    )
     tenant_weights: str = Field(
         default="",
         validation_alias="OUTBOX_TENANT_WEIGHTS",
@@ -358,8 +373,10 @@ class Settings(BaseSettings):
         """Slots are granted at least this far apart: P/N of the shortest window."""
         if self.sharing == "fifo":
             return 0.0
+        if self.pace_seconds is not None:
+            return self.pace_seconds
         shortest = min(self.send_windows, key=lambda w: w.period / w.count)
-        return shortest.period / shortest.count
+        return PACE_SHARE * shortest.period / shortest.count
 
     @property
     def lookahead(self) -> float:
@@ -367,7 +384,8 @@ class Settings(BaseSettings):
             return 0.0
         if self.bulk_lookahead is not None:
             return self.bulk_lookahead
-        return min(1.0, max(0.02, self.pace))
+        shortest = min(self.send_windows, key=lambda w: w.period / w.count)
+        return min(1.0, max(0.02, shortest.period / shortest.count))
 
     @property
     def send_windows(self) -> tuple[Window, ...]:

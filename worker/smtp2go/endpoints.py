@@ -99,6 +99,8 @@ WEBHOOK_ADD = Endpoint("webhook/add", WebhookAdd, APIResult)
 WEBHOOK_VIEW = Endpoint("webhook/view", None, APIResult)
 WEBHOOK_EDIT = Endpoint("webhook/edit", WebhookEdit, APIResult)
 WEBHOOK_REMOVE = Endpoint("webhook/remove", WebhookRemove, APIResult)
+#: What the key may call; any key may ask, and it sends nothing (the hold probe).
+API_KEYS_PERMISSIONS = Endpoint("api_keys/permissions", None, APIResult)
 #: Bounces, cycle, spam and unsubscribes in one report (percentages are strings).
 STATS_EMAIL_SUMMARY = Endpoint("stats/email_summary", StatsQuery, APIResult)
 STATS_EMAIL_BOUNCES = Endpoint("stats/email_bounces", StatsQuery, APIResult)
