@@ -120,6 +120,8 @@ class Delivery:
         self.claimed_at = 0.0
         #: The chunk's lane and tenant, as its claim read them (metrics' labels).
         self.lane, self.tenant = "transactional", ""
+        #: A bulk chunk the finish handed to this thread to send next ('' for none).
+        self.handed = ""
 
     def run(self, payload: dict[str, Any]) -> str:
         """The chunk's state afterwards (or what happened to the task)."""
@@ -282,7 +284,9 @@ class Delivery:
             hold=verdict.hold,
             park=park,
             ledger_note=verdict.ledger_note,
+            hand_off=True,
         )
+        self.handed = finished.handed
         rt.metrics.cooled(finished.cooled)
         if verdict.retry is not None and finished.outcome is FinishOutcome.MOVED:
             rt.metrics.retried(verdict.retry)

@@ -22,26 +22,55 @@ from celery.exceptions import Reject
 from outbox.worker.app import app
 from outbox.worker.delivery import Delivery, Stop
 from outbox.worker.publish import chunk_task, publish
-from outbox.worker.queues import TaskName
+from outbox.worker.queues import SEND_TASKS, TaskName
 from outbox.worker.runtime import get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.chunks import chunk_id_for
+from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
 
 __all__ = ["deliver", "fan_out", "send_email", "send_mime", "send_sms", "send_template"]
 
 logger = logging.getLogger(__name__)
 
+#: Chunks one task sends in a row on hand-offs before the relay takes over (so a task
+#: ends, and a worker asked to stop is never kept by a chain).
+HAND_OFFS = 20
+#: The kind of message of each send task.
+KIND_OF = {task: kind for kind, task in SEND_TASKS.items()}
+
 
 @hand_back_when_unavailable(lambda task, kind, chunk_id, *_: f"chunk {chunk_id}")
 def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> str:
     """One attempt at one chunk; returns the chunk's state afterwards (or ``parked``,
     ``busy``, ``missing``: what became of the task)."""
-    delivery = Delivery(get_runtime(), kind, chunk_id, task.request.hostname or "local")
+    rt = get_runtime()
+    worker = task.request.hostname or "local"
+    delivery = Delivery(rt, kind, chunk_id, worker)
     try:
-        return delivery.run(payload)
+        state = delivery.run(payload)
     except Stop:
         raise Reject("the worker is stopping", requeue=True) from None
+    # A finish that granted a waiting bulk chunk its slot hands it to this thread, free
+    # now: it is sent next, with no trip through the relay and the broker.
+    for _ in range(HAND_OFFS):
+        handed = delivery.handed
+        if not handed:
+            break
+        again = chunk_task(rt.store.batches, handed)
+        if again is None:
+            break
+        delivery = Delivery(rt, KIND_OF[again.name], handed, worker)
+        try:
+            delivery.run(again.args[1])
+        except Stop:
+            # its slot was given back: its call waits for another worker
+            rt.store.parked.park(Call(again.name, chunk=handed), rt.store.now())
+            raise Reject("the worker is stopping", requeue=True) from None
+    else:
+        if delivery.handed:  # the chain is long enough: the relay takes the rest
+            rt.store.batches.publish_handed_now(delivery.handed)
+    return state
 
 
 @app.task(bind=True, name=TaskName.SEND_EMAIL)

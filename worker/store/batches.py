@@ -114,6 +114,8 @@ class Finish:
     cooled: float = 0.0
     #: The chunk's state after the call ('' when unknown).
     state: str = ""
+    #: A bulk chunk granted a slot in this call and handed to the caller's thread.
+    handed: str = ""
 
 
 @dataclass(slots=True)
@@ -276,6 +278,13 @@ class Batches(BatchReads):
             out.has_callback = out.has_callback or bool(_text(callback))
         return out
 
+    def publish_handed_now(self, chunk_id: str) -> None:
+        """A chunk handed off that its thread will not send: its parked call is due now
+        (the relay publishes it) instead of a second after its slot."""
+        call = self.redis.hget(keys.chunk(chunk_id), "reserved_call")
+        if call is not None:
+            self.redis.zadd(keys.parked(), {call: self.now()}, xx=True)
+
     def discard(self, batch_id: str, chunks: int) -> None:
         """Delete a batch that was staged and never committed, a page at a time."""
         for start in range(0, chunks, PAGE):
@@ -354,6 +363,7 @@ class Batches(BatchReads):
         hold: str | None = None,
         park: tuple[Call, float] | None = None,
         ledger_note: str = "",
+        hand_off: bool = False,
     ) -> Finish:
         """Move a chunk to ``state`` (final, ``retrying``, or ``sending`` for an attempt of
         unknown fate) with its outcome's fields, and account for its slot ``member``: the
@@ -365,11 +375,13 @@ class Batches(BatchReads):
         In the same call: a 429's ``cool_down`` for every worker, an account ``hold``, and
         a task call to ``park`` until its due time. A chunk that is already final (or not
         ``expect``-ed) is left alone (``NOOP``): a late duplicate never rewrites history.
+        With ``hand_off`` the first bulk chunk the call grants a slot is handed to the
+        caller (``Finish.handed``) to send next on the same thread.
         """
         stored = encode(fields or {})
         if email_id:
             stored["email_id"] = email_id
-        outcome, previous, callback, cooled, after = self._finish(
+        outcome, previous, callback, cooled, after, handed = self._finish(
             keys=[
                 keys.chunk(chunk_id),
                 keys.batch(chunk_id.rsplit(".", 1)[0]),
@@ -392,6 +404,7 @@ class Batches(BatchReads):
                 *_park_args(park),
                 ledger_note,
                 _ago(answered_at),
+                "1" if hand_off else "",
                 *limit.args(),
             ],
         )
@@ -401,6 +414,7 @@ class Batches(BatchReads):
             bool(callback),
             float(_text(cooled) or 0),
             _text(after),
+            _text(handed),
         )
 
     def give_back(

@@ -39,6 +39,10 @@ if state == 'sending' and reserved then
   local at = tonumber(redis.call('HGET', KEYS[1], 'claimed_at') or '0')
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
   redis.call('HDEL', KEYS[1], 'reserved')
+  -- its parked call (the relay's copy, or the fallback of a hand-off) is not needed now
+  local call = redis.call('HGET', KEYS[1], 'reserved_call')
+  if call then redis.call('ZREM', key('parked'), call) end
+  redis.call('HDEL', KEYS[1], 'reserved_call')
   if lease_until > now + 1 and redis.call('EXISTS', L.hold) == 0 then
     redis.call('HSET', KEYS[1], 'claimed_by', worker)
     return {'claimed', fmt(math.max(0, at - now)), attempts, reserved, fmt(now), LANE, TENANT}

@@ -4,13 +4,14 @@
 -- ARGV: new state, fields (json), log entry (json), expected state or '', slot member or
 --       '', '1' when the request went out, cool-down seconds or '', hold reason or '',
 --       a task call to park or '', when it is due, ledger note, the seconds since the
---       answer was read (by the worker's clock, up to the call of this script), then the
---       limit block
+--       answer was read (by the worker's clock, up to the call of this script), '1' when
+--       the caller's thread takes a bulk chunk granted now (hand-off), then the limit block
 -- Returns: outcome (moved, final, batch_done, noop, missing), the state before, '1' when
 --          the batch that just finished has a completion callback, the seconds the
 --          cool-down was lengthened by (or ''), the state after (a retry of a chunk
---          whose send was canceled meanwhile ends canceled)
-local L = limit_at(8, 13)
+--          whose send was canceled meanwhile ends canceled), the chunk handed off or ''
+
+local L = limit_at(8, 14)
 local now = clock()
 local member, went_out = ARGV[5], ARGV[6] == '1'
 -- The answer is stamped when the worker read it, not when this script runs: the worker
@@ -33,8 +34,8 @@ elseif FINAL[old] or (ARGV[4] ~= '' and ARGV[4] ~= old) then
   outcome = 'noop'
 end
 if outcome ~= 'moved' then
-  serve(L, now, 8)
-  return {outcome, old or '', '', cooled, old or ''}
+  local _, handed = serve(L, now, 8, ARGV[13] == '1')
+  return {outcome, old or '', '', cooled, old or '', handed or ''}
 end
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local batch_id = redis.call('HGET', KEYS[1], 'batch')
@@ -94,5 +95,5 @@ else
   if finished then outcome = 'batch_done' end
   if callback then has_callback = '1' end
 end
-serve(L, now, 8)
-return {outcome, old, has_callback, cooled, new}
+local _, handed = serve(L, now, 8, ARGV[13] == '1')
+return {outcome, old, has_callback, cooled, new, handed or ''}

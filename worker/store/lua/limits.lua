@@ -211,6 +211,9 @@ local function cancel_chunk(L, chunk, now, note)
     redis.call('HSET', chunk, 'attempts', attempts - 1)
     redis.call('HDEL', chunk, 'reserved')
   end
+  local call = redis.call('HGET', chunk, 'reserved_call')
+  if call then redis.call('ZREM', key('parked'), call) end
+  redis.call('HDEL', chunk, 'reserved_call')
   redis.call('HSET', chunk, 'state', 'canceled', 'updated_at', fmt(now))
   redis.call('HDEL', chunk, 'waiting')
   count(batch_key, state, 'canceled')
@@ -351,15 +354,20 @@ end
 -- Grant waiting chunks the slots that are free or whose freeing time is known, at most
 -- `limit` of them: the transactional lane first (its senders wait on their threads, for
 -- any known slot), then the bulk lane for slots within the look-ahead, each lane's
--- tenants by their fair share. Returns how many were granted.
-local function serve(L, now, limit)
-  if redis.call('EXISTS', L.hold) == 1 then return 0 end
+-- tenants by their fair share. With `hand`, the first bulk chunk granted is handed to
+-- the caller's thread (a worker that just finished a send sends it next, with no trip
+-- through the relay and the broker); its call is parked too, due a second after its
+-- slot, in case that thread dies first. Returns how many were granted, and the chunk
+-- handed (or nil).
+local function serve(L, now, limit, hand)
+  if redis.call('EXISTS', L.hold) == 1 then return 0, nil end
   local not_before = cooling_until(L)
   local served = 0
+  local handed = nil
   while served < limit do
     local tenant, at, entry, tag = pick(L, TRANSACTIONAL, now, not_before, math.huge)
     if tenant == nil then
-      if at == nil and lane_waiting(L, TRANSACTIONAL) then return served end
+      if at == nil and lane_waiting(L, TRANSACTIONAL) then return served, nil end
       break
     end
     redis.call('LPOP', key('lane_tenant', L.bucket, TRANSACTIONAL, tenant))
@@ -383,12 +391,18 @@ local function serve(L, now, limit)
     -- granted to nobody yet: the first worker to claim the chunk adopts the attempt
     redis.call('HSET', chunk, 'reserved', old)
     take(L, entry.c .. '#' .. attempt, at, now, tenant)
+    local due = now
+    if hand and handed == nil then
+      handed = entry.c
+      due = at + 1
+    end
     local call = cjson.encode({task = TASKS[redis.call('HGET', chunk, 'kind')], chunk = entry.c,
-                               due = tonumber(fmt(now))})
-    park(key('parked'), call, now)
+                               due = tonumber(fmt(due))})
+    redis.call('HSET', chunk, 'reserved_call', call)
+    park(key('parked'), call, due)
     served = served + 1
   end
-  return served
+  return served, handed
 end
 
 -- Nothing is granted before now + seconds (never shortened); slots granted for earlier

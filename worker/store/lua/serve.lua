@@ -3,4 +3,5 @@
 -- KEYS: the limit block   ARGV: the limit block
 -- Returns: how many chunks were granted a slot
 local L = limit_at(1, 1)
-return serve(L, clock(), 32)
+local served = serve(L, clock(), 32)
+return served
