@@ -221,9 +221,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for rate in args.rates:
             for sharing in args.sharing:
-                for look in args.lookahead if sharing == "lanes" else [""]:
-                    with h.stage(f"{sharing}{' ' + look if look else ''}, R = {rate}/s"):
-                        result["runs"].append(lane_run(sandbox, rate, args.seconds, sharing, look))
+                looks = args.lookahead if sharing == "lanes" else [""]
+                paces = args.pace if sharing == "lanes" else [""]
+                for look, pace in [(x, y) for x in looks for y in paces]:
+                    label = sharing + "".join(
+                        f" {n} {v}" for n, v in (("look-ahead", look), ("pace", pace)) if v
+                    )
+                    with h.stage(f"{label}, R = {rate}/s"):
+                        result["runs"].append(
+                            lane_run(sandbox, rate, args.seconds, sharing, look, pace)
+                        )
         if args.no_tenants:
             return _done(result, args)
         tenant_rate = args.rates[0]

@@ -198,3 +198,22 @@ def test_a_capped_tenant_waits_for_its_own_window_while_others_go(redis_backend:
     assert redis_backend.llen(acme) == 0
     busy = redis_backend.zrange(keys.tenant_window("send", "acme", 1, "busy"), 0, -1)
     assert len(busy) == 1
+
+
+def test_a_finish_hands_the_bulk_chunk_it_grants_to_its_own_thread(redis_backend: Any) -> None:
+    store = _store(redis_backend)
+    limit = _limit("1/s", lookahead=1.0)
+    first = _claim(store, _send(store, "bulk"), limit)
+    waiting = _send(store, "bulk")
+    assert _claim(store, waiting, limit).outcome is ClaimOutcome.QUEUED
+    finished = store.batches.finish(
+        first.chunk_id, State.SENT, limit=limit, member=first.member, hand_off=True
+    )
+    assert finished.handed == waiting
+    # its call is parked as a fallback, a second after its slot, for a thread that dies
+    (call,) = redis_backend.zrange(keys.parked(), 0, -1, withscores=True)
+    assert json.loads(call[0])["chunk"] == waiting
+    assert call[1] > store.now() + 1.0
+    adopted = _claim(store, waiting, limit)
+    assert adopted.outcome is ClaimOutcome.CLAIMED
+    assert redis_backend.zcard(keys.parked()) == 0  # adopted: the fallback is not needed
