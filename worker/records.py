@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from outbox.worker.states import FINAL_STATES, State
 from outbox.worker.store import Store
@@ -13,6 +14,9 @@ from outbox.worker.store.chunks import StoredChunk, chunk_id_for
 from outbox.worker.store.reads import batch_state
 
 __all__ = ["ChunkRecord", "Record", "load_chunk", "load_record"]
+
+#: Chunks read per round trip when a record's chunks are asked for.
+_PAGE = 500
 
 
 class ChunkRecord(BaseModel):
@@ -107,7 +111,34 @@ class Record(BaseModel):
     finished_at: float | None = None
     #: Why the account's sending is held, when it is (a rejected key).
     held: str | None = None
-    chunks: list[ChunkRecord] = Field(default_factory=list)
+    #: When ``cancel`` took the send back.
+    canceled_at: float | None = None
+    #: Reads the chunks when they are first asked for: the counts above answer at once,
+    #: whatever the size of the send (a million recipients are 10,000 chunks).
+    _chunks: list[ChunkRecord] | None = PrivateAttr(default=None)
+    _load: Callable[[], list[ChunkRecord]] | None = PrivateAttr(default=None)
+
+    def __init__(self, chunks: list[ChunkRecord] | None = None, **fields: Any) -> None:
+        super().__init__(**fields)
+        self._chunks = list(chunks) if chunks is not None else None
+
+    @property
+    def chunks(self) -> list[ChunkRecord]:
+        """Every chunk with its history and events, read (a page per round trip) the first
+        time they are asked for."""
+        if self._chunks is None:
+            self._chunks = self._load() if self._load is not None else []
+        return self._chunks
+
+    @chunks.setter
+    def chunks(self, value: list[ChunkRecord]) -> None:
+        self._chunks = list(value)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The record as data, its chunks included (read now if they were not yet)."""
+        data = super().model_dump(**kwargs)
+        data["chunks"] = [c.model_dump(**kwargs) for c in self.chunks]
+        return data
 
     @property
     def done(self) -> bool:
@@ -139,8 +170,16 @@ def load_record(store: Store, batch_id: str) -> Record | None:
     total = int(fields.get("chunks", 0))
     counts = {s.value: int(fields.get(f"n:{s.value}", 0)) for s in State}
     ids = [chunk_id_for(batch_id, i) for i in range(total)]
-    chunks = [ChunkRecord.from_stored(*raw) for raw in batches.chunks(ids)]
-    return Record(
+
+    def load() -> list[ChunkRecord]:
+        out = []
+        for start in range(0, len(ids), _PAGE):
+            out += [
+                ChunkRecord.from_stored(*raw) for raw in batches.chunks(ids[start : start + _PAGE])
+            ]
+        return out
+
+    record = Record(
         id=batch_id,
         kind=fields.get("kind", ""),
         state=batch_state(counts, total),
@@ -159,8 +198,11 @@ def load_record(store: Store, batch_id: str) -> Record | None:
         created_at=_num(fields.get("created_at")),
         finished_at=_num(fields.get("finished_at")),
         held=store.limits.hold_reason(),
-        chunks=chunks,
+        canceled_at=_num(fields.get("canceled_at")),
     )
+    record._chunks = None
+    record._load = load
+    return record
 
 
 def load_chunk(store: Store, chunk_id: str) -> ChunkRecord | None:

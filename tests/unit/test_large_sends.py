@@ -113,3 +113,29 @@ def test_index_reads_and_writes_go_a_page_at_a_time(redis_backend: Any) -> None:
     assert len(store.batches.dead_letters(1200)) == 1200
     store.batches.forget_letters(ids[:2400])
     assert [c for c, _ in store.batches.dead_letters()] == ids[2400:]
+
+
+def test_status_answers_with_counts_and_reads_chunks_only_when_asked(
+    redis_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outbox.worker.records import load_record
+
+    store = Store.connect(redis_backend, retention=3600)
+    batch_id = "f" * 32
+    _create(store, batch_id, 1200)
+    reads: list[int] = []
+    chunks = store.batches.chunks
+
+    def counted(ids: Any) -> Any:
+        reads.append(len(ids))
+        return chunks(ids)
+
+    monkeypatch.setattr(store.batches, "chunks", counted)
+    record = load_record(store, batch_id)
+    assert record is not None
+    assert record.counts["queued"] == 1200
+    assert record.ledger == {"queued": 3600}
+    assert reads == []  # the counts came at once
+    assert len(record.chunks) == 1200
+    assert reads == [500, 500, 200]  # a page per round trip, when asked
+    assert len(record.model_dump(mode="json")["chunks"]) == 1200
