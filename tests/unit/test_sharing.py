@@ -13,6 +13,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
 from outbox.worker.store import Store, keys
@@ -217,3 +220,94 @@ def test_a_finish_hands_the_bulk_chunk_it_grants_to_its_own_thread(redis_backend
     adopted = _claim(store, waiting, limit)
     assert adopted.outcome is ClaimOutcome.CLAIMED
     assert redis_backend.zcard(keys.parked()) == 0  # adopted: the fallback is not needed
+
+
+# -- the fairness itself, as properties ------------------------------------------------
+
+
+def _fresh_store() -> Store:
+    import fakeredis
+
+    return _store(fakeredis.FakeRedis())
+
+
+def _granted_next(store: Store, limit: Limit, current: Claim, waiting: dict[str, Claim]) -> str:
+    """Answer ``current``; the chunk the lanes gave the freed slot to ('' for none)."""
+    finished = store.batches.finish(
+        current.chunk_id, State.SENT, limit=limit, member=current.member, hand_off=True
+    )
+    if finished.handed:
+        return finished.handed
+    for chunk_id in list(waiting):
+        if store.redis.lpop(keys.wake("send", chunk_id)):
+            return chunk_id
+    return ""
+
+
+def _adopt(store: Store, limit: Limit, chunk_id: str, lane: str) -> Claim:
+    if lane == "transactional":  # granted while it waited on its thread
+        chunk = store.batches.chunk(chunk_id)
+        assert chunk is not None
+        return Claim(chunk_id, ClaimOutcome.CLAIMED, 0.0, chunk.attempts, None, 0.0)
+    adopted = _claim(store, chunk_id, limit)
+    assert adopted.outcome is ClaimOutcome.CLAIMED
+    return adopted
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lanes=st.lists(st.sampled_from(["transactional", "bulk"]), min_size=2, max_size=24),
+    tenants=st.lists(st.sampled_from([None, "a", "b", "c"]), min_size=24, max_size=24),
+)
+def test_transactional_goes_first_and_nobody_starves(
+    lanes: list[str], tenants: list[str | None]
+) -> None:
+    """Whatever waits, a freed slot goes to a waiting transactional chunk before any bulk
+    one, and every chunk is granted a slot once the ones before it are answered."""
+    store = _fresh_store()
+    limit = _limit("1/0.001s", lookahead=1.0, weights={"a": 2})
+    current = _claim(store, _send(store, "bulk"), limit)
+    assert current.outcome is ClaimOutcome.CLAIMED
+    lane_of: dict[str, str] = {}
+    waiting: dict[str, Claim] = {}
+    for lane, tenant in zip(lanes, tenants, strict=False):
+        chunk_id = _send(store, lane, tenant)
+        claim = _claim(store, chunk_id, limit)
+        assert claim.outcome in (ClaimOutcome.WAITING, ClaimOutcome.QUEUED)
+        lane_of[chunk_id] = lane
+        if lane == "transactional":
+            waiting[chunk_id] = claim
+    pending = set(lane_of)
+    for _ in range(len(lane_of) + 1):
+        granted = _granted_next(store, limit, current, waiting)
+        if not granted:
+            break
+        transactional_waiting = [c for c in pending if lane_of[c] == "transactional"]
+        if transactional_waiting:
+            assert lane_of[granted] == "transactional", (granted, transactional_waiting)
+        pending.discard(granted)
+        waiting.pop(granted, None)
+        current = _adopt(store, limit, granted, lane_of[granted])
+    assert pending == set()  # nobody starved
+
+
+@settings(max_examples=40, deadline=None)
+@given(wa=st.integers(1, 5), wb=st.integers(1, 5), n=st.integers(10, 40))
+def test_two_waiting_tenants_share_within_the_fair_queueing_bound(wa: int, wb: int, n: int) -> None:
+    """While both wait, over every stretch from the start: |grants_a/w_a - grants_b/w_b|
+    stays within 1/w_a + 1/w_b (start-time fair queueing's bound)."""
+    store = _fresh_store()
+    limit = _limit("1/0.001s", lookahead=1.0, weights={"a": float(wa), "b": float(wb)})
+    current = _claim(store, _send(store, "bulk"), limit)
+    for _ in range(n):
+        for tenant in ("a", "b"):
+            _claim(store, _send(store, "bulk", tenant), limit)
+    counts = {"a": 0, "b": 0}
+    for _ in range(n):  # neither runs dry in n grants
+        granted = _granted_next(store, limit, current, {})
+        chunk = store.batches.chunk(granted)
+        assert chunk is not None
+        assert chunk.tenant is not None
+        counts[chunk.tenant] += 1
+        assert abs(counts["a"] / wa - counts["b"] / wb) <= 1 / wa + 1 / wb + 1e-9, counts
+        current = _adopt(store, limit, granted, "bulk")
