@@ -118,7 +118,7 @@ def test_producer_quick(redis_server: str, tmp_path: Path) -> None:
     assert data["single_call"]["round_trips_per_call"] >= 2
     assert data["single_plain"]["median_ms"] > 0
     huge = data["huge"]
-    assert huge["chunks"] == 200  # 20,000 recipients in quick mode: two pages staged
+    assert huge["chunks"] == 200  # 20,000 recipients in quick mode: four pages staged
     assert huge["slow_commands"] == [], huge["slow_commands"]
     assert 0 < huge["redis_bytes_per_recipient"] < 200
     assert huge["pings"] > 0

@@ -139,3 +139,21 @@ def test_status_answers_with_counts_and_reads_chunks_only_when_asked(
     assert len(record.chunks) == 1200
     assert reads == [500, 500, 200]  # a page per round trip, when asked
     assert len(record.model_dump(mode="json")["chunks"]) == 1200
+
+
+@pytest.mark.parametrize("suppressed", [3, 3000])
+def test_a_large_send_finds_its_suppressed_recipients_either_way(
+    redis_backend: Any, suppressed: int
+) -> None:
+    """A set smaller than the send is read a page at a time; a larger one is asked about
+    a page of addresses per command: the same answer."""
+    store = Store.connect(redis_backend, retention=3600)
+    store.suppressions.add(*(f"s{i}@example.org" for i in range(suppressed)))
+    evens = [f"s{i}@example.org" for i in range(0, 3000, 2)]
+    wanted = evens + [f"other{i}@example.org" for i in range(1500)]
+    found = store.suppressions.matching(wanted)
+    assert found == {f"s{i}@example.org" for i in range(0, 3000, 2) if i < suppressed}
+        a
+        for a in wanted
+        if int(a[1:].split("@")[0] if a.startswith("s") else -1) in range(suppressed)
+    }

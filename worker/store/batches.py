@@ -38,8 +38,9 @@ from outbox.worker.store.reads import BatchReads
 
 __all__ = ["PAGE", "Batches", "Canceled", "Claim", "ClaimOutcome", "Finish", "FinishOutcome"]
 
-#: Chunks written per script call (100 chunks: up to 10,000 recipients, ~1-2 ms of Redis).
-PAGE = 100
+#: Chunks written per script call (50 chunks: up to 5,000 recipients, ~5 ms of Redis; a
+#: page of 100 full chunks measured 10.5 ms, over Redis's slow-log line).
+PAGE = 50
 
 
 class ClaimOutcome(StrEnum):

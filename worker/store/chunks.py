@@ -140,17 +140,19 @@ class StoredChunk:
         The recipients are stored once: a chunk whose payload fields list them (to, cc,
         bcc, or an SMS's destinations) has no list of its own (``recipients_of`` in
         ``common.lua`` reads them back the same way)."""
-        values = {spec.name: getattr(self, spec.name) for spec in fields(self)}
+        values = {
+            spec.name: getattr(self, spec.name)
+            for spec in fields(self)
+            if spec.name not in ("recipients", "fields")
+        }
         values["kind"] = self.kind.value
         values["state"] = self.state.value
         values["queue"] = self.queue.value
         values["n_recipients"] = self.n_recipients
         out = encode(values)
-        out["fields"] = _dumps(values["fields"])  # kept even when empty: the scripts read it
-        if self.recipients and recipients_in(self.fields) == self.recipients:
-            out.pop("recipients", None)
-        else:
-            out["recipients"] = _dumps(values["recipients"])
+        out["fields"] = _dumps(self.fields)  # kept even when empty: the scripts read it
+        if not self.recipients or recipients_in(self.fields) != self.recipients:
+            out["recipients"] = _dumps(self.recipients)
         return out
 
 
