@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 from outbox.worker.states import FINAL_STATES, State
 from outbox.worker.store import Store
@@ -122,6 +122,7 @@ class Record(BaseModel):
         super().__init__(**fields)
         self._chunks = list(chunks) if chunks is not None else None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def chunks(self) -> list[ChunkRecord]:
         """Every chunk with its history and events, read (a page per round trip) the first
@@ -133,12 +134,6 @@ class Record(BaseModel):
     @chunks.setter
     def chunks(self, value: list[ChunkRecord]) -> None:
         self._chunks = list(value)
-
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
-        """The record as data, its chunks included (read now if they were not yet)."""
-        data = super().model_dump(**kwargs)
-        data["chunks"] = [c.model_dump(**kwargs) for c in self.chunks]
-        return data
 
     @property
     def done(self) -> bool:

@@ -47,6 +47,7 @@ POLL_INTERVAL = 0.2
 
 #: The per-state chunk counters the progress display reads.
 _COUNTED = (
+    State.CANCELED,
     State.SENDING,
     State.RETRYING,
     State.THROTTLED,
