@@ -195,7 +195,6 @@ def load_record(store: Store, batch_id: str) -> Record | None:
         held=store.limits.hold_reason(),
         canceled_at=_num(fields.get("canceled_at")),
     )
-    record._chunks = None
     record._load = load
     return record
 

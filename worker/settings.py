@@ -377,8 +377,7 @@ class Settings(BaseSettings):
             return 0.0
         if self.pace_seconds is not None:
             return self.pace_seconds
-        shortest = min(self.send_windows, key=lambda w: w.period / w.count)
-        return PACE_SHARE * shortest.period / shortest.count
+        return PACE_SHARE * self.shortest_interval
 
     @property
     def lookahead(self) -> float:
@@ -386,8 +385,12 @@ class Settings(BaseSettings):
             return 0.0
         if self.bulk_lookahead is not None:
             return self.bulk_lookahead
-        shortest = min(self.send_windows, key=lambda w: w.period / w.count)
-        return min(1.0, max(0.02, shortest.period / shortest.count))
+        return min(1.0, max(0.02, self.shortest_interval))
+
+    @property
+    def shortest_interval(self) -> float:
+        """P/N of the window that allows requests closest together."""
+        return min(w.period / w.count for w in self.send_windows)
 
     @property
     def send_windows(self) -> tuple[Window, ...]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from outbox import send_email
+from outbox import Handle, send_email
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
 from support.procs import wait_until
@@ -93,7 +93,7 @@ def test_two_tenants_share_the_limit_by_their_weights(
 
 _STAGING_PRODUCER = """
 import os, sys, time
-from outbox import send_email
+from outbox import Handle, send_email
 from outbox.worker.runtime import get_runtime
 
 batches = get_runtime().store.batches
@@ -125,6 +125,17 @@ print("done", handle.id, flush=True)
 """
 
 
+def _big_send() -> Handle:
+    """The send the killed producer was writing, made again with the same key."""
+    return send_email(
+        SENDER,
+        [f"big{i}@example.org" for i in range(40_000)],
+        "Big",
+        text_body="Hi.",
+        idempotency_key="big-send-1",
+    )
+
+
 def _producer_killed(tmp_path: Path, when: str) -> None:
     """Run a producer process that writes a 400-chunk send and SIGKILL it ``when``."""
     script = tmp_path / "producer.py"
@@ -148,13 +159,7 @@ def test_a_producer_killed_while_staging_sends_nothing_and_calling_again_sends_o
     assert len(staged) == 1
     time.sleep(3)
     assert sandbox.messages() == []  # nothing of the half-written send went out
-    again = send_email(
-        SENDER,
-        [f"big{i}@example.org" for i in range(40_000)],
-        "Big",
-        text_body="Hi.",
-        idempotency_key="big-send-1",
-    )
+    again = _big_send()
     assert again.id != staged[0]
     (record,) = wait_all_done([again], timeout=120)
     assert record.state is State.SENT
@@ -170,13 +175,7 @@ def test_a_producer_killed_after_the_commit_sends_everything_once_and_its_key_ho
     _producer_killed(tmp_path, "committed")
     first = producer.store.batches.batch_for_idempotency_key("big-send-1")
     assert first is not None
-    again = send_email(
-        SENDER,
-        [f"big{i}@example.org" for i in range(40_000)],
-        "Big",
-        text_body="Hi.",
-        idempotency_key="big-send-1",
-    )
+    again = _big_send()
     assert again.id == first
     # its tasks were never published: the relays find its chunks unclaimed and send them
     (record,) = wait_all_done([again], timeout=150)

@@ -95,10 +95,9 @@ if left and redis.call('HGET', KEYS[1], 'kind') ~= 'sms' then
 end
 -- Its lane: transactional waits on its thread for any known slot and goes before bulk;
 -- bulk takes a slot within the look-ahead or waits without a thread.
-local lane = redis.call('HGET', KEYS[1], 'lane')
+local lane = LANE
 if L.fifo or lane ~= BULK then lane = TRANSACTIONAL end
-local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
-if tenant == '' then tenant = '-' end
+local tenant = TENANT ~= '' and TENANT or '-'
 serve(L, now, 8)
 local ahead = lane_waiting(L, TRANSACTIONAL) or (lane == BULK and lane_waiting(L, BULK))
 if not ahead then
