@@ -33,7 +33,14 @@ from outbox.cli.output import (
     print_json,
     redacted_url,
 )
-from outbox.cli.records import cancel_command, erase_command, quota, status
+from outbox.cli.records import (
+    cancel_command,
+    erase_command,
+    pause_command,
+    quota,
+    resume_command,
+    status,
+)
 from outbox.cli.sending import send
 from outbox.cli.serve import webhooks
 from outbox.sandbox.command import sandbox
@@ -128,7 +135,7 @@ def main() -> None:
 
 for command in (
     demo, sandbox, webhooks, status, quota, dead, replay, retry_failed, send, cancel_command,
-    erase_command,
+    pause_command, resume_command, erase_command,
 ):  # fmt: skip
     main.add_command(command)
 

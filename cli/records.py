@@ -310,6 +310,45 @@ def cancel_command(record_id: str, as_json: bool) -> None:
     )
 
 
+@click.command("pause")
+@click.argument("record_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the record afterwards as JSON.")
+def pause_command(record_id: str, as_json: bool) -> None:
+    """Pause a send: what has not gone out waits, holding no worker, until `outbox resume`;
+    a chunk in flight ends as its answer says."""
+    from outbox import pause
+
+    _control(pause, record_id, as_json, who="outbox pause")
+
+
+@click.command("resume")
+@click.argument("record_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the record afterwards as JSON.")
+def resume_command(record_id: str, as_json: bool) -> None:
+    """Resume a paused send: each paused chunk goes on from where it was, in its lane."""
+    from outbox import resume
+
+    _control(resume, record_id, as_json)
+
+
+def _control(call: Any, record_id: str, as_json: bool, **kwargs: Any) -> None:
+    from outbox import RecordNotFound
+
+    try:
+        record = call(record_id, **kwargs)
+    except RecordNotFound as exc:
+        fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
+    if as_json:
+        print_json(record.model_dump(mode="json"))
+        return
+    counts = {s: n for s, n in record.counts.items() if n}
+    gone = sum(counts.get(s, 0) for s in ("sent", "failed", "dead", "canceled"))
+    click.echo(
+        f"{record.id}: {record.state.value}; {counts.get('paused', 0)} chunk(s) paused, "
+        f"{gone} had gone already, {counts.get('sending', 0)} in flight"
+    )
+
+
 @click.command("erase")
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True, help="Print the count as JSON.")

@@ -11,7 +11,7 @@ framework. The workers are ``celery -A outbox.worker worker``.
 
 from __future__ import annotations
 
-from outbox.control import cancel
+from outbox.control import cancel, pause, resume
 from outbox.erase import erase
 from outbox.errors import (
     EnqueueError,
@@ -42,6 +42,8 @@ __all__ = [
     "ValidationError",
     "cancel",
     "erase",
+    "pause",
+    "resume",
     "retry_failed",
     "send_email",
     "send_mime",

@@ -222,9 +222,9 @@ def sweep_stuck() -> int:
     that died between recording and publishing, a worker killed between taking a
     message and claiming its chunk): a chunk a worker *held* comes back sooner, when its
     lease runs out. A completion callback whose worker died before publishing it is
-    published here too. Chunks waiting for a ``send_at``, a parked retry or the quota are left
-    alone. A second copy of a task whose first is still queued is harmless: the claim
-    dedupes it.
+    published here too, and a chunk a resume that stopped half-way left paused. Chunks
+    waiting for a ``send_at``, a parked retry, the quota or a resume are left alone. A
+    second copy of a task whose first is still queued is harmless: the claim dedupes it.
     """
     rt = get_runtime()
     batches = rt.store.batches
@@ -239,6 +239,8 @@ def sweep_stuck() -> int:
             continue
         if (chunk.due_at or 0) > now or chunk.state is State.THROTTLED:
             continue  # a parked call, or the next quota read, brings it back
+        if chunk.state is State.PAUSED and batches.batch(chunk.batch).get("paused_at"):
+            continue  # resume brings it back (a paused chunk of a resumed send goes on)
         task = chunk_task(batches, chunk_id)
         if task is None:
             gone.append(chunk_id)

@@ -62,6 +62,8 @@ class Step(StrEnum):
     THROTTLED = "throttled"
     #: Another worker holds the chunk (a duplicate message): nothing to do.
     DROP = "drop"
+    #: Its send is paused: the chunk waits ``paused`` (no task kept) for ``resume``.
+    PAUSED = "paused"
     #: The chunk is final already.
     SETTLED = "settled"
     #: An earlier attempt's fate is unknown: look it up before anything is sent.
@@ -91,6 +93,8 @@ def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
             return Decision(Step.THROTTLED)
         case ClaimOutcome.HELD:
             return Decision(Step.PARK, hold_recheck)
+        case ClaimOutcome.PAUSED:
+            return Decision(Step.PAUSED)
         case ClaimOutcome.FINAL:
             return Decision(Step.SETTLED)
         case ClaimOutcome.BUSY:
@@ -146,6 +150,8 @@ class Delivery:
                 return "queued"
             case Step.THROTTLED:
                 return State.THROTTLED.value
+            case Step.PAUSED:
+                return State.PAUSED.value
             case Step.MISSING:
                 logger.error(
                     "chunk %s has no record (expired or never created); not sent", self.chunk_id
@@ -195,6 +201,8 @@ class Delivery:
             return got
         if got is Wake.HELD:  # the hold sent the line away: wait parked
             return self._park(HOLD_RECHECK)
+        if got in (Wake.PAUSED, Wake.CANCELED):  # its send was: nothing to send now
+            return got.value
         stopping = got is Wake.STOP
         park = None if stopping else (self.call, rt.store.now() + random.uniform(0, SPREAD))
         if self.batches.leave_line(
@@ -205,6 +213,8 @@ class Delivery:
             return "parked"
         # granted as it was leaving: the grant is waiting on the wake list
         got = rt.store.limits.await_grant(self.limit, self.chunk_id, 1.0)
+        if got in (Wake.PAUSED, Wake.CANCELED):
+            return got.value
         if not isinstance(got, Grant):
             raise RuntimeError(f"chunk {self.chunk_id}: granted a slot but no grant arrived")
         return got

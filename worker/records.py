@@ -113,6 +113,8 @@ class Record(BaseModel):
     held: str | None = None
     #: When ``cancel`` took the send back.
     canceled_at: float | None = None
+    #: When ``pause`` held the send (``None`` when it is not paused).
+    paused_at: float | None = None
     #: Reads the chunks when they are first asked for: the counts above answer at once,
     #: whatever the size of the send (a million recipients are 10,000 chunks).
     _chunks: list[ChunkRecord] | None = PrivateAttr(default=None)
@@ -194,6 +196,7 @@ def load_record(store: Store, batch_id: str) -> Record | None:
         finished_at=_num(fields.get("finished_at")),
         held=store.limits.hold_reason(),
         canceled_at=_num(fields.get("canceled_at")),
+        paused_at=_num(fields.get("paused_at")),
     )
     record._load = load
     return record

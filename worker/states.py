@@ -24,6 +24,9 @@ class State(StrEnum):
     FAILED = "failed"
     #: Retries exhausted; kept in the dead letters for replay.
     DEAD = "dead"
+    #: Held while its send is paused (``outbox.pause``): no thread or task holds it;
+    #: ``outbox.resume`` lets it go from where it was.
+    PAUSED = "paused"
     #: Taken back before it went out (``outbox.cancel``); never sent afterwards.
     CANCELED = "canceled"
 

@@ -159,6 +159,8 @@ def run_everything(store: Store) -> None:
     big = "c" * 32
     pages = [ChunkSpec(chunk_id_for(big, i), i, [f"b{i}@example.com"]) for i in range(PAGE + 1)]
     batches.create(big, kind=Kind.EMAIL, chunks=pages, payload={}, queue=Queue.BULK)
+    batches.pause(big, [p.id for p in pages[:3]], limit=ROOMY, who="test")
+    batches.resume(big, [p.id for p in pages[:3]], limit=ROOMY)
     batches.cancel(big, [p.id for p in pages[:3]], limit=ROOMY, who="test", whole=True)
     batches.discard(big, len(pages))
     batches.create("f" * 32, kind=Kind.SMS, chunks=[], payload={}, queue=Queue.SMS,

@@ -36,7 +36,16 @@ from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
 from outbox.worker.store.reads import BatchReads
 
-__all__ = ["PAGE", "Batches", "Canceled", "Claim", "ClaimOutcome", "Finish", "FinishOutcome"]
+__all__ = [
+    "PAGE",
+    "Batches",
+    "Canceled",
+    "Claim",
+    "ClaimOutcome",
+    "Finish",
+    "FinishOutcome",
+    "Paused",
+]
 
 #: Chunks written per script call (50 chunks: up to 5,000 recipients, ~5 ms of Redis; a
 #: page of 100 full chunks measured 10.5 ms, over Redis's slow-log line).
@@ -57,6 +66,8 @@ class ClaimOutcome(StrEnum):
     HELD = "held"
     #: The monthly quota would be overdrawn: the chunk is ``throttled`` until it is not.
     OVER_QUOTA = "quota"
+    #: Its send is paused: the chunk is held ``paused`` (no task kept) until it is resumed.
+    PAUSED = "paused"
     #: Already sent, failed or dead: nothing to do.
     FINAL = "final"
     #: Another worker holds it (a duplicate task): it is that worker's.
@@ -131,6 +142,16 @@ class Canceled:
     has_callback: bool = False
 
 
+@dataclass(slots=True)
+class Paused:
+    """What a pause did: chunks it paused, found final already, found in flight (they end
+    as their answer says; a retry they earn is paused when it comes)."""
+
+    paused: int = 0
+    final: int = 0
+    in_flight: int = 0
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
@@ -155,6 +176,8 @@ class Batches(BatchReads):
         self._create = scripts.load(redis, "create")
         self._commit = scripts.load(redis, "commit")
         self._cancel = scripts.load(redis, "cancel")
+        self._pause = scripts.load(redis, "pause")
+        self._resume = scripts.load(redis, "resume")
         self._claim = scripts.load(redis, "claim")
         self._finish = scripts.load(redis, "finish")
         self._give_back = scripts.load(redis, "give_back")
@@ -278,6 +301,34 @@ class Batches(BatchReads):
             out.finished = out.finished or bool(_text(finished))
             out.has_callback = out.has_callback or bool(_text(callback))
         return out
+
+    def pause(self, batch_id: str, chunk_ids: Sequence[str], *, limit: Limit, who: str) -> Paused:
+        """Pause a send, a page per script call (the first marks the send, so a chunk
+        claimed, served or written later is paused then)."""
+        out = Paused()
+        for start in range(0, max(len(chunk_ids), 1), PAGE):
+            page = chunk_ids[start : start + PAGE]
+            paused, final, flying = self._pause(
+                keys=[*limit.keys(), keys.batch(batch_id), *(keys.chunk(c) for c in page)],
+                args=[*limit.args(), who],
+            )
+            out.paused += int(paused)
+            out.final += int(final)
+            out.in_flight += int(flying)
+        return out
+
+    def resume(self, batch_id: str, chunk_ids: Sequence[str], *, limit: Limit) -> int:
+        """Resume a paused send, a page per script call; how many chunks were resumed."""
+        resumed = 0
+        for start in range(0, max(len(chunk_ids), 1), PAGE):
+            page = chunk_ids[start : start + PAGE]
+            resumed += int(
+                self._resume(
+                    keys=[*limit.keys(), keys.batch(batch_id), *(keys.chunk(c) for c in page)],
+                    args=limit.args(),
+                )
+            )
+        return resumed
 
     def publish_handed_now(self, chunk_id: str) -> None:
         """A chunk handed off that its thread will not send: its parked call is due now

@@ -114,6 +114,9 @@ class Wake(StrEnum):
     GO = "go"
     #: The account's sending is held: give the slot back and wait parked.
     HELD = "held"
+    #: The chunk's send was paused (or canceled) while it waited: nothing to send now.
+    PAUSED = "paused"
+    CANCELED = "canceled"
     #: Nobody granted a slot in time.
     TIMEOUT = "timeout"
     #: The worker is stopping: give the slot or the place in line back.
@@ -265,10 +268,11 @@ class Limits:
 
 
 def _read(raw: Any) -> tuple[str, Grant | Wake]:
-    """A wake message (``"<member> <slot time> <granted at>"``, ``"<member> held"`` or
-    ``"- stop"``): whose it is, and the (new) grant or what to do instead."""
+    """A wake message (``"<member> <slot time> <granted at>"``, ``"<member> held"``,
+    ``"- stop"``, ``"- paused"`` or ``"- canceled"``): whose it is, and the (new) grant or
+    what to do instead."""
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     member, what, *rest = text.split(" ")
-    if what in (Wake.HELD, Wake.STOP):
+    if what in (Wake.HELD, Wake.STOP, Wake.PAUSED, Wake.CANCELED):
         return member, Wake(what)
     return member, Grant(member, float(what), float(rest[0]), time.monotonic())

@@ -57,6 +57,8 @@ def batch_state(counts: Mapping[str, int], chunks: int) -> State:
         if counts.get(State.FAILED.value, 0):
             return State.FAILED
         return State.CANCELED if counts.get(State.CANCELED.value, 0) else State.FAILED
+    if counts.get(State.PAUSED.value, 0) and not counts.get(State.SENDING.value, 0):
+        return State.PAUSED  # nothing moves until it is resumed
     if counts.get(State.RETRYING.value, 0):
         return State.RETRYING
     if counts.get(State.THROTTLED.value, 0) and not counts.get(State.SENDING.value, 0):

@@ -31,6 +31,16 @@ if state ~= 'sending' and cancel_asked(KEYS[1], KEYS[2]) then
 end
 local worker, takeover, note, token = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
 local reserved = redis.call('HGET', KEYS[1], 'reserved')
+if pause_asked(KEYS[2]) and (state ~= 'sending' or reserved) then
+  -- its send is paused: it waits, holding no thread and no task, until it is resumed
+  pause_chunk(L, KEYS[1], now, true)
+  return {'paused', '0', redis.call('HGET', KEYS[1], 'attempts') or '0', 'paused', fmt(now),
+          LANE, TENANT}
+end
+if state == 'paused' then
+  -- its send was resumed before this message came: it carries on from here
+  state = unpause_chunk(L, KEYS[1], now, false)
+end
 if state == 'sending' and reserved then
   -- the bulk lane granted this chunk a slot while it waited without a thread, and parked
   -- its task call for this: adopt the attempt, unless its lease ran out or the account

@@ -215,7 +215,8 @@ local function cancel_chunk(L, chunk, now, note)
   if call then redis.call('ZREM', key('parked'), call) end
   redis.call('HDEL', chunk, 'reserved_call')
   redis.call('HSET', chunk, 'state', 'canceled', 'updated_at', fmt(now))
-  redis.call('HDEL', chunk, 'waiting')
+  if redis.call('HEXISTS', chunk, 'waiting') == 1 then tell(L, chunk_id, '- canceled') end
+  redis.call('HDEL', chunk, 'waiting', 'paused_from', 'paused_taken')
   count(batch_key, state, 'canceled')
   log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'canceled', note = note})
   redis.call('ZREM', L.active, chunk_id)
@@ -229,6 +230,68 @@ end
 local function cancel_asked(chunk, batch_key)
   return redis.call('HEXISTS', chunk, 'cancel') == 1
       or redis.call('HEXISTS', batch_key, 'canceled_at') == 1
+end
+
+-- Whether a chunk's send is paused (outbox.pause).
+local function pause_asked(batch_key)
+  return redis.call('HEXISTS', batch_key, 'paused_at') == 1
+end
+
+-- Hold a chunk that has not gone out while its send is paused: state paused, what it was
+-- kept in `paused_from`, out of every index that would bring it back (a bulk lane's
+-- reservation undone, its place in a lane left stale, a waiting sender told to go). No
+-- thread and no task holds it: `paused_taken` records that its task message is gone (a
+-- claim took it, or it waited without one), so resume publishes it again; a chunk whose
+-- message is still on its way (on the broker, scheduled, parked for a retry) is paused
+-- again by the claim that message makes, or carries on if the send was resumed first.
+local function pause_chunk(L, chunk, now, taken)
+  local state = redis.call('HGET', chunk, 'state')
+  local chunk_id = redis.call('HGET', chunk, 'id')
+  local batch_key = key('batch', redis.call('HGET', chunk, 'batch'))
+  local reserved = redis.call('HGET', chunk, 'reserved')
+  if state == 'sending' and reserved then
+    local attempts = tonumber(redis.call('HGET', chunk, 'attempts') or '1')
+    answered(L, chunk_id .. '#' .. attempts, now, false)
+    redis.call('HSET', chunk, 'attempts', attempts - 1)
+    redis.call('HDEL', chunk, 'reserved')
+    redis.call('ZREM', L.leases, chunk_id)
+    count(batch_key, state, reserved)
+    state = reserved
+    taken = true
+  end
+  local call = redis.call('HGET', chunk, 'reserved_call')
+  if call then redis.call('ZREM', key('parked'), call) end
+  redis.call('HDEL', chunk, 'reserved_call')
+  if redis.call('HEXISTS', chunk, 'waiting') == 1 then
+    redis.call('HDEL', chunk, 'waiting')
+    redis.call('ZREM', L.leases, chunk_id)
+    tell(L, chunk_id, '- paused')
+    taken = true
+  end
+  if redis.call('ZREM', key('throttled'), chunk_id) == 1 then taken = true end
+  if taken then redis.call('HSET', chunk, 'paused_taken', '1') end
+  if state == 'paused' then return end
+  redis.call('HSET', chunk, 'state', 'paused', 'paused_from', state, 'updated_at', fmt(now))
+  count(batch_key, state, 'paused')
+  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'paused', note = 'send paused'})
+end
+
+-- A paused chunk takes up where it was (outbox.resume); with `publish`, a chunk whose
+-- task message is gone is parked due now, for a relay to publish. Returns its state.
+local function unpause_chunk(L, chunk, now, publish)
+  local was = redis.call('HGET', chunk, 'paused_from') or 'queued'
+  local chunk_id = redis.call('HGET', chunk, 'id')
+  local taken = redis.call('HGET', chunk, 'paused_taken') == '1'
+  redis.call('HSET', chunk, 'state', was, 'updated_at', fmt(now))
+  redis.call('HDEL', chunk, 'paused_from', 'paused_taken')
+  count(key('batch', redis.call('HGET', chunk, 'batch')), 'paused', was)
+  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = was, note = 'send resumed'})
+  if publish and taken then
+    local call = cjson.encode({task = TASKS[redis.call('HGET', chunk, 'kind')], chunk = chunk_id,
+                               due = tonumber(fmt(now))})
+    park(key('parked'), call, now)
+  end
+  return was
 end
 
 -- The batch's last chunk became final in this call: mark it finished once; true when
@@ -321,7 +384,12 @@ local function pick(L, lane, now, not_before, horizon)
       local list = key('lane_tenant', L.bucket, lane, tenant)
       local raw = redis.call('LINDEX', list, 0)
       local entry = raw and line_entry(raw)
-      if not entry or redis.call('HGET', key('chunk', entry.c), 'waiting') ~= entry.t then
+      local chunk = entry and key('chunk', entry.c)
+      if entry and redis.call('HGET', chunk, 'waiting') == entry.t
+          and pause_asked(key('batch', redis.call('HGET', chunk, 'batch'))) then
+        pause_chunk(L, chunk, now, true)  -- its send was paused while it waited
+      end
+      if not entry or redis.call('HGET', chunk, 'waiting') ~= entry.t then
         if raw then redis.call('LPOP', list) end
         advance(L, lane, tenant, tag, false)
         dropped = true
