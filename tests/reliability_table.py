@@ -33,6 +33,7 @@ SOURCES = (
     "tests/integration/test_faults_redis.py",
     "tests/integration/test_faults_webhooks.py",
     "tests/integration/test_faults_input.py",
+    "tests/integration/test_control.py",
     "tests/property/test_producers.py",
     "tests/property/test_webhooks.py",
     "tests/integration/test_faults_security.py",

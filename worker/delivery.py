@@ -201,7 +201,7 @@ class Delivery:
             return got
         if got is Wake.HELD:  # the hold sent the line away: wait parked
             return self._park(HOLD_RECHECK)
-        if got in (Wake.PAUSED, Wake.CANCELED):  # its send was: nothing to send now
+        if got in (Wake.PAUSED, Wake.CANCELED, Wake.THROTTLED):  # nothing to send now
             return got.value
         stopping = got is Wake.STOP
         park = None if stopping else (self.call, rt.store.now() + random.uniform(0, SPREAD))
@@ -213,7 +213,7 @@ class Delivery:
             return "parked"
         # granted as it was leaving: the grant is waiting on the wake list
         got = rt.store.limits.await_grant(self.limit, self.chunk_id, 1.0)
-        if got in (Wake.PAUSED, Wake.CANCELED):
+        if got in (Wake.PAUSED, Wake.CANCELED, Wake.THROTTLED):
             return got.value
         if not isinstance(got, Grant):
             raise RuntimeError(f"chunk {self.chunk_id}: granted a slot but no grant arrived")

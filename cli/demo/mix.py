@@ -64,6 +64,26 @@ GROUPS = (
 )
 
 SHOP = "Acme Shop <shop@example.com>"
+#: A reminder scheduled a few seconds ahead for an order that is refunded at once: the
+#: demo cancels it, and its time passes with nothing sent.
+REFUNDED = "refunded@example.com"
+REMINDER_AFTER = 3.0
+
+
+def schedule_reminder(run: str) -> Handle:
+    """The reminder the demo takes back (``outbox.cancel``) before its time."""
+    import time
+
+    return send_email(
+        SHOP,
+        [REFUNDED],
+        "Your order ships tomorrow",
+        text_body="Order #10999 ships tomorrow.",
+        send_at=time.time() + REMINDER_AFTER,
+        idempotency_key=f"demo-{run}-reminder",
+    )
+
+
 NEWS = "Acme News <news@example.com>"
 HELLO = "Acme <hello@example.com>"
 
@@ -101,6 +121,8 @@ class Plan:
     sends: list[PlannedSend]
     template_id: str = TEMPLATE_ID
     suppressed: str = SUPPRESSED_ADDRESS
+    #: What makes this run's idempotency keys its own.
+    run: str = ""
 
     @property
     def recipients(self) -> int:
@@ -258,4 +280,4 @@ def build_plan(n: int, *, run: str, seed: int | None = None) -> Plan:
     rng.shuffle(sends)
     sends.insert(min(len(sends), 3), newsletter_send)
     sends.insert(min(len(sends), 12), announcement)
-    return Plan(sends)
+    return Plan(sends, run=run)

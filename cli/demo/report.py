@@ -73,6 +73,8 @@ class DemoReport:
     suppressed_ok: bool
     groups: list[dict[str, Any]] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    #: The reminder canceled before its time: its id, state and whether it reached the API.
+    canceled: dict[str, Any] = field(default_factory=dict)
     #: The quota phase (``None``: not run).
     quota: QuotaPhase | None = None
     #: With ``--redis``: keys the demo wrote that would have outlived the hour it keeps
@@ -89,6 +91,8 @@ class DemoReport:
             "invalid_rejected_at_producer": self.rejected_at_producer == self.invalid_planned
             and self.enqueued == self.recipients - self.invalid_planned,
             "nothing_dead": self.dead == 0,
+            "canceled_send_never_sent": self.canceled.get("state") == State.CANCELED.value
+            and not self.canceled.get("reached_api"),
             **({"quota_waited_then_sent": self.quota.ok} if self.quota is not None else {}),
         }
 
@@ -143,6 +147,7 @@ class DemoReport:
             },
             "groups": self.groups,
             "faults": self.faults,
+            "canceled": self.canceled,
             "quota": self.quota.as_json() if self.quota is not None else None,
             "redis_keys_removed": self.redis_keys_removed,
         }
@@ -214,6 +219,7 @@ def build_report(
     quota: QuotaPhase | None,
     setup_seconds: float,
     started: float,
+    canceled_id: str = "",
 ) -> DemoReport:
     """The summary, from each send's whole record and what the sandbox saw."""
     batches, invalid = list(watch.batches), list(watch.invalid)
@@ -301,5 +307,18 @@ def build_report(
         suppressed_ok=suppressed_ok,
         groups=[groups[g] for g in GROUPS if g in groups],
         faults=list(watch.fired),
+        canceled=_canceled(rt, canceled_id, delivered),
         quota=quota,
     )
+
+
+def _canceled(rt: Runtime, send_id: str, delivered: collections.Counter[str]) -> dict[str, Any]:
+    record = load_record(rt.store, send_id) if send_id else None
+    if record is None:
+        return {}
+    return {
+        "id": send_id,
+        "state": record.state.value,
+        "chunks_canceled": record.counts.get(State.CANCELED.value, 0),
+        "reached_api": any(delivered[r.lower()] for c in record.chunks for r in c.recipients),
+    }

@@ -22,7 +22,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from outbox.cli.demo.mix import GROUPS, TEMPLATE_ID, Plan, build_plan
+from outbox import cancel
+from outbox.cli.demo.mix import GROUPS, TEMPLATE_ID, Plan, build_plan, schedule_reminder
 from outbox.cli.demo.options import DemoOptions, demo_settings, fault_schedule
 from outbox.cli.demo.quota import QuotaPhase, default_left, run_quota_phase
 from outbox.cli.demo.report import SEND_ENDPOINTS, DemoReport, build_report
@@ -146,6 +147,9 @@ def _send(
     quota: QuotaPhase | None = None
     with Watch(rt, control, plan, console, options.timeout) as watch:
         watch.arm(fault_schedule(options), chunks=sum(s.chunks for s in first))
+        # an order refunded just after its reminder was scheduled: take the reminder back
+        reminder = schedule_reminder(plan.run)
+        cancel(reminder.id, who="the demo (order refunded)")
         watch.produce(first)
         watch.until(watch.all_done)
         watch.disarm()
@@ -161,6 +165,7 @@ def _send(
         quota=quota,
         setup_seconds=setup_seconds,
         started=watch.started,
+        canceled_id=reminder.id,
     )
 
 

@@ -36,6 +36,7 @@ _CHECK_TEXT = {
     "suppressed_recipient_rejected": "the suppressed reader was accepted, then rejected by the API",
     "invalid_rejected_at_producer": "invalid sends refused at the producer, nothing enqueued",
     "nothing_dead": "no chunk exhausted its retries",
+    "canceled_send_never_sent": "the reminder canceled before its time never reached the API",
     "quota_waited_then_sent": "the announcement waited throttled for the quota, then went",
 }
 
@@ -76,6 +77,12 @@ def render_summary(report: DemoReport, console: Console) -> None:
         f"API requests (limit {_rate(report.limit_rate)}, sandbox {_rate(report.sandbox_rate)}); "
         f"{report.accepted_rate:.1f}/s accepted, at most {report.busiest_second} in any one second",
     )
+    if report.canceled:
+        totals.add_row(
+            "canceled",
+            _n(report.canceled["chunks_canceled"]),
+            "scheduled reminder taken back before its time (`outbox.cancel`): never sent",
+        )
     if report.quota is not None:
         q = report.quota
         totals.add_row(

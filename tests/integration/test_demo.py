@@ -43,11 +43,13 @@ def touched(sock: socket.socket) -> bool:
     return True
 
 
-def run_demo(*args: str, env: dict[str, str], timeout: float = 75) -> dict[str, Any]:
+def run_demo(
+    *args: str, env: dict[str, str], timeout: float = 75, recipients: int = 400
+) -> dict[str, Any]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP2GO_")}
     full_env.update(env)
     done = subprocess.run(
-        [PYTHON, "-m", "outbox.cli", "demo", "--recipients", "400", "--json", *args],
+        [PYTHON, "-m", "outbox.cli", "demo", "--recipients", str(recipients), "--json", *args],
         cwd=ROOT,
         env=full_env,
         capture_output=True,
@@ -123,6 +125,23 @@ def test_demo_embedded_needs_neither_redis_nor_broker(trap: socket.socket) -> No
     assert not touched(trap), "the embedded demo connected to the configured Redis"
 
 
+@pytest.mark.timeout(120)
+def test_the_readme_demo_at_its_default_size_passes_every_check() -> None:
+    """3,000 recipients, as the README's first command runs it: the announcement is a
+    bulk send (22 chunks) whose chunks wait in the lane, and the quota still holds."""
+    summary = run_demo(env={}, recipients=3000, timeout=100)
+    assert summary["ok"] is True, summary["checks"]
+    quota = summary["quota"]
+    assert quota["campaign"]["chunks"] > 10
+    assert 0 < quota["throttled"]["chunks"] < quota["campaign"]["chunks"]
+    assert (
+        quota["throttled"]["recipients"]
+        >= quota["campaign"]["recipients"] - quota["left_when_queued"]
+    )
+    assert summary["canceled"]["state"] == "canceled"
+    assert summary["canceled"]["reached_api"] is False
+
+
 @pytest.mark.timeout(90)
 def test_demo_without_the_quota_phase() -> None:
     summary = run_demo("--no-quota", env={})
@@ -165,7 +184,7 @@ def test_demo_on_real_redis(demo_dbs: tuple[redis.Redis, redis.Redis], trap: soc
     # The records are in the next database, the tasks all consumed from the broker's.
     # (a batch's own hash; its payload, ledger and counts are keys under it)
     batches = [k for k in records.scan_iter(keys.batch("*")) if k.count(b":") == 2]
-    assert len(batches) == 59
+    assert len(batches) == 60  # the sends and the reminder it canceled
     assert records.zcard(keys.dead_letters()) == 0
     assert all(broker.llen(queue) == 0 for queue in ("email", "sms", "bulk"))
     # Nothing outlives the hour the demo keeps its records for: the lasting keys it wrote

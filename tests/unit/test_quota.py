@@ -240,3 +240,46 @@ def test_the_quota_read_takes_a_slot_of_the_shared_limit_or_waits_parked(
     assert api.reads == 0
     [(_, due)] = rt.redis.zrange(keys.parked(), 0, -1, withscores=True)
     assert due > rt.store.now() + 55
+
+
+def test_a_bulk_chunk_the_quota_no_longer_covers_when_its_turn_comes_waits_throttled(
+    rt: Runtime,
+) -> None:
+    """Chunks waiting in a lane passed the quota when they were claimed; the ones granted
+    before them take from it meanwhile, so each is checked again when it is granted."""
+    from outbox.worker.store.batches import ClaimOutcome
+    from outbox.worker.store.limits import Limit
+
+    limit = Limit(
+        "send", parse_windows("1/0.05s"), lease=30.0, ttl=3600, line_lease=60.0, lookahead=1.0
+    )
+    rt.store.account.set_quota_left(250, until=time.time() + 3600)
+    first = send_email("s@example.com", ["a@example.org"], "x", text_body="y", lane="bulk")
+    campaign = send_email(
+        "s@example.com", [f"r{i}@example.org" for i in range(300)], "x", text_body="y",
+        lane="bulk",
+    )  # fmt: skip
+    batches = rt.store.batches
+    ids = [f"{campaign.id}.{i}" for i in range(3)]
+
+    def claim(chunk_id: str) -> ClaimOutcome:
+        return batches.claim(chunk_id, limit=limit, worker="w", token=chunk_id, max_wait=60).outcome
+
+    def states() -> list[str]:
+        return [c.state.value for c in (batches.chunk(i) for i in ids) if c is not None]
+
+    assert claim(f"{first.id}.0") is ClaimOutcome.CLAIMED
+    for chunk_id in ids:  # 249 left covers each of them alone: all three wait in the lane
+        assert claim(chunk_id) is ClaimOutcome.QUEUED
+    member = f"{first.id}.0#1"
+    for _ in range(4):  # each answer frees the slot for the next in the lane
+        batches.finish(member.split("#")[0], State.SENT, limit=limit, member=member)
+        time.sleep(0.06)  # the window's period: its slot is free again
+        rt.store.limits.serve(limit)
+        granted = [i for i, s in zip(ids, states(), strict=True) if s == "sending"]
+        if not granted:
+            break
+        assert claim(granted[0]) is ClaimOutcome.CLAIMED
+        member = f"{granted[0]}#1"
+    assert sorted(states()) == ["sent", "sent", "throttled"]  # 249 - 200 = 49 < 100
+    assert rt.store.account.quota_left() == 49

@@ -114,9 +114,11 @@ class Wake(StrEnum):
     GO = "go"
     #: The account's sending is held: give the slot back and wait parked.
     HELD = "held"
-    #: The chunk's send was paused (or canceled) while it waited: nothing to send now.
+    #: The chunk's send was paused (or canceled) while it waited, or the chunks granted
+    #: before it took the rest of the monthly quota: nothing to send now.
     PAUSED = "paused"
     CANCELED = "canceled"
+    THROTTLED = "throttled"
     #: Nobody granted a slot in time.
     TIMEOUT = "timeout"
     #: The worker is stopping: give the slot or the place in line back.
@@ -273,6 +275,6 @@ def _read(raw: Any) -> tuple[str, Grant | Wake]:
     what to do instead."""
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     member, what, *rest = text.split(" ")
-    if what in (Wake.HELD, Wake.STOP, Wake.PAUSED, Wake.CANCELED):
+    if what in (Wake.HELD, Wake.STOP, Wake.PAUSED, Wake.CANCELED, Wake.THROTTLED):
         return member, Wake(what)
     return member, Grant(member, float(what), float(rest[0]), time.monotonic())

@@ -85,23 +85,13 @@ elseif redis.call('HEXISTS', KEYS[1], 'waiting') == 1 then
   redis.call('HDEL', KEYS[1], 'waiting')  -- its waiter is gone; this copy carries on
 end
 if redis.call('EXISTS', L.hold) == 1 then return {'held', '0', attempts, state, fmt(now), LANE, TENANT} end
--- The monthly quota: an email that would overdraw what is left waits, visibly, in the
--- throttled set; the next quota read with room (a new cycle, a raised allowance)
--- publishes it again.
-local left = redis.call('GET', key('quota_left'))
-if left and redis.call('HGET', KEYS[1], 'kind') ~= 'sms' then
-  local need = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '1')
-  if tonumber(left) < need then
-    if state ~= 'throttled' then
-      redis.call('HSET', KEYS[1], 'state', 'throttled', 'updated_at', fmt(now))
-      count(KEYS[2], state, 'throttled')
-      log(KEYS[3], L.ttl, {at = now, state = 'throttled',
-                           note = 'monthly quota: ' .. left .. ' left, ' .. need .. ' needed'})
-    end
-    redis.call('ZADD', key('throttled'), now, chunk_id)
-    local ends = redis.call('PTTL', key('quota_left')) / 1000
-    return {'quota', fmt(math.max(ends, 0)), attempts, state, fmt(now), LANE, TENANT}
-  end
+-- The monthly quota (checked again when a lane grants the chunk its slot later: the
+-- chunks ahead of it take from the allowance meanwhile).
+local left, need = quota_short(KEYS[1])
+if left then
+  throttle(L, KEYS[1], now, left, need)
+  local ends = redis.call('PTTL', key('quota_left')) / 1000
+  return {'quota', fmt(math.max(ends, 0)), attempts, state, fmt(now), LANE, TENANT}
 end
 -- Its lane: transactional waits on its thread for any known slot and goes before bulk;
 -- bulk takes a slot within the look-ahead or waits without a thread.

@@ -171,6 +171,31 @@ local function tell(L, chunk_id, message)
   redis.call('EXPIRE', box, math.ceil(L.line_lease) + 60)
 end
 
+-- The monthly quota: what is left and what the chunk needs when sending it would
+-- overdraw the allowance (nil when it would not, or no quota applies; SMS have credits
+-- of their own).
+local function quota_short(chunk)
+  local left = redis.call('GET', key('quota_left'))
+  if not left or redis.call('HGET', chunk, 'kind') == 'sms' then return nil end
+  local need = tonumber(redis.call('HGET', chunk, 'n_recipients') or '1')
+  if tonumber(left) < need then return left, need end
+  return nil
+end
+
+-- An email that would overdraw the quota waits, visibly, in the throttled set; the next
+-- quota read with room (a new cycle, a raised allowance) publishes it again.
+local function throttle(L, chunk, now, left, need)
+  local state = redis.call('HGET', chunk, 'state')
+  local chunk_id = redis.call('HGET', chunk, 'id')
+  if state ~= 'throttled' then
+    redis.call('HSET', chunk, 'state', 'throttled', 'updated_at', fmt(now))
+    count(key('batch', redis.call('HGET', chunk, 'batch')), state, 'throttled')
+    log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'throttled',
+        note = 'monthly quota: ' .. left .. ' left, ' .. need .. ' needed'})
+  end
+  redis.call('ZADD', key('throttled'), now, chunk_id)
+end
+
 -- A chunk starts an attempt (state sending) with its slot granted at `at`.
 local function begin_attempt(L, chunk_id, worker, at, now, note)
   local chunk = key('chunk', chunk_id)
@@ -425,51 +450,74 @@ end
 -- tenants by their fair share. With `hand`, the first bulk chunk granted is handed to
 -- the caller's thread (a worker that just finished a send sends it next, with no trip
 -- through the relay and the broker); its call is parked too, due a second after its
--- slot, in case that thread dies first. Returns how many were granted, and the chunk
--- handed (or nil).
+-- slot, in case that thread dies first. A chunk the month's quota no longer covers when
+-- its turn comes (the chunks granted before it took the rest) is throttled instead, and
+-- its waiting sender told. Returns how many were granted, and the chunk handed (or nil).
 local function serve(L, now, limit, hand)
   if redis.call('EXISTS', L.hold) == 1 then return 0, nil end
   local not_before = cooling_until(L)
   local served = 0
   local handed = nil
-  while served < limit do
+  -- chunks the quota turns away count too, so one call stays short whatever waits
+  local steps = 0
+  while served < limit and steps < limit + 16 do
+    steps = steps + 1
     local tenant, at, entry, tag = pick(L, TRANSACTIONAL, now, not_before, math.huge)
     if tenant == nil then
       if at == nil and lane_waiting(L, TRANSACTIONAL) then return served, nil end
       break
     end
     redis.call('LPOP', key('lane_tenant', L.bucket, TRANSACTIONAL, tenant))
-    advance(L, TRANSACTIONAL, tenant, tag, true)
-    local attempt = begin_attempt(L, entry.c, entry.w, at, now, '')
-    local member = entry.c .. '#' .. attempt
-    take(L, member, at, now, tenant)
-    tell(L, entry.c, member .. ' ' .. fmt(at) .. ' ' .. fmt(now))
-    served = served + 1
+    local left, need = quota_short(key('chunk', entry.c))
+    if left then
+      -- the chunks granted while it waited took the rest of the month's allowance
+      advance(L, TRANSACTIONAL, tenant, tag, false)
+      redis.call('HDEL', key('chunk', entry.c), 'waiting')
+      redis.call('ZREM', L.leases, entry.c)
+      throttle(L, key('chunk', entry.c), now, left, need)
+      tell(L, entry.c, '- throttled')
+    else
+      advance(L, TRANSACTIONAL, tenant, tag, true)
+      local attempt = begin_attempt(L, entry.c, entry.w, at, now, '')
+      local member = entry.c .. '#' .. attempt
+      take(L, member, at, now, tenant)
+      tell(L, entry.c, member .. ' ' .. fmt(at) .. ' ' .. fmt(now))
+      served = served + 1
+    end
   end
-  while served < limit do
+  while served < limit and steps < limit + 16 do
+    steps = steps + 1
     local tenant, at, entry, tag = pick(L, BULK, now, not_before, L.look)
     if tenant == nil then
       if at ~= nil then kick_at(L, math.max(now, at - L.look)) end
       break
     end
     redis.call('LPOP', key('lane_tenant', L.bucket, BULK, tenant))
-    advance(L, BULK, tenant, tag, true)
     local chunk = key('chunk', entry.c)
-    local attempt, old = begin_attempt(L, entry.c, '', at, now, '')
-    -- granted to nobody yet: the first worker to claim the chunk adopts the attempt
-    redis.call('HSET', chunk, 'reserved', old)
-    take(L, entry.c .. '#' .. attempt, at, now, tenant)
-    local due = now
-    if hand and handed == nil then
-      handed = entry.c
-      due = at + 1
+    local left, need = quota_short(chunk)
+    if left then
+      advance(L, BULK, tenant, tag, false)
+      redis.call('HDEL', chunk, 'waiting')
+      throttle(L, chunk, now, left, need)
+    else
+      advance(L, BULK, tenant, tag, true)
+      local attempt, old = begin_attempt(L, entry.c, '', at, now, '')
+      -- granted to nobody yet: the first worker to claim the chunk adopts the attempt
+      redis.call('HSET', chunk, 'reserved', old)
+      take(L, entry.c .. '#' .. attempt, at, now, tenant)
+      local due = now
+      if hand and handed == nil then
+        handed = entry.c
+        due = at + 1
+      end
+      local call = cjson.encode({task = TASKS[redis.call('HGET', chunk, 'kind')], chunk = entry.c,
+                                 due = tonumber(fmt(due))})
+      redis.call('HSET', chunk, 'reserved_call', call)
+      park(key('parked'), call, due)
+      served = served + 1
     end
-    local call = cjson.encode({task = TASKS[redis.call('HGET', chunk, 'kind')], chunk = entry.c,
-                               due = tonumber(fmt(due))})
-    redis.call('HSET', chunk, 'reserved_call', call)
-    park(key('parked'), call, due)
-    served = served + 1
   end
+  if steps >= limit + 16 then kick_at(L, now) end  -- more may be grantable: a relay goes on
   return served, handed
 end
 
