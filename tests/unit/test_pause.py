@@ -161,3 +161,20 @@ def test_the_command_line_pauses_and_resumes(runtime: Runtime) -> None:
     resumed = CliRunner().invoke(main, ["resume", send_id, "--json"])
     assert resumed.exit_code == 0, resumed.output
     assert '"paused_at": null' in resumed.output
+
+
+def test_the_fleet_metrics_count_canceled_and_paused_chunks(runtime: Runtime) -> None:
+    from outbox.worker.store.overview import read_overview
+
+    paused, canceled = _send(250), _send(150)
+    pause(paused)
+    cancel(canceled)
+    seen = read_overview(runtime.redis)
+    assert (seen.paused, seen.canceled) == (3, 2)
+    cancel(paused)  # a paused chunk canceled leaves the paused count
+    seen = read_overview(runtime.redis)
+    assert (seen.paused, seen.canceled) == (0, 5)
+    again = _send()
+    pause(again)
+    resume(again)
+    assert read_overview(runtime.redis).paused == 0

@@ -11,6 +11,8 @@ reports the same fleet-wide values: aggregate them with ``max``, not ``sum``.
 ``outbox_dead_letters``               chunks in the dead letters (retries exhausted)
 ``outbox_failed_letters``             chunks refused for good
 ``outbox_parked_calls``               task calls parked in Redis until their time
+``outbox_chunks_canceled_total``      chunks canceled (``outbox.cancel``), fleet-wide
+``outbox_chunks_paused``              chunks of paused sends, waiting for ``resume``
 ``outbox_sending_held``               1 while the account's sending is held (a refused key)
 ``outbox_cooldown_remaining_seconds`` seconds of shared cool-down left after a 429
 ``outbox_quota_remaining``, ...       the monthly quota as last read (once beat has read it)
@@ -27,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from outbox.worker.queues import Queue
@@ -144,13 +146,13 @@ class FleetCollector(Collector):
         # Registering the collector must not read Redis: nothing to describe up front.
         return []
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         with self._lock:
             yield from self._records()
             if self.depths is not None:
                 yield from self._queues(self.depths)
 
-    def _records(self) -> Iterator[GaugeMetricFamily]:
+    def _records(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
             seen = self.store.overview()
         except Exception as exc:
@@ -168,6 +170,16 @@ class FleetCollector(Collector):
             "outbox_parked_calls",
             "Task calls parked in Redis (retries, send_at, holds) until their time.",
             seen.parked,
+        )
+        yield CounterMetricFamily(
+            "outbox_chunks_canceled",
+            "Chunks canceled (outbox.cancel) before they went out, fleet-wide.",
+            value=seen.canceled,
+        )
+        yield _gauge(
+            "outbox_chunks_paused",
+            "Chunks of paused sends (outbox.pause), waiting for a resume.",
+            seen.paused,
         )
         yield _gauge(
             "outbox_sending_held",

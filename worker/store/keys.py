@@ -7,11 +7,11 @@ availability, not sharding: one shard holds outbox's data.) The prefix also lets
 Redis serve other data beside outbox.
 
 Every write sets a TTL (the retention) except the dead-letter index, the suppression
-set and the account hold, which an operator (or the worker that clears a hold) empties
-on purpose, and the indexes that empty themselves as their members move on: the
-throttled set (a quota read with room releases it) and the callbacks due (published).
-The Lua scripts build the keys of chunks they reach through a rate-limit
-line from the same templates (:data:`TEMPLATES`), never from literals of their own.
+set, the account hold and the metrics' tally, which an operator (or the worker that
+clears a hold) empties on purpose, and the indexes that empty themselves as their
+members move on: the throttled set (a quota read with room releases it) and the
+callbacks due (published). The Lua scripts build the keys of chunks they reach through
+a rate-limit line from the same templates (:data:`TEMPLATES`), never from literals of their own.
 
 A script that takes an optional key is given :func:`absent` in its place, never an empty
 name: ``""`` hashes to another slot, and a cluster refuses a call whose keys disagree.
@@ -59,6 +59,7 @@ __all__ = [
     "stats_snapshot",
     "suppressed",
     "suppressed_erased",
+    "tally",
     "tenant_window",
     "throttled",
     "turn",
@@ -90,6 +91,7 @@ TEMPLATES: dict[str, str] = {
     "lane_tenant": PREFIX + "limit:{}:lane:{}:tenant:{}",
     "lane_meta": PREFIX + "limit:{}:lane:{}:meta",
     "tenant_window": PREFIX + "limit:{}:tenant:{}:{}:{}",
+    "tally": PREFIX + "tally",
 }
 
 
@@ -285,6 +287,12 @@ def callbacks_due() -> str:
     """Sorted set: finished batches whose completion callback is still to be published, by
     when they finished (a worker that died before publishing leaves it for the sweep)."""
     return _fill("callbacks_due")
+
+
+def tally() -> str:
+    """Hash: fleet-wide counts the metrics read: ``canceled`` (chunks canceled, ever: a
+    counter) and ``paused`` (chunks paused now). Kept without a TTL, as a counter is."""
+    return _fill("tally")
 
 
 def throttled() -> str:

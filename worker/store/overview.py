@@ -25,6 +25,9 @@ class Overview:
     cooling_for: float
     #: The monthly quota as last read (``stats/email_cycle``), or ``None``.
     quota: dict[str, Any] | None
+    #: Chunks canceled, ever (a counter), and chunks paused now, fleet-wide.
+    canceled: int = 0
+    paused: int = 0
 
 
 def read_overview(redis: Any) -> Overview:
@@ -36,7 +39,8 @@ def read_overview(redis: Any) -> Overview:
     pipe.get(keys.cooldown())
     pipe.time()
     pipe.get(keys.quota())
-    dead, failed, parked, held, until, (seconds, micros), quota = pipe.execute()
+    pipe.hmget(keys.tally(), ["canceled", "paused"])
+    dead, failed, parked, held, until, (seconds, micros), quota, tally = pipe.execute()
     now = float(seconds) + float(micros) / 1_000_000
     try:
         read = json.loads(quota) if quota else None
@@ -49,4 +53,6 @@ def read_overview(redis: Any) -> Overview:
         held=bool(held),
         cooling_for=max(0.0, float(until) - now) if until is not None else 0.0,
         quota=read if isinstance(read, dict) else None,
+        canceled=int(tally[0] or 0),
+        paused=max(0, int(tally[1] or 0)),
     )

@@ -240,6 +240,8 @@ local function cancel_chunk(L, chunk, now, note)
   if call then redis.call('ZREM', key('parked'), call) end
   redis.call('HDEL', chunk, 'reserved_call')
   redis.call('HSET', chunk, 'state', 'canceled', 'updated_at', fmt(now))
+  redis.call('HINCRBY', key('tally'), 'canceled', 1)
+  if state == 'paused' then redis.call('HINCRBY', key('tally'), 'paused', -1) end
   if redis.call('HEXISTS', chunk, 'waiting') == 1 then tell(L, chunk_id, '- canceled') end
   redis.call('HDEL', chunk, 'waiting', 'paused_from', 'paused_taken')
   count(batch_key, state, 'canceled')
@@ -297,6 +299,7 @@ local function pause_chunk(L, chunk, now, taken)
   if taken then redis.call('HSET', chunk, 'paused_taken', '1') end
   if state == 'paused' then return end
   redis.call('HSET', chunk, 'state', 'paused', 'paused_from', state, 'updated_at', fmt(now))
+  redis.call('HINCRBY', key('tally'), 'paused', 1)
   count(batch_key, state, 'paused')
   log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'paused', note = 'send paused'})
 end
@@ -309,6 +312,7 @@ local function unpause_chunk(L, chunk, now, publish)
   local taken = redis.call('HGET', chunk, 'paused_taken') == '1'
   redis.call('HSET', chunk, 'state', was, 'updated_at', fmt(now))
   redis.call('HDEL', chunk, 'paused_from', 'paused_taken')
+  redis.call('HINCRBY', key('tally'), 'paused', -1)
   count(key('batch', redis.call('HGET', chunk, 'batch')), 'paused', was)
   log(key('chunk_log', chunk_id), L.ttl, {at = now, state = was, note = 'send resumed'})
   if publish and taken then
