@@ -77,6 +77,13 @@ def _header(record: Any) -> None:
     click.echo(f"  lane {record.lane}{tenant}")
     if record.idempotency_key:
         click.echo(f"  idempotency key {record.idempotency_key}")
+    if record.canceled_at:
+        click.echo(f"  canceled {when(record.canceled_at)}")
+    if record.paused_at:
+        click.echo(
+            click.style(f"  PAUSED since {when(record.paused_at)}", fg="yellow", bold=True)
+            + f": resume with `outbox resume {record.id}`"
+        )
     if record.held:
         click.echo(
             click.style(f"  sending is HELD for the account: {record.held}", fg="red", bold=True)

@@ -158,6 +158,8 @@ def test_the_command_line_pauses_and_resumes(runtime: Runtime) -> None:
     paused = CliRunner().invoke(main, ["pause", send_id])
     assert paused.exit_code == 0, paused.output
     assert "paused; 2 chunk(s) paused" in paused.output
+    shown = CliRunner().invoke(main, ["status", send_id])
+    assert f"resume with `outbox resume {send_id}`" in shown.output
     resumed = CliRunner().invoke(main, ["resume", send_id, "--json"])
     assert resumed.exit_code == 0, resumed.output
     assert '"paused_at": null' in resumed.output
