@@ -126,6 +126,8 @@ class Delivery:
         self.lane, self.tenant = "transactional", ""
         #: A bulk chunk the finish handed to this thread to send next ('' for none).
         self.handed = ""
+        #: The chunk's state before the last claim (what a slot given back returns it to).
+        self.previous: State | None = None
 
     def run(self, payload: dict[str, Any]) -> str:
         """The chunk's state afterwards (or what happened to the task)."""
@@ -183,6 +185,7 @@ class Delivery:
             note=note,
         )
         self.lane, self.tenant = claim.lane, claim.tenant
+        self.previous = claim.previous
         return claim
 
     def _park(self, wait: float) -> str:
@@ -262,7 +265,9 @@ class Delivery:
         finally:
             rt.waiting.pop(self.chunk_id, None)
         if wake is not Wake.GO:
-            claim = Claim(self.chunk_id, ClaimOutcome.CLAIMED, 0.0, attempt, None, grant.now)
+            claim = Claim(
+                self.chunk_id, ClaimOutcome.CLAIMED, 0.0, attempt, self.previous, grant.now
+            )
             stopping = wake is Wake.STOP
             park = None if stopping else (self.call, rt.store.now() + HOLD_RECHECK)
             note = (

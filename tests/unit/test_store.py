@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -188,6 +189,27 @@ def test_give_back_undoes_a_claim_without_spending_an_attempt(redis_backend: Any
     assert chunk is not None
     assert (chunk.state, chunk.attempts) == (State.QUEUED, 0)
     assert not store.batches.give_back(claim, limit=ROOMY, note="again")  # moved on
+
+
+def test_a_slot_given_back_by_a_waiter_leaves_a_retried_chunk_retrying(
+    redis_backend: Any,
+) -> None:
+    """A sender that waited for its slot gives it back knowing only the grant (a hold
+    called it off): a chunk with an attempt behind it goes back to ``retrying``, never to
+    ``queued`` with ``attempts > 0``."""
+    store = _store(redis_backend)
+    _batch(store, chunks=1)
+    first = _claim(store, 0)
+    store.batches.finish(first.chunk_id, State.RETRYING, limit=ROOMY, member=first.member)
+    second = _claim(store, 0)
+    assert second.attempt == 2
+    from_a_grant = replace(second, previous=None)  # what a waiter's grant carries
+    assert store.batches.give_back(from_a_grant, limit=ROOMY, note="slot given back: held")
+    chunk = store.batches.chunk(first.chunk_id)
+    assert chunk is not None
+    assert (chunk.state, chunk.attempts) == (State.RETRYING, 1)
+    batch = store.batches.batch(B1)
+    assert (batch["n:retrying"], batch["n:queued"], batch["n:sending"]) == ("1", "0", "0")
 
 
 def test_bury_orphan_leaves_a_dead_letter_for_an_unknown_chunk(redis_backend: Any) -> None:

@@ -480,6 +480,7 @@ class Batches(BatchReads):
         """Undo ``claim`` before anything was sent: the chunk returns to its earlier state
         with its attempt count as it was, its slot free at once. True when undone."""
         chunk_id = claim.chunk_id
+        # unknown (a grant read from a wake list): the script decides from the attempts
         previous = claim.previous if claim.previous is not State.SENDING else State.RETRYING
         given = self._give_back(
             keys=[
@@ -491,7 +492,7 @@ class Batches(BatchReads):
             ],
             args=[
                 claim.member,
-                (previous or State.QUEUED).value,
+                previous.value if previous is not None else "",
                 note,
                 *_park_args(park),
                 *limit.args(),

@@ -2,8 +2,9 @@
 -- stopping): the chunk returns to its earlier state with its attempt count as it was,
 -- and its slot is free again at once.
 -- KEYS: chunk, batch, log, parked, then the limit block
--- ARGV: slot member, state to return to, note, a task call to park or '', when it is
---       due, then the limit block
+-- ARGV: slot member, state to return to ('' when the caller does not know it: retrying
+--       when an attempt is behind the chunk, else queued), note, a task call to park or
+--       '', when it is due, then the limit block
 -- Returns: 1 when undone, 0 when the chunk had moved on (left alone)
 local L = limit_at(5, 6)
 local now = clock()
@@ -11,10 +12,12 @@ answered(L, ARGV[1], now, false)
 local given = 0
 if redis.call('HGET', KEYS[1], 'state') == 'sending' then
   local chunk_id = redis.call('HGET', KEYS[1], 'id')
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-  redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', fmt(now))
-  count(KEYS[2], 'sending', ARGV[2])
-  log(KEYS[3], L.ttl, {at = now, state = ARGV[2], note = ARGV[3]})
+  local behind = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  local back = ARGV[2]
+  if back == '' then back = behind > 0 and 'retrying' or 'queued' end
+  redis.call('HSET', KEYS[1], 'state', back, 'updated_at', fmt(now))
+  count(KEYS[2], 'sending', back)
+  log(KEYS[3], L.ttl, {at = now, state = back, note = ARGV[3]})
   redis.call('ZREM', L.leases, chunk_id)
   redis.call('ZADD', L.active, now, chunk_id)
   if ARGV[4] ~= '' then park(KEYS[4], ARGV[4], tonumber(ARGV[5])) end
