@@ -26,6 +26,7 @@ from kombu.exceptions import OperationalError
 from outbox.errors import EnqueueError
 from outbox.handle import Handle
 from outbox.options import Options
+from outbox.worker import tracing
 from outbox.worker.publish import Task, chunk_tasks, publish
 from outbox.worker.queues import SEND_TASKS, Queue, TaskName, queue_for
 from outbox.worker.runtime import Runtime, get_runtime
@@ -111,6 +112,21 @@ def enqueue(
     refused: Sequence[tuple[str, str]] = (),
 ) -> Handle:
     """Record a call's chunks and publish their tasks; its handle."""
+    attributes = {"outbox.kind": kind.value, "outbox.chunks": len(chunks),
+                  "outbox.lane": options.lane, "outbox.tenant": options.tenant}  # fmt: skip
+    with tracing.span("outbox.enqueue", kind="producer", attributes=attributes) as current:
+        handle = _enqueue(kind, base, chunks, options, refused)
+        tracing.note(current, outbox__send_id=handle.id, outbox__recipients=handle.recipients)
+        return handle
+
+
+def _enqueue(
+    kind: Kind,
+    base: Mapping[str, Any],
+    chunks: Sequence[Chunk],
+    options: Options,
+    refused: Sequence[tuple[str, str]],
+) -> Handle:
     rt = get_runtime()
     batch_id = uuid.uuid4().hex
     lane = options.lane or (
@@ -132,6 +148,7 @@ def enqueue(
         extra["callback"] = _json(options.callback)
     if refused:
         extra["rejected"] = _json([address for address, _ in refused])
+    extra.update(tracing.carrier())  # where every later publish finds the send's trace
     found, created = _record(
         rt,
         batch_id,

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, assert_never
 
 from outbox.errors import SMTP2GOError
+from outbox.worker import tracing
 from outbox.worker.publish import publish_callback
 from outbox.worker.queues import SEND_TASKS
 from outbox.worker.reconcile import ThrottledLookup, reconcile
@@ -46,6 +47,14 @@ logger = logging.getLogger(__name__)
 #: Waits given back to the relay are spread over this much more, so a crowd refused at
 #: once does not come back at once.
 SPREAD = 0.25
+
+
+_ENDPOINTS: dict[Kind, Any] = {
+    Kind.EMAIL: EMAIL_SEND,
+    Kind.TEMPLATE: EMAIL_SEND,
+    Kind.MIME: EMAIL_MIME,
+    Kind.SMS: SMS_SEND,
+}
 
 
 class Step(StrEnum):
@@ -128,9 +137,31 @@ class Delivery:
         self.handed = ""
         #: The chunk's state before the last claim (what a slot given back returns it to).
         self.previous: State | None = None
+        #: This run's span (``None`` when nothing is traced).
+        self.span: Any = None
 
     def run(self, payload: dict[str, Any]) -> str:
-        """The chunk's state afterwards (or what happened to the task)."""
+        """The chunk's state afterwards (or what happened to the task), in a span of the
+        send's trace when tracing is on (:mod:`outbox.worker.tracing`)."""
+        if not tracing.active():
+            return self._run(payload)
+        batch_id = self.chunk_id.rsplit(".", 1)[0]
+        stored = tracing.send_context(self.batches, batch_id)
+        attributes = {"outbox.send_id": batch_id, "outbox.chunk_id": self.chunk_id,
+                      "outbox.kind": self.kind.value}  # fmt: skip
+        with tracing.span(
+            f"outbox.send {self.kind.value}",
+            kind="consumer",
+            attributes=attributes,
+            parent=tracing.chunk_parent(stored),
+        ) as current:
+            self.span = current
+            state = self._run(payload)
+            tracing.note(current, outbox__state=state, outbox__lane=self.lane,
+                         outbox__tenant=self.tenant or None)  # fmt: skip
+            return state
+
+    def _run(self, payload: dict[str, Any]) -> str:
         try:
             request = check(self.kind, payload)
         except PoisonPayload as exc:
@@ -261,7 +292,8 @@ class Delivery:
         attempt = int(grant.member.rsplit("#", 1)[1])
         rt.waiting[self.chunk_id] = grant.member
         try:
-            wake = rt.store.limits.await_slot(self.limit, self.chunk_id, grant)
+            with tracing.span("outbox.slot", attributes={"outbox.attempt": attempt}):
+                wake = rt.store.limits.await_slot(self.limit, self.chunk_id, grant)
         finally:
             rt.waiting.pop(self.chunk_id, None)
         if wake is not Wake.GO:
@@ -279,8 +311,19 @@ class Delivery:
             if stopping:
                 raise Stop(self.chunk_id)
             return "parked"
-        rt.metrics.waited(rt.monotonic() - self.claimed_at, self.lane, self.tenant)
-        outcome = self._request(tagged(self.kind, request, self.chunk_id))
+        waited = rt.monotonic() - self.claimed_at
+        rt.metrics.waited(waited, self.lane, self.tenant)
+        tracing.note(self.span, outbox__attempt=attempt, outbox__slot_wait_seconds=waited)
+        endpoint = _ENDPOINTS[self.kind]
+        with tracing.span(
+            f"SMTP2GO {endpoint.path}", kind="client", attributes={"outbox.attempt": attempt}
+        ) as call:
+            outcome = self._request(tagged(self.kind, request, self.chunk_id))
+            if isinstance(outcome, SMTP2GOError):
+                tracing.note(call, http__response__status_code=outcome.status_code)
+                tracing.failed(call, str(outcome))
+            else:
+                tracing.note(call, http__response__status_code=200)
         answered_at = time.monotonic()
         verdict = judge(outcome, request=request, attempt=attempt, rt=rt)
         park = (self.call, rt.store.now() + verdict.park) if verdict.park is not None else None
@@ -317,11 +360,7 @@ class Delivery:
     def _request(self, body: dict[str, Any]) -> SendResult | SmsSendResult | SMTP2GOError:
         client = self.rt.client
         try:
-            if self.kind is Kind.SMS:
-                return client.send(SMS_SEND, body)
-            if self.kind is Kind.MIME:
-                return client.send(EMAIL_MIME, body)
-            return client.send(EMAIL_SEND, body)
+            return client.send(_ENDPOINTS[self.kind], body)  # type: ignore[no-any-return]
         except SMTP2GOError as err:
             return err
 

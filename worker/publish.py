@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from outbox.worker import tracing
 from outbox.worker.app import app
 from outbox.worker.queues import SEND_TASKS, Queue, TaskName
 from outbox.worker.store import Store
@@ -68,20 +69,48 @@ def publish(tasks: Iterable[Task], *, store: Store | None = None) -> int:
         for queue in {t.queue for t in tasks}:
             chunks = [str(t.args[0]) for t in tasks if t.queue is queue and t.name in _SENDS]
             store.unclaimed.mark(queue.value, chunks, now)
+    traced = tracing.active()
+    contexts = _trace_contexts(tasks, store) if traced and store is not None else {}
     published = 0
     with app.producer_or_acquire() as producer:
         for task in tasks:
-            app.send_task(
-                task.name,
-                args=list(task.args),
-                queue=task.queue.value,
-                routing_key=task.queue.value,
-                producer=producer,
-                argsrepr=_shown(task),
-                headers={"published_at": time.time()},
-            )
+            # each message goes in its send's trace, whoever publishes it and whenever
+            with tracing.attached(contexts.get(_batch_of(task))):
+                headers: dict[str, Any] = {"published_at": time.time()}
+                if traced:
+                    headers.update(tracing.carrier())
+                app.send_task(
+                    task.name,
+                    args=list(task.args),
+                    queue=task.queue.value,
+                    routing_key=task.queue.value,
+                    producer=producer,
+                    argsrepr=_shown(task),
+                    headers=headers,
+                )
             published += 1
     return published
+
+
+def _batch_of(task: Task) -> str:
+    if task.name in _SENDS:
+        return batch_id_of(str(task.args[0]))
+    if task.name is TaskName.FAN_OUT:
+        return str(task.args[0])
+    return ""
+
+
+def _trace_contexts(tasks: Sequence[Task], store: Store) -> dict[str, dict[str, str]]:
+    """The trace context each task's send was recorded with (one round trip)."""
+    batch_ids = sorted({b for b in map(_batch_of, tasks) if b})
+    if not batch_ids:
+        return {}
+    rows = store.batches.fields(batch_ids, tracing.FIELDS)
+    return {
+        b: {k: v for k, v in zip(tracing.FIELDS, row, strict=True) if v}
+        for b, row in zip(batch_ids, rows, strict=True)
+        if row[0]
+    }
 
 
 def _shown(task: Task) -> str:

@@ -78,11 +78,13 @@ class Fleet:
         queues: str = "email,sms,bulk",
         wait: bool = True,
         args: tuple[str, ...] = (),
+        launcher: tuple[str, ...] = (),
         **env: str,
     ) -> Worker:
         name = f"w{len(self.workers) + 1}"
         log = self.tmp / f"{name}.log"
-        cmd = [PYTHON, "-m", "celery", "-A", "outbox.worker", "worker", "-n", f"{name}@%h"]
+        cmd = [*launcher, PYTHON, "-m", "celery", "-A", "outbox.worker", "worker"]
+        cmd += ["-n", f"{name}@%h"]
         cmd += ["-Q", queues, "-c", str(concurrency), "-l", "info"]
         cmd += ["--without-gossip", "--without-mingle", *args]
         worker = Worker(name, start(cmd, env=self.env(**env), log=log), log)

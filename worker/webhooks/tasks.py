@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from outbox.worker import tracing
 from outbox.worker.app import app
 from outbox.worker.metrics import event_label
 from outbox.worker.queues import TaskName
@@ -173,14 +174,21 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     if not isinstance(value.get("received_at"), int | float):
         value["received_at"] = rt.store.now()
     fate = fate_of(event)
-    recorded = rt.store.events.record(
-        chunk_id,
-        event_key(event),
-        value,
-        fate=fate,
-        recipients=_ledger_keys(rt, chunk_id, event) if fate else (),
-        why=_why(event, fate) if fate else "",
-    )
+    # recorded long after its send's trace ended: a span of its own, linked to that trace
+    batch_id = chunk_id.rsplit(".", 1)[0]
+    with tracing.span(
+        f"outbox.event {event.get('event')}",
+        attributes={"outbox.send_id": batch_id, "outbox.chunk_id": chunk_id},
+        link=tracing.send_context(rt.store.batches, batch_id),
+    ):
+        recorded = rt.store.events.record(
+            chunk_id,
+            event_key(event),
+            value,
+            fate=fate,
+            recipients=_ledger_keys(rt, chunk_id, event) if fate else (),
+            why=_why(event, fate) if fate else "",
+        )
     if not recorded:
         logger.debug("duplicate %s event for %s ignored", event.get("event"), ident)
         return Outcome.DUPLICATE
