@@ -298,23 +298,16 @@ def quota(as_json: bool) -> None:
 def cancel_command(record_id: str, as_json: bool) -> None:
     """Cancel a send (or one chunk, BATCH.N): what has not gone out never goes; a chunk
     in flight ends as its answer says."""
-    from outbox import RecordNotFound, cancel
+    from outbox import cancel
 
-    try:
-        record = cancel(record_id, who="outbox cancel")
-    except RecordNotFound as exc:
-        fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
-    if as_json:
-        print_json(record.model_dump(mode="json"))
-        return
-    counts = {s: n for s, n in record.counts.items() if n}
-    canceled = counts.get("canceled", 0)
-    flying = counts.get("sending", 0)
-    gone = sum(counts.get(s, 0) for s in ("sent", "failed", "dead"))
-    click.echo(
-        f"{record.id}: {canceled} chunk(s) canceled, {gone} had gone already, "
-        f"{flying} in flight (each ends as its answer says)"
-    )
+    def summary(record: Any, counts: dict[str, int]) -> str:
+        gone = sum(counts.get(s, 0) for s in ("sent", "failed", "dead"))
+        return (
+            f"{record.id}: {counts.get('canceled', 0)} chunk(s) canceled, {gone} had gone "
+            f"already, {counts.get('sending', 0)} in flight (each ends as its answer says)"
+        )
+
+    _control(cancel, record_id, as_json, summary, who="outbox cancel")
 
 
 @click.command("pause")
@@ -325,7 +318,7 @@ def pause_command(record_id: str, as_json: bool) -> None:
     a chunk in flight ends as its answer says."""
     from outbox import pause
 
-    _control(pause, record_id, as_json, who="outbox pause")
+    _control(pause, record_id, as_json, _held_summary, who="outbox pause")
 
 
 @click.command("resume")
@@ -335,10 +328,19 @@ def resume_command(record_id: str, as_json: bool) -> None:
     """Resume a paused send: each paused chunk goes on from where it was, in its lane."""
     from outbox import resume
 
-    _control(resume, record_id, as_json)
+    _control(resume, record_id, as_json, _held_summary)
 
 
-def _control(call: Any, record_id: str, as_json: bool, **kwargs: Any) -> None:
+def _held_summary(record: Any, counts: dict[str, int]) -> str:
+    gone = sum(counts.get(s, 0) for s in ("sent", "failed", "dead", "canceled"))
+    return (
+        f"{record.id}: {record.state.value}; {counts.get('paused', 0)} chunk(s) paused, "
+        f"{gone} had gone already, {counts.get('sending', 0)} in flight"
+    )
+
+
+def _control(call: Any, record_id: str, as_json: bool, summary: Any, **kwargs: Any) -> None:
+    """Run a control call on ``record_id``: the record as JSON, or ``summary``'s line."""
     from outbox import RecordNotFound
 
     try:
@@ -348,12 +350,7 @@ def _control(call: Any, record_id: str, as_json: bool, **kwargs: Any) -> None:
     if as_json:
         print_json(record.model_dump(mode="json"))
         return
-    counts = {s: n for s, n in record.counts.items() if n}
-    gone = sum(counts.get(s, 0) for s in ("sent", "failed", "dead", "canceled"))
-    click.echo(
-        f"{record.id}: {record.state.value}; {counts.get('paused', 0)} chunk(s) paused, "
-        f"{gone} had gone already, {counts.get('sending', 0)} in flight"
-    )
+    click.echo(summary(record, {s: n for s, n in record.counts.items() if n}))
 
 
 @click.command("erase")

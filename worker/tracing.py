@@ -101,8 +101,6 @@ def span(
         yield None
         return
     tracer = trace.get_tracer(_TRACER)
-    kinds = {"producer": SpanKind.PRODUCER, "consumer": SpanKind.CONSUMER,
-             "client": SpanKind.CLIENT}  # fmt: skip
     attrs = {k: v for k, v in (attributes or {}).items() if v is not None}
     links = None
     if link:
@@ -111,7 +109,7 @@ def span(
     with tracer.start_as_current_span(
         name,
         context=parent,
-        kind=kinds.get(kind, SpanKind.INTERNAL),
+        kind=getattr(SpanKind, kind.upper(), SpanKind.INTERNAL),
         attributes=attrs,
         links=links,
     ) as current:

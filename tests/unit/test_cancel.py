@@ -67,9 +67,9 @@ def test_a_scheduled_send_and_one_chunk_can_be_canceled(runtime: Runtime) -> Non
     assert _claim(runtime, f"{two}.0") is ClaimOutcome.CLAIMED  # the other still goes
 
 
-def test_a_bulk_chunk_waiting_without_a_thread_is_canceled_and_its_slot_freed(
-    runtime: Runtime,
-) -> None:
+def reserved_bulk_chunk(runtime: Runtime) -> str:
+    """A bulk send whose one chunk the lane granted a slot while no worker held it (its
+    call parked for whichever worker claims it): its id."""
     from outbox.worker.store.limits import Limit
     from outbox.worker.windows import parse_windows
 
@@ -84,6 +84,13 @@ def test_a_bulk_chunk_waiting_without_a_thread_is_canceled_and_its_slot_freed(
     reserved = runtime.store.batches.chunk(f"{waiting}.0")
     assert reserved is not None
     assert reserved.reserved  # granted a slot, no worker yet
+    return waiting
+
+
+def test_a_bulk_chunk_waiting_without_a_thread_is_canceled_and_its_slot_freed(
+    runtime: Runtime,
+) -> None:
+    waiting = reserved_bulk_chunk(runtime)
     assert cancel(waiting).state is State.CANCELED
     busy = runtime.redis.zrange("{outbox}:limit:send:0:busy", 0, -1)
     assert busy == []  # the reservation's slot is given back

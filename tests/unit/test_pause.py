@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from outbox import RecordNotFound, State, cancel, pause, resume, send_email
+from outbox import RecordNotFound, State, cancel, pause, resume
 from outbox.worker.runtime import Runtime
 from outbox.worker.store.batches import ClaimOutcome
 from outbox.worker.store.chunks import chunk_id_for
-
-
-def _claim(rt: Runtime, chunk_id: str, token: str = "") -> ClaimOutcome:
-    claim = rt.store.batches.claim(
-        chunk_id, limit=rt.send_limit, worker="w", token=token or f"t-{chunk_id}", max_wait=60
-    )
-    return claim.outcome
-
-
-def _send(n: int = 1, **kw: object) -> str:
-    return send_email(
-        "s@example.com", [f"r{i}@example.org" for i in range(n)], "x", text_body="y", **kw
-    ).id
+from tests.unit.test_cancel import _claim, _send, reserved_bulk_chunk
 
 
 def _parked_chunks(rt: Runtime) -> list[str]:
@@ -75,20 +63,7 @@ def test_a_retry_earned_while_paused_is_paused_when_it_comes(runtime: Runtime) -
 
 
 def test_a_bulk_chunk_granted_while_paused_gives_its_slot_back(runtime: Runtime) -> None:
-    from outbox.worker.store.limits import Limit
-    from outbox.worker.windows import parse_windows
-
-    limit = Limit(
-        "send", parse_windows("1/s"), lease=30.0, ttl=3600, line_lease=60.0, lookahead=1.0
-    )
-    object.__setattr__(runtime, "send_limit", limit)
-    first, waiting = _send(lane="bulk"), _send(lane="bulk")
-    assert _claim(runtime, f"{first}.0") is ClaimOutcome.CLAIMED
-    assert _claim(runtime, f"{waiting}.0") is ClaimOutcome.QUEUED
-    runtime.store.batches.finish(f"{first}.0", State.SENT, limit=limit, member=f"{first}.0#1")
-    reserved = runtime.store.batches.chunk(f"{waiting}.0")
-    assert reserved is not None
-    assert reserved.reserved
+    waiting = reserved_bulk_chunk(runtime)
     assert pause(waiting).counts["paused"] == 1
     assert runtime.redis.zrange("{outbox}:limit:send:0:busy", 0, -1) == []
     assert _parked_chunks(runtime) == []  # its reserved call is withdrawn
