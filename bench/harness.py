@@ -298,18 +298,23 @@ class Fleet:
         env: dict[str, str] | None = None,
         count_redis: bool = False,
         cpus: str | None = None,
+        launcher: Sequence[str] = (),
+        path: Sequence[Path] = (),
     ) -> list[Worker]:
         """Start ``n`` workers at once; with ``wait``, return when every one answers a ping.
 
         ``count_redis`` loads ``bench/instrument/sitecustomize.py`` into each worker so
-        :meth:`redis_counts` can tell its Redis round trips and commands.
+        :meth:`redis_counts` can tell its Redis round trips and commands. ``launcher``
+        goes before the Python command (``opentelemetry-instrument``); ``path`` goes first
+        on the worker's ``PYTHONPATH``.
         """
         started = []
         for _ in range(n):
             self._serial += 1
             name = f"bench{self._serial}"
             log = self.dir / f"{name}.log"
-            cmd = [*_pinned(cpus), PYTHON, "-m", "celery", "-A", "outbox.worker", "worker"]
+            cmd = [*_pinned(cpus), *launcher, PYTHON, "-m", "celery", "-A", "outbox.worker"]
+            cmd += ["worker"]
             cmd += ["-n", f"{name}@%h"]
             # Celery reads ``--pool prefork`` as "the configured default", which outbox sets
             # to threads; ``processes`` is prefork by its other name.
@@ -317,8 +322,10 @@ class Fleet:
             cmd += ["-Q", queues, "-c", str(concurrency), "--pool", cli_pool, "-l", "warning"]
             cmd += ["--without-gossip", "--without-mingle"]
             wenv = self.env(**(env or {}))
+            first = [*path, *([INSTRUMENT] if count_redis else [])]
+            if first:
+                wenv["PYTHONPATH"] = os.pathsep.join(str(p) for p in [*first, ROOT])
             if count_redis:
-                wenv["PYTHONPATH"] = os.pathsep.join([str(INSTRUMENT), str(ROOT)])
                 wenv["BENCH_REDIS_COUNT_FILE"] = str(self.dir / f"{name}.redis")
             worker = Worker(name, start_process(cmd, env=wenv, log=log), log)
             started.append(worker)

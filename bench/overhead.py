@@ -20,14 +20,27 @@ not consume: the figures are each process's own, not what a neighbour costs it. 
 everything on the same two cores, and the producer enqueueing meanwhile, both figures
 come out higher, the worker's by about a third.)
 
-    python -m bench.overhead [--messages 3000] [--concurrency 100] [--quick]
+Then the cost of tracing (the ``otel`` extra), each mode with a worker of its own, in
+alternating rounds so drift in the machine falls on every mode alike:
+
+* ``not installed``: the worker cannot import ``opentelemetry`` (a package first on its
+  path that raises ``ImportError``, as where the extra is not installed);
+* ``installed, unconfigured``: the API and SDK importable, no tracer provider set (an
+  app that installed the extra and has not set tracing up);
+* ``exporting``: run as OpenTelemetry's docs run Celery, ``opentelemetry-instrument``
+  with Celery's and httpx's instrumentations, every span exported over OTLP/HTTP to a
+  collector in this process.
+
+    python -m bench.overhead [--messages 3000] [--concurrency 100] [--rounds 2] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +51,10 @@ NAME = "overhead"
 #: as a ratio to the sandbox's CPU per request in the same run.
 TARGET_MS = 2.4
 TARGET_VS_SANDBOX = 2.7
+#: Tracing that is not installed or not configured must cost no more than the noise:
+#: the CPU per message within this ratio of the mode without it.
+TARGET_UNTRACED_RATIO = 1.05
+MODES = ("not installed", "installed, unconfigured", "exporting")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,6 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with h.stage(f"floor: {args.messages} celery.ping tasks"):
             floor_ms = _floor(worker.pid, args.messages)
         fleet.stop_all()
+        tracing = _tracing(fleet, sandbox, args, worker_cpus)
     finally:
         sandbox.stop()
         h.flush()
@@ -97,10 +115,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "worker_vs_sandbox_cpu": h.ratio(worker_ms, sandbox_ms),
         "celery_floor_cpu_ms_per_task": round(floor_ms, 3),
         "worker_vs_floor_cpu": h.ratio(worker_ms, floor_ms),
-        "targets": {"worker_cpu_ms": TARGET_MS, "worker_vs_sandbox": TARGET_VS_SANDBOX},
+        "tracing": tracing,
+        "targets": {
+            "worker_cpu_ms": TARGET_MS,
+            "worker_vs_sandbox": TARGET_VS_SANDBOX,
+            "unconfigured_vs_not_installed": [
+                TARGET_UNTRACED_RATIO,
+                tracing["unconfigured_vs_not_installed"],
+            ],
+        },
         "met": {
             "worker_cpu_ms": worker_ms <= TARGET_MS,
             "worker_vs_sandbox": h.ratio(worker_ms, sandbox_ms) <= TARGET_VS_SANDBOX,
+            "unconfigured_vs_not_installed": tracing["unconfigured_vs_not_installed"]
+            <= TARGET_UNTRACED_RATIO,
         },
         "messages_per_cpu_second": round(1000 / worker_ms, 1) if worker_ms else 0.0,
         "worker_peak_rss_mb": round(peak / 1024, 1),
@@ -125,14 +153,105 @@ def _floor(pid: int, n: int) -> float:
         for _ in range(n):
             app.send_task("celery.ping", queue="email", producer=producer)
     h.wait_until(lambda: broker.llen("email") == 0, timeout=60 + n / 50, what="the pings")
-    # The last few are still running when the queue empties: wait for the CPU to settle.
+    return (_settled_cpu(pid) - cpu0) / n * 1000
+
+
+def _settled_cpu(pid: int) -> float:
+    """The process's CPU seconds once it stops using any: the last tasks still running
+    when the queue empties, or spans still being exported, are counted."""
     last = h.cpu_seconds(pid)
     while True:
         time.sleep(0.5)
         now = h.cpu_seconds(pid)
         if now - last < 0.02:
-            return (last - cpu0) / n * 1000
+            return last
         last = now
+
+
+def _tracing(
+    fleet: h.Fleet, sandbox: h.Sandbox, args: argparse.Namespace, cpus: str | None
+) -> dict[str, Any]:
+    """The worker's CPU per message in each tracing mode, rounds alternating the modes."""
+    from support.otlp import Collector
+
+    stub = h.logdir() / "without-otel"
+    (stub / "opentelemetry").mkdir(parents=True, exist_ok=True)
+    (stub / "opentelemetry" / "__init__.py").write_text(
+        'raise ImportError("opentelemetry is not installed here (bench.overhead)")\n'
+    )
+    collector = Collector()
+    exporting = {
+        "OTEL_SERVICE_NAME": "outbox-worker",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
+    }
+    instrument = str(Path(h.PYTHON).with_name("opentelemetry-instrument"))
+    how: dict[str, dict[str, Any]] = {
+        "not installed": {"path": [stub]},
+        "installed, unconfigured": {},
+        "exporting": {"launcher": [instrument], "env": exporting},
+    }
+    runs: dict[str, list[float]] = {mode: [] for mode in MODES}
+    spans: dict[str, int] = {}
+    try:
+        for round_ in range(args.rounds):
+            for mode in MODES:
+                before = len(collector.spans)
+                label = f"tracing {mode}, round {round_ + 1}/{args.rounds}"
+                runs[mode].append(_one_run(fleet, sandbox, args, cpus, label, **how[mode]))
+                spans[mode] = len(collector.spans) - before
+    finally:
+        collector.close()
+    median = {mode: statistics.median(values) for mode, values in runs.items()}
+    base = median["not installed"]
+    return {
+        "rounds": args.rounds,
+        "messages": args.messages,
+        "cpu_ms_per_message": {m: [round(v, 3) for v in runs[m]] for m in MODES},
+        "median_cpu_ms_per_message": {m: round(v, 3) for m, v in median.items()},
+        "vs_not_installed": {m: h.ratio(v, base) for m, v in median.items()},
+        "spread_not_installed": h.ratio(max(runs["not installed"]), min(runs["not installed"])),
+        "spans_per_message": {m: round(spans[m] / args.messages, 2) for m in MODES},
+        "unconfigured_vs_not_installed": h.ratio(median["installed, unconfigured"], base),
+    }
+
+
+def _one_run(
+    fleet: h.Fleet,
+    sandbox: h.Sandbox,
+    args: argparse.Namespace,
+    cpus: str | None,
+    label: str,
+    *,
+    path: Sequence[Path] = (),
+    launcher: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> float:
+    """One fresh worker delivers a backlog enqueued while it did not consume; its CPU
+    per message, in ms."""
+    with h.stage(f"{label}: starting"):
+        (worker,) = fleet.start(
+            1, concurrency=args.concurrency, cpus=cpus, path=path, launcher=launcher, env=env
+        )
+    try:
+        accepted = sandbox.stats()["accepted"]
+        with h.paused(fleet, "email"):
+            h.enqueue_singles(args.messages, description=f"{label}: enqueueing")
+            cpu0 = h.cpu_seconds(worker.pid)
+        h.wait_drained(
+            sandbox,
+            args.messages,
+            timeout=args.messages / 10 + 60,
+            description=f"{label}: delivering",
+            accepted_before=accepted,
+        )
+        return (_settled_cpu(worker.pid) - cpu0) / int(args.messages) * 1000
+    finally:
+        fleet.stop_all()
 
 
 def show(result: dict[str, Any]) -> None:
@@ -155,9 +274,19 @@ def show(result: dict[str, Any]) -> None:
         f"(sandbox latency {s['sandbox_latency_ms']:g} ms)"
     )
     h.console.print(h.table(title, ["figure", "value"], rows))
+    t = result["tracing"]
+    modes = [
+        (mode, ", ".join(f"{v:.3f}" for v in t["cpu_ms_per_message"][mode]),
+         f"{t['median_cpu_ms_per_message'][mode]:.3f}", f"{t['vs_not_installed'][mode]:.2f}x",
+         f"{t['spans_per_message'][mode]:g}")
+        for mode in MODES
+    ]  # fmt: skip
+    header = ["tracing", "CPU ms/message by round", "median", "vs not installed", "spans/msg"]
+    h.console.print(h.table(f"tracing: {t['rounds']} rounds", header, modes))
     for name, target in result["targets"].items():
+        bound = target[0] if isinstance(target, list) else target
         verdict = "met" if result["met"][name] else "NOT met"
-        h.console.print(f"target {name} ≤ {target:g}: {verdict}")
+        h.console.print(f"target {name} ≤ {bound:g}: {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,10 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the tracing modes")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     args = parser.parse_args(argv)
     if args.quick:
-        args.messages, args.concurrency = 150, 20
+        args.messages, args.concurrency, args.rounds = 150, 20, 1
     result = run(args)
     show(result)
     h.write_result(NAME, result)

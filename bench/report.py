@@ -384,9 +384,36 @@ def md_overhead(d: dict[str, Any]) -> str:
             "",
             _table(["figure", "value"], rows),
             "",
+            *_tracing(d),
             _targets(d),
         ]
     )
+
+
+def _tracing(d: dict[str, Any]) -> list[str]:
+    """The tracing modes' table of ``bench.overhead``, when the run measured them."""
+    t = d.get("tracing")
+    if not t:
+        return []
+    rows = [
+        [
+            mode,
+            ", ".join(f"{v:g}" for v in t["cpu_ms_per_message"][mode]),
+            f"{t['median_cpu_ms_per_message'][mode]} ms",
+            f"{t['vs_not_installed'][mode]}x",
+            t["spans_per_message"][mode],
+        ]
+        for mode in t["cpu_ms_per_message"]
+    ]
+    header = ["tracing", "worker CPU ms/message by round", "median", "vs not installed"]
+    return [
+        f"Tracing (`otel` extra): a fresh worker per mode and round, {t['messages']} messages "
+        f'each, {t["rounds"]} rounds alternating the modes; the spread of the "not '
+        f'installed" rounds is {t["spread_not_installed"]}x.',
+        "",
+        _table([*header, "spans exported per message"], rows),
+        "",
+    ]
 
 
 def md_scale(d: dict[str, Any]) -> str:

@@ -124,15 +124,23 @@ def test_producer_quick(redis_server: str, tmp_path: Path) -> None:
     assert huge["pings"] > 0
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_overhead_quick(redis_server: str, tmp_path: Path) -> None:
     data = _run("bench.overhead", redis_server, tmp_path, "--quick")
     _machine_ok(data)
     assert data["worker_cpu_ms_per_message"] > 0
     assert data["sandbox_cpu_ms_per_request"] > 0
     assert data["celery_floor_cpu_ms_per_task"] > 0
-    assert set(data["met"]) == {"worker_cpu_ms", "worker_vs_sandbox"}
+    assert set(data["met"]) == {
+        "worker_cpu_ms", "worker_vs_sandbox", "unconfigured_vs_not_installed"
+    }  # fmt: skip
     assert data["worker_peak_rss_mb"] >= data["worker_idle_rss_mb"] > 10
+    tracing = data["tracing"]
+    assert all(v > 0 for v in tracing["median_cpu_ms_per_message"].values()), tracing
+    # Only the instrumented worker exports, and it exports every send's spans.
+    spans = tracing["spans_per_message"]
+    assert spans["not installed"] == spans["installed, unconfigured"] == 0, spans
+    assert spans["exporting"] >= 3, spans
 
 
 @pytest.mark.timeout(90)

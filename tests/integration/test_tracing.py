@@ -5,16 +5,13 @@ that decodes what it receives). The app (this test) has its own tracer provider.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -22,6 +19,7 @@ from opentelemetry.util._once import Once
 
 from outbox import send_email
 from outbox.worker.runtime import Runtime
+from support.otlp import Collector
 from support.procs import PYTHON, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
@@ -29,66 +27,11 @@ from tests.integration.conftest import Fleet, wait_all_done
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
-class Collector:
-    """An OTLP/HTTP trace receiver: every span it was sent, with its service's name."""
-
-    def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                collector.add(request)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def add(self, request: ExportTraceServiceRequest) -> None:
-        for resource in request.resource_spans:
-            service = next(
-                (a.value.string_value for a in resource.resource.attributes
-                 if a.key == "service.name"), "",
-            )  # fmt: skip
-            for scope in resource.scope_spans:
-                for span in scope.spans:
-                    attributes = {a.key: _value(a.value) for a in span.attributes}
-                    with self.lock:
-                        self.spans.append({
-                            "service": service,
-                            "name": span.name,
-                            "trace": span.trace_id.hex(),
-                            "id": span.span_id.hex(),
-                            "parent": span.parent_span_id.hex(),
-                            "attributes": attributes,
-                            "error": span.status.code == 2,
-                        })  # fmt: skip
-
-    def of_trace(self, trace_id: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [s for s in self.spans if s["trace"] == trace_id]
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
-
-
 @pytest.fixture
 def collector() -> Iterator[Collector]:
     found = Collector()
     yield found
-    found.server.shutdown()
+    found.close()
 
 
 @pytest.fixture
