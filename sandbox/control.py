@@ -26,7 +26,7 @@ from outbox.sandbox.common import Sandbox
 from outbox.sandbox.knobs import ConfigError, apply_config, config_view
 from outbox.sandbox.records import EmailRecord, LaterEvent
 
-__all__ = ["LATER_EVENTS", "control_routes", "stats"]
+__all__ = ["LATER_EVENTS", "control_routes", "happened", "stats"]
 
 #: What ``POST /_sandbox/events`` can make happen (webhook names).
 LATER_EVENTS = frozenset({"open", "click", "bounce", "spam", "unsubscribe", "resubscribe"})
@@ -87,6 +87,20 @@ def _later(sb: Sandbox, body: dict[str, Any]) -> tuple[EmailRecord, LaterEvent] 
     if bounce not in (None, "hard", "soft"):
         return "bounce must be hard or soft"
     return record, LaterEvent(event, rcpt, time.time(), bounce)
+
+
+def happened(sb: Sandbox, record: EmailRecord, later: LaterEvent) -> None:
+    """What the service does when a recipient acts after delivery: the event joins the
+    email's activity, and a complaint, an unsubscribe or a hard bounce suppresses the
+    address (a resubscribe lifts an unsubscribe)."""
+    state = sb.state
+    record.events.append(later)
+    if later.event in _SUPPRESSING:
+        state.suppress(later.rcpt, later.event, _SUPPRESSING[later.event])
+    elif later.event == "resubscribe":
+        state.unsuppress(later.rcpt, "unsubscribe")
+    elif later.event == "bounce" and later.bounce == "hard" and state.suppress_bounces:
+        state.suppress(later.rcpt, "hard bounce", "bounce")
 
 
 def control_routes(sb: Sandbox) -> list[Route]:
@@ -158,13 +172,7 @@ def control_routes(sb: Sandbox) -> list[Route]:
         if isinstance(found, str):
             return json_response({"error": found}, 400)
         record, later = found
-        record.events.append(later)
-        if later.event in _SUPPRESSING:
-            state.suppress(later.rcpt, later.event, _SUPPRESSING[later.event])
-        elif later.event == "resubscribe":
-            state.unsuppress(later.rcpt, "unsubscribe")
-        elif later.event == "bounce" and later.bounce == "hard" and state.suppress_bounces:
-            state.suppress(later.rcpt, "hard bounce", "bounce")
+        happened(sb, record, later)
         sb.webhooks.email_later(record, later)
         return json_response({"event": later.event, "rcpt": later.rcpt, "time": later.time})
 

@@ -39,6 +39,7 @@ __all__ = [
     "SMS_EVENTS",
     "SMS_LIFECYCLE",
     "EmailEvent",
+    "delivered",
     "email_payload",
     "events_at_acceptance",
     "iso",
@@ -170,6 +171,11 @@ def events_at_acceptance(state: SandboxState, record: EmailRecord, at: float) ->
             events.append(_delivered(state, record, rcpt, done))
     events.extend(_reject(record, rcpt, done) for rcpt in record.rejected)
     return events
+
+
+def delivered(state: SandboxState, record: EmailRecord, rcpt: str) -> EmailEvent:
+    """The ``delivered`` event of one recipient, now (for a report a test asks for)."""
+    return _delivered(state, record, rcpt, time.time())
 
 
 def later_event(later: LaterEvent) -> EmailEvent:

@@ -7,13 +7,14 @@ import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
 from outbox.sandbox.app import create_app
 from outbox.sandbox.config import SandboxConfig
 
-__all__ = ["RunningSandbox", "run", "serve_in_thread"]
+__all__ = ["RunningSandbox", "run", "serve_app", "serve_in_thread"]
 
 #: Answers held back by ``hang_next`` must not keep a stopping server alive for long.
 _GRACEFUL_SHUTDOWN = 2
@@ -81,6 +82,21 @@ def serve_in_thread(
     reported port is the real one and no other process can take it in between. The host
     process's logging configuration is left alone.
     """
+    return serve_app(
+        create_app(config), host, port, log_level=log_level, startup_timeout=startup_timeout
+    )
+
+
+def serve_app(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    log_level: str = "warning",
+    startup_timeout: float = 10.0,
+) -> RunningSandbox:
+    """Serve any ASGI app as :func:`serve_in_thread` serves the sandbox (the test stack's
+    webhook receiver runs this way)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,7 +104,7 @@ def serve_in_thread(
     actual_port = int(sock.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            app,
             host=host,
             port=actual_port,
             log_level=log_level,
@@ -99,7 +115,7 @@ def serve_in_thread(
         )
     )
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox:{actual_port}", daemon=True
+        target=server.run, kwargs={"sockets": [sock]}, name=f"asgi:{actual_port}", daemon=True
     )
     thread.start()
     deadline = time.monotonic() + startup_timeout

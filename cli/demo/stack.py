@@ -194,9 +194,14 @@ def _switch_broker(app: Any, url: str) -> dict[str, Any]:
 
 
 def _restore_broker(app: Any, saved: dict[str, Any]) -> None:
+    from kombu import pools
+
     with contextlib.suppress(Exception):
         if app._pool is not None:
             app._pool.force_close_all()
+    # kombu keeps producer pools per connection in a registry of its own; the closed
+    # ones must not be handed to the next stack of this process (a test's next one).
+    pools.reset()  # type: ignore[no-untyped-call]
     for name, value in saved["conf"].items():
         setattr(app.conf, name, value)
     os.environ.update(saved["env"])

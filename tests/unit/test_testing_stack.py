@@ -1,0 +1,62 @@
+"""``outbox_stack``: an app's integration test runs the real worker, sandbox and webhook
+receiver in its own process, and reads what the sandbox accepted, the records and the
+ledger."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from outbox import State, send_email
+from outbox.stack import OutboxStack
+
+pytestmark = pytest.mark.timeout(60)
+
+SHOP = "Shop <shop@example.com>"
+
+
+def test_a_send_is_delivered_and_its_reports_reach_the_ledger(outbox_stack: OutboxStack) -> None:
+    handle = send_email(SHOP, ["ann@example.org", "bob@example.org"], "Receipt", text_body="x")
+    outbox_stack.drain()
+
+    (sent,) = outbox_stack.sent()
+    assert sent["subject"] == "Receipt"
+    assert outbox_stack.record(handle).state is State.SENT
+    assert outbox_stack.send_of(sent["email_id"]) == handle.id
+
+    assert outbox_stack.deliver(sent["email_id"], "ann@example.org") == 1
+    assert outbox_stack.bounce(sent["email_id"], "bob@example.org") == 1
+    assert outbox_stack.fates(handle) == {
+        "ann@example.org": "delivered",
+        "bob@example.org": "hard-bounced",
+    }
+    # The hard bounce suppressed Bob here as it would in production: he is refused now.
+    again = send_email(SHOP, ["bob@example.org", "cy@example.org"], "News", text_body="y")
+    assert again.rejected == ("bob@example.org",)
+
+
+def test_drain_waits_out_a_retry(outbox_stack: OutboxStack) -> None:
+    with outbox_stack._stack.control() as control:
+        control.post(
+            "/_sandbox/config", json={"fail_next": 1, "fail_status": 503}
+        ).raise_for_status()
+    handle = send_email(SHOP, ["ann@example.org"], "Hi", text_body="x")
+    outbox_stack.drain()
+    record = outbox_stack.record(handle)
+    assert record.state is State.SENT
+    assert record.chunks[0].attempts == 2
+    assert len(outbox_stack.sent()) == 1
+
+
+def test_drain_leaves_a_send_scheduled_beyond_it(outbox_stack: OutboxStack) -> None:
+    hour = time.time() + 3600
+    later = send_email(SHOP, ["ann@example.org"], "Later", text_body="x", send_at=hour)
+    outbox_stack.drain(timeout=2)
+    assert outbox_stack.sent() == []
+    assert outbox_stack.record(later).state is State.QUEUED
+
+
+def test_a_report_for_an_unknown_email_names_it(outbox_stack: OutboxStack) -> None:
+    with pytest.raises(KeyError, match="nope"):
+        outbox_stack.deliver("nope")
