@@ -5,7 +5,9 @@ with one :func:`outbox.send_email` call (:func:`outbox.send_template` when it na
 ``template_id``), or, when the API's JSON fields cannot say what the message says, one
 :func:`outbox.send_mime` call carrying the message Django builds itself. Each message
 keeps its handle as ``message.outbox_handle`` (``None`` when nothing was recorded), so
-the app can read its record: ``message.outbox_handle.status().state``.
+the app can read its record: ``message.outbox_handle.status().state``. With
+``"outbox.django"`` in ``INSTALLED_APPS``, ``manage.py check`` names the sender settings
+outbox would refuse (:func:`check_settings`).
 
 ================================  ===========================================================
 Django                            outbox
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from email.generator import BytesGenerator
@@ -68,7 +71,16 @@ from outbox.worker.smtp2go.checks import (
     validate_address,
 )
 
-__all__ = ["METADATA_PREFIX", "OPTIONS", "TAG_HEADER", "EmailBackend", "send_message"]
+__all__ = [
+    "METADATA_PREFIX",
+    "OPTIONS",
+    "TAG_HEADER",
+    "EmailBackend",
+    "check_settings",
+    "send_message",
+]
+
+logger = logging.getLogger(__name__)
 
 #: The ``esp_extra`` keys: the keyword options every producer takes.
 OPTIONS = ("idempotency_key", "send_at", "callback")
@@ -100,8 +112,10 @@ class _Header(NamedTuple):
 class EmailBackend(BaseEmailBackend):
     """Queues each message with outbox; ``send_messages`` counts the messages queued.
 
-    ``fail_silently=True`` swallows outbox's errors (the message is not counted); anything
-    else, a programming error, still raises. A message whose every recipient is
+    ``fail_silently=True`` (what Django's ``AdminEmailHandler`` and ``mail_admins`` pass)
+    swallows outbox's errors: the message is not counted, and a warning naming the error
+    is logged on ``outbox.django``, so a refused error report is not lost without a trace.
+    Anything else, a programming error, still raises. A message whose every recipient is
     suppressed raises :class:`~outbox.errors.RecipientsRefused`, as Django's SMTP backend
     raises ``SMTPRecipientsRefused``; its handle is kept all the same.
     """
@@ -118,9 +132,12 @@ class EmailBackend(BaseEmailBackend):
                 message.outbox_handle = handle
                 if not handle.chunks:
                     raise RecipientsRefused(handle.id, handle.rejected)
-            except OutboxError:
+            except OutboxError as exc:
                 if not self.fail_silently:
                     raise
+                logger.warning(
+                    "message %r not queued (fail_silently): %s", force_str(message.subject), exc
+                )
                 continue
             queued += 1
         return queued
@@ -379,3 +396,53 @@ def _send_whole(
     buffer = io.BytesIO()
     BytesGenerator(buffer, mangle_from_=False).flatten(mime, linesep="\r\n")
     return send_mime(buffer.getvalue().decode("utf-8", errors="surrogateescape"), **options)
+
+
+# -- ``INSTALLED_APPS = [..., "outbox.django"]``: system checks ----------------------------
+
+#: The settings Django sends from, what sends from each, and the check's number.
+_SENDERS = (
+    ("DEFAULT_FROM_EMAIL", "send_mail and EmailMessage without a from_email", 1),
+    ("SERVER_EMAIL", "mail_admins and mail_managers (500-error reports)", 2),
+)
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Name the sender settings outbox would refuse at send time, before they bite.
+
+    A fresh ``startproject`` sends from ``webmaster@localhost`` and ``root@localhost``;
+    SMTP2GO takes neither (no dot in the domain), and Django's ``AdminEmailHandler`` sends
+    with ``fail_silently=True``, so a live site's error reports would only be a log line.
+    """
+    from django.conf import settings
+    from django.core import checks
+
+    if getattr(settings, "EMAIL_BACKEND", "") != f"{__name__}.EmailBackend":
+        return []
+    found: list[Any] = []
+    for name, used_by, number in _SENDERS:
+        value = force_str(getattr(settings, name, "") or "")
+        try:
+            validate_address(value)
+        except ValueError as exc:
+            wanted = name == "DEFAULT_FROM_EMAIL" or bool(settings.ADMINS or settings.MANAGERS)
+            kind = checks.Error if wanted else checks.Warning
+            found.append(
+                kind(
+                    f"{name} = {value!r} would be refused by outbox: {exc}",
+                    hint=f"Set {name} to an address on a domain verified with SMTP2GO, "
+                    f"e.g. 'Shop <shop@example.com>'; {used_by} send from it.",
+                    obj=name,
+                    id=f"outbox.{'E' if wanted else 'W'}00{number}",
+                )
+            )
+    return found
+
+
+def _register_checks() -> None:
+    from django.core import checks
+
+    checks.register(check_settings, checks.Tags.compatibility)
+
+
+_register_checks()

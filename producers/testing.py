@@ -14,14 +14,25 @@ the point where the send would be recorded) and records what it would send inste
 Redis, broker or network. An idempotency key behaves as it does for real: the same
 message returns the first handle with ``duplicate=True``, another raises
 ``IdempotencyConflict``.
+
+Under Django's test runner (or pytest-django) ``EMAIL_BACKEND`` is swapped for locmem,
+so outbox's checks would never run in an app's tests: where the project's backend is
+outbox's, every test's mail goes through outbox's backend into ``outbox_fake`` instead
+(and ``django.core.mail.outbox`` still fills), so the tests see what production refuses.
+
+``outbox_stack`` is the real thing in this process (the sandbox, fakeredis with the real
+Lua, an in-memory broker, a worker and the webhook receiver): see :mod:`outbox.stack`.
+Leave the plugin out of a run with ``-p no:outbox``.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,7 +42,13 @@ from outbox.options import Options
 from outbox.worker.settings import Settings
 from outbox.worker.states import Kind
 
-__all__ = ["FakeMessage", "FakeOutbox", "outbox_fake"]
+if TYPE_CHECKING:
+    from outbox.stack import OutboxStack
+
+__all__ = ["FakeMessage", "FakeOutbox", "outbox_fake", "outbox_stack"]
+
+#: The backend a Django project configures to send with outbox.
+_OUTBOX_BACKEND = "outbox.django.EmailBackend"
 
 
 @dataclass(frozen=True)
@@ -180,3 +197,68 @@ def outbox_fake(monkeypatch: pytest.MonkeyPatch) -> FakeOutbox:
     monkeypatch.setattr(send, "enqueue", fake.enqueue)
     monkeypatch.setattr(send, "get_runtime", lambda: _Runtime(fake.settings))
     return fake
+
+
+@pytest.fixture
+def outbox_stack() -> Iterator[OutboxStack]:
+    """Sends in the test go through the real worker to the sandbox; ``drain()`` runs the
+    queue until it is idle (needs the ``testing`` extra)."""
+    from outbox.stack import running
+
+    yield from running()
+
+
+def _django_backend_under_test() -> str | None:
+    """The ``EMAIL_BACKEND`` the project had before Django's test set-up replaced it with
+    locmem (``None`` outside a Django test environment)."""
+    if "django" not in sys.modules:
+        return None
+    from django.conf import settings
+
+    if not settings.configured:
+        return None
+    from django.test.utils import _TestState
+
+    saved = getattr(_TestState, "saved_data", None)
+    backend = getattr(saved, "email_backend", None)
+    return backend if isinstance(backend, str) else None
+
+
+@functools.cache
+def _django_backend_class() -> type:
+    from django.core import mail
+
+    from outbox.django import EmailBackend
+
+    class Backend(EmailBackend):
+        """outbox's backend, then Django's ``mail.outbox`` for what it queued."""
+
+        def send_messages(self, email_messages: Sequence[Any]) -> int:
+            queued = super().send_messages(email_messages)
+            outbox = getattr(mail, "outbox", None)
+            if outbox is not None:
+                outbox.extend(m for m in email_messages if getattr(m, "outbox_handle", None))
+            return queued
+
+    return Backend
+
+
+def __getattr__(name: str) -> Any:
+    # ``EMAIL_BACKEND = "outbox.testing.DjangoBackend"`` is imported by Django only.
+    if name == "DjangoBackend":
+        return _django_backend_class()
+    raise AttributeError(name)
+
+
+@pytest.fixture(autouse=True)
+def _outbox_django_mail(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a Django test environment whose project sends with outbox, send through outbox's
+    backend into ``outbox_fake`` rather than through locmem alone."""
+    if _django_backend_under_test() != _OUTBOX_BACKEND:
+        yield
+        return
+    from django.test import override_settings
+
+    request.getfixturevalue("outbox_fake")
+    with override_settings(EMAIL_BACKEND="outbox.testing.DjangoBackend"):
+        yield

@@ -291,12 +291,19 @@ def test_fail_silently_false_raises_and_nothing_is_queued(memory_broker: Any) ->
     assert memory_broker.drain() == []
 
 
-def test_fail_silently_counts_only_the_messages_queued(memory_broker: Any) -> None:
+def test_fail_silently_counts_only_the_messages_queued(
+    memory_broker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     good = EmailMessage("x", "y", "s@example.com", ["a@example.org"])
-    bad = EmailMessage("x", "y", "s@example.com", ["bad@"])
+    bad = EmailMessage("Bad one", "y", "s@example.com", ["bad@"])
     other = EmailMessage("x", "y", "s@example.com", ["c@example.org"])
     nobody = EmailMessage("x", "y", "s@example.com", [])
-    assert get_connection(fail_silently=True).send_messages([good, bad, nobody, other]) == 2
+    with caplog.at_level("WARNING", logger="outbox.django"):
+        assert get_connection(fail_silently=True).send_messages([good, bad, nobody, other]) == 2
+    # what fail_silently swallowed is not lost without a trace
+    (line,) = caplog.records
+    assert "'Bad one' not queued" in line.getMessage()
+    assert "to.0" in line.getMessage()
     assert [m.outbox_handle is None for m in (good, bad, nobody, other)] == [
         False,
         True,
@@ -397,3 +404,28 @@ def test_anymail_unset_attributes_are_ignored(memory_broker: Any) -> None:
     message.esp_extra = unset
     assert message.send() == 1
     assert published_one(memory_broker)[0] == "outbox.send_email"
+
+
+def test_the_system_checks_name_the_senders_outbox_would_refuse() -> None:
+    from django.core import checks
+    from django.test import override_settings
+
+    from outbox.django import check_settings
+
+    with override_settings(DEFAULT_FROM_EMAIL="webmaster@localhost", ADMINS=[]):
+        found = {c.id: c for c in check_settings()}
+    assert set(found) == {"outbox.E001", "outbox.W002"}
+    assert "webmaster@localhost" in found["outbox.E001"].msg
+    assert found["outbox.E001"].level == checks.ERROR
+    assert found["outbox.W002"].obj == "SERVER_EMAIL"
+
+    # Error reports that would be lost are an error once someone is meant to get them.
+    with override_settings(ADMINS=[("Ops", "ops@example.com")]):
+        assert [c.id for c in check_settings()] == ["outbox.E002"]
+    with override_settings(SERVER_EMAIL="errors@example.com"):
+        assert check_settings() == []
+    # A project on another backend is none of outbox's business.
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend"):
+        assert check_settings() == []
+    # Registered with Django's framework, so `manage.py check` runs it.
+    assert check_settings in checks.registry.registry.get_checks()
