@@ -13,7 +13,16 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
-from outbox import EnqueueError, Record, RecordNotFound, ValidationError, send_email, status
+from outbox import (
+    EnqueueError,
+    IdempotencyConflict,
+    Record,
+    RecordNotFound,
+    Unavailable,
+    ValidationError,
+    send_email,
+    status,
+)
 
 app = FastAPI()
 
@@ -25,6 +34,8 @@ class Receipt(BaseModel):
 
 class Queued(BaseModel):
     id: str
+    #: True when this repeats an earlier request for the same order (nothing new queued).
+    duplicate: bool
     #: Where to read the send's record.
     status: str
 
@@ -41,9 +52,12 @@ def send_receipt(receipt: Receipt, request: Request) -> Queued:
         )
     except ValidationError as exc:
         raise HTTPException(422, {"errors": exc.errors}) from exc
-    except EnqueueError as exc:
+    except IdempotencyConflict as exc:
+        raise HTTPException(409, f"order {receipt.order} already had another receipt") from exc
+    except (EnqueueError, Unavailable) as exc:
         raise HTTPException(503, "not queued; try again") from exc
-    return Queued(id=handle.id, status=request.url_for("send_status", handle_id=handle.id).path)
+    where = request.url_for("send_status", handle_id=handle.id).path
+    return Queued(id=handle.id, duplicate=handle.duplicate, status=where)
 
 
 @app.get("/sends/{handle_id}")
@@ -52,3 +66,5 @@ def send_status(handle_id: str) -> Record:
         return status(handle_id)
     except RecordNotFound as exc:
         raise HTTPException(404, "no such send") from exc
+    except Unavailable as exc:
+        raise HTTPException(503, "records unavailable; try again") from exc

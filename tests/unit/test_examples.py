@@ -3,13 +3,17 @@ the in-memory broker: enqueue from a request, answer the handle, read its status
 
 from __future__ import annotations
 
+import socket
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from outbox.worker.runtime import Runtime
+from outbox.testing import FakeOutbox
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
 from outbox.worker.states import State
 
 with warnings.catch_warnings():
@@ -97,3 +101,57 @@ def test_bad_input_is_answered_422_naming_the_field(client: Client, memory_broke
 
 def test_an_unknown_send_is_404(client: Client) -> None:
     assert client.get("/sends/" + "0" * 32).status == 404
+
+
+# -- the examples' own tests of what they send, as an app's would be: ``outbox_fake`` ------
+
+
+def test_the_receipt_is_the_one_the_app_means(client: Client, outbox_fake: FakeOutbox) -> None:
+    first = client.post("/receipts", {"to": "ann@example.org", "order": 42})
+    again = client.post("/receipts", {"to": "ann@example.org", "order": 42})
+    assert (first.status, first.body["duplicate"]) == (202, False)
+    assert (again.status, again.body["duplicate"], again.body["id"]) == (
+        202,
+        True,
+        first.body["id"],
+    )
+    (sent,) = outbox_fake.messages
+    assert (sent.to, sent.subject, sent.idempotency_key) == (
+        ["ann@example.org"],
+        "Your receipt for order 42",
+        "receipt-42",
+    )
+
+
+def test_another_receipt_for_the_same_order_is_409(client: Client, outbox_fake: FakeOutbox) -> None:
+    assert client.post("/receipts", {"to": "ann@example.org", "order": 7}).status == 202
+    assert client.post("/receipts", {"to": "bob@example.org", "order": 7}).status == 409
+    assert [m.to for m in outbox_fake.messages] == [["ann@example.org"]]
+
+
+def test_no_order_no_receipt(client: Client, outbox_fake: FakeOutbox) -> None:
+    """Two customers without an order number must not share the key ``receipt-None``."""
+    assert client.post("/receipts", {"to": "ann@example.org"}).status == 422
+    assert outbox_fake.messages == []
+
+
+def test_redis_unreachable_answers_503(client: Client, unreachable_redis: Runtime) -> None:
+    assert client.post("/receipts", {"to": "ann@example.org", "order": 3}).status == 503
+    assert client.get("/sends/" + "0" * 32).status == 503
+
+
+@pytest.fixture
+def unreachable_redis() -> Iterator[Runtime]:
+    """A runtime whose records are on a loopback port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(
+        SMTP2GO_API_KEY="api-" + "0" * 32,
+        SMTP2GO_BASE_URL="http://127.0.0.1:9/v3",
+        OUTBOX_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+    )
+    rt = Runtime.from_settings(settings)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
