@@ -76,7 +76,7 @@ def chunk_parent(headers: Mapping[str, str] | None) -> Any:
     """The context a chunk's span starts in: the current one when it is already in the
     send's trace (Celery's instrumentation read the message's headers), else the send's
     own, from its record."""
-    if not headers or trace is None:
+    if not headers or not active():
         return None
     stored = propagate.extract(dict(headers))
     current = trace.get_current_span().get_span_context()

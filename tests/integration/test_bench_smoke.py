@@ -136,7 +136,7 @@ def test_overhead_quick(redis_server: str, tmp_path: Path) -> None:
     }  # fmt: skip
     assert data["worker_peak_rss_mb"] >= data["worker_idle_rss_mb"] > 10
     tracing = data["tracing"]
-    assert all(v > 0 for v in tracing["median_cpu_ms_per_message"].values()), tracing
+    assert all(v > 0 for v in tracing["best_cpu_ms_per_message"].values()), tracing
     # Only the instrumented worker exports, and it exports every send's spans.
     spans = tracing["spans_per_message"]
     assert spans["not installed"] == spans["installed, unconfigured"] == 0, spans
