@@ -1,4 +1,4 @@
-"""Testing an app that sends: the ``outbox_fake`` pytest fixture.
+"""Testing your app: the ``outbox_fake`` and ``outbox_stack`` pytest fixtures.
 
 Installed with outbox and registered through the ``pytest11`` entry point, so an app's
 tests only ask for the fixture::

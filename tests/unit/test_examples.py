@@ -140,6 +140,14 @@ def test_redis_unreachable_answers_503(client: Client, unreachable_redis: Runtim
     assert client.get("/sends/" + "0" * 32).status == 503
 
 
+def test_an_apps_test_with_outbox_fake_needs_no_redis(
+    client: Client, unreachable_redis: Runtime, outbox_fake: FakeOutbox
+) -> None:
+    """The same app, the same Redis nobody answers: under ``outbox_fake`` it sends."""
+    assert client.post("/receipts", {"to": "ann@example.org", "order": 3}).status == 202
+    assert [m.subject for m in outbox_fake.messages] == ["Your receipt for order 3"]
+
+
 @pytest.fixture
 def unreachable_redis() -> Iterator[Runtime]:
     """A runtime whose records are on a loopback port nobody listens on."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from outbox import State, send_email
+from outbox import State, retry_failed, send_email
 from outbox.stack import OutboxStack
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,6 +34,22 @@ def test_a_send_is_delivered_and_its_reports_reach_the_ledger(outbox_stack: Outb
     # The hard bounce suppressed Bob here as it would in production: he is refused now.
     again = send_email(SHOP, ["bob@example.org", "cy@example.org"], "News", text_body="y")
     assert again.rejected == ("bob@example.org",)
+
+
+def test_a_soft_bounce_is_sent_again_by_retry_failed(outbox_stack: OutboxStack) -> None:
+    handle = send_email(SHOP, ["ann@example.org", "bob@example.org"], "Receipt", text_body="x")
+    outbox_stack.drain()
+    (first,) = outbox_stack.sent()
+    outbox_stack.deliver(first["email_id"], "ann@example.org")
+    outbox_stack.bounce(first["email_id"], "bob@example.org", kind="soft")
+
+    again = retry_failed(handle.id)
+    assert again is not None and again.recipients == 1
+    outbox_stack.drain()
+    _, second = outbox_stack.sent()
+    assert second["to"] == ["bob@example.org"]
+    assert outbox_stack.send_of(second["email_id"]) == again.id
+    assert outbox_stack.record(again).state is State.SENT
 
 
 def test_drain_waits_out_a_retry(outbox_stack: OutboxStack) -> None:
