@@ -38,8 +38,8 @@ can return with each event):
 
 Sent whole, as MIME: a body or alternative other than one text/plain and one text/html
 (a text/calendar invitation), no body at all, an attachment without a file name, an
-inline part without a Content-ID, a multipart attachment, a header over the API's 127
-characters. Such a message may not have Bcc recipients (``email/mime`` reads recipients
+inline part without a Content-ID, a multipart attachment, a header line over RFC 5322's
+998 characters. Such a message may not have Bcc recipients (``email/mime`` reads recipients
 from the headers and does not document removing a Bcc header before delivery) nor more
 than 100 To or Cc addresses (a MIME message is not split).
 """
@@ -66,7 +66,7 @@ from outbox.send import send_email, send_mime, send_template
 from outbox.worker.smtp2go.checks import (
     FIELD_NAME,
     FORBIDDEN_HEADERS,
-    MAX_HEADER_CHARS,
+    MAX_HEADER_LINE,
     MAX_RECIPIENTS,
     validate_address,
 )
@@ -190,7 +190,7 @@ def send_message(message: EmailMessage) -> Handle:
             sender, to, force_str(template_id), data, subject, attachments=attachments, **common
         )
     try:
-        if any(max(len(h.name), len(h.value)) > MAX_HEADER_CHARS for h in [*headers, *added]):
+        if any(len(h.name) + 2 + len(h.value) > MAX_HEADER_LINE for h in [*headers, *added]):
             raise _Whole
         text_body, html_body = _bodies(message)
         attachments, inlines = _files(message)

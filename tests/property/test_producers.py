@@ -35,7 +35,7 @@ from hypothesis.control import currently_in_test_context
 from outbox import Handle, ValidationError, send_email, send_mime, send_sms, send_template
 from outbox import status as record_of
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.models import MAX_MESSAGE_BYTES, address_key
+from outbox.worker.smtp2go.models import MAX_EMAIL_REQUEST_BYTES, address_key
 from outbox.worker.states import Kind, State
 from tests.conftest import Sandbox
 from tests.property.conftest import TEMPLATE_ID
@@ -274,8 +274,9 @@ def test_large_recipient_lists_split_and_arrive_once(harness: Harness, n: int, n
 
 
 def test_oversized_messages_are_refused_naming_the_size(harness: Harness) -> None:
-    big = "x" * (MAX_MESSAGE_BYTES + 1)
-    blob = base64.b64encode(b"\0" * (MAX_MESSAGE_BYTES // 4 * 3 + 3)).decode()
+    """Over SMTP2GO's 50 MB request body, each refused under the field that made it so."""
+    big = "x" * (MAX_EMAIL_REQUEST_BYTES + 1)
+    blob = base64.b64encode(b"\0" * (MAX_EMAIL_REQUEST_BYTES // 4 * 3 + 3)).decode()
     for kwargs in (
         {"html_body": big},
         {"text_body": "t", "attachments": [{"filename": "big.bin", "fileblob": blob}]},
@@ -289,7 +290,7 @@ def test_oversized_messages_are_refused_naming_the_size(harness: Harness) -> Non
             **kwargs,
         )
         assert handle is None
-    assert harness.fields_refused == {"__root__"}
+    assert harness.fields_refused == {"html_body", "attachments"}
 
 
 # -- templates ------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_send_template_with_any_data(harness: Harness, data: Any, to: list[str])
         (nested(5000), True),  # deeper than any JSON encoder recurses
         (nested(50), False),
         ({f"k{i}": i for i in range(10_000)}, False),
-        ({"big": "x" * (MAX_MESSAGE_BYTES + 1)}, True),
+        ({"big": "x" * (MAX_EMAIL_REQUEST_BYTES + 1)}, True),
     ],
     ids=["nested-5000", "nested-50", "wide-10000", "over-50MB"],
 )

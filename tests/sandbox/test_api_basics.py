@@ -144,3 +144,17 @@ def test_messages_can_be_polled_incrementally(api: httpx.Client, sandbox: Sandbo
     assert page["next"] == 3
     empty = httpx.get(f"{sandbox.url}/_sandbox/messages", params={"since": 3}).json()
     assert empty == {"messages": [], "next": 3}
+
+
+def test_request_bodies_are_held_to_the_2026_limits(api: httpx.Client) -> None:
+    """50 MB for /email/* and 1 MB for every other call, counted as received (developer
+    changelog, 2026-06-11): a 1.2 MB email goes, a 1.2 MB template does not."""
+    big = "x" * 1_200_000
+    ok(api.post("/email/send", json=email(text_body=big)))
+    template = {
+        "id": "receipt-1", "template_name": "Receipt", "subject": "s",
+        "html_body": big, "text_body": "t",
+    }  # fmt: skip
+    assert api.post("/template/add", json=template).status_code == 413
+    over = api.post("/email/send", content=b'{"x":"' + b"x" * 50_000_000 + b'"}')
+    assert over.status_code == 413

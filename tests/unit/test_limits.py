@@ -19,7 +19,7 @@ from typing import Any
 
 import fakeredis
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from outbox.worker.queues import Queue
@@ -287,7 +287,10 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     def make(
         text: str, lease: float, chunks: int, limit: Limit | None = None, mixed: Any = None
     ) -> _World:
-        redis = fakeredis.FakeRedis()
+        # Each Hypothesis example gets a world of its own: fakeredis instances without a
+        # server share one, and the same example must meet the same clock when replayed.
+        clock[0] = 1_000_000.0
+        redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
         store = _store(redis)
         limit = limit or _limit(text, lease=lease)
         ids = _mixed(store, mixed) if mixed else _batch(store, chunks)
@@ -455,6 +458,18 @@ _ACTIONS = ["claim", "claim", "tick", "leave", "leave", "answer", "answer", "fai
         max_size=120,
     ),
 )
+# Found by this test: a bulk reservation undone when its chunk was claimed left the window
+# without the answered request whose place the reservation had taken, so a waiter was
+# granted a slot 12 ms early (three requests in one second of a 2/s limit).
+@example(
+    windows="2/s", lease=0.5, paced=False, lookahead=0.05, weights={}, caps={},
+    chunks=[("transactional", None)] * 3 + [("bulk", None)],
+    steps=[("claim", 0.0, 0.0, 0.0)] * 6 + [("leave", 0.0, 0.0, 0.0)] * 2
+    + [("fail", 0.0, 0.0, 0.0), ("tick", 0.0, 0.375, 0.0), ("tick", 0.0, 0.1875, 0.0)]
+    + [("leave", 0.0, 0.0, 0.0)] * 10 + [("answer", 0.0, 0.0, 0.0)]
+    + [("leave", 0.0, 0.0, 0.0)] * 3 + [("claim", 0.0, 0.0, 0.0)] * 2
+    + [("leave", 0.0, 0.0, 0.0), ("answer", 0.0, 0.0, 0.0)],
+)  # fmt: skip
 def test_lanes_and_tenants_never_let_a_window_hold_more_than_its_limit(
     world: Any,
     windows: str,

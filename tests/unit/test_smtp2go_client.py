@@ -573,3 +573,14 @@ def test_every_endpoint_in_the_table_has_its_models() -> None:
     for path, endpoint in ENDPOINTS.items():
         assert path == endpoint.path
         assert endpoint.request is not None or path == "webhook/view"
+
+
+def test_a_body_over_the_services_limit_is_never_sent(make_client: Any) -> None:
+    """A call the service would refuse for its size (1 MB outside /email/*, changelog
+    2026-06-11) fails here, as a 4xx that no retry can help, and costs no request."""
+    client, recorder = make_client()
+    with pytest.raises(BadRequestError, match=r"over the 1\.0 MB SMTP2GO takes for /template/add"):
+        client.request("template/add", {"html_body": "x" * 1_000_000})
+    assert recorder.requests == []
+    client.request("email/send", {"text_body": "x" * 1_000_000})  # /email/* takes 50 MB
+    assert len(recorder.requests) == 1

@@ -11,8 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from outbox.worker.smtp2go.models import (
-    MAX_MESSAGE_BYTES,
+    MAX_EMAIL_REQUEST_BYTES,
+    MAX_HEADER_LINE,
     MAX_RECIPIENTS,
+    RECIPIENTS_ROOM,
     ActivityEvent,
     ActivitySearch,
     APIResult,
@@ -156,7 +158,7 @@ def test_single_string_recipient_becomes_a_list() -> None:
         ({"text_body": "", "html_body": ""}, "html_body"),
         ({"sender": "Evil\r\n <shop@example.com>"}, "sender"),
         ({"reply_to": "not-an-address"}, "reply_to"),
-        ({"reply_to": "N" * 120 + " <help@example.com>"}, "reply_to"),
+        ({"reply_to": "N" * 970 + " <help@example.com>"}, "reply_to"),
         ({"template_data": {"when": datetime.now()}}, "template_data"),
         ({"template_data": {"x": float("nan")}}, "template_data"),
         ({"template_data": ["not", "an", "object"]}, "template_data"),
@@ -209,10 +211,11 @@ def test_an_email_without_a_subject_is_accepted(subject: Any) -> None:
     ("header", "value", "ok"),
     [
         ("X-Order", "42", True),
-        ("X-" + "a" * 125, "v", True),
-        ("X-" + "a" * 126, "v", False),
-        ("X-Order", "v" * 127, True),
-        ("X-Order", "v" * 128, False),
+        # "Name: value" is one line of at most 998 characters (RFC 5322)
+        ("X-" + "a" * 993, "v", True),
+        ("X-" + "a" * 994, "v", False),
+        ("X-Order", "v" * 989, True),
+        ("X-Order", "v" * 990, False),
         ("Content-Type", "text/plain", False),
         ("content-transfer-encoding", "8bit", False),
         ("MIME-Version", "1.0", False),
@@ -322,28 +325,64 @@ def test_inline_without_cid_keeps_filename() -> None:
 # --------------------------------------------------------------------------- size
 
 
-def test_message_at_the_limit_is_fine() -> None:
-    overhead = len(b"Your order")
-    EmailSend.model_validate(email(text_body="x" * (MAX_MESSAGE_BYTES - overhead)))
+#: What a producer may put in one ``email/send`` body (it keeps room for 300 recipients).
+ROOM = MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM
 
 
-def test_message_one_byte_over_is_refused() -> None:
-    overhead = len(b"Your order")
-    errors = errors_of(email(text_body="x" * (MAX_MESSAGE_BYTES - overhead + 1)))
-    assert "__root__" in errors
+def _json_bytes(model: EmailSend) -> int:
+    return len(json.dumps(model.to_wire(), separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def test_attachments_count_towards_the_size() -> None:
-    blob = "A" * (MAX_MESSAGE_BYTES // 4 * 4)  # valid base64, just under the limit on its own
+def test_the_request_limit_counts_the_body_as_sent() -> None:
+    """The 50 MB of the 2026-06-11 changelog are the request's bytes: JSON escapes count
+    (a newline travels as two bytes), and the message is measured as the client sends it."""
+    small = EmailSend.model_validate(email(text_body="x"))
+    overhead = _json_bytes(small) - 1
+    fits = EmailSend.model_validate(email(text_body="\n" * ((ROOM - overhead) // 2)))
+    assert fits.request_bytes == _json_bytes(fits) <= ROOM
+    errors = errors_of(email(text_body="\n" * ((ROOM - overhead) // 2 + 1)))
+    assert set(errors) == {"text_body"}
+    assert "over the 50.0 MB SMTP2GO takes for /email/send" in errors["text_body"]
+
+
+def test_a_message_at_the_limit_is_fine_and_one_byte_more_is_not() -> None:
+    overhead = _json_bytes(EmailSend.model_validate(email(text_body="x"))) - 1
+    EmailSend.model_validate(email(text_body="x" * (ROOM - overhead)))
+    assert set(errors_of(email(text_body="x" * (ROOM - overhead + 1)))) == {"text_body"}
+
+
+def test_attachments_count_base64_encoded_and_are_named() -> None:
+    blob = "A" * (MAX_EMAIL_REQUEST_BYTES // 4 * 4)  # valid base64, the limit on its own
     errors = errors_of(email(attachments=[{"filename": "big.bin", "fileblob": blob}]))
-    assert "__root__" in errors
+    assert set(errors) == {"attachments"}
+    assert "attachments is 50.0 MB of it" in errors["attachments"]
 
 
-def test_mime_limit() -> None:
+def test_mime_limit_counts_the_base64_the_message_travels_as() -> None:
     head = "From: a@example.com\r\nTo: b@example.com\r\n\r\n"
-    MimeSend(mime_email=head + "x" * (MAX_MESSAGE_BYTES - len(head)))
-    with pytest.raises(ValidationError):
-        MimeSend(mime_email=head + "x" * (MAX_MESSAGE_BYTES - len(head) + 1))
+    raw = (MAX_EMAIL_REQUEST_BYTES - len('{"mime_email":""}')) // 4 * 3
+    MimeSend(mime_email=head + "x" * (raw - len(head)))
+    with pytest.raises(ValidationError, match="/email/mime"):
+        MimeSend(mime_email=head + "x" * (raw - len(head) + 1))
+
+
+def test_a_header_line_may_be_as_long_as_rfc_5322_allows() -> None:
+    """The 127 characters of the 2017 docs are gone: a one-click List-Unsubscribe with
+    long signed links goes as given."""
+    links = ", ".join(f"<https://example.com/u/{'a' * 200}{i}>" for i in range(3))
+    EmailSend.model_validate(
+        email(
+            custom_headers={
+                "List-Unsubscribe": links,
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        )
+    )
+    name = "X-Long"
+    EmailSend.model_validate(email(custom_headers={name: "v" * (MAX_HEADER_LINE - len(name) - 2)}))
+    errors = errors_of(email(custom_headers={name: "v" * (MAX_HEADER_LINE - len(name) - 1)}))
+    assert set(errors) == {"custom_headers.0.value"}
+    assert "998" in errors["custom_headers.0.value"]
 
 
 # --------------------------------------------------------------------------- to_wire

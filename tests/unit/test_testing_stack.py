@@ -44,7 +44,8 @@ def test_a_soft_bounce_is_sent_again_by_retry_failed(outbox_stack: OutboxStack) 
     outbox_stack.bounce(first["email_id"], "bob@example.org", kind="soft")
 
     again = retry_failed(handle.id)
-    assert again is not None and again.recipients == 1
+    assert again is not None
+    assert again.recipients == 1
     outbox_stack.drain()
     _, second = outbox_stack.sent()
     assert second["to"] == ["bob@example.org"]

@@ -24,26 +24,38 @@ __all__ = [
     "E164",
     "FORBIDDEN_HEADERS",
     "MAX_ACTIVITY_LIMIT",
-    "MAX_HEADER_CHARS",
-    "MAX_MESSAGE_BYTES",
+    "MAX_EMAIL_REQUEST_BYTES",
+    "MAX_HEADER_LINE",
     "MAX_RECIPIENTS",
+    "MAX_REQUEST_BYTES",
     "MAX_SUBJECT_CHARS",
+    "RECIPIENTS_ROOM",
     "EmailAddress",
     "address_key",
     "check_e164",
     "field_errors_of",
+    "megabytes",
+    "request_limit",
+    "too_large",
     "validate_address",
     "validate_domain_or_address",
 ]
 
 #: Recipients per field (``to``, ``cc`` and ``bcc`` each) in one API call.
 MAX_RECIPIENTS = 100
-#: Whole message: bodies, attachments and inlines (counted base64-encoded, as they
-#: travel) and custom headers. The API says "50 MB"; the decimal reading is stricter.
-MAX_MESSAGE_BYTES = 50_000_000
+#: Request bodies the service takes, counted as the bytes sent (the JSON with its files
+#: base64-encoded): 50 MB for ``/email/*``, 1 MB for every other endpoint (developer
+#: changelog, 2026-06-11). Decimal megabytes, the stricter reading of "MB".
+MAX_EMAIL_REQUEST_BYTES = 50_000_000
+MAX_REQUEST_BYTES = 1_000_000
+#: Room a producer keeps for a chunk's recipients: it checks the message once, before it
+#: knows the longest chunk (100 each of to, cc and bcc, at most 254 characters, quoted).
+RECIPIENTS_ROOM = 3 * MAX_RECIPIENTS * 257
 MAX_SUBJECT_CHARS = 255
-#: Both the name and the value of a custom header.
-MAX_HEADER_CHARS = 127
+#: A custom header's line, ``Name: value``: RFC 5322's limit (section 2.1.1). The 127
+#: characters of the 2017 docs are not in the current OpenAPI, and a long
+#: ``List-Unsubscribe`` (RFC 8058 one-click) must go as given.
+MAX_HEADER_LINE = 998
 #: Most events one ``activity/search`` call returns.
 MAX_ACTIVITY_LIMIT = 1000
 #: Headers the API refuses in ``custom_headers`` (compared case-insensitively).
@@ -74,6 +86,24 @@ def _no_line_breaks(value: str) -> str:
     if _LINE_BREAKS.search(value):
         raise ValueError("must not contain CR, LF or NUL characters")
     return value
+
+
+def request_limit(path: str) -> int:
+    """The most bytes a request body to ``path`` (``"email/send"``) may have."""
+    return MAX_EMAIL_REQUEST_BYTES if path.startswith("email/") else MAX_REQUEST_BYTES
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def too_large(path: str, size: int, part: str, part_size: int) -> str:
+    """Why a request is refused for its size, in the megabytes a person counts."""
+    return (
+        f"the request would be {megabytes(size)}, over the {megabytes(request_limit(path))} "
+        f"SMTP2GO takes for /{path}, counted as sent (files base64-encoded, a third larger "
+        f"than on disk); {part} is {megabytes(part_size)} of it"
+    )
 
 
 def validate_address(value: str) -> str:

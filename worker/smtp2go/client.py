@@ -23,8 +23,15 @@ import httpx
 from httpx import _models as _httpx_models
 from pydantic import ValidationError
 
-from outbox.errors import RequestTimeout, TransportError, UnexpectedStatusError, redact
+from outbox.errors import (
+    BadRequestError,
+    RequestTimeout,
+    TransportError,
+    UnexpectedStatusError,
+    redact,
+)
 from outbox.worker.smtp2go.answers import ResultModel
+from outbox.worker.smtp2go.checks import request_limit, too_large
 from outbox.worker.smtp2go.endpoints import Endpoint
 from outbox.worker.smtp2go.requests import WireModel
 from outbox.worker.smtp2go.responses import error_from_response
@@ -181,6 +188,12 @@ class SMTP2GOClient:
         if url is None:
             url = self._urls[path] = httpx.URL(f"{self.base_url}/{path}")
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(content) > request_limit(path):
+            # the service refuses it (changelog 2026-06-11): sending it could only fail,
+            # and would count towards the IP's error timeout
+            raise BadRequestError(
+                too_large(path, len(content), "the body", len(content)), status_code=413
+            )
         if isinstance(self._transport, ThreadTransport):
             return self._transport.post(url, self._headers.raw, content, self._timeout)
         request = httpx.Request(

@@ -41,9 +41,10 @@ from outbox.worker.smtp2go.checks import (
     E164,
     FIELD_NAME,
     FORBIDDEN_HEADERS,
-    MAX_HEADER_CHARS,
-    MAX_MESSAGE_BYTES,
+    MAX_EMAIL_REQUEST_BYTES,
+    MAX_HEADER_LINE,
     MAX_RECIPIENTS,
+    RECIPIENTS_ROOM,
     WHITESPACE,
     EmailAddress,
     HeaderText,
@@ -55,6 +56,7 @@ from outbox.worker.smtp2go.checks import (
     fail,
     json_object,
     looks_like_mime,
+    too_large,
     with_mimetype,
 )
 
@@ -151,10 +153,21 @@ class Inline(_File):
 
 
 class CustomHeader(WireModel):
-    """One extra header; the API caps name and value at 127 characters each."""
+    """One extra header; its line, ``Name: value``, at most RFC 5322's 998 characters."""
 
-    header: Annotated[str, Field(min_length=1, max_length=MAX_HEADER_CHARS)]
-    value: Annotated[HeaderText, Field(max_length=MAX_HEADER_CHARS)]
+    header: Annotated[str, Field(min_length=1, max_length=MAX_HEADER_LINE - 2)]
+    value: HeaderText
+
+    @model_validator(mode="after")
+    def _one_line(self) -> Self:
+        length = len(self.header) + 2 + len(self.value)
+        if length > MAX_HEADER_LINE:
+            message = (
+                f"the header line would be {length} characters; RFC 5322 allows "
+                f"{MAX_HEADER_LINE} (name, colon, space and value)"
+            )
+            fail("CustomHeader", [(("value",), message, self.value)])
+        return self
 
     @field_validator("header")
     @classmethod
@@ -207,30 +220,43 @@ class EmailSend(WireModel):
             problems.append((("html_body",), "give html_body, text_body or template_id", None))
         if self.reply_to and any(h.header.lower() == "reply-to" for h in self.custom_headers):
             problems.append((("reply_to",), "also set as a Reply-To custom header", self.reply_to))
-        if self.reply_to and len(self.reply_to) > MAX_HEADER_CHARS:
-            message = f"travels as a header value: at most {MAX_HEADER_CHARS} characters"
+        if self.reply_to and len("Reply-To: ") + len(self.reply_to) > MAX_HEADER_LINE:
+            message = f"travels as a header line: at most {MAX_HEADER_LINE} characters"
             problems.append((("reply_to",), message, self.reply_to))
-        if self.size > MAX_MESSAGE_BYTES:
-            problems.append(
-                ((), f"message is {self.size} bytes, over {MAX_MESSAGE_BYTES}", self.size)
-            )
+        size = self.request_bytes
+        if size > MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM:
+            part, part_size = max(self._parts().items(), key=lambda kv: kv[1])
+            problems.append(((part,), too_large("email/send", size, part, part_size), size))
         fail("EmailSend", problems)
         return self
 
-    @property
-    def size(self) -> int:
-        """Bytes counted against :data:`MAX_MESSAGE_BYTES` (URL attachments excluded).
+    def _parts(self) -> dict[str, int]:
+        """The bytes each large field adds to the request (files as their base64)."""
+        return {
+            "subject": len(self.subject.encode()) if self.subject else 0,
+            "html_body": len(self.html_body.encode()) if self.html_body else 0,
+            "text_body": len(self.text_body.encode()) if self.text_body else 0,
+            "attachments": sum(f.size for f in self.attachments),
+            "inlines": sum(f.size for f in self.inlines),
+            "custom_headers": sum(
+                len(h.header) + len(h.value.encode()) for h in self.custom_headers
+            ),
+            "template_data": (
+                len(json.dumps(self.template_data, ensure_ascii=False).encode())
+                if self.template_data
+                else 0
+            ),
+        }
 
-        Template data counts as its JSON: it is rendered into the message, and a
-        request that large is refused by the API anyway.
-        """
-        texts = (self.subject, self.html_body, self.text_body)
-        total = sum(len(text.encode()) for text in texts if text)
-        total += sum(f.size for f in self.attachments) + sum(f.size for f in self.inlines)
-        total += sum(len(h.header) + len(h.value.encode()) + 4 for h in self.custom_headers)
-        if self.template_data:
-            total += len(json.dumps(self.template_data, ensure_ascii=False).encode())
-        return total
+    @property
+    def request_bytes(self) -> int:
+        """The body's size as the client sends it (compact JSON, UTF-8), for the request
+        limit. Measured exactly only when it could be near: JSON's escapes make a text
+        at most six times its UTF-8 bytes."""
+        size = sum(self._parts().values())
+        if size * 6 < MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM:
+            return size
+        return len(json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False).encode())
 
     def to_wire(self) -> dict[str, Any]:
         data = super().to_wire()
@@ -264,9 +290,10 @@ class MimeSend(WireModel):
             value = decoded.decode("utf-8", errors="surrogateescape")
             if not looks_like_mime(value):
                 raise ValueError("does not decode to a MIME message")
-        size = len(value.encode("utf-8", errors="surrogateescape"))
-        if size > MAX_MESSAGE_BYTES:
-            raise ValueError(f"message is {size} bytes, over {MAX_MESSAGE_BYTES}")
+        raw = len(value.encode("utf-8", errors="surrogateescape"))
+        sent = 4 * -(-raw // 3) + len('{"mime_email":""}')  # it travels base64-encoded
+        if sent > MAX_EMAIL_REQUEST_BYTES:
+            raise ValueError(too_large("email/mime", sent, "the message", sent))
         return value
 
     def to_wire(self) -> dict[str, Any]:

@@ -109,10 +109,12 @@ local function free_at(L, now, not_before, tenant)
   return at
 end
 
+-- The answered requests whose place the new slot takes stay where they are until they
+-- expire: the next free_at counts one more busy and reads one further down, and a slot
+-- given back before it was used (a reservation undone, a pause, a sender that never
+-- sent) leaves the window exactly as it found it.
 local function take_in(windows, member, at, lease)
   for _, w in ipairs(windows) do
-    local k = over(w)
-    if k >= 0 then redis.call('ZPOPMIN', w.answered, k + 1) end
     redis.call('ZADD', w.busy, at + lease + w.p, member)
   end
 end
