@@ -48,6 +48,12 @@ class OutboxStack:
     concurrency: int = 8
     #: Settings as ``OUTBOX_*`` variables would give them (``{"OUTBOX_RETENTION": "60"}``).
     settings: dict[str, str] = field(default_factory=dict)
+    #: The sandbox's settings (``outbox sandbox``'s knobs: ``{"fastaccept": True}``).
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    #: Register the receiver as the account's webhook, so the sandbox posts every event
+    #: as the service would (``processed``, ``delivered``, ``reject``, bounces); without
+    #: it a test reports deliveries itself (:meth:`deliver`, :meth:`bounce`).
+    webhooks: bool = False
     _stack: Any = None
     _receiver: Any = None
     _served: Any = None
@@ -78,6 +84,22 @@ class OutboxStack:
             headers={"Authorization": f"Bearer {self._secret}"},
             timeout=10.0,
         )
+        if self.sandbox:
+            with self._stack.control() as control:
+                control.post("/_sandbox/config", json=self.sandbox).raise_for_status()
+        if self.webhooks:
+            from outbox.worker.smtp2go.endpoints import WEBHOOK_ADD
+            from outbox.worker.smtp2go.management import WebhookAdd
+            from outbox.worker.webhooks.app import PATH
+
+            hook = WebhookAdd(
+                url=f"{self._served.url}{PATH}",
+                events=["processed", "delivered", "bounce", "reject", "spam", "unsubscribe"],
+                output_format="json",
+                auth_header_type="bearer",
+                auth_header_value=self._secret,
+            )
+            self.runtime.client.call(WEBHOOK_ADD, hook)
         return self
 
     def stop(self) -> None:
@@ -110,7 +132,7 @@ class OutboxStack:
         deadline = time.monotonic() + timeout
         quiet = 0
         while True:
-            if rt.redis.zcard(keys.active()) == 0:
+            if rt.redis.zcard(keys.active()) == 0 and not self.webhooks:
                 return
             quiet = quiet + 1 if self._idle(time.time() + (deadline - time.monotonic())) else 0
             if quiet >= 3:
@@ -126,9 +148,15 @@ class OutboxStack:
         rt = self.runtime
         if state.active_requests or self._queued():
             return False
+        if self.webhooks and self._webhooks_pending():
+            return False
         if rt.redis.zcount(keys.parked(), "-inf", horizon):
             return False
         return not rt.redis.zcard(keys.throttled())
+
+    def _webhooks_pending(self) -> int:
+        with self._stack.control() as control:
+            return int(control.get("/_sandbox/stats").json()["webhooks_pending"])
 
     def _queued(self) -> int:
         from outbox.cli.demo.stack import QUEUES

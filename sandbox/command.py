@@ -102,6 +102,12 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
     help="Send X-RateLimit-* headers and Retry-After (the real service promises neither).",
 )
 @click.option(
+    "--fastaccept",
+    is_flag=True,
+    help="Answer every send as under fastaccept: only its email_id, refusals later as "
+    "reject events (the OpenAPI says it will soon be the default).",
+)
+@click.option(
     "--activity-rate",
     default=_DEFAULTS.activity_rate,
     show_default=True,
@@ -206,6 +212,7 @@ def sandbox(
     penalty: float,
     error_limit: str | None,
     rate_headers: bool,
+    fastaccept: bool,
     activity_rate: str | None,
     latency_ms: float,
     latency_jitter_ms: float,
@@ -230,6 +237,7 @@ def sandbox(
             penalty=penalty,
             error_limit=error_limit,
             rate_headers=rate_headers,
+            fastaccept=fastaccept,
             activity_rate=activity_rate,
             latency_ms=latency_ms,
             latency_jitter_ms=latency_jitter_ms,

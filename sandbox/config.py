@@ -109,6 +109,10 @@ class SandboxConfig:
     error_limit: str | None = None
     #: Send ``X-RateLimit-*`` headers and ``Retry-After`` (the real service promises neither).
     rate_headers: bool = False
+    #: Answer every send as under ``fastaccept: true``, asked for or not: only its
+    #: ``email_id``, refusals arriving later as ``reject`` events. "Will soon become the
+    #: default method of sending via API" (OpenAPI ``/email/send``).
+    fastaccept: bool = False
     #: Added to every ``/v3`` answer that is not refused by a limit (after counting).
     latency_ms: float = 50.0
     #: A random 0..J ms wait before a request is counted (network delay on the way in).

@@ -179,6 +179,18 @@ KNOBS: tuple[Knob, ...] = (
         "--rate-headers",
     ),
     Knob(
+        "fastaccept",
+        "true/false",
+        "Answer every `email/send`, `email/mime` and `email/batch` item as under "
+        "`fastaccept: true`: only its `email_id`, a refusal (an unverified sender, "
+        "`soft_fail_next`) arriving later as a `reject` event per recipient. The OpenAPI "
+        "says it \"will soon become the default\".",
+        _flag,
+        _set("fastaccept"),
+        lambda state: state.fastaccept,
+        "--fastaccept",
+    ),
+    Knob(
         "latency_ms",
         "milliseconds ≥ 0",
         "Added to every answer not refused by a limit, after the request is counted.",

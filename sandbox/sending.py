@@ -163,6 +163,8 @@ def _send(sb: Sandbox, draft: EmailDraft, endpoint: str, call: Call) -> dict[str
         failure, reason = SOFT_FAILURE, SOFT_FAILED
     elif not _verified(sb, draft.from_address):
         failure, reason = unverified_failure(draft.from_address), UNVERIFIED
+    if sb.state.fastaccept:
+        draft.fastaccept = True  # the service's coming default, asked for or not
     if failure and not draft.fastaccept:
         return _failed_answer(sb, endpoint, failure)
     record = accept_email(sb, draft, endpoint, call, reject_all=reason)

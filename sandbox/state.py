@@ -185,6 +185,7 @@ class SandboxState:
         self.set_error_limit(parse_rate(config.error_limit))
         self.penalty = config.penalty
         self.rate_headers = config.rate_headers
+        self.fastaccept = config.fastaccept
         self.jitter = config.latency_jitter_ms / 1000.0
         self.timeouts = Timeouts()
         self.faults = Faults(fail_rate=config.fail_rate, hang_seconds=config.hang_seconds)

@@ -229,6 +229,14 @@ def test_fastaccept_answers_only_the_email_id(api: httpx.Client, sandbox: Sandbo
     assert sandbox.messages()[0]["email_id"] == data["email_id"]
 
 
+def test_the_fastaccept_knob_answers_every_send_so(api: httpx.Client, sandbox: Sandbox) -> None:
+    """The coming default ("will soon become the default", OpenAPI): no field needed."""
+    sandbox.configure(fastaccept=True)
+    assert set(ok(api.post("/email/send", json=email()))) == {"email_id"}
+    sandbox.configure(fastaccept=False)
+    assert "succeeded" in ok(api.post("/email/send", json=email()))
+
+
 def test_schedule_answers_a_schedule_id(api: httpx.Client, sandbox: Sandbox) -> None:
     when = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S +0000")
     data = ok(api.post("/email/send", json=email(schedule=when)))

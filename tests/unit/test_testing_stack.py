@@ -77,3 +77,23 @@ def test_drain_leaves_a_send_scheduled_beyond_it(outbox_stack: OutboxStack) -> N
 def test_a_report_for_an_unknown_email_names_it(outbox_stack: OutboxStack) -> None:
     with pytest.raises(KeyError, match="nope"):
         outbox_stack.deliver("nope")
+
+
+def test_under_fastaccept_refusals_arrive_later_and_land_in_the_ledger() -> None:
+    """The service's coming default: every send answered with only its ``email_id``.
+    A sender the account has not verified is accepted, then each recipient is rejected by
+    a ``reject`` event; the record says sent (SMTP2GO took it), the ledger says rejected,
+    and ``retry_failed`` does not send it again (another try cannot help)."""
+    from outbox.stack import running
+
+    options = {"fastaccept": True, "verified_domains": ["example.com"]}
+    for stack in running(sandbox=options, webhooks=True):
+        good = send_email(SHOP, ["ann@example.org"], "Receipt", text_body="x")
+        bad = send_email("promo@unverified-shop.net", ["bob@example.org"], "Deal", text_body="y")
+        stack.drain()
+        assert stack.record(good).state is State.SENT
+        assert stack.record(bad).state is State.SENT
+        assert stack.record(bad).chunks[0].email_id
+        assert stack.fates(good) == {"ann@example.org": "delivered"}
+        assert stack.fates(bad) == {"bob@example.org": "rejected"}
+        assert retry_failed(bad.id) is None
