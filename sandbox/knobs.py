@@ -184,7 +184,7 @@ KNOBS: tuple[Knob, ...] = (
         "Answer every `email/send`, `email/mime` and `email/batch` item as under "
         "`fastaccept: true`: only its `email_id`, a refusal (an unverified sender, "
         "`soft_fail_next`) arriving later as a `reject` event per recipient. The OpenAPI "
-        "says it \"will soon become the default\".",
+        'says it "will soon become the default".',
         _flag,
         _set("fastaccept"),
         lambda state: state.fastaccept,
