@@ -100,6 +100,10 @@ beat_schedule = {
         "task": TaskName.REMATCH_EVENTS.value,
         "schedule": timedelta(seconds=_settings.rematch_interval),
     },
+    "permissions-check": {
+        "task": TaskName.CHECK_PERMISSIONS.value,
+        "schedule": timedelta(seconds=3600),
+    },
     "quota-read": {
         "task": TaskName.SYNC_QUOTA.value,
         "schedule": timedelta(seconds=_settings.quota_interval),

@@ -270,10 +270,19 @@ def quota(as_json: bool) -> None:
     seen = account.quota()
     left, waiting = account.quota_left(), account.throttled_count()
     held = rt.store.limits.hold_reason()
+    denied = "stats/email_cycle" in account.denials(rt.store.now())
     if as_json:
-        print_json({"quota": seen, "left": left, "throttled": waiting, "held": held})
+        print_json(
+            {"quota": seen, "left": left, "throttled": waiting, "held": held, "denied": denied}
+        )
         return
-    if seen is None:
+    if denied:
+        click.echo(
+            click.style("the quota is unknown", fg="yellow", bold=True)
+            + ": the API key may not call stats/email_cycle (add /stats/email_cycle to its "
+            "permissions in SMTP2GO; outbox checks again within the hour)"
+        )
+    elif seen is None:
         click.echo("the quota has not been read yet (the beat job outbox.beat.sync_quota reads it)")
     else:
         click.echo(

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from outbox.errors import RateLimitedError, SMTP2GOError
+from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError
+from outbox.worker import permissions
 from outbox.worker.app import app
 from outbox.worker.delivery import fire_callback
 from outbox.worker.publish import chunk_task, publish
@@ -66,12 +67,24 @@ class _NoSlot(Exception):
         self.wait = wait
 
 
+class _Denied(Exception):
+    """The key may not call the job's endpoint: the job is off until it is rechecked."""
+
+
 def _call(rt: Runtime, endpoint: Endpoint[A], body: WireModel | None = None) -> A:
-    """One API request of a job, in a slot of the shared limit like any send."""
+    """One API request of a job, in a slot of the shared limit like any send; never a
+    call the key was refused within the hour (an error answer counts towards the IP's
+    timeout as too many requests do)."""
+    if not permissions.allowed(rt, endpoint.path):
+        raise _Denied(endpoint.path)
     with rt.store.limits.slot(
         rt.send_limit, "job", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=_NoSlot
     ):
-        return rt.client.call(endpoint, body)
+        try:
+            return rt.client.call(endpoint, body)
+        except ForbiddenError as err:
+            permissions.refused(rt, endpoint.path, err)
+            raise _Denied(endpoint.path) from err
 
 
 T = TypeVar("T")
@@ -90,6 +103,9 @@ def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | 
         return None
     try:
         return work(rt)
+    except _Denied as denied:
+        logger.debug("%s is off: the key may not call %s", name, denied)
+        return None
     except _NoSlot as busy:  # costs no attempt: nothing was asked of the API
         logger.info("%s waits %.1fs for a slot of the rate limit", name, busy.wait)
         rt.store.parked.park(Call(name, args=(attempt,)), rt.store.now() + busy.wait)
@@ -204,6 +220,21 @@ def _release_throttled(rt: Runtime, left: int | None) -> int:
         logger.info("the monthly quota has room: %d throttled chunk(s) go again", len(tasks))
         return publish(tasks, store=rt.store)
     return 0
+
+
+def _permissions(rt: Runtime) -> list[str] | None:
+    with rt.store.limits.slot(
+        rt.send_limit, "job", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=_NoSlot
+    ):
+        return permissions.learn(rt)
+
+
+@app.task(name=TaskName.CHECK_PERMISSIONS)
+def check_permissions(attempt: int = 1) -> list[str] | None:
+    """Read what the key may call (``api_keys/permissions``, a read that sends nothing):
+    the endpoints of the features that are off. Run when a worker starts and hourly, so
+    a permission added in SMTP2GO turns its feature on within the hour."""
+    return _api_job(TaskName.CHECK_PERMISSIONS, attempt, _permissions)
 
 
 @app.task(name=TaskName.SYNC_QUOTA)

@@ -38,6 +38,7 @@ class TaskName(StrEnum):
     STATS_SNAPSHOT = "outbox.beat.stats_snapshot"
     SYNC_SUPPRESSIONS = "outbox.beat.sync_suppressions"
     SYNC_QUOTA = "outbox.beat.sync_quota"
+    CHECK_PERMISSIONS = "outbox.beat.check_permissions"
     SWEEP_STUCK = "outbox.beat.sweep_stuck"
     REMATCH_EVENTS = "outbox.beat.rematch_events"
     EXPIRE_RECORDS = "outbox.beat.expire_records"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import LockError
 
 from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
+from outbox.worker import permissions
 from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.worker.smtp2go.models import ActivitySearch
 from outbox.worker.states import Kind
@@ -199,19 +200,23 @@ def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Mapping[str, Any]
     chunk = rt.store.batches.chunk(chunk_id)
     claimed_at = (chunk.claimed_at if chunk else None) or 0.0
     attempt_ended = (chunk.lease_until if chunk else None) or claimed_at
+    endpoint = "sms/view-sent" if kind is Kind.SMS else "activity/search"
+    unknown = Reconciliation(
+        False,
+        False,
+        f"the key may not call {endpoint}, so whether the API took it is unknown "
+        "(give the key that permission in SMTP2GO to let lost answers be looked up)",
+    )
+    if not permissions.allowed(rt, endpoint):
+        return unknown  # refused within the hour: asking again would only add an error
     try:
         if kind is Kind.SMS:
             return _sms(rt, request, claimed_at)
         return _email(rt, chunk_id, claimed_at, attempt_ended)
     except ForbiddenError as err:
         logger.warning("chunk %s: the key may not look the attempt up: %s", chunk_id, err)
-        endpoint = "sms/view-sent" if kind is Kind.SMS else "activity/search"
-        return Reconciliation(
-            False,
-            False,
-            f"the key may not call {endpoint}, so whether the API took it is unknown "
-            "(give the key that permission in SMTP2GO to let lost answers be looked up)",
-        )
+        permissions.refused(rt, endpoint, err)
+        return unknown
     except SMTP2GOError as err:
         logger.warning("chunk %s: reconciliation look-up failed: %s", chunk_id, err)
         return Reconciliation(False, False, f"look-up failed ({type(err).__name__})")

@@ -36,6 +36,8 @@ from outbox.worker.runtime import get_runtime
 
 __all__ = ["WorkerConfigError", "check_can_send", "serve_metrics"]
 
+logger = logging.getLogger(__name__)
+
 
 class WorkerConfigError(SystemExit):
     """Ends the worker process with the reason as its message."""
@@ -97,6 +99,27 @@ def _on_child_exit(pid: int | None = None, **_: Any) -> None:
 @worker_ready.connect
 def _on_worker_ready(**_: Any) -> None:
     serve.announce()
+    _first_reads()
+
+
+def _first_reads() -> None:
+    """Once per fleet start (a minute), read what the key may call and then the monthly
+    quota, rather than wait a whole beat interval for them: tasks, so each request takes
+    its slot of the shared limit like any other."""
+    from outbox.worker.publish import Task, publish
+    from outbox.worker.queues import Queue, TaskName
+
+    try:
+        rt = get_runtime()
+        if rt.store.account.take_turn("first-reads", 60.0):
+            publish(
+                [
+                    Task(TaskName.CHECK_PERMISSIONS, [], Queue.EMAIL),
+                    Task(TaskName.SYNC_QUOTA, [], Queue.EMAIL),
+                ]
+            )
+    except Exception:  # the worker runs all the same; beat's schedule tries again
+        logger.warning("could not ask for the key's permissions and quota", exc_info=True)
 
 
 @worker_shutdown.connect

@@ -198,6 +198,15 @@ class FleetCollector(Collector):
             value = (seen.quota or {}).get(field)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 yield _gauge(name, doc, value)
+        # What is unknown because the key may not ask (the quota, look-ups, ...).
+        denied = GaugeMetricFamily(
+            "outbox_api_permission_denied",
+            "1 for each endpoint the API key was refused within the hour: its feature is off.",
+            labels=["endpoint"],
+        )
+        for path in sorted(self.store.account.denials(self.store.now())):
+            denied.add_metric([path], 1)
+        yield denied
 
     def _queues(self, depths: DepthReader) -> Iterator[GaugeMetricFamily]:
         try:

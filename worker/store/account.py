@@ -60,6 +60,26 @@ class Account:
         if chunk_ids:
             self.redis.zrem(keys.throttled(), *chunk_ids)
 
+    def deny(self, path: str, until: float) -> None:
+        """The key may not call ``path`` (as the API said); nobody asks again before
+        ``until``."""
+        self.redis.hset(keys.permissions(), path, repr(until))
+        self.redis.expire(keys.permissions(), self.retention)
+
+    def allow(self, paths: list[str]) -> None:
+        if paths:
+            self.redis.hdel(keys.permissions(), *paths)
+
+    def denied(self, path: str, now: float) -> bool:
+        raw = self.redis.hget(keys.permissions(), path)
+        return raw is not None and float(raw) > now
+
+    def denials(self, now: float) -> dict[str, float]:
+        """Every endpoint the key is known to be refused, and until when."""
+        raw = self.redis.hgetall(keys.permissions())
+        out = {_text(k): float(v) for k, v in raw.items()}
+        return {k: v for k, v in out.items() if v > now}
+
     def take_turn(self, job: str, seconds: float) -> bool:
         """True for one caller per ``seconds`` across the fleet (a probe, a log line)."""
         return bool(self.redis.set(keys.turn(job), "1", nx=True, px=int(seconds * 1000)))

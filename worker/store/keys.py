@@ -48,6 +48,7 @@ __all__ = [
     "limit_window",
     "pace",
     "parked",
+    "permissions",
     "quota",
     "quota_left",
     "reconcile_found",
@@ -269,6 +270,13 @@ def cooldown() -> str:
 def account_hold() -> str:
     """String: why sending is held for the whole account (a rejected key; JSON)."""
     return f"{PREFIX}hold"
+
+
+def permissions() -> str:
+    """Hash: endpoint path -> until when (epoch seconds) the key is known to be refused it
+    (``ENDPOINT_PERMISSION_DENIED``); ``_checked`` -> when ``api_keys/permissions`` was last
+    read. Nobody calls a refused endpoint again before its time."""
+    return f"{PREFIX}permissions"
 
 
 def quota() -> str:
