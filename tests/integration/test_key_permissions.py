@@ -22,10 +22,12 @@ def test_a_default_key_sends_and_the_jobs_ask_nothing_it_may_not(
 ) -> None:
     """Fault: The key may call /email/send only; beat asks for the quota, statistics and
     suppressions every second, and five error answers a minute time the IP out
-    Outcome: 20 sends over 30 s all arrive once, no 429 and no timeout; each refused
-    endpoint is asked at most once (then known, fleet-wide, for an hour)"""
+    Outcome: 20 sends over 30 s all arrive once, no 429 and no timeout; the one whose
+    answer was lost cannot be looked up and ends dead with the reason, never sent twice;
+    each refused endpoint is asked at most once (then known, fleet-wide, for an hour)"""
     sandbox.configure(key_permissions=["email/send"], error_limit="5/m", penalty=60)
-    fleet.start(concurrency=4)
+    fleet.start(concurrency=4, SMTP2GO_TIMEOUT="2")
+    sandbox.configure(hang_next=1, hang_seconds=10)  # the first send's answer is lost
     fast = {
         "OUTBOX_QUOTA_INTERVAL": "1",
         "OUTBOX_STATS_INTERVAL": "1",
@@ -39,7 +41,10 @@ def test_a_default_key_sends_and_the_jobs_ask_nothing_it_may_not(
             )
             time.sleep(1.5)
         records = wait_all_done(handles, timeout=60)
-    assert [r.state for r in records] == [State.SENT] * 20
+    assert [r.state for r in records] == [State.DEAD] + [State.SENT] * 19
+    (lost,) = records[0].chunks
+    assert "activity/search" in (lost.ambiguous or ""), lost
+    assert lost.attempts == 1
     stats = sandbox.stats()
     assert stats["rate_limited"] == 0, stats
     assert stats["timeouts"] == 0, stats
