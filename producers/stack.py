@@ -76,7 +76,9 @@ class OutboxStack:
             ) from None
         # A 5xx or 429 costs a retry's back-off here, so the sandbox answers at once.
         config = SandboxConfig(rate=None, latency_ms=0.0)
-        self._stack = DemoStack(config, dict(self.settings), concurrency=self.concurrency)
+        # A test's faults aim at its own requests: no reads of the account at start.
+        settings = {"OUTBOX_ACCOUNT_READS_AT_START": "0", **self.settings}
+        self._stack = DemoStack(config, settings, concurrency=self.concurrency)
         self._stack.start()
         self._served = serve_app(create_app(secret=self._secret, metrics=False))
         self._receiver = httpx.Client(

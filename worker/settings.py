@@ -164,6 +164,15 @@ class Settings(BaseSettings):
             "Longest cool-down a server's hint may ask for; a longer `Retry-After` is capped."
         ),
     )
+    account_reads_at_start: bool = Field(
+        default=True,
+        validation_alias="OUTBOX_ACCOUNT_READS_AT_START",
+        description=(
+            "When workers start (once per fleet start), read what the key may call "
+            "(`api_keys/permissions`) and the monthly quota, rather than wait for beat's "
+            "first interval. Two requests, each in a slot of the shared limit."
+        ),
+    )
     shared_cooldown: bool = Field(
         default=True,
         validation_alias="OUTBOX_SHARED_COOLDOWN",

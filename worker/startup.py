@@ -111,7 +111,7 @@ def _first_reads() -> None:
 
     try:
         rt = get_runtime()
-        if rt.store.account.take_turn("first-reads", 60.0):
+        if rt.settings.account_reads_at_start and rt.store.account.take_turn("first-reads", 60):
             publish(
                 [
                     Task(TaskName.CHECK_PERMISSIONS, [], Queue.EMAIL),

@@ -86,6 +86,8 @@ def demo_settings(options: DemoOptions) -> dict[str, str]:
         "OUTBOX_BULK_THRESHOLD": "10",
         "OUTBOX_AMBIGUOUS_POLICY": "resend",
         "SMTP2GO_TIMEOUT": "5",
+        # The faults aim at the next requests: no reads of the account beside the sends.
+        "OUTBOX_ACCOUNT_READS_AT_START": "0",
         # Records for an hour (enough to look at them with ``outbox status``), not a week.
         "OUTBOX_RETENTION": str(DEMO_RETENTION),
     }

@@ -26,7 +26,7 @@ def test_a_default_key_sends_and_the_jobs_ask_nothing_it_may_not(
     answer was lost cannot be looked up and ends dead with the reason, never sent twice;
     each refused endpoint is asked at most once (then known, fleet-wide, for an hour)"""
     sandbox.configure(key_permissions=["email/send"], error_limit="5/m", penalty=60)
-    fleet.start(concurrency=4, SMTP2GO_TIMEOUT="2")
+    fleet.start(concurrency=4, SMTP2GO_TIMEOUT="2", OUTBOX_ACCOUNT_READS_AT_START="1")
     sandbox.configure(hang_next=1, hang_seconds=10)  # the first send's answer is lost
     fast = {
         "OUTBOX_QUOTA_INTERVAL": "1",
