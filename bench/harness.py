@@ -387,7 +387,7 @@ def redis_client(url: str = RECORDS_URL) -> redis.Redis[bytes]:
 def flush() -> None:
     """Empty the benchmark databases (8 and 9) and nothing else."""
     for url in (BROKER_URL, RECORDS_URL):
-        redis_client(url).flushdb()
+        redis_client(url).flushdb(asynchronous=True)
 
 
 def commandstats() -> dict[str, int]:

@@ -144,10 +144,10 @@ def redis_db(redis_server: str) -> Iterator[tuple[str, str]]:
     """The two test databases on the real Redis, flushed: (broker URL, records URL)."""
     broker, records = os.environ["CELERY_BROKER_URL"], os.environ["OUTBOX_REDIS_URL"]
     for url in (broker, records):
-        redis.Redis.from_url(url).flushdb()
+        redis.Redis.from_url(url).flushdb(asynchronous=True)
     yield broker, records
     for url in (broker, records):
-        redis.Redis.from_url(url).flushdb()
+        redis.Redis.from_url(url).flushdb(asynchronous=True)
 
 
 @pytest.fixture(scope="session")

@@ -35,12 +35,12 @@ def records_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Point this process and every worker, beat and command it starts at ``url`` for the
     records, empty before and after."""
     client = connect(url)
-    client.flushdb()
+    client.flushdb(asynchronous=True)
     monkeypatch.setenv("OUTBOX_REDIS_URL", url)
     try:
         yield url
     finally:
-        client.flushdb()
+        client.flushdb(asynchronous=True)
         client.close()
 
 

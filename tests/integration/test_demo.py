@@ -155,10 +155,10 @@ def demo_dbs(redis_server: str) -> Iterator[tuple[redis.Redis, redis.Redis]]:
     broker = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=DEMO_BROKER_DB)
     records = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=DEMO_RECORDS_DB)
     for client in (broker, records):
-        client.flushdb()
+        client.flushdb(asynchronous=True)
     yield broker, records
     for client in (broker, records):
-        client.flushdb()
+        client.flushdb(asynchronous=True)
         client.close()
 
 

@@ -37,9 +37,9 @@ def redis_backend(request: pytest.FixtureRequest) -> Iterator[Any]:
         client = connect(request.getfixturevalue("redis_cluster").url)
     else:
         client = _real_redis()
-    client.flushdb()
+    client.flushdb(asynchronous=True)
     yield client
-    client.flushdb()
+    client.flushdb(asynchronous=True)
     client.close()
 
 

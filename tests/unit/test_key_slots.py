@@ -131,9 +131,9 @@ def real_redis() -> Iterator[redis.Redis]:
         client.ping()
     except redis.RedisError:
         pytest.skip(f"no Redis at {url} to watch")
-    client.flushdb()
+    client.flushdb(asynchronous=True)
     yield client
-    client.flushdb()
+    client.flushdb(asynchronous=True)
     client.close()
 
 
