@@ -397,20 +397,28 @@ local function dequeue(L, lane, tenant, entry)
   return true
 end
 
+-- Places in line one serve call may look at, across its lanes and tenants.
+local SERVE_LOOKS = 64
+
 -- The lane's next chunk that may have a slot no later than now + horizon: its tenant,
 -- the slot's time, its entry and the tenant's tag; or nil and the earliest slot time
 -- any waiting tenant could have (nil when none is known). Stale entries (their chunk
 -- moved on) are dropped on the way, taking no share.
-local function pick(L, lane, now, not_before, horizon)
+local function pick(L, lane, now, not_before, horizon, budget)
   local zset = key('lane', L.bucket, lane)
   local account_at = free_at(L, now, not_before, nil)
   if account_at == nil then return nil, nil end
   local earliest = nil
-  for _ = 1, 64 do
+  while true do
     local tenants = redis.call('ZRANGE', zset, 0, 15, 'WITHSCORES')
     if tenants[1] == nil then return nil, earliest end
     local dropped = false
     for i = 1, #tenants, 2 do
+      if budget.left <= 0 then  -- this call has looked at enough: a relay goes on
+        budget.spent = true
+        return nil, earliest
+      end
+      budget.left = budget.left - 1
       local tenant, tag = tenants[i], tonumber(tenants[i + 1])
       local list = key('lane_tenant', L.bucket, lane, tenant)
       local raw = redis.call('LINDEX', list, 0)
@@ -435,7 +443,6 @@ local function pick(L, lane, now, not_before, horizon)
     end
     if not dropped then return nil, earliest end
   end
-  return nil, earliest
 end
 
 -- The thread-less chunks of the bulk lane are woken by a relay running serve.lua when
@@ -466,10 +473,14 @@ local function serve(L, now, limit, hand)
   local handed = nil
   -- chunks the quota turns away count too, so one call stays short whatever waits
   local steps = 0
+  -- and so do the places in line it looks at (stale ones are dropped on the way): past
+  -- SERVE_LOOKS, it stops and has a relay go on, so no call holds Redis long
+  local budget = {left = SERVE_LOOKS, spent = false}
   while served < limit and steps < limit + 16 do
     steps = steps + 1
-    local tenant, at, entry, tag = pick(L, TRANSACTIONAL, now, not_before, math.huge)
+    local tenant, at, entry, tag = pick(L, TRANSACTIONAL, now, not_before, math.huge, budget)
     if tenant == nil then
+      if budget.spent then break end
       if at == nil and lane_waiting(L, TRANSACTIONAL) then return served, nil end
       break
     end
@@ -493,9 +504,10 @@ local function serve(L, now, limit, hand)
   end
   while served < limit and steps < limit + 16 do
     steps = steps + 1
-    local tenant, at, entry, tag = pick(L, BULK, now, not_before, L.look)
+    if budget.spent then break end
+    local tenant, at, entry, tag = pick(L, BULK, now, not_before, L.look, budget)
     if tenant == nil then
-      if at ~= nil then kick_at(L, math.max(now, at - L.look)) end
+      if at ~= nil and not budget.spent then kick_at(L, math.max(now, at - L.look)) end
       break
     end
     redis.call('LPOP', key('lane_tenant', L.bucket, BULK, tenant))
@@ -523,7 +535,8 @@ local function serve(L, now, limit, hand)
       served = served + 1
     end
   end
-  if steps >= limit + 16 then kick_at(L, now) end  -- more may be grantable: a relay goes on
+  -- more may be grantable: a relay goes on
+  if steps >= limit + 16 or budget.spent then kick_at(L, now) end
   return served, handed
 end
 
