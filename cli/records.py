@@ -290,6 +290,9 @@ def quota(as_json: bool) -> None:
             f"{seen.get('cycle_used', '?')} used of {seen.get('cycle_max', '?')}, "
             f"{seen.get('cycle_remaining', '?')} remaining (read {when(seen.get('read_at'))})"
         )
+        if seen.get("plan"):  # reads before the plan was recorded have none
+            ceiling = "300 %, overage charged past 100 %" if seen["plan"] == "paid" else "100 %"
+            click.echo(f"plan {seen['plan']} (OUTBOX_QUOTA_PLAN): sends up to {ceiling}")
     if left is not None:
         click.echo(f"left for sending until the cycle ends: {left}")
     if waiting:

@@ -12,6 +12,7 @@ import click
 from outbox.sandbox.config import (
     DEFAULT_PENALTY,
     MAX_SECONDS,
+    PLAN_CEILING,
     SandboxConfig,
     parse_activity_rate,
     parse_rate,
@@ -169,6 +170,14 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
     help="The monthly allowance stats/email_cycle reports.",
 )
 @click.option(
+    "--plan",
+    type=click.Choice(sorted(PLAN_CEILING)),
+    default=_DEFAULTS.plan,
+    show_default=True,
+    help="The account's plan: sends past 100 % of the allowance (free) or 300 % (paid) "
+    "are refused.",
+)
+@click.option(
     "--hang-seconds",
     type=click.FloatRange(0, MAX_SECONDS),
     default=_DEFAULTS.hang_seconds,
@@ -222,6 +231,7 @@ def sandbox(
     suppress_bounces: bool,
     key_permissions: str | None,
     cycle_max: int,
+    plan: str,
     hang_seconds: float,
     webhook_retries: int,
     webhook_timeout: float,
@@ -246,6 +256,7 @@ def sandbox(
             bounce_domain=bounce_domain,
             suppress_bounces=suppress_bounces,
             cycle_max=cycle_max,
+            plan=plan,
             key_permissions=key_permissions.split(",") if key_permissions else None,
             hang_seconds=hang_seconds,
             webhook_retries=webhook_retries,

@@ -5,12 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Rate", "SandboxConfig", "parse_activity_rate", "parse_rate"]
+__all__ = ["PLAN_CEILING", "Rate", "SandboxConfig", "parse_activity_rate", "parse_rate"]
 
 #: The real service times a client's IP out for "no less than 1 minute" (rate-limiting page).
 DEFAULT_PENALTY = 60.0
 #: Longest timeout, storm or hold the sandbox accepts, in seconds.
 MAX_SECONDS = 3600.0
+#: How much of the monthly allowance each plan may send, in percent, before sends are
+#: refused: "At 100%, accounts on the free plan are no longer able to send"; paid plans
+#: "can continue up to three times the monthly limit" (SMTP2GO support, "Quota Usage
+#: Notifications").
+PLAN_CEILING = {"free": 100, "paid": 300}
 
 _RATE = re.compile(
     r"^\s*(?P<count>\d+)\s*(?:/\s*(?P<mult>\d+(?:\.\d+)?)?\s*(?P<unit>[a-z]+)?)?\s*$",
@@ -141,6 +146,8 @@ class SandboxConfig:
     allow_external_webhooks: bool = False
     #: The monthly allowance reported by ``stats/email_cycle`` (recipients).
     cycle_max: int = 100_000
+    #: The account's plan: ``free`` is refused at 100 % of ``cycle_max``, ``paid`` at 300 %.
+    plan: str = "free"
 
     def __post_init__(self) -> None:
         parse_rate(self.rate)
@@ -158,6 +165,8 @@ class SandboxConfig:
             raise ValueError("webhook_retries must not be negative")
         if self.cycle_max < 0:
             raise ValueError("cycle_max must not be negative")
+        if self.plan not in PLAN_CEILING:
+            raise ValueError(f"plan must be one of {', '.join(PLAN_CEILING)}, not {self.plan!r}")
         from outbox.sandbox.state import endpoint_names  # the list of endpoints lives there
 
         try:

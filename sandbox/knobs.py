@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from outbox.sandbox.config import MAX_SECONDS, parse_activity_rate, parse_rate
+from outbox.sandbox.config import MAX_SECONDS, PLAN_CEILING, parse_activity_rate, parse_rate
 from outbox.sandbox.state import ENDPOINTS, SandboxState, endpoint_names
 
 __all__ = ["KNOBS", "ConfigError", "Knob", "apply_config", "config_view", "markdown_table"]
@@ -101,6 +101,12 @@ def _permissions(field: str, value: Any) -> frozenset[str] | None:
         return endpoint_names(value)
     except ValueError as exc:
         raise ConfigError(field, f"{field} {exc}") from None
+
+
+def _plan(field: str, value: Any) -> str:
+    if value not in PLAN_CEILING:
+        raise ConfigError(field, f"{field} must be one of {', '.join(PLAN_CEILING)}")
+    return str(value)
 
 
 def _domain(field: str, value: Any) -> str:
@@ -332,6 +338,16 @@ KNOBS: tuple[Knob, ...] = (
         _set("cycle_max"),
         lambda state: state.cycle_max,
         "--cycle-max",
+    ),
+    Knob(
+        "plan",
+        "free/paid",
+        "The account's plan: sends past 100 % of `cycle_max` (free) or 300 % (paid, "
+        "overage) are refused.",
+        _plan,
+        _set("plan"),
+        lambda state: state.plan,
+        "--plan",
     ),
     Knob(
         "webhook_retries",

@@ -24,6 +24,7 @@ from typing import Any
 import pystache
 
 from outbox.sandbox.common import Call, Handler, Sandbox
+from outbox.sandbox.config import PLAN_CEILING
 from outbox.sandbox.email_rules import EmailDraft, parse_email
 from outbox.sandbox.mime_rules import parse_mime
 from outbox.sandbox.records import EmailRecord, SmsRecord
@@ -31,6 +32,7 @@ from outbox.sandbox.sms_rules import parse_sms
 from outbox.sandbox.validation import ApiError, invalid
 
 __all__ = [
+    "OVER_PLAN",
     "SENDING",
     "SOFT_FAILED",
     "SOFT_FAILURE",
@@ -55,6 +57,27 @@ SUPPRESSED = "suppressed"
 UNVERIFIED = "unverified sender"
 #: ``reject_reason`` of an email that ``soft_fail_next`` failed after a ``fastaccept``.
 SOFT_FAILED = "soft failure"
+#: What a send past the plan's share of the allowance is answered in ``failures``. The
+#: service "rejected" such sends "and [they] are not held in the mail queue" (SMTP2GO
+#: support, "Quota Usage Notifications"); the answer's shape is assumed to be that of the
+#: captured failure, and this wording is the sandbox's own.
+OVER_PLAN = "Your monthly email allowance has been reached for this plan"
+#: ``reject_reason`` of an email refused past the plan's ceiling after a ``fastaccept``.
+OVER_PLAN_REASON = "monthly allowance reached"
+
+
+def _month(at: float) -> str:
+    return time.strftime("%Y-%m", time.gmtime(at))
+
+
+def _over_plan(sb: Sandbox, draft: EmailDraft, call: Call) -> bool:
+    """Sending this email would take the month past what the plan allows."""
+    state = sb.state
+    if not state.cycle_max:  # no allowance reported: nothing to hold to
+        return False
+    counted = sum(not state.suppressed(rcpt) for rcpt in draft.recipients)
+    sent = state.cycle_sent.get(_month(call.arrival), 0)
+    return sent + counted > state.cycle_max * PLAN_CEILING[state.plan] // 100
 
 
 def unverified_failure(from_address: str) -> str:
@@ -149,6 +172,8 @@ def accept_email(
         delay = max(0.0, draft.schedule.timestamp() - time.time())
     state.messages.append(record)
     state.emails.append(record)
+    month = _month(call.arrival)
+    state.cycle_sent[month] = state.cycle_sent.get(month, 0) + len(accepted)
     if state.suppress_bounces:
         for rcpt in bounced:
             state.suppress(rcpt, "hard bounce", "bounce")
@@ -163,6 +188,8 @@ def _send(sb: Sandbox, draft: EmailDraft, endpoint: str, call: Call) -> dict[str
         failure, reason = SOFT_FAILURE, SOFT_FAILED
     elif not _verified(sb, draft.from_address):
         failure, reason = unverified_failure(draft.from_address), UNVERIFIED
+    elif _over_plan(sb, draft, call):
+        failure, reason = OVER_PLAN, OVER_PLAN_REASON
     if sb.state.fastaccept:
         draft.fastaccept = True  # the service's coming default, asked for or not
     if failure and not draft.fastaccept:
@@ -211,6 +238,8 @@ def email_batch(sb: Sandbox, body: dict[str, Any], call: Call) -> Any:
     answer = []
     for draft in drafts:
         reason = "" if _verified(sb, draft.from_address) else UNVERIFIED
+        if not reason and _over_plan(sb, draft, call):
+            reason = OVER_PLAN_REASON
         record = accept_email(sb, draft, "email/batch", call, reject_all=reason)
         if record.schedule_id is not None:
             answer.append({"schedule_id": record.schedule_id})

@@ -178,6 +178,9 @@ class SandboxState:
         self.suppress_bounces = config.suppress_bounces
         self.allow_external_webhooks = config.allow_external_webhooks
         self.cycle_max = config.cycle_max
+        self.plan = config.plan
+        #: Recipients accepted per month ("YYYY-MM", UTC): what the plan's ceiling counts.
+        self.cycle_sent: dict[str, int] = {}
         self.seed = config.seed
         self.rng = random.Random(config.seed)
         self.set_rate(parse_rate(config.rate))

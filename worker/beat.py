@@ -169,18 +169,39 @@ def _cycle_end(value: Any) -> float | None:
     return (ends if ends.tzinfo else ends.replace(tzinfo=UTC)).timestamp()
 
 
+#: How much of the month's allowance each plan may send, in percent: a free plan is
+#: refused at 100 %, a paid one goes into overage (charged) up to 300 % and is refused
+#: there (SMTP2GO support, "Quota Usage Notifications").
+PLAN_CEILING: dict[str, int] = {"free": 100, "paid": 300}
+
+
+def room_left(plan: str, used: int, remaining: int, most: int) -> int:
+    """What the plan still lets the account send this cycle: the API's own
+    ``cycle_remaining`` up to the allowance, and past it what overage leaves (the API
+    does not say whether its ``cycle_remaining`` goes below zero, so it is not read
+    there)."""
+    ceiling = PLAN_CEILING[plan]
+    if ceiling == 100:
+        return remaining
+    return max(0, most * ceiling // 100 - used)
+
+
 def _quota(rt: Runtime) -> dict[str, Any]:
     data = _call(rt, STATS_EMAIL_CYCLE).data
     now = rt.store.now()
     counts = ("cycle_used", "cycle_remaining", "cycle_max")
-    used, left, most = (int(data.get(k) or 0) for k in counts)
+    used, remaining, most = (int(data.get(k) or 0) for k in counts)
+    plan = rt.settings.quota_plan
+    left = room_left(plan, used, remaining, most)
     seen: dict[str, Any] = {
         "read_at": now,
         "cycle_start": data.get("cycle_start"),
         "cycle_end": data.get("cycle_end"),
         "cycle_used": used,
-        "cycle_remaining": left,
+        "cycle_remaining": remaining,
         "cycle_max": most,
+        "plan": plan,
+        "left": left,
     }
     rt.store.account.save_quota(seen)
     ends = _cycle_end(seen["cycle_end"])
@@ -189,11 +210,19 @@ def _quota(rt: Runtime) -> dict[str, Any]:
     rt.store.account.set_quota_left(left, until=ends if applies else None)
     seen["released"] = _release_throttled(rt, left if applies else None)
     if applies and left <= 0:
+        more = (
+            "; a paid plan may send on to 300 % (overage, charged): OUTBOX_QUOTA_PLAN=paid"
+            if plan == "free"
+            else ""
+        )
         logger.warning(
-            "the monthly quota is used up (%d of %d): emails wait `throttled` until %s",
+            "the monthly quota is used up for a %s plan (%d of %d): emails wait `throttled` "
+            "until %s%s",
+            plan,
             used,
             most,
             seen["cycle_end"],
+            more,
         )
     return seen
 

@@ -327,6 +327,16 @@ class Settings(BaseSettings):
         validation_alias="OUTBOX_QUOTA_INTERVAL",
         description="Seconds between two reads of the monthly quota, `stats/email_cycle` (beat).",
     )
+    quota_plan: Literal["free", "paid"] = Field(
+        default="free",
+        validation_alias="OUTBOX_QUOTA_PLAN",
+        description=(
+            "What the account's plan lets it send in a month: `free` holds emails "
+            "`throttled` at 100 % of the allowance (where a free plan is refused and a paid "
+            "one starts paying overage), `paid` goes on to 300 % (where every plan is "
+            'refused). SMTP2GO support, "Quota Usage Notifications".'
+        ),
+    )
     sweep_interval: float = Field(
         default=300.0,
         gt=0,

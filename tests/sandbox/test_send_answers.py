@@ -217,6 +217,28 @@ def test_email_cycle_counts_accepted_recipients_against_cycle_max(
     assert cycle["cycle_start"].endswith("00:00:00+00:00")
 
 
+@pytest.mark.parametrize(("plan", "ceiling"), [("free", 10), ("paid", 30)])
+def test_sends_past_the_plans_share_of_the_allowance_are_refused(
+    api: httpx.Client, sandbox: Sandbox, plan: str, ceiling: int
+) -> None:
+    """SMTP2GO support, "Quota Usage Notifications": "At 100%, accounts on the free plan
+    are no longer able to send"; paid plans "can continue up to three times the monthly
+    limit"; past that "attempts to send will be rejected". The answer's shape is assumed
+    (the captured failure's, a 200 with ``failed: 1``)."""
+    sandbox.configure(cycle_max=10, plan=plan)
+    for _ in range(ceiling - 1):
+        ok(api.post("/email/send", json=email(to=["a@example.org"])))
+    two = ok(api.post("/email/send", json=email(to=["b@example.org", "c@example.org"])))
+    assert (two["succeeded"], two["failed"], two["email_id"]) == (0, 1, "")
+    assert "allowance" in two["failures"][0]
+    last = ok(api.post("/email/send", json=email(to=["d@example.org"])))
+    assert last["succeeded"] == 1
+    refused = ok(api.post("/email/send", json=email(to=["e@example.org"])))
+    assert refused["failed"] == 1
+    cycle = ok(api.post("/stats/email_cycle", json={}))
+    assert cycle["cycle_used"] == ceiling
+
+
 def test_webhook_add_needs_only_a_url_and_keeps_unknown_event_names(
     api: httpx.Client, sandbox: Sandbox, receiver: Receiver
 ) -> None:

@@ -164,7 +164,38 @@ def test_a_read_with_room_lets_the_throttled_go_longest_waiting_first(
         assert _deliver(rt, chunk_id, payload) == State.SENT.value
     assert rt.store.account.throttled() == [emails[2][0]]
     assert rt.store.account.quota_left() == 50
-    assert rt.store.account.quota() == {**api.cycle, "read_at": seen["read_at"]}
+    recorded = {**api.cycle, "read_at": seen["read_at"], "plan": "free", "left": 250}
+    assert rt.store.account.quota() == recorded
+
+
+def test_a_free_plan_holds_emails_once_the_allowance_is_used(rt: Runtime, api: Api) -> None:
+    api.cycle = _cycle(remaining=0, maximum=1000)
+    seen = sync_quota()
+    assert seen is not None
+    assert seen["left"] == 0
+    [(chunk_id, payload)] = _emails(1)
+    assert _deliver(rt, chunk_id, payload) == State.THROTTLED.value
+    assert api.sends == 0
+
+
+@pytest.mark.parametrize(
+    ("used", "left"),
+    [(1000, 2000), (2900, 100), (3000, 0), (3100, 0)],  # the allowance is 1,000
+)
+def test_a_paid_plan_sends_on_into_overage_up_to_three_times_the_allowance(
+    rt: Runtime, api: Api, used: int, left: int
+) -> None:
+    """Past 100 % a paid plan pays overage and is refused only at 300 % (SMTP2GO support,
+    "Quota Usage Notifications"); the API's own ``cycle_remaining`` is 0 there."""
+    rt.settings = rt.settings.model_copy(update={"quota_plan": "paid"})
+    api.cycle = {**_cycle(remaining=0, maximum=1000), "cycle_used": used}
+    seen = sync_quota()
+    assert seen is not None
+    assert seen["plan"] == "paid"
+    assert rt.store.account.quota_left() == left
+    [(chunk_id, payload)] = _emails(1)
+    expected = State.SENT if left >= 100 else State.THROTTLED
+    assert _deliver(rt, chunk_id, payload) == expected.value
 
 
 def test_the_quota_left_expires_when_the_cycle_ends(rt: Runtime, api: Api) -> None:
