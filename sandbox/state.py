@@ -223,9 +223,10 @@ class SandboxState:
     # -- ids ----------------------------------------------------------------------------
 
     def email_id(self) -> str:
-        """An id shaped like the real ones, e.g. ``1er8bV-6Tw0Mi-7h``."""
-        chars = self.rng.choices(_ID_ALPHABET, k=14)
-        return f"{''.join(chars[:6])}-{''.join(chars[6:12])}-{''.join(chars[12:])}"
+        """An id shaped like both captured ones: 6, 11 and 4 letters or digits
+        (``1w4x2g-FnQW0hPru7M-NRRC``, .NET captures; ``1wvlsG-7tiG0Lhs7a5-fDer``, #4190)."""
+        chars = "".join(self.rng.choices(_ID_ALPHABET, k=21))
+        return f"{chars[:6]}-{chars[6:17]}-{chars[17:]}"
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

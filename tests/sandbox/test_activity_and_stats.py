@@ -104,7 +104,7 @@ def test_pages_with_continue_token(api: httpx.Client, sent: list[str]) -> None:
 @pytest.mark.parametrize(
     ("body", "fieldname"),
     [
-        ({"limit": 1001}, "limit"),
+        ({"limit": 101}, "limit"),
         ({"limit": 0}, "limit"),
         ({"event_types": ["bounce"]}, "event_types"),
         ({"start_date": "yesterday-ish"}, "start_date"),
@@ -112,7 +112,7 @@ def test_pages_with_continue_token(api: httpx.Client, sent: list[str]) -> None:
         ({"email_id": 5}, "email_id"),
     ],
     ids=[
-        "limit over 1000",
+        "limit over 100",
         "limit 0",
         "webhook name, not activity name",
         "bad date",

@@ -20,6 +20,7 @@ from outbox.worker.reconcile import (
     CLAIM_MARGIN,
     MAX_PAGES,
     OUTBOX_ID_HEADER,
+    PAGE_SIZE,
     SCAN_WAIT,
     SETTLE_SECONDS,
     ThrottledLookup,
@@ -66,18 +67,20 @@ def _ambiguous_chunk(rt: Runtime, batch_id: str, claimed_ago: float) -> str:
 def _pages(
     events: list[dict[str, Any]], seen: list[dict[str, Any]]
 ) -> Callable[..., httpx.Response]:
-    """The API: ``events`` oldest first, 1,000 a page; every request body kept."""
+    """The API: ``events`` oldest first, pages of the ``limit`` asked for; every request
+    body kept."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         seen.append(body)
         offset = int(body.get("continue_token") or 0)
-        page = events[offset : offset + 1000]
-        more = offset + 1000 < len(events)
+        size = int(body["limit"])
+        page = events[offset : offset + size]
+        more = offset + size < len(events)
         data = {
             "events": page,
             "total_events": len(events),
-            "continue_token": str(offset + 1000) if more else None,
+            "continue_token": str(offset + size) if more else None,
         }
         return httpx.Response(200, json={"request_id": "r", "data": data})
 
@@ -102,7 +105,7 @@ def test_the_scan_reads_from_just_before_the_claim(fake_redis: Any) -> None:
 
 def test_a_send_past_the_page_cap_is_not_called_unsent(fake_redis: Any) -> None:
     """More events since the claim than a scan may read: found if read, else inconclusive."""
-    others = [_event(None, n) for n in range(MAX_PAGES * 1000 + 10)]
+    others = [_event(None, n) for n in range(MAX_PAGES * PAGE_SIZE + 10)]
     seen: list[dict[str, Any]] = []
     rt = _runtime(fake_redis, _pages([*others, _event("1" * 32 + ".0", 99_999)], seen))
     chunk_id = _ambiguous_chunk(rt, "1" * 32, claimed_ago=30)
@@ -119,7 +122,8 @@ def test_a_send_on_a_later_page_is_found(fake_redis: Any) -> None:
     rt = _runtime(fake_redis, _pages([*others, _event("2" * 32 + ".0", 7)], seen))
     chunk_id = _ambiguous_chunk(rt, "2" * 32, claimed_ago=30)
     assert reconcile(rt, Kind.EMAIL, chunk_id, None).email_id == "E-7"
-    assert len(seen) == 3
+    assert len(seen) == 26  # 2,501 events in pages of 100
+    assert {body["limit"] for body in seen} == {PAGE_SIZE}
 
 
 def test_one_scan_settles_the_chunks_of_one_crash(fake_redis: Any) -> None:
