@@ -56,13 +56,21 @@ _INJECTED_ERRORS = {
     402: ("The request was valid but could not be completed", "REQUEST_FAILED"),
     403: ("You do not have permission to access this API endpoint", "ENDPOINT_PERMISSION_DENIED"),
     404: ("Not found", "NOT_FOUND"),
-    429: ("Too many requests; slow down and try again later", "RATE_LIMIT_EXCEEDED"),
 }
 _SERVER_ERROR = ("An unexpected error occurred; please try again", "API_EXCEPTION")
 _BAD_GATEWAY = (
     b"<html><head><title>502 Bad Gateway</title></head>"
     b"<body><center><h1>502 Bad Gateway</h1></center></body></html>"
 )
+
+
+def _too_many_requests(headers: dict[str, str]) -> Response:
+    """429 as documented: "Too Many Requests" with no error code, no body and no hint
+    (the OpenAPI's 429s have only a description, "Rate Limit Exceeded"; its Postman
+    collection's example is an empty ``text/plain``). A client must not need a body."""
+    return Response(b"", 429, headers, media_type="text/plain")
+
+
 ROUTES: dict[str, Handler] = {
     **SENDING,
     **TEMPLATES,
@@ -139,17 +147,14 @@ class V3:
             if decision is not None:
                 headers = limit_headers(decision._replace(remaining=0, reset=max(wait, 0.0)))
             headers["Retry-After"] = str(retry_after_seconds(wait))
-        data = {
-            "error": "Too many requests; slow down and try again later",
-            "error_code": "E_ApiResponseCodes.RATE_LIMIT_EXCEEDED",
-        }
-        return json_response({"request_id": request_id, "data": data}, 429, headers)
+        return _too_many_requests(headers)
 
     def _injected(self, request_id: str, status: int, headers: dict[str, str]) -> Response:
         if status == 502:  # what a proxy in front of the API answers: not JSON at all
             return Response(_BAD_GATEWAY, 502, headers, media_type="text/html")
-        if status == 429 and self.sb.state.rate_headers:
-            headers = {**headers, "Retry-After": "1"}
+        if status == 429:
+            hint = {"Retry-After": "1"} if self.sb.state.rate_headers else {}
+            return _too_many_requests({**headers, **hint})
         error, code = _INJECTED_ERRORS.get(status, _SERVER_ERROR)
         data = {"error": error, "error_code": f"E_ApiResponseCodes.{code}"}
         return json_response({"request_id": request_id, "data": data}, status, headers)
