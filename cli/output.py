@@ -8,6 +8,8 @@ shown through :func:`~outbox.worker.redis_url.redacted_url`, passwords masked.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,6 +24,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
+    "FALLBACK_COLUMNS",
+    "clip",
+    "columns",
     "error_text",
     "fail",
     "is_time",
@@ -103,21 +108,81 @@ def error_text(error: dict[str, Any] | None, width: int = 60) -> str:
     return f"{head}: {message}" if message else head
 
 
+#: How wide a line may be when the output is no terminal (a pipe, a file, a test).
+FALLBACK_COLUMNS = 160
+#: A column is never narrowed below this (or its header, or its widest cell if narrower).
+_NARROWEST = 8
+_ELLIPSIS = "\u2026"
+
+
+def columns() -> int:
+    """How wide a line may be: the terminal's width (or ``COLUMNS``), else 160, so a
+    listing piped to a file is as readable as one on a screen."""
+    if os.environ.get("COLUMNS") or terminal():
+        return max(shutil.get_terminal_size((FALLBACK_COLUMNS, 24)).columns, 2 * _NARROWEST)
+    return FALLBACK_COLUMNS
+
+
 def _width(text: str) -> int:
     return len(click.unstyle(text))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, indent: int = 2) -> str:
-    """Columns padded to their widest cell; the last column is never padded."""
+def clip(text: str, width: int) -> str:
+    """``text`` cut to ``width`` columns, ending in an ellipsis when cut (a cut cell loses
+    its colour: the escape codes cannot be cut in half)."""
+    if _width(text) <= width:
+        return text
+    if width <= 0:
+        return ""
+    return click.unstyle(text)[: width - 1] + _ELLIPSIS
+
+
+def _fit(widths: list[int], floors: list[int], room: int) -> list[int]:
+    """Narrow the widest columns, one column at a time, until they fit in ``room``."""
+    widths = list(widths)
+    while sum(widths) > room:
+        wide = max(range(len(widths)), key=lambda i: widths[i] - floors[i])
+        if widths[wide] <= floors[wide]:
+            break  # every column at its narrowest: the line is cut as a whole
+        widths[wide] -= 1
+    return widths
+
+
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    indent: int = 2,
+    width: int | None = None,
+    cell: int | None = None,
+    whole: int = 1,
+) -> str:
+    """Columns padded to their widest cell; the last column is never padded.
+
+    ``cell`` caps every cell, ``width`` every line: the widest columns are narrowed
+    first, never the first ``whole`` ones (an id is worth nothing cut), and a cell cut
+    to fit ends in an ellipsis.
+    """
     cells = [list(headers), *[[str(c) for c in row] for row in rows]]
+    if cell is not None:
+        cells = [[clip(c, cell) for c in row] for row in cells]
     widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    if width is not None:
+        room = width - indent - 2 * (len(headers) - 1)
+        floors = [
+            w if i < whole else min(w, max(_NARROWEST, _width(h)))
+            for i, (w, h) in enumerate(zip(widths, headers, strict=True))
+        ]
+        widths = _fit(widths, floors, room)
     lines = []
     for n, row in enumerate(cells):
+        cut = [clip(c, widths[i]) for i, c in enumerate(row)]
         padded = [
-            cell + " " * (widths[i] - _width(cell)) if i < len(row) - 1 else cell
-            for i, cell in enumerate(row)
+            c + " " * (widths[i] - _width(c)) if i < len(cut) - 1 else c for i, c in enumerate(cut)
         ]
         line = " " * indent + "  ".join(padded).rstrip()
+        if width is not None:
+            line = clip(line, width)
         lines.append(click.style(line, bold=True) if n == 0 else line)
     return "\n".join(lines)
 

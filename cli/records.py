@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import click
 
-from outbox.cli.output import EXIT_FAILED, error_text, fail, is_time, print_json, state, table, when
+from outbox.cli.output import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    clip,
+    columns,
+    error_text,
+    fail,
+    is_time,
+    print_json,
+    state,
+    table,
+    when,
+)
 
 __all__ = ["quota", "status"]
 
@@ -20,7 +33,7 @@ def _event_detail(event: dict[str, Any]) -> str:
         value = event.get(name) or (raw.get(name) if raw else None)
         # "Unavailable" is SMTP2GO's word for a context it does not have.
         if value and value != "Unavailable":
-            parts.append(str(value).replace("\n", " ")[:80])
+            parts.append(clip(str(value).replace("\n", " "), 80))
             break
     return " - ".join(parts)
 
@@ -90,7 +103,7 @@ def _header(record: Any) -> None:
         )
 
 
-def _refused(record: Any) -> None:
+def _refused(record: Any, width: int) -> None:
     """The recipients refused before sending, each with the reason its ledger entry gives."""
     from outbox.worker.runtime import get_runtime
 
@@ -103,7 +116,7 @@ def _refused(record: Any) -> None:
         for address in record.rejected[:REFUSED_SHOWN]
     ]
     click.echo(click.style(f"refused before sending ({len(record.rejected):,})", bold=True))
-    click.echo(table(["recipient", "state", "why"], rows))
+    click.echo(table(["recipient", "state", "why"], rows, width=width))
     more = len(record.rejected) - REFUSED_SHOWN
     if more > 0:
         click.echo(
@@ -122,69 +135,277 @@ def _ledger_key(address: str) -> str:
     return address_key(address)
 
 
-def _chunks(record: Any, history: bool) -> None:
-    if record.rejected:
-        _refused(record)
-    if not record.chunks:
-        return
-    rows = []
-    for chunk in record.chunks:
-        notes = list(chunk.notes)
-        if chunk.failures:
-            notes.append(f"API: {'; '.join(chunk.failures[:2])}")
-        if chunk.replays:
-            notes.append(f"replayed {chunk.replays}x")
-        if chunk.waiting:
-            notes.append("waiting for a rate-limit slot")
-        if chunk.ambiguous and chunk.ambiguous not in notes:
-            notes.append(chunk.ambiguous)
-        ident = chunk.email_id or (f"{len(chunk.message_ids)} SMS ids" if chunk.message_ids else "")
-        rows.append(
-            [
-                chunk.id,
-                state(chunk.state.value),
-                str(chunk.attempts),
-                str(len(chunk.recipients)),
-                ident,
-                error_text(chunk.last_error) if chunk.state.value != "sent" else "",
-                "; ".join(notes),
-            ]
-        )
-    click.echo(
-        table(["chunk", "state", "attempts", "recipients", "email_id", "last error", "notes"], rows)
+#: What the summary shows of a send: its first chunks, the chunks in trouble (that
+#: many more at most) and its newest delivery events; the options list the rest.
+FIRST_CHUNKS = 5
+PROBLEM_CHUNKS = 10
+LATEST_EVENTS = 10
+#: Chunk states the summary shows wherever the chunk is in the send.
+_PROBLEMS = ("failed", "dead", "retrying")
+#: Addresses of a ``processed`` event's list named before "+N more".
+_NAMED = 2
+
+
+def _dim(text: str, width: int) -> None:
+    """A hint, wrapped to the line's width (a command in it is never cut)."""
+    for line in textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    "):
+        click.echo(click.style(line, dim=True))
+
+
+def _chunk_row(chunk: Any) -> list[str]:
+    notes = list(chunk.notes)
+    if chunk.failures:
+        notes.append(f"API: {'; '.join(chunk.failures[:2])}")
+    if chunk.replays:
+        notes.append(f"replayed {chunk.replays}x")
+    if chunk.waiting:
+        notes.append("waiting for a rate-limit slot")
+    if chunk.ambiguous and chunk.ambiguous not in notes:
+        notes.append(chunk.ambiguous)
+    ident = chunk.email_id or (f"{len(chunk.message_ids)} SMS ids" if chunk.message_ids else "")
+    return [
+        chunk.id,
+        state(chunk.state.value),
+        str(chunk.attempts),
+        str(len(chunk.recipients)),
+        ident,
+        error_text(chunk.last_error) if chunk.state.value != "sent" else "",
+        "; ".join(notes),
+    ]
+
+
+def _chunk_table(chunks: list[Any], width: int) -> str:
+    return table(
+        ["chunk", "state", "attempts", "recipients", "email_id", "last error", "notes"],
+        [_chunk_row(chunk) for chunk in chunks],
+        width=width,
     )
-    if history:
-        for chunk in record.chunks:
-            click.echo(click.style(chunk.id, bold=True))
-            for step in chunk.history:
-                extra = ", ".join(
-                    _step_extra(k, v) for k, v in step.items() if k not in {"at", "state", "error"}
-                )
-                error = error_text(step.get("error"))
-                line = f"  {when(step.get('at'))}  {state(str(step.get('state', '')))}  {extra}"
-                click.echo(line + (f"  {error}" if error else ""))
 
 
-def _events(record: Any) -> None:
-    events = record.events
-    if not events:
-        click.echo(click.style("  no delivery events yet", dim=True))
-        return
+def _history(chunks: list[Any], width: int) -> None:
+    for chunk in chunks:
+        click.echo(click.style(chunk.id, bold=True))
+        for step in chunk.history:
+            extra = ", ".join(
+                _step_extra(k, v) for k, v in step.items() if k not in {"at", "state", "error"}
+            )
+            error = error_text(step.get("error"))
+            line = f"  {when(step.get('at'))}  {state(str(step.get('state', '')))}  {extra}"
+            click.echo(clip(line + (f"  {error}" if error else ""), width))
+
+
+def _picked(chunks: list[Any]) -> list[Any]:
+    """The chunks the summary shows: the first few, then those in trouble (capped)."""
+    first = chunks[:FIRST_CHUNKS]
+    trouble = [c for c in chunks[FIRST_CHUNKS:] if c.state.value in _PROBLEMS]
+    return first + trouble[:PROBLEM_CHUNKS]
+
+
+def _received(event: dict[str, Any]) -> float:
+    """When an event came in: how a record's events are ordered (as the store orders them)."""
+    value = event.get("received_at")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _who(event: dict[str, Any], first: str | None = None) -> str:
+    """The recipient an event names; a ``processed`` event's list as its first addresses
+    and how many more (``first``, the recipient asked about, leads when it is listed)."""
+    if event.get("rcpt"):
+        return str(event["rcpt"])
+    listed = [str(a) for a in event.get("recipients") or []]
+    if first is not None:
+        listed.sort(key=lambda a: _ledger_key(a) != first)
+    more = len(listed) - _NAMED
+    return ", ".join(listed[:_NAMED]) + (f" +{more:,} more" if more > 0 else "")
+
+
+def _event_table(events: list[dict[str, Any]], width: int, first: str | None = None) -> str:
     # The event's own time (SMTP2GO's, in UTC) when it has one, else when it came in.
     rows = [
         [
             when(event.get("time") or event.get("received_at")),
             str(event.get("event") or ""),
-            str(event.get("rcpt") or ", ".join(event.get("recipients") or [])),
+            _who(event, first),
             _event_detail(event),
         ]
         for event in events
     ]
-    click.echo(click.style(f"delivery events ({len(events)})", bold=True))
-    click.echo(table(["time", "event", "recipient", "detail"], rows))
+    return table(["time", "event", "recipient", "detail"], rows, width=width)
 
 
-def _recipients(record_id: str, wanted: tuple[str, ...], as_json: bool) -> None:
+def _names(event: dict[str, Any], key: str) -> bool:
+    """Does the event name the recipient whose ledger key is ``key`` (its ``rcpt``, or
+    one of a ``processed`` event's ``recipients``; an SMS number by its digits)?"""
+    named = [str(n) for n in (event.get("rcpt"), *(event.get("recipients") or [])) if n]
+    if event.get("channel") == "sms":
+        digits = "".join(filter(str.isdigit, key))
+        return bool(digits) and any("".join(filter(str.isdigit, n)) == digits for n in named)
+    return any(_ledger_key(n) == key for n in named)
+
+
+def _summary(record: Any, width: int) -> None:
+    """A send as it fits a terminal, whatever its size: the header, some chunks, the
+    newest events, and the options that show the rest."""
+    _header(record)
+    if record.rejected:
+        _refused(record, width)
+    chunks = record.chunks
+    if chunks:
+        picked = _picked(chunks)
+        click.echo(_chunk_table(picked, width))
+        hidden = len(chunks) - len(picked)
+        if hidden:
+            trouble = sum(c.state.value in _PROBLEMS for c in chunks)
+            unseen = trouble - sum(c.state.value in _PROBLEMS for c in picked)
+            also = (
+                f" ({unseen:,} of them failed, dead or retrying: add "
+                + " ".join(f"--state {s}" for s in _PROBLEMS)
+                + ")"
+                if unseen
+                else ""
+            )
+            _dim(f"... {hidden:,} more chunks: outbox status {record.id} --chunks{also}", width)
+    if not _nothing_to_send(record):  # no event will ever come for it
+        events = sorted(record.events, key=_received)
+        if not events:
+            click.echo(click.style("  no delivery events yet", dim=True))
+        else:
+            latest = events[-LATEST_EVENTS:]
+            shown = f", the latest {len(latest)}" if len(latest) < len(events) else ""
+            click.echo(click.style(f"delivery events ({len(events):,}{shown})", bold=True))
+            click.echo(_event_table(latest, width))
+    _dim(
+        f"more: outbox status {record.id} --chunks [--history] | --events | "
+        "--recipient ADDR | --recipients | --json",
+        width,
+    )
+    _dim(
+        "(--limit N --offset N page the lists; --state S picks chunks or recipients by state)",
+        width,
+    )
+
+
+def _page(items: list[Any], offset: int, limit: int | None) -> list[Any]:
+    return items[offset : None if limit is None else offset + limit]
+
+
+def _showing(what: str, offset: int, shown: int, total: int, width: int) -> None:
+    """Which part of a listing was printed, and how to ask for the next part."""
+    if not shown:
+        _dim(f"showing none of {total:,} {what} (offset {offset:,})", width)
+        return
+    after = offset + shown
+    more = f"; next: --offset {after}" if after < total else ""
+    _dim(f"showing {offset + 1:,}\u2013{after:,} of {total:,} {what}{more}", width)
+
+
+def _chunk_list(
+    record: Any,
+    states: tuple[str, ...],
+    history: bool,
+    page: tuple[int, int | None],
+    as_json: bool,
+    width: int,
+) -> None:
+    """Every chunk of a send (those in ``states``), a page at a time."""
+    from outbox.worker.states import State
+
+    known = {s.value for s in State}
+    for name in states:
+        if name not in known:
+            fail(
+                f"--state {name!r} is not a chunk state ({', '.join(sorted(known))})",
+                EXIT_USAGE,
+                as_json=as_json,
+            )
+    chunks = [c for c in record.chunks if not states or c.state.value in states]
+    shown = _page(chunks, *page)
+    if as_json:
+        print_json([c.model_dump(mode="json") for c in shown])
+        return
+    if not chunks:
+        click.echo("no chunk in that state" if states else "no chunks: nothing was sent")
+        return
+    only = f" ({', '.join(states)})" if states else ""
+    click.echo(click.style(f"chunks of {record.id}{only}", bold=True))
+    if shown:
+        click.echo(_chunk_table(shown, width))
+    if history:
+        _history(shown, width)
+    _showing("chunks", page[0], len(shown), len(chunks), width)
+
+
+def _event_list(record: Any, page: tuple[int, int | None], as_json: bool, width: int) -> None:
+    """Every delivery event of a send, oldest first, a page at a time."""
+    events = sorted(record.events, key=_received)
+    shown = _page(events, *page)
+    if as_json:
+        print_json(shown)
+        return
+    if not events:
+        click.echo("no delivery events yet")
+        return
+    click.echo(click.style(f"delivery events of {record.id}", bold=True))
+    if shown:
+        click.echo(_event_table(shown, width))
+    _showing("events", page[0], len(shown), len(events), width)
+
+
+def _one_recipient(record: Any, address: str, as_json: bool, width: int) -> None:
+    """One recipient's fate, its chunk, and the delivery events that name it."""
+    from outbox.worker.records import load_chunk
+    from outbox.worker.runtime import get_runtime
+    from outbox.worker.store.chunks import chunk_id_for
+
+    key = _ledger_key(address)
+    store = get_runtime().store
+    entry = next((e for e in store.batches.ledger(record.id) if e.recipient == key), None)
+    if entry is None:
+        fail(
+            f"no recipient {address!r} in send {record.id}",
+            EXIT_FAILED,
+            as_json=as_json,
+            id=record.id,
+        )
+    chunk = None
+    if entry.chunk is not None:
+        chunk_id = chunk_id_for(record.id, entry.chunk)
+        chunk = next((c for c in record.chunks if c.id == chunk_id), None) or load_chunk(
+            store, chunk_id
+        )
+    events = sorted((e for e in chunk.events if _names(e, key)), key=_received) if chunk else []
+    if as_json:
+        print_json(
+            {
+                "recipient": entry.recipient,
+                "state": entry.state,
+                "chunk": entry.chunk,
+                "chunk_id": chunk.id if chunk else None,
+                "reason": entry.reason,
+                "events": events,
+            }
+        )
+        return
+    why = f"  {entry.reason}" if entry.reason else ""
+    click.echo(clip(f"{click.style(entry.recipient, bold=True)}  {state(entry.state)}{why}", width))
+    if chunk is None:
+        click.echo(click.style("  refused before sending: no chunk, no events", dim=True))
+        return
+    click.echo(_chunk_table([chunk], width))
+    if not events:
+        click.echo(click.style("  no delivery events name it yet", dim=True))
+        return
+    click.echo(click.style(f"delivery events naming it ({len(events):,})", bold=True))
+    click.echo(_event_table(events, width, first=key))
+
+
+def _recipients(
+    record_id: str,
+    wanted: tuple[str, ...],
+    page: tuple[int, int | None],
+    as_json: bool,
+    width: int,
+) -> None:
     from outbox.worker.runtime import get_runtime
 
     entries = get_runtime().store.batches.ledger(
@@ -194,69 +415,129 @@ def _recipients(record_id: str, wanted: tuple[str, ...], as_json: bool) -> None:
         (e for e in entries if not wanted or e.state in wanted),
         key=lambda e: (e.chunk if e.chunk is not None else -1, e.recipient),
     )
+    shown = _page(rows, *page)
     if as_json:
         print_json(
             [
                 {"recipient": e.recipient, "state": e.state, "chunk": e.chunk, "reason": e.reason}
-                for e in rows
+                for e in shown
             ]
         )
         return
     if not rows:
         click.echo("no recipient in that state" if wanted else "no recipients recorded")
         return
-    click.echo(
-        table(
-            ["recipient", "state", "chunk", "why"],
-            [
+    if shown:
+        click.echo(
+            table(
+                ["recipient", "state", "chunk", "why"],
                 [
-                    e.recipient,
-                    state(e.state),
-                    "" if e.chunk is None else str(e.chunk),
-                    e.reason or "",
-                ]
-                for e in rows
-            ],
+                    [
+                        e.recipient,
+                        state(e.state),
+                        "" if e.chunk is None else str(e.chunk),
+                        e.reason or "",
+                    ]
+                    for e in shown
+                ],
+                width=width,
+            )
         )
-    )
+    if page != (0, None):
+        _showing("recipients", page[0], len(shown), len(rows), width)
 
 
 @click.command()
 @click.argument("record_id", metavar="ID")
-@click.option("--history", is_flag=True, help="Also show each chunk's transitions.")
+@click.option("--chunks", "all_chunks", is_flag=True, help="List every chunk instead.")
+@click.option("--history", is_flag=True, help="List every chunk with its transitions.")
+@click.option("--events", "all_events", is_flag=True, help="List every delivery event instead.")
+@click.option(
+    "--recipient",
+    "address",
+    metavar="ADDR",
+    help="One recipient's fate, its chunk and the events that name it instead.",
+)
 @click.option("--recipients", is_flag=True, help="List every recipient and its fate instead.")
 @click.option(
     "--state",
     "states",
     multiple=True,
     metavar="STATE",
-    help="With --recipients: only these fates (sent, delivered, failed, hard-bounced, ...).",
+    help="With --recipients: only these fates (sent, delivered, failed, hard-bounced, ...); "
+    "with --chunks: only chunks in these states (failed, dead, retrying, ...).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --chunks, --events or --recipients: list at most N.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="With --chunks, --events or --recipients: skip the first N.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def status(
-    record_id: str, history: bool, recipients: bool, states: tuple[str, ...], as_json: bool
+    record_id: str,
+    all_chunks: bool,
+    history: bool,
+    all_events: bool,
+    address: str | None,
+    recipients: bool,
+    states: tuple[str, ...],
+    limit: int | None,
+    offset: int,
+    as_json: bool,
 ) -> None:
-    """Show a send's record: ID is a batch id, or a chunk id (BATCH.N)."""
+    """Show a send's record: ID is a batch id, or a chunk id (BATCH.N).
+
+    By default a summary that fits a terminal: the counts, the first chunks and those
+    failed, dead or retrying, the newest delivery events.
+    """
     from outbox import RecordNotFound
     from outbox import status as load
 
+    all_chunks = all_chunks or history
+    views = sum((all_chunks, all_events, address is not None, recipients))
+    if views > 1:
+        fail(
+            "give one of --chunks (or --history), --events, --recipient, --recipients",
+            EXIT_USAGE,
+            as_json=as_json,
+        )
+    if states and not (all_chunks or recipients):
+        fail("--state goes with --chunks or --recipients", EXIT_USAGE, as_json=as_json)
+    page = (offset, limit)
+    if page != (0, None) and not (all_chunks or all_events or recipients):
+        fail(
+            "--limit and --offset page --chunks, --events or --recipients",
+            EXIT_USAGE,
+            as_json=as_json,
+        )
     try:
         record = load(record_id)
     except RecordNotFound as exc:
         fail(str(exc), EXIT_FAILED, as_json=as_json, id=record_id)
+    width = columns()
     if recipients:
-        _recipients(record.id, states, as_json)
-        return
-    if as_json:
+        _recipients(record.id, states, page, as_json, width)
+    elif address is not None:
+        _one_recipient(record, address, as_json, width)
+    elif all_chunks:
+        _chunk_list(record, states, history, page, as_json, width)
+    elif all_events:
+        _event_list(record, page, as_json, width)
+    elif as_json:
         data = record.model_dump(mode="json")
         data["done"] = record.done
         data["attempts"] = record.attempts
         print_json(data)
-        return
-    _header(record)
-    _chunks(record, history)
-    if not _nothing_to_send(record):  # no event will ever come for it
-        _events(record)
+    else:
+        _summary(record, width)
 
 
 @click.command()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 import pytest
 import redis
 from click.testing import CliRunner, Result
@@ -22,6 +23,13 @@ from outbox.worker.states import State
 from outbox.worker.store import keys
 
 pytestmark = pytest.mark.usefixtures("runtime")
+
+
+@pytest.fixture(autouse=True)
+def no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No terminal, and no ``COLUMNS`` from the shell running the tests: lines are cut
+    at 160 columns, as in a pipe."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture
@@ -180,6 +188,191 @@ def test_status_of_an_unknown_id_exits_1() -> None:
     assert result.exit_code == EXIT_FAILED
     assert "no record 'no-such-id'" in result.stderr
     assert result.stdout == ""
+
+
+#: When the events of the sends below came in.
+_T0 = 1_774_340_000.0
+
+
+def delivered_send(rt: Runtime, recipients: list[str], failed: tuple[int, ...] = ()) -> str:
+    """A send whose chunks were accepted (but those in ``failed``), each with the webhook
+    events SMTP2GO posts: one ``processed`` naming the chunk's recipients, then one
+    ``delivered`` per recipient."""
+    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.tasks import record
+
+    handle = send_email("shop@example.com", recipients, "Hi", text_body="x")
+    moment = _T0
+    for chunk in handle.status().chunks:
+        if chunk.index in failed:
+            make_failed(rt, chunk.id)
+            continue
+        email_id = f"E{chunk.index}"
+        rt.store.batches.finish(chunk.id, State.SENT, limit=rt.send_limit, email_id=email_id)
+        processed = {"event": "processed", "id": f"p{chunk.index}", "email_id": email_id}
+        record(rt, normalise({**processed, "recipients": chunk.recipients}, received_at=moment))
+        for n, rcpt in enumerate(chunk.recipients):
+            moment += 1
+            delivered = {"event": "delivered", "id": f"d{chunk.index}.{n}", "rcpt": rcpt}
+            body = {**delivered, "email_id": email_id, "message": "250 2.0.0 OK " + "x" * 300}
+            record(rt, normalise(body, received_at=moment))
+    return handle.id
+
+
+def test_status_of_a_big_send_is_a_summary_that_fits(broker: Any, runtime: Runtime) -> None:
+    batch_id = delivered_send(runtime, [f"u{i:04d}@example.org" for i in range(1000)], (7,))
+    result = invoke("status", batch_id)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 60
+    assert max(len(line) for line in lines) <= 160
+    assert "recipients by fate: 900 delivered, 100 failed" in result.stdout
+    assert "chunks 10: 9 sent, 1 failed" in result.stdout
+    [failed] = [line for line in lines if f"{batch_id}.7" in line]
+    assert "failed" in failed
+    assert "UnauthorizedError 401: bad key" in failed
+    shown = [line.split()[0] for line in lines if line.strip().startswith(f"{batch_id}.")]
+    assert shown == [f"{batch_id}.{i}" for i in (0, 1, 2, 3, 4, 7)]
+    assert f"... 4 more chunks: outbox status {batch_id} --chunks" in result.stdout
+    assert "delivery events (909, the latest 10)" in result.stdout
+    assert "u0999@example.org" in result.stdout  # the newest event
+    assert "u0989@example.org" not in result.stdout
+    assert "\u2026" in result.stdout  # the servers' long answers are cut, not wrapped
+    more = " ".join(line.strip() for line in lines[-3:])
+    for option in ("--chunks", "--events", "--recipient ADDR", "--recipients", "--json"):
+        assert option in more
+
+    data = json.loads(invoke("status", batch_id, "--json").stdout)  # everything, as ever
+    assert len(data["chunks"]) == 10
+    assert sum(len(c["events"]) for c in data["chunks"]) == 909
+
+
+def test_status_summary_shows_the_chunks_in_trouble_capped(broker: Any, runtime: Runtime) -> None:
+    handle = send_email(
+        "shop@example.com", [f"u{i}@example.org" for i in range(2000)], "Hi", text_body="x"
+    )
+    for index in range(6, 20):
+        make_dead(runtime, f"{handle.id}.{index}")
+    text = invoke("status", handle.id).stdout
+    shown = [line.split()[0] for line in text.splitlines() if f"{handle.id}." in line.split()[0]]
+    assert shown == [f"{handle.id}.{i}" for i in [0, 1, 2, 3, 4, *range(6, 16)]]
+    assert "... 5 more chunks" in text
+    assert "4 of them failed, dead or retrying" in text
+    assert "no delivery events yet" in text
+
+    dead = invoke("status", handle.id, "--chunks", "--state", "dead", "--offset", "10").stdout
+    assert [f"{handle.id}.{i}" in dead for i in (15, 16, 19)] == [False, True, True]
+    assert "showing 11\u201314 of 14 chunks" in dead
+
+
+def test_status_chunks_lists_every_chunk_a_page_at_a_time(broker: Any, runtime: Runtime) -> None:
+    handle = send_email(
+        "shop@example.com", [f"u{i}@example.org" for i in range(1000)], "Hi", text_body="x"
+    )
+    make_failed(runtime, f"{handle.id}.3")
+
+    def listed(*args: str) -> list[str]:
+        out = invoke("status", handle.id, "--chunks", *args).stdout
+        return [line.split()[0] for line in out.splitlines() if line.startswith(f"  {handle.id}.")]
+
+    assert listed() == [f"{handle.id}.{i}" for i in range(10)]
+    assert "showing 1\u201310 of 10 chunks" in invoke("status", handle.id, "--chunks").stdout
+    assert listed("--limit", "3", "--offset", "2") == [f"{handle.id}.{i}" for i in (2, 3, 4)]
+    page = invoke("status", handle.id, "--chunks", "--limit", "3", "--offset", "2").stdout
+    assert "showing 3\u20135 of 10 chunks; next: --offset 5" in page
+    assert listed("--state", "failed") == [f"{handle.id}.3"]
+    assert "showing none of 10 chunks (offset 10)" in (
+        invoke("status", handle.id, "--chunks", "--offset", "10").stdout
+    )
+    history = invoke("status", handle.id, "--history", "--limit", "1", "--offset", "3").stdout
+    assert "UnauthorizedError 401" in history  # --history lists the chunks, paged too
+    assert f"{handle.id}.4" not in history
+    rows = json.loads(invoke("status", handle.id, "--chunks", "--limit", "2", "--json").stdout)
+    assert [r["id"] for r in rows] == [f"{handle.id}.0", f"{handle.id}.1"]
+
+
+def test_status_events_lists_every_event_a_page_at_a_time(broker: Any, runtime: Runtime) -> None:
+    batch_id = delivered_send(runtime, [f"u{i:03d}@example.org" for i in range(150)])
+    everything = invoke("status", batch_id, "--events").stdout
+    assert sum("delivered" in line for line in everything.splitlines()) == 150
+    assert "showing 1\u2013152 of 152 events" in everything
+    # the first event: chunk 0's processed, its 100 addresses as two and a count
+    assert "u000@example.org, u001@example.org +98 more" in everything
+
+    page = invoke("status", batch_id, "--events", "--limit", "10", "--offset", "140").stdout
+    rows = [line for line in page.splitlines() if " delivered " in line]
+    assert len(rows) == 10
+    assert "u138@example.org" in rows[0]  # 100 + 1 processed + 38 + this chunk's processed
+    assert "showing 141\u2013150 of 152 events; next: --offset 150" in page
+    events = json.loads(invoke("status", batch_id, "--events", "--offset", "150", "--json").stdout)
+    assert [e["rcpt"] for e in events] == ["u148@example.org", "u149@example.org"]
+
+
+def test_status_of_one_recipient(broker: Any, runtime: Runtime) -> None:
+    batch_id = delivered_send(runtime, [f"u{i:03d}@example.org" for i in range(150)], (0,))
+    text = invoke("status", batch_id, "--recipient", "Ann <U120@Example.org>").stdout
+    lines = text.splitlines()
+    assert lines[0].split() == ["u120@example.org", "delivered"]
+    assert f"{batch_id}.1" in text
+    assert f"{batch_id}.0" not in text
+    assert "delivery events naming it (2)" in text
+    [processed] = [line for line in lines if "processed" in line]
+    assert "u120@example.org, u100@example.org +48 more" in processed  # it leads its list
+    [delivered] = [line for line in lines if " delivered " in line]
+    assert "u120@example.org" in delivered
+
+    data = json.loads(
+        invoke("status", batch_id, "--recipient", "u007@example.org", "--json").stdout
+    )
+    assert (data["state"], data["chunk_id"], data["events"]) == ("failed", f"{batch_id}.0", [])
+    unknown = invoke("status", batch_id, "--recipient", "nobody@example.org")
+    assert unknown.exit_code == EXIT_FAILED
+    assert f"no recipient 'nobody@example.org' in send {batch_id}" in unknown.stderr
+
+
+def test_status_cuts_cells_to_the_terminal(broker: Any, runtime: Runtime) -> None:
+    batch_id = delivered_send(runtime, [f"u{i:03d}@example.org" for i in range(3)])
+    runner = CliRunner(env={"COLUMNS": "70"})
+    text = runner.invoke(main, ["status", batch_id, "--events"], catch_exceptions=False).stdout
+    assert max(len(line) for line in text.splitlines()) <= 70
+    [row] = [line for line in text.splitlines() if "u001@example.org" in line and "deliv" in line]
+    assert row.endswith("\u2026")
+    assert "250 2.0.0 OK xx" in row
+    chunks = runner.invoke(main, ["status", batch_id], catch_exceptions=False).stdout
+    assert f"{batch_id}.0" in chunks  # an id is never cut
+
+
+def test_table_fits_a_width_narrowing_the_widest_column() -> None:
+    from outbox.cli.output import table
+
+    rows = [["abc", "x" * 100, "y" * 50], ["d", "short", "z"]]
+    assert table(["a", "b", "c"], rows).splitlines()[1].endswith("y" * 50)
+    lines = [click.unstyle(line) for line in table(["a", "b", "c"], rows, width=60).splitlines()]
+    # the first column whole; the other two narrowed alike, each cut ending in an ellipsis
+    assert lines[1] == "  abc  " + "x" * 24 + "\u2026  " + "y" * 25 + "\u2026"
+    assert lines[2] == "  d    short" + " " * 20 + "  z"
+    assert len(lines[0]) <= 60
+    capped = table(["a", "b"], [["x" * 30, "y" * 30]], cell=10).splitlines()[1]
+    assert capped == "  " + "x" * 9 + "\u2026  " + "y" * 9 + "\u2026"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--chunks", "--events"], "give one of --chunks (or --history), --events"),
+        (["--history", "--recipient", "a@x.org"], "give one of --chunks (or --history)"),
+        (["--limit", "5"], "--limit and --offset page --chunks, --events or --recipients"),
+        (["--events", "--state", "failed"], "--state goes with --chunks or --recipients"),
+        (["--chunks", "--state", "gone"], "--state 'gone' is not a chunk state"),
+    ],
+)
+def test_status_options_that_do_not_go_together_exit_2(
+    broker: Any, args: list[str], said: str
+) -> None:
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    result = invoke("status", handle.id, *args)
+    assert result.exit_code == EXIT_USAGE
+    assert said in result.stderr
 
 
 # -- dead letters -------------------------------------------------------------------------
