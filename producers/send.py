@@ -259,6 +259,8 @@ def send_email(
 ) -> Handle:
     """Queue an email; lists over 100 recipients are split into chunks of 100.
 
+    ``attachments``, ``inlines``: files as bytes, a path (read now), base64 or a URL (see
+    :data:`File`); an inline's ``cid`` (or ``filename``) is its ``<img src="cid:...">``.
     ``idempotency_key``: a second call with the same key returns the first handle and
     enqueues nothing. ``send_at``: a timezone-aware datetime or epoch seconds.
     ``callback``: a Celery signature, called once with the final record. ``lane``:

@@ -82,6 +82,14 @@ def test_a_path_is_read_at_the_call_and_named_after_its_file(
     ]
 
 
+def test_an_inline_from_a_path_is_named_by_its_cid(memory_broker: Any, tmp_path: Path) -> None:
+    (tmp_path / "logo.png").write_bytes(b"\x89PNG")
+    _email(inlines=[{"cid": "logo", "path": tmp_path / "logo.png"}])
+    [(_, (_, payload), _)] = memory_broker.drain()
+    blob = base64.b64encode(b"\x89PNG").decode()
+    assert payload["inlines"] == [{"filename": "logo", "mimetype": "image/png", "fileblob": blob}]
+
+
 def test_a_path_that_cannot_be_read_is_named(
     runtime: Runtime, memory_broker: Any, tmp_path: Path
 ) -> None:
