@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from outbox.cli.output import EXIT_USAGE, print_json
+from outbox.cli.output import EXIT_USAGE, print_json, when
 
 __all__ = ["send"]
 
@@ -24,7 +27,30 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _enqueue(call: Callable[[], Any], as_json: bool) -> None:
+#: A delay from now: ``+90s``, ``+10m``, ``+2h``, ``+1d`` (``+1h30m`` too).
+_DELAY = re.compile(r"\+(?:\d+[smhd])+")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--send-at`` as epoch seconds, which the producers take."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELAY.fullmatch(text):
+        parts = re.findall(r"(\d+)([smhd])", text)
+        return time.time() + sum(int(n) * _UNITS[unit] for n, unit in parts)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither an ISO 8601 time (2026-07-01T09:00, "
+            "2026-07-01T09:00+02:00) nor a delay (+10m, +2h, +1d)"
+        ) from None
+    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+
+
+def _enqueue(call: Callable[[], Any], as_json: bool, send_at: float | None = None) -> None:
     from outbox import ValidationError
 
     try:
@@ -57,6 +83,8 @@ def _enqueue(call: Callable[[], Any], as_json: bool) -> None:
         note += " (already queued with this idempotency key)"
     if handle.rejected:
         note += f"; refused (suppressed): {', '.join(handle.rejected)}"
+    if send_at is not None and send_at > time.time():
+        note += f", due {when(send_at)}"
     click.echo(f"queued {handle.kind}: {note}. Follow it: outbox status {handle.id}", err=True)
 
 
@@ -64,17 +92,40 @@ _json_flag = click.option("--json", "as_json", is_flag=True, help="Print the han
 _key_option = click.option(
     "--idempotency-key", default=None, help="Sending again with the same key queues nothing."
 )
+_send_at_option = click.option(
+    "--send-at",
+    metavar="WHEN",
+    callback=_when,
+    default=None,
+    help="When to send: an ISO 8601 time (local unless it names an offset, "
+    "2026-07-01T09:00 or 2026-07-01T09:00+02:00) or a delay from now (+90s, +10m, "
+    "+2h, +1d). Default: now.",
+)
+_attach_option = click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A file to attach, read now (its name and MIME type come from the path); "
+    "repeat for more. At most 50 MB a message as sent, about 37 MB of files on disk.",
+)
 
 
 @send.command("email")
 @click.option("--from", "sender", required=True, help="Sender address (Name <addr> works).")
 @click.option("--to", multiple=True, required=True, help="Recipient; repeat for more.")
-@click.option("--cc", multiple=True)
-@click.option("--bcc", multiple=True)
+@click.option("--cc", multiple=True, help="Copy recipient, seen by everyone; repeat for more.")
+@click.option(
+    "--bcc",
+    multiple=True,
+    help="Blind copy recipient, named to no other recipient; repeat for more.",
+)
 @click.option("--subject", required=True)
 @click.option("--text", "text_body", default=None, help="Plain-text body.")
 @click.option("--html", "html_body", default=None, help="HTML body.")
-@click.option("--reply-to", default=None)
+@click.option("--reply-to", default=None, help="Where replies go, if not to the sender.")
+@_attach_option
+@_send_at_option
 @_key_option
 @_json_flag
 def send_email_cmd(
@@ -86,6 +137,8 @@ def send_email_cmd(
     text_body: str | None,
     html_body: str | None,
     reply_to: str | None,
+    attach: tuple[Path, ...],
+    send_at: float | None,
     idempotency_key: str | None,
     as_json: bool,
 ) -> None:
@@ -102,9 +155,12 @@ def send_email_cmd(
             cc=list(cc),
             bcc=list(bcc),
             reply_to=reply_to,
+            attachments=list(attach),
             idempotency_key=idempotency_key,
+            send_at=send_at,
         ),
         as_json,
+        send_at,
     )
 
 
@@ -120,6 +176,8 @@ def send_email_cmd(
     help="The template's variables as a JSON object.",
 )
 @click.option("--subject", default=None, help="Overrides the template's subject.")
+@_attach_option
+@_send_at_option
 @_key_option
 @_json_flag
 def send_template_cmd(
@@ -128,6 +186,8 @@ def send_template_cmd(
     template_id: str,
     data_json: str,
     subject: str | None,
+    attach: tuple[Path, ...],
+    send_at: float | None,
     idempotency_key: str | None,
     as_json: bool,
 ) -> None:
@@ -147,34 +207,44 @@ def send_template_cmd(
             template_id,
             data,
             subject=subject,
+            attachments=list(attach),
             idempotency_key=idempotency_key,
+            send_at=send_at,
         ),
         as_json,
+        send_at,
     )
 
 
 @send.command("mime")
 @click.argument("message", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@_send_at_option
 @_key_option
 @_json_flag
-def send_mime_cmd(message: Path, idempotency_key: str | None, as_json: bool) -> None:
+def send_mime_cmd(
+    message: Path, send_at: float | None, idempotency_key: str | None, as_json: bool
+) -> None:
     """Queue a complete MIME message from a file (- for stdin)."""
     from outbox import send_mime
 
     raw = sys.stdin.buffer.read() if str(message) == "-" else message.read_bytes()
-    _enqueue(lambda: send_mime(raw, idempotency_key=idempotency_key), as_json)
+    _enqueue(
+        lambda: send_mime(raw, idempotency_key=idempotency_key, send_at=send_at), as_json, send_at
+    )
 
 
 @send.command("sms")
 @click.option("--to", multiple=True, required=True, help="E.164 number; repeat for more.")
 @click.option("--message", required=True)
 @click.option("--sender", default=None, help="Sender id, where the route allows one.")
+@_send_at_option
 @_key_option
 @_json_flag
 def send_sms_cmd(
     to: tuple[str, ...],
     message: str,
     sender: str | None,
+    send_at: float | None,
     idempotency_key: str | None,
     as_json: bool,
 ) -> None:
@@ -182,6 +252,9 @@ def send_sms_cmd(
     from outbox import send_sms
 
     _enqueue(
-        lambda: send_sms(list(to), message, sender, idempotency_key=idempotency_key),
+        lambda: send_sms(
+            list(to), message, sender, idempotency_key=idempotency_key, send_at=send_at
+        ),
         as_json,
+        send_at,
     )

@@ -9,10 +9,12 @@ mistake (a header with a line break, a malformed address), never what the API ac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from email.parser import HeaderParser
 from email.utils import getaddresses
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import redis
@@ -26,11 +28,15 @@ from outbox.handle import Handle
 from outbox.options import Lane, Options, check_options
 from outbox.worker.runtime import get_runtime
 from outbox.worker.smtp2go.models import (
+    MAX_EMAIL_REQUEST_BYTES,
     MAX_RECIPIENTS,
+    RECIPIENTS_ROOM,
     EmailSend,
     MimeSend,
     SmsSend,
+    base64_size,
     field_errors_of,
+    file_too_large,
     validate_address,
 )
 from outbox.worker.states import Kind
@@ -39,11 +45,17 @@ __all__ = ["email_chunks", "send_email", "send_mime", "send_sms", "send_template
 
 #: What a refused recipient's ledger entry says.
 SUPPRESSED = "on the local suppression list (a hard bounce, a complaint or the account's list)"
+#: What one message may carry, recipients aside (the model's rule; see ``RECIPIENTS_ROOM``).
+_ROOM = MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM
 #: A stand-in recipient: the shared fields are checked once, without the real lists.
 _PROBE = "probe@example.com"
 
 Headers: TypeAlias = Mapping[str, str] | Sequence[Mapping[str, str]] | None
 Callback: TypeAlias = Signature | Mapping[str, Any] | None
+#: An attachment or inline: ``{"filename", "content": bytes}``, ``{"filename", "fileblob":
+#: base64}``, ``{"filename", "url"}``, or a file on disk: ``Path(...)`` or ``{"path": ...}``
+#: (read at the call; ``filename`` and ``mimetype`` come from the path unless given).
+File: TypeAlias = Mapping[str, Any] | os.PathLike[str]
 
 
 def _as_list(value: str | Iterable[str] | None, name: str, errors: dict[str, str]) -> list[str]:
@@ -58,16 +70,61 @@ def _as_list(value: str | Iterable[str] | None, name: str, errors: dict[str, str
         return []
 
 
-def _files(value: Sequence[Mapping[str, Any]], name: str, errors: dict[str, str]) -> list[Any]:
-    """A list of files (attachments, inlines): anything but a list of them is refused."""
-    if isinstance(value, str | bytes | Mapping):
-        errors[name] = "must be a list of files (mappings)"
+def _files(value: Sequence[File], name: str, errors: dict[str, str]) -> list[Any]:
+    """A list of files (attachments, inlines): anything but a list of them is refused,
+    and each path is read here, in the caller's process (a worker never reads the app's
+    disk)."""
+    if isinstance(value, str | bytes | Mapping | os.PathLike):
+        errors[name] = "must be a list of files (mappings or paths)"
         return []
     try:
-        return list(value)
+        items = list(value)
     except TypeError:
-        errors[name] = "must be a list of files (mappings)"
+        errors[name] = "must be a list of files (mappings or paths)"
         return []
+    return [_file(item, f"{name}.{i}", errors) for i, item in enumerate(items)]
+
+
+def _file(item: Any, where: str, errors: dict[str, str]) -> Any:
+    """One file as the model takes it: a path becomes its name and bytes."""
+    if isinstance(item, os.PathLike):
+        item = {"path": item}
+    elif isinstance(item, str | bytes):
+        errors[where] = (
+            "a file is a mapping or a path: Path(...) or {'path': ...} for a file on disk, "
+            "{'filename', 'content': bytes}, {'filename', 'fileblob': base64} or "
+            "{'filename', 'url'}"
+        )
+        return item
+    if not isinstance(item, Mapping) or "path" not in item:
+        return item
+    rest = {key: value for key, value in item.items() if key != "path"}
+    path = item["path"]
+    given = [key for key in ("content", "fileblob", "url") if rest.get(key) is not None]
+    if given:
+        errors[f"{where}.path"] = f"give path or {given[0]}, not both"
+        return rest
+    if not isinstance(path, str | os.PathLike) or not str(path):
+        errors[f"{where}.path"] = "must be a path (a str or a pathlib.Path)"
+        return rest
+    file = Path(path)
+    try:
+        on_disk = file.stat().st_size
+        if base64_size(on_disk) > _ROOM:  # over on its own: not worth reading
+            name = str(rest.get("filename") or file.name)
+            errors[where] = file_too_large("email/send", base64_size(on_disk), name, on_disk, _ROOM)
+            return rest
+        content = file.read_bytes()
+    except FileNotFoundError:
+        errors[f"{where}.path"] = f"no such file: {file}"
+        return rest
+    except IsADirectoryError:
+        errors[f"{where}.path"] = f"is a directory, not a file: {file}"
+        return rest
+    except OSError as exc:
+        errors[f"{where}.path"] = f"cannot read {file}: {exc.strerror or exc}"
+        return rest
+    return {"filename": file.name, **rest, "content": content}
 
 
 def _options(
@@ -118,7 +175,11 @@ def _email(
         base = EmailSend.model_validate({**fields, "to": [_PROBE]}).to_wire()
         del base["to"]
     except PydanticValidationError as exc:
-        errors.update(field_errors_of(exc))
+        # A file already refused here (a path that cannot be read) is named once, by that.
+        named = _files_of(errors)
+        for name, problem in field_errors_of(exc).items():
+            if not any(name == key or name.startswith(f"{key}.") for key in named):
+                errors[name] = problem
     # The model's rule names every way the API takes a body; each producer names only the
     # fields it takes (send_template's template_id has its own error already).
     if kind is Kind.EMAIL and not (fields.get("html_body") or fields.get("text_body")):
@@ -132,6 +193,15 @@ def _email(
     if errors:
         raise ValidationError(errors)
     return enqueue(kind, base, chunks, options, refused=refused)
+
+
+def _files_of(errors: Mapping[str, str]) -> list[str]:
+    """The files (``attachments.0``) with an error of their own already."""
+    return [
+        ".".join(key.split(".")[:2])
+        for key in errors
+        if key.startswith(("attachments.", "inlines."))
+    ]
 
 
 def email_chunks(
@@ -178,8 +248,8 @@ def send_email(
     bcc: str | Iterable[str] = (),
     reply_to: str | None = None,
     custom_headers: Headers = None,
-    attachments: Sequence[Mapping[str, Any]] = (),
-    inlines: Sequence[Mapping[str, Any]] = (),
+    attachments: Sequence[File] = (),
+    inlines: Sequence[File] = (),
     *,
     idempotency_key: str | None = None,
     send_at: datetime | float | None = None,
@@ -189,6 +259,8 @@ def send_email(
 ) -> Handle:
     """Queue an email; lists over 100 recipients are split into chunks of 100.
 
+    ``attachments``, ``inlines``: files as bytes, a path (read now), base64 or a URL (see
+    :data:`File`); an inline's ``cid`` (or ``filename``) is its ``<img src="cid:...">``.
     ``idempotency_key``: a second call with the same key returns the first handle and
     enqueues nothing. ``send_at``: a timezone-aware datetime or epoch seconds.
     ``callback``: a Celery signature, called once with the final record. ``lane``:
@@ -221,7 +293,7 @@ def send_template(
     bcc: str | Iterable[str] = (),
     reply_to: str | None = None,
     custom_headers: Headers = None,
-    attachments: Sequence[Mapping[str, Any]] = (),
+    attachments: Sequence[File] = (),
     *,
     idempotency_key: str | None = None,
     send_at: datetime | float | None = None,

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -498,6 +499,90 @@ def test_send_email_prints_the_handle(broker: Any) -> None:
                    "--subject", "Hi", "--text", "x")  # fmt: skip
     assert plain.exit_code == 0
     assert len(plain.stdout.strip()) == 32  # just the id, for scripts
+
+
+def test_send_email_attaches_files_read_at_the_call(broker: Any, tmp_path: Path) -> None:
+    (tmp_path / "receipt.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "rows.csv").write_bytes(b"a,b\n")
+    result = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "ann@example.org",
+        "--subject", "Hi", "--text", "x", "--attach", str(tmp_path / "receipt.pdf"),
+        "--attach", str(tmp_path / "rows.csv"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [(_, (_, payload), _)] = broker.drain()
+    assert payload["attachments"] == [
+        {"filename": "receipt.pdf", "mimetype": "application/pdf", "fileblob": "JVBERi0xLjQ="},
+        {"filename": "rows.csv", "mimetype": "text/csv", "fileblob": "YSxiCg=="},
+    ]
+
+
+def test_send_email_with_a_missing_attachment_names_it(broker: Any, tmp_path: Path) -> None:
+    result = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "ann@example.org",
+        "--subject", "Hi", "--text", "x", "--attach", str(tmp_path / "gone.pdf"),
+    )  # fmt: skip
+    assert result.exit_code == EXIT_USAGE
+    assert f"attachments.0.path: no such file: {tmp_path / 'gone.pdf'}" in click.unstyle(
+        result.stderr
+    )
+    assert broker.drain() == []
+
+
+@pytest.fixture
+def eleven_hours_ahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone that is not UTC (POSIX ``UTC-11``: 11 hours ahead, no summer)."""
+    monkeypatch.setenv("TZ", "UTC-11")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("given", "due"),
+    [
+        ("+10m", lambda now: now + 600),
+        ("+1h30m", lambda now: now + 5400),
+        ("+2d", lambda now: now + 2 * 86400),
+        ("2099-01-01T00:00:00+00:00", lambda now: 4070908800.0),
+        ("2099-01-01T00:00Z", lambda now: 4070908800.0),
+        ("2099-01-01T09:00", lambda now: 4070908800.0 - 2 * 3600),  # no offset: local time
+    ],
+)
+@pytest.mark.usefixtures("eleven_hours_ahead")
+def test_send_at_takes_an_iso_time_or_a_delay(
+    broker: Any, runtime: Runtime, given: str, due: Any
+) -> None:
+    runtime.settings.retention_seconds = 100 * 365 * 86400  # room for 2099
+    now = time.time()
+    result = invoke(
+        "send", "email", "--from", "shop@example.com", "--to", "ann@example.org",
+        "--subject", "Hi", "--text", "x", "--send-at", given, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert broker.drain() == []  # parked until then, not published
+    record = runtime.store.batches.batch(json.loads(result.stdout)["id"])
+    assert record is not None
+    assert float(record["send_at"]) == pytest.approx(due(now), abs=5)
+
+
+def test_send_at_that_is_no_time_is_a_usage_error(broker: Any) -> None:
+    result = invoke(
+        "send", "sms", "--to", "+61400000000", "--message", "hi", "--send-at", "tomorrow",
+    )  # fmt: skip
+    assert result.exit_code == EXIT_USAGE
+    assert "--send-at" in result.stderr
+    assert "neither an ISO 8601 time" in result.stderr
+    assert broker.drain() == []
+
+
+def test_send_email_help_says_what_cc_bcc_attach_and_send_at_take() -> None:
+    text = invoke("send", "email", "--help").stdout
+    for option in ("--cc", "--bcc", "--attach", "--send-at"):
+        assert option in text
+    assert "Blind copy" in text
+    assert "+10m" in text
 
 
 def test_send_template_rejects_bad_json(broker: Any) -> None:

@@ -305,6 +305,40 @@ def test_attachment_fields_on_the_wire() -> None:
     assert Attachment(filename="a.pdf", fileblob=wrapped).fileblob == BLOB
 
 
+def test_content_bytes_travel_as_base64_with_a_guessed_mimetype() -> None:
+    for content in (b"%PDF-1.4 not really", bytearray(b"%PDF-1.4 not really")):
+        wire = Attachment.model_validate({"filename": "a.pdf", "content": content}).to_wire()
+        assert wire == {"filename": "a.pdf", "mimetype": "application/pdf", "fileblob": BLOB}
+    inline = Inline.model_validate({"filename": "logo.png", "content": b"\x89PNG", "cid": "logo"})
+    assert inline.to_wire() == {
+        "filename": "logo",
+        "mimetype": "image/png",
+        "fileblob": base64.b64encode(b"\x89PNG").decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("attachment", "field", "says"),
+    [
+        ({"filename": "a.txt", "content": "not base64!"}, "content", "must be bytes"),
+        ({"filename": "a.txt", "content": 12}, "content", "not int"),
+        ({"filename": "a.txt", "content": b""}, "content", "must not be empty"),
+        ({"filename": "a.txt", "fileblob": b"raw bytes!"}, "fileblob", "as content, or a url"),
+        ({"filename": "a.txt", "data": b"x"}, "data", "not a field of an attachment"),
+        ({"filename": "a.txt"}, "fileblob", "give one of fileblob (base64 text), url"),
+        ({"filename": "a.txt", "content": b"x", "fileblob": BLOB}, "content", "only one of"),
+    ],
+)
+def test_a_bad_file_names_its_field_and_what_is_accepted(
+    attachment: dict[str, Any], field: str, says: str
+) -> None:
+    errors = errors_of(email(attachments=[{"filename": "ok.pdf", "fileblob": BLOB}, attachment]))
+    assert set(errors) == {f"attachments.1.{field}"}
+    assert says in errors[f"attachments.1.{field}"]
+    if field == "data" or says.startswith("give"):  # the shapes a file may take, listed
+        assert "url, content (bytes) or path" in errors[f"attachments.1.{field}"]
+
+
 def test_bad_attachment_is_named_by_position() -> None:
     data = email(
         attachments=[{"filename": "a.pdf", "fileblob": BLOB}, {"filename": "b", "fileblob": "@@"}]
@@ -354,8 +388,31 @@ def test_a_message_at_the_limit_is_fine_and_one_byte_more_is_not() -> None:
 def test_attachments_count_base64_encoded_and_are_named() -> None:
     blob = "A" * (MAX_EMAIL_REQUEST_BYTES // 4 * 4)  # valid base64, the limit on its own
     errors = errors_of(email(attachments=[{"filename": "big.bin", "fileblob": blob}]))
-    assert set(errors) == {"attachments"}
-    assert "attachments is 50.0 MB of it" in errors["attachments"]
+    assert set(errors) == {"attachments.0"}
+    assert errors["attachments.0"].startswith(
+        "big.bin is 37.5 MB (50.0 MB base64-encoded, as it is sent): the request would be "
+        "50.0 MB, over the 50.0 MB SMTP2GO takes for /email/send"
+    )
+
+
+def test_the_file_that_takes_the_request_over_is_named_with_what_would_fit() -> None:
+    """Two 20 MB files fit on disk (40 MB) but not as sent (53.3 MB): the second is the
+    one over, and the message says what it could be beside the first."""
+    twenty = b"\0" * 20_000_000
+    files = [{"filename": "a.bin", "content": twenty}, {"filename": "b.bin", "content": twenty}]
+    errors = errors_of(email(attachments=files))
+    assert set(errors) == {"attachments.1"}
+    assert errors["attachments.1"] == (
+        "b.bin is 20.0 MB (26.7 MB base64-encoded, as it is sent): the request would be "
+        "53.3 MB, over the 50.0 MB SMTP2GO takes for /email/send; with the rest of the "
+        "message this file can be at most 17.4 MB"
+    )
+    twenty_one = {"filename": "logo.png", "content": b"\0" * 21_000_000}
+    errors = errors_of(email(attachments=files[:1], inlines=[twenty_one]))
+    assert set(errors) == {"inlines.0"}
+    # A body over the limit on its own is named, whatever files come with it.
+    errors = errors_of(email(text_body="x" * MAX_EMAIL_REQUEST_BYTES, attachments=files[:1]))
+    assert set(errors) == {"text_body"}
 
 
 def test_mime_limit_counts_the_base64_the_message_travels_as() -> None:

@@ -32,8 +32,10 @@ __all__ = [
     "RECIPIENTS_ROOM",
     "EmailAddress",
     "address_key",
+    "base64_size",
     "check_e164",
     "field_errors_of",
+    "file_too_large",
     "megabytes",
     "request_limit",
     "too_large",
@@ -103,6 +105,24 @@ def too_large(path: str, size: int, part: str, part_size: int) -> str:
         f"the request would be {megabytes(size)}, over the {megabytes(request_limit(path))} "
         f"SMTP2GO takes for /{path}, counted as sent (files base64-encoded, a third larger "
         f"than on disk); {part} is {megabytes(part_size)} of it"
+    )
+
+
+def base64_size(n: int) -> int:
+    """What ``n`` bytes become in base64, as a file travels in a request (a third more)."""
+    return 4 * -(-n // 3)
+
+
+def file_too_large(path: str, size: int, name: str, raw: int, room: int) -> str:
+    """Why a request is refused for a file it carries: the file's own size (as a person
+    counts it, on disk) and its base64, the request's, and how large the file may be with
+    the rest of the message (``room``: the base64 bytes left for it)."""
+    fits = max(room, 0) // 4 * 3
+    return (
+        f"{name} is {megabytes(raw)} ({megabytes(base64_size(raw))} base64-encoded, as it "
+        f"is sent): the request would be {megabytes(size)}, over the "
+        f"{megabytes(request_limit(path))} SMTP2GO takes for /{path}; with the rest of "
+        f"the message this file can be at most {fits // 100_000 / 10:.1f} MB"
     )
 
 

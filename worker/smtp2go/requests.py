@@ -52,8 +52,10 @@ from outbox.worker.smtp2go.checks import (
     Schedule,
     Subject,
     as_list,
+    base64_size,
     check_mimetype,
     fail,
+    file_too_large,
     json_object,
     looks_like_mime,
     too_large,
@@ -83,8 +85,16 @@ class WireModel(BaseModel):
         return {key: value for key, value in data.items() if value != [] and value != {}}
 
 
+#: Every way a file's content can be given to a producer (a ``path`` is read by the
+#: producer, in the caller's process, and never reaches a model or a worker).
+FILE_SOURCES = "fileblob (base64 text), url, content (bytes) or path"
+
+
 class _File(WireModel):
-    """A file carried in the message: base64 ``fileblob`` or a ``url`` the API fetches."""
+    """A file carried in the message: base64 ``fileblob`` or a ``url`` the API fetches.
+
+    ``content``, the file's own bytes, is accepted on input and sent as ``fileblob``.
+    """
 
     filename: Annotated[HeaderText, Field(min_length=1, max_length=255)]
     #: Guessed from the filename when left out.
@@ -93,11 +103,40 @@ class _File(WireModel):
     )
     fileblob: str | None = None
     url: HttpURL | None = None
+    #: Input only: base64-encoded into ``fileblob``, then dropped.
+    content: bytes | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _guess_mimetype(cls, data: Any) -> Any:
+    def _known_fields(cls, data: Any) -> Any:
+        """An unknown key is a guess at the shape: say what the shape is."""
+        if isinstance(data, Mapping):
+            what = f"an {cls.__name__.lower()}"
+            message = (
+                f"not a field of {what}: it takes filename, mimetype (optional) and one "
+                f"of {FILE_SOURCES}"
+            )
+            fail(
+                cls.__name__,
+                [((str(key),), message, data[key]) for key in data if key not in cls.model_fields],
+            )
         return with_mimetype(data)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _raw_bytes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "must be bytes, the file's own content (text.encode() for a text file); "
+                "base64 text goes in fileblob"
+            )
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if value is not None and not isinstance(value, bytes):
+            raise ValueError(f"must be bytes, the file's own content, not {type(value).__name__}")
+        if value == b"":
+            raise ValueError("must not be empty")
+        return value
 
     @field_validator("fileblob")
     @classmethod
@@ -110,22 +149,34 @@ class _File(WireModel):
         try:
             binascii.a2b_base64(compact, strict_mode=True)
         except (binascii.Error, ValueError):
-            raise ValueError("is not valid base64") from None
+            raise ValueError(
+                "is not valid base64; give the file's bytes as content, or a url"
+            ) from None
         return compact
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if (self.fileblob is None) == (self.url is None):
-            fail(
-                type(self).__name__,
-                [(("fileblob",), "give exactly one of fileblob or url", self.fileblob)],
-            )
+        given = sum(source is not None for source in (self.fileblob, self.url, self.content))
+        if given != 1:
+            name = "content" if self.content is not None else "fileblob"
+            message = f"give {'one' if not given else 'only one'} of {FILE_SOURCES}"
+            fail(type(self).__name__, [((name,), message, None)])
+        if self.content is not None:
+            self.fileblob = base64.b64encode(self.content).decode("ascii")
+            self.content = None  # sent as the fileblob: not kept twice
         return self
 
     @property
     def size(self) -> int:
         """Bytes the file adds to the message: its base64 text as sent (0 for a URL)."""
         return len(self.fileblob) if self.fileblob else 0
+
+    @property
+    def raw_size(self) -> int:
+        """The file's own bytes, as on disk (0 for a URL)."""
+        if not self.fileblob:
+            return 0
+        return len(self.fileblob) // 4 * 3 - self.fileblob[-2:].count("=")
 
 
 class Attachment(_File):
@@ -146,7 +197,7 @@ class Inline(_File):
     def _cid_is_filename(cls, data: Any) -> Any:
         if isinstance(data, Mapping) and data.get("cid"):
             cid = str(data["cid"]).strip().removeprefix("<").removesuffix(">")
-            data = dict(with_mimetype(data))
+            data = dict(with_mimetype(data))  # from the file's name, before it is the cid
             data["cid"] = cid
             data["filename"] = cid
         return data
@@ -225,10 +276,28 @@ class EmailSend(WireModel):
             problems.append((("reply_to",), message, self.reply_to))
         size = self.request_bytes
         if size > MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM:
-            part, part_size = max(self._parts().items(), key=lambda kv: kv[1])
-            problems.append(((part,), too_large("email/send", size, part, part_size), size))
+            problems.append(self._too_large(size))
         fail("EmailSend", problems)
         return self
+
+    def _too_large(self, size: int) -> tuple[tuple[str | int, ...], str, Any]:
+        """The problem with a body over the limit, under the file that takes it over (in
+        the order given), or the largest other field when the rest is over on its own."""
+        room = MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM
+        files = [
+            ((name, i), file)
+            for name, given in (("attachments", self.attachments), ("inlines", self.inlines))
+            for i, file in enumerate(given)
+        ]
+        used = size - sum(file.size for _, file in files)  # everything but the files
+        for loc, file in files if used <= room else []:
+            if used + file.size > room:
+                left = room - used
+                message = file_too_large("email/send", size, file.filename, file.raw_size, left)
+                return loc, message, file.filename
+            used += file.size
+        part, part_size = max(self._parts().items(), key=lambda kv: kv[1])
+        return (part,), too_large("email/send", size, part, part_size), size
 
     def _parts(self) -> dict[str, int]:
         """The bytes each large field adds to the request (files as their base64)."""
@@ -291,7 +360,7 @@ class MimeSend(WireModel):
             if not looks_like_mime(value):
                 raise ValueError("does not decode to a MIME message")
         raw = len(value.encode("utf-8", errors="surrogateescape"))
-        sent = 4 * -(-raw // 3) + len('{"mime_email":""}')  # it travels base64-encoded
+        sent = base64_size(raw) + len('{"mime_email":""}')  # it travels base64-encoded
         if sent > MAX_EMAIL_REQUEST_BYTES:
             raise ValueError(too_large("email/mime", sent, "the message", sent))
         return value
