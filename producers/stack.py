@@ -74,8 +74,9 @@ class OutboxStack:
                 f"outbox_stack needs the testing extra: pip install 'smtp2go-outbox[testing]' "
                 f"({exc})"
             ) from None
-        # A 5xx or 429 costs a retry's back-off here, so the sandbox answers at once.
-        config = SandboxConfig(rate=None, latency_ms=0.0)
+        # A 5xx or 429 costs a retry's back-off here, so the sandbox answers at once, and
+        # a failed webhook call is tried again within a second, not a minute.
+        config = SandboxConfig(rate=None, latency_ms=0.0, webhook_backoff=0.2)
         # A test's faults aim at its own requests: no reads of the account at start.
         settings = {"OUTBOX_ACCOUNT_READS_AT_START": "0", **self.settings}
         self._stack = DemoStack(config, settings, concurrency=self.concurrency)

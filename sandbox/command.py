@@ -91,11 +91,12 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
 )
 @click.option(
     "--error-limit",
-    default=None,
+    default=_DEFAULTS.error_limit,
+    show_default=True,
     callback=_rate,
     metavar="RATE",
-    help="4xx answers (not 429) one IP may get in a window, e.g. 20/m, before a timeout "
-    "(default: off).",
+    help="4xx answers (not 429) one IP may get in a window before a timeout (the real "
+    "threshold is not published: assumed); 0 for none.",
 )
 @click.option(
     "--rate-headers",
@@ -150,7 +151,10 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
     help="Recipients at this domain hard-bounce.",
 )
 @click.option(
-    "--suppress-bounces", is_flag=True, help="Add hard-bounced addresses to the suppression list."
+    "--suppress-bounces/--keep-bounces",
+    default=_DEFAULTS.suppress_bounces,
+    show_default=True,
+    help="Add hard-bounced addresses to the suppression list, as the real service does.",
 )
 @click.option(
     "--key-permissions",
@@ -203,7 +207,7 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
     type=click.FloatRange(0, 600),
     default=_DEFAULTS.webhook_backoff,
     show_default=True,
-    help="First delay before a webhook retry; doubles per attempt.",
+    help="First delay before a webhook retry; doubles per attempt, to 100 times it.",
 )
 @click.option("--seed", type=int, default=None, help="Seed for ids and random faults.")
 @click.option(

@@ -9,6 +9,13 @@ __all__ = ["PLAN_CEILING", "Rate", "SandboxConfig", "parse_activity_rate", "pars
 
 #: The real service times a client's IP out for "no less than 1 minute" (rate-limiting page).
 DEFAULT_PENALTY = 60.0
+#: The assumed threshold of error answers that times a client out (none is published).
+DEFAULT_ERROR_LIMIT = "20/m"
+#: The real service's first webhook retry is assumed to come after a minute; retries
+#: double up to ``WEBHOOK_BACKOFF_CAP`` times it, so 35 of them span about 49 hours.
+DEFAULT_WEBHOOK_BACKOFF = 60.0
+#: The longest wait between two webhook attempts, as a multiple of the first.
+WEBHOOK_BACKOFF_CAP = 100
 #: Longest timeout, storm or hold the sandbox accepts, in seconds.
 MAX_SECONDS = 3600.0
 #: How much of the monthly allowance each plan may send, in percent, before sends are
@@ -109,9 +116,11 @@ class SandboxConfig:
     #: Seconds a client's IP is timed out (every ``/v3`` request answered 429) after it
     #: went over ``rate`` or ``error_limit``; 0 = refuse only the requests over the limit.
     penalty: float = DEFAULT_PENALTY
-    #: How many 4xx answers (other than 429) one IP may get in a window, e.g. ``"20/m"``,
-    #: before it is timed out; ``None`` = errors never time a client out.
-    error_limit: str | None = None
+    #: How many 4xx answers (other than 429) one IP may get in a window before it is timed
+    #: out; ``None`` = errors never time a client out. The real service times out a client
+    #: with "too many ... error responses" (rate-limiting page) and publishes no threshold:
+    #: 20 a minute is assumed.
+    error_limit: str | None = DEFAULT_ERROR_LIMIT
     #: Send ``X-RateLimit-*`` headers and ``Retry-After`` (the real service promises neither).
     rate_headers: bool = False
     #: Answer every send as under ``fastaccept: true``, asked for or not: only its
@@ -128,12 +137,15 @@ class SandboxConfig:
     verified_domains: list[str] | None = None
     #: Recipients at this domain hard-bounce instead of being delivered.
     bounce_domain: str = "bounce.example.net"
-    #: Extra attempts for a webhook delivery the receiver failed or timed out.
-    webhook_retries: int = 5
+    #: Extra attempts for a webhook delivery the receiver failed or timed out: "retried up
+    #: to 35 times over 48 hours" (webhooks page).
+    webhook_retries: int = 35
     #: Seconds to wait for a webhook receiver (the real service waits 10 s).
     webhook_timeout: float = 10.0
-    #: First retry delay in seconds; doubles per attempt (kept small for tests).
-    webhook_backoff: float = 0.2
+    #: First retry delay in seconds; doubles per attempt up to ``WEBHOOK_BACKOFF_CAP``
+    #: times it (the schedule's shape is assumed). Tests compress the schedule by giving a
+    #: small one.
+    webhook_backoff: float = DEFAULT_WEBHOOK_BACKOFF
     #: Seed for ids and random faults, for reproducible runs.
     seed: int | None = None
     #: ``activity/search`` has its own limit in the real API (60 per minute).
@@ -141,7 +153,7 @@ class SandboxConfig:
     #: How long a ``hang_next`` answer is held back.
     hang_seconds: float = 30.0
     #: Whether a hard bounce adds the address to the suppression list, as the real service does.
-    suppress_bounces: bool = False
+    suppress_bounces: bool = True
     #: Deliver webhooks to hosts other than loopback; off so tests never reach the network.
     allow_external_webhooks: bool = False
     #: The monthly allowance reported by ``stats/email_cycle`` (recipients).

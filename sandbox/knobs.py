@@ -370,7 +370,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob(
         "webhook_backoff",
         "seconds, 0 to 600",
-        "First delay before retrying a webhook call; doubles per attempt (at most 30 s).",
+        "First delay before retrying a webhook call; doubles per attempt, up to 100 times "
+        "the first (60 s: 35 retries span about 49 h, as the service's 48 h). Small values "
+        "compress the schedule for tests.",
         _number(high=600.0),
         _set("webhook_backoff"),
         lambda state: state.webhook_backoff,

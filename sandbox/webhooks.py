@@ -3,10 +3,10 @@
 Deliveries run as background tasks so a send is never answered later because of them.
 Each (send, webhook) pair is one task that posts its events in order (``processed``
 before ``delivered``), retrying a failing or slow receiver with exponential backoff, like
-the real service does over 48 hours (here over seconds). A retry posts the very same body
-(same ``id``). The bodies are built by :mod:`~outbox.sandbox.events`; the real service
-does not sign them, so protection is the ``Authorization`` header chosen at
-``webhook/add``.
+the real service does over 48 hours (tests compress the schedule with
+``webhook_backoff``). A retry posts the very same body (same ``id``). The bodies are
+built by :mod:`~outbox.sandbox.events`; the real service does not sign them, so
+protection is the ``Authorization`` header chosen at ``webhook/add``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from outbox.sandbox.config import WEBHOOK_BACKOFF_CAP
 from outbox.sandbox.events import (
     SMS_LIFECYCLE,
     EmailEvent,
@@ -34,13 +35,18 @@ from outbox.sandbox.events import (
 from outbox.sandbox.records import EmailRecord, LaterEvent, SmsRecord, Webhook
 from outbox.sandbox.state import SandboxState
 
-__all__ = ["WebhookDispatcher", "authorization", "is_loopback"]
+__all__ = ["WebhookDispatcher", "authorization", "is_loopback", "retry_delay"]
 
 log = logging.getLogger("outbox.sandbox.webhooks")
 
 #: At most this many deliveries in flight; the rest wait their turn.
 _CONCURRENCY = 64
-_MAX_BACKOFF = 30.0
+
+
+def retry_delay(first: float, attempt: int) -> float:
+    """The wait after failed attempt ``attempt`` (0 for the first): doubling from
+    ``first`` up to ``WEBHOOK_BACKOFF_CAP`` times it."""
+    return first * min(WEBHOOK_BACKOFF_CAP, 2**attempt)
 
 
 def authorization(hook: Webhook) -> str | None:
@@ -187,7 +193,7 @@ class WebhookDispatcher:
                     return
                 entry["error"] = f"HTTP {response.status_code}"
             if attempt + 1 < attempts:
-                await asyncio.sleep(min(_MAX_BACKOFF, state.webhook_backoff * 2**attempt))
+                await asyncio.sleep(retry_delay(state.webhook_backoff, attempt))
         state.counters.webhooks_failed += 1
         log.info("webhook %s gave up on %s after %d attempts", hook.id, hook.url, attempts)
 

@@ -111,6 +111,8 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
     url = f"http://127.0.0.1:{port}"
     args = [PYTHON, "-m", "outbox.sandbox", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--api-key", TEST_API_KEY, "--rate", "0", "--latency-ms", "0"]
+    # The service's webhook retries (35 over 48 h) compressed to seconds.
+    args += ["--webhook-backoff", "0.2"]
     with running(args, ready_url=f"{url}/_sandbox/stats", log=log):
         yield Sandbox(url=url, api_key=TEST_API_KEY, log=log)
 

@@ -109,6 +109,7 @@ def run_demo(
             # service's minute without: the demo shows retries, and must end quickly.
             penalty=1.0,
             rate_headers=True,
+            webhook_backoff=0.2,
         ),
         settings_overrides=demo_settings(options),
         concurrency=options.concurrency,

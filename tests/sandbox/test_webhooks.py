@@ -10,6 +10,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from outbox.sandbox.config import SandboxConfig
+from outbox.sandbox.webhooks import retry_delay
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.sandbox.conftest import Receiver, email, field_error, ok
@@ -147,6 +149,17 @@ def test_a_slow_receiver_times_out_and_is_retried(
     assert time.monotonic() - started < 0.5  # the send's answer never waits for webhooks
     wait_until(lambda: sandbox.stats()["webhooks_delivered"] == 1, timeout=10, what="delivery")
     assert len(receiver.requests) == 2
+
+
+def test_the_default_schedule_is_the_services_35_retries_over_about_48_hours() -> None:
+    """Webhooks page: "retried up to 35 times over 48 hours" (the spacing is assumed:
+    doubling from a minute, at most 100 minutes apart)."""
+    config = SandboxConfig()
+    delays = [retry_delay(config.webhook_backoff, n) for n in range(config.webhook_retries)]
+    assert config.webhook_retries == 35
+    assert delays[0] == 60
+    assert max(delays) == 6000
+    assert 46 <= sum(delays) / 3600 <= 50
 
 
 def test_retries_are_bounded(api: httpx.Client, sandbox: Sandbox, receiver: Receiver) -> None:
