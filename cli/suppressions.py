@@ -63,12 +63,6 @@ def suppressions() -> None:
     """SMTP2GO's suppression list and outbox's local set: list, add, remove."""
 
 
-class _NoSlot(Exception):
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"no slot for {wait:.1f}s")
-        self.wait = wait
-
-
 def _api(
     rt: Runtime,
     endpoint: Endpoint[APIResult],
@@ -83,6 +77,7 @@ def _api(
         ForbiddenError,
         RateLimitedError,
         SMTP2GOError,
+        Throttled,
         UnauthorizedError,
     )
     from outbox.worker.permissions import RECHECK
@@ -92,10 +87,14 @@ def _api(
     client = rt.client  # a missing or malformed key is a bad setting, said by the group
     try:
         with rt.store.limits.slot(
-            rt.send_limit, "cli", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=_NoSlot
+            rt.send_limit,
+            "cli",
+            max_wait=SLOT_WAIT,
+            sleep=rt.sleep,
+            refused=lambda wait: Throttled("the shared rate limit", wait),
         ):
             answer = client.call(endpoint, body)
-    except _NoSlot as busy:
+    except Throttled as busy:
         fail(
             f"no slot of the shared rate limit for {path} within {SLOT_WAIT:.0f} s (the "
             f"workers are sending at the limit, or cooling down after a 429): try again in "
