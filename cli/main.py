@@ -1,5 +1,5 @@
-"""The ``outbox`` command line: records, dead letters, replays, quick sends, the servers,
-the demo.
+"""The ``outbox`` command line: records, dead letters, replays, quick sends, suppressions,
+the servers, the demo.
 
 Exit codes, the same for every command, so scripts can tell failures apart:
 
@@ -7,8 +7,11 @@ Exit codes, the same for every command, so scripts can tell failures apart:
 0     done
 1     not found, nothing to do, or the demo's outcome was not what it should be
 2     bad input: a usage error, an invalid message (each bad field is named on
-      stderr), a bad setting
-3     Redis (``OUTBOX_REDIS_URL``) or the broker (``CELERY_BROKER_URL``) unreachable
+      stderr), a bad setting; an API key SMTP2GO refuses, or without the permission
+      a command needs (named on stderr)
+3     Redis (``OUTBOX_REDIS_URL``) or the broker (``CELERY_BROKER_URL``) unreachable;
+      SMTP2GO (``SMTP2GO_BASE_URL``) unreachable, failing or rate limiting, or no slot
+      of the shared rate limit: try again later
 ====  ====================================================================
 
 ``--json`` prints one JSON document on stdout and nothing else there (an error too, as
@@ -43,6 +46,7 @@ from outbox.cli.records import (
 )
 from outbox.cli.sending import send
 from outbox.cli.serve import webhooks
+from outbox.cli.suppressions import suppressions
 from outbox.sandbox.command import sandbox
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
@@ -135,7 +139,7 @@ def main() -> None:
 
 for command in (
     demo, sandbox, webhooks, status, quota, dead, replay, retry_failed, send, cancel_command,
-    pause_command, resume_command, erase_command,
+    pause_command, resume_command, erase_command, suppressions,
 ):  # fmt: skip
     main.add_command(command)
 

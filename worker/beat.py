@@ -24,7 +24,8 @@ from outbox.worker.publish import chunk_task, publish
 from outbox.worker.queues import TaskName
 from outbox.worker.retry import backoff
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.smtp2go.answers import ResultModel
+from outbox.worker.smtp2go.answers import APIResult, ResultModel
+from outbox.worker.smtp2go.checks import address_key
 from outbox.worker.smtp2go.endpoints import (
     STATS_EMAIL_CYCLE,
     STATS_EMAIL_SUMMARY,
@@ -40,6 +41,7 @@ from outbox.worker.webhooks.tasks import rematch_parked
 
 __all__ = [
     "expire_records",
+    "read_suppressions",
     "rematch_events",
     "stats_snapshot",
     "sweep_stuck",
@@ -136,26 +138,43 @@ def stats_snapshot(attempt: int = 1) -> dict[str, Any] | None:
     return _api_job(TaskName.STATS_SNAPSHOT, attempt, _stats)
 
 
-def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
+def read_suppressions(
+    fetch: Callable[[SuppressionView], APIResult], query: SuppressionView, max_pages: int = 50
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every row ``suppression/view`` answers for ``query``, following its
+    ``continue_token`` for at most ``max_pages`` requests (each one ``fetch``), and
+    whether that was the whole list. The rows are under ``results`` (``suppressions`` in
+    older answers); those without an address are left out. Shared by the sync and
+    ``outbox suppressions``."""
     token: str | None = None
-    addresses: list[str] = []
+    found: list[dict[str, Any]] = []
     for _ in range(max_pages):
-        answer = _call(rt, SUPPRESSION_VIEW, SuppressionView(continue_token=token))
+        answer = fetch(query.model_copy(update={"continue_token": token}))
         rows = answer.data.get("suppressions") or answer.data.get("results") or []
         for row in rows if isinstance(rows, list) else []:
-            address = row.get("email_address") if isinstance(row, dict) else None
-            if address:
-                addresses.append(str(address).lower())
+            if isinstance(row, dict) and row.get("email_address"):
+                found.append(row)
         token = answer.data.get("continue_token") or None
         if not token:
-            break
-    rt.store.suppressions.add(*addresses)
+            return found, True
+    return found, False
+
+
+def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
+    # Read before the first page: a removal after it may not be seen by the pages.
+    since = rt.store.now()
+    rows, _ = read_suppressions(
+        lambda query: _call(rt, SUPPRESSION_VIEW, query), SuppressionView(), max_pages
+    )
+    addresses = [address_key(str(row["email_address"])) for row in rows]
+    rt.store.suppressions.add_synced(addresses, since)
     return len(addresses)
 
 
 @app.task(name=TaskName.SYNC_SUPPRESSIONS)
 def sync_suppressions(attempt: int = 1) -> int | None:
-    """Pull the account's suppression list into the set producers consult."""
+    """Pull the account's suppression list into the set producers consult (an address
+    lifted while the list was being read is left out: ``add_synced``)."""
     return _api_job(TaskName.SYNC_SUPPRESSIONS, attempt, _suppressions)
 
 

@@ -208,6 +208,8 @@ def run_everything(store: Store) -> None:
     lock.release()
     store.suppressions.add("bounced@example.com")
     store.suppressions.matching(["bounced@example.com", "ann@example.com"])
+    store.suppressions.remove("bounced@example.com")
+    store.suppressions.add_synced(["bounced@example.com"], since=store.now())
     store.account.take_turn("probe", 5)
     store.account.set_quota_left(10, until=store.now() + 60)
     store.account.throttled()

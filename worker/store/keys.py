@@ -60,6 +60,7 @@ __all__ = [
     "stats_snapshot",
     "suppressed",
     "suppressed_erased",
+    "suppressed_lifted",
     "tally",
     "tenant_window",
     "throttled",
@@ -200,6 +201,12 @@ def suppressed_erased() -> str:
     """Set: keyed hashes of suppressed addresses that were erased (``outbox.erase``): still
     refused, no longer readable."""
     return f"{PREFIX}suppressed:erased"
+
+
+def suppressed_lifted() -> str:
+    """Sorted set: addresses whose suppression was lifted (``outbox suppressions remove``),
+    scored by when, so a sync that read SMTP2GO's list before then leaves them out."""
+    return f"{PREFIX}suppressed:lifted"
 
 
 def erase_key() -> str:

@@ -1,7 +1,10 @@
 """The local suppression set: addresses producers refuse before anything is enqueued.
 
-Filled by webhooks (hard bounces, spam complaints) and by the beat job that pulls the
-account's suppression list. It has no TTL: an operator empties it on purpose.
+Filled by webhooks (hard bounces, spam complaints), by the beat job that pulls the
+account's suppression list and by ``outbox suppressions add``. It has no TTL: an
+operator empties it on purpose (``outbox suppressions remove``), and a lifted address is
+remembered for a day so that a sync whose read began before the removal cannot bring it
+back from SMTP2GO's list as it was.
 """
 
 from __future__ import annotations
@@ -12,23 +15,68 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from outbox.worker.store import keys
+from outbox.worker.store import keys, scripts
 
-__all__ = ["Suppressions"]
+__all__ = ["LIFTED_KEPT", "Suppressions"]
 
 #: Addresses asked about per command.
 _PAGE = 10_000
 #: Above this many addresses (and more than the set holds), the set is read instead.
 _ASK_UP_TO = 1_000
+#: Addresses a sync adds per script call.
+_SYNC_PAGE = 1_000
+#: How long a lifted suppression is remembered: far longer than a sync run lasts (50
+#: pages, each in a slot of the shared limit and within the client's timeout).
+LIFTED_KEPT = 86_400.0
 
 
 class Suppressions:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        self._lift = scripts.load(redis, "lift")
+        self._sync = scripts.load(redis, "sync_suppressed")
 
     def add(self, *addresses: str) -> int:
         """Add comparable addresses (``address_key``); how many were new."""
         return int(self.redis.sadd(keys.suppressed(), *addresses)) if addresses else 0
+
+    def add_synced(self, addresses: Iterable[str], since: float) -> int:
+        """Add comparable addresses a sync read from SMTP2GO's list, the read having begun
+        at ``since`` (the Redis clock): those lifted since then are left out, as the read
+        may predate their removal. How many were new."""
+        wanted = list(dict.fromkeys(addresses))
+        keys_ = [keys.suppressed(), keys.suppressed_lifted()]
+        return sum(
+            int(self._sync(keys=keys_, args=[repr(since), *wanted[start : start + _SYNC_PAGE]]))
+            for start in range(0, len(wanted), _SYNC_PAGE)
+        )
+
+    def remove(self, *addresses: str) -> list[str]:
+        """Lift the suppression of comparable addresses, so they may be sent to again (an
+        erased one's keyed hash goes too; unlike :meth:`erase`, nothing stays refused);
+        the ones that were suppressed. Each is remembered as lifted for
+        :data:`LIFTED_KEPT` seconds (:meth:`add_synced`)."""
+        wanted = list(dict.fromkeys(addresses))
+        if not wanted:
+            return []
+        secret = self.redis.get(keys.erase_key())
+        hashed = [erased_hash(secret, a) if secret is not None else "" for a in wanted]
+        flags = self._lift(
+            keys=[keys.suppressed(), keys.suppressed_erased(), keys.suppressed_lifted()],
+            args=[repr(LIFTED_KEPT), len(wanted), *wanted, *hashed],
+        )
+        return [a for a, was in zip(wanted, flags, strict=True) if int(was)]
+
+    def members(self) -> set[str]:
+        """Every address (or domain) in the set, read a page at a time."""
+        return {
+            m.decode() if isinstance(m, bytes) else str(m)
+            for m in self.redis.sscan_iter(keys.suppressed(), count=1000)
+        }
+
+    def erased_count(self) -> int:
+        """How many erased addresses are still refused, kept as keyed hashes only."""
+        return int(self.redis.scard(keys.suppressed_erased()))
 
     def matching(self, addresses: Iterable[str]) -> set[str]:
         """The subset of comparable ``addresses`` that is suppressed (one round trip for a
@@ -64,10 +112,7 @@ class Suppressions:
         than the list is read a page at a time and compared here (rather than every
         address sent to Redis); else the addresses are asked about a page per command."""
         if size < len(wanted):
-            suppressed = {
-                m.decode() if isinstance(m, bytes) else str(m)
-                for m in self.redis.sscan_iter(keys.suppressed(), count=1000)
-            }
+            suppressed = self.members()
             return [a in suppressed for a in wanted]
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(wanted), _PAGE):

@@ -1,0 +1,245 @@
+"""``outbox suppressions list|add|remove`` against the real sandbox (a server process),
+with outbox's records on fakeredis: both sides, where each entry is, what a send then
+meets, and a key without the permission."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from outbox import erase, send_email, status
+from outbox.cli.main import EXIT_FAILED, EXIT_USAGE, main
+from outbox.worker import beat
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go.endpoints import SUPPRESSION_VIEW
+from outbox.worker.smtp2go.models import SuppressionView
+from outbox.worker.states import State
+from tests.conftest import TEST_API_KEY, Sandbox
+
+pytestmark = pytest.mark.timeout(60)
+
+SENDER = "Shop <shop@example.com>"
+
+
+@pytest.fixture
+def rt(fake_redis: Any, sandbox: Sandbox) -> Iterator[Runtime]:
+    """Records on fakeredis; the API is the session's sandbox, reset."""
+    settings = Settings(
+        SMTP2GO_API_KEY=TEST_API_KEY,
+        SMTP2GO_BASE_URL=sandbox.base_url,
+        SMTP2GO_TIMEOUT=10,
+        OUTBOX_RATE_LIMIT="1000/s",
+    )
+    runtime = Runtime.from_settings(settings, redis_client=fake_redis)
+    set_runtime(runtime)
+    yield runtime
+    set_runtime(None)
+    runtime.close()
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, ["suppressions", *args], catch_exceptions=False)
+
+
+def api(sandbox: Sandbox, path: str, **body: Any) -> dict[str, Any]:
+    """A request straight to the sandbox, as SMTP2GO's dashboard would change the list."""
+    response = httpx.post(
+        f"{sandbox.base_url}/{path}",
+        headers={"X-Smtp2go-Api-Key": sandbox.api_key},
+        json=body,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(response.json()["data"])
+
+
+def at_smtp2go(sandbox: Sandbox, address: str) -> list[str]:
+    """The reasons SMTP2GO holds ``address`` suppressed for."""
+    rows = api(sandbox, "suppression/view", email_address=address)["results"]
+    return sorted(r["reason"] for r in rows)
+
+
+def local(rt: Runtime, address: str) -> bool:
+    return address in rt.store.suppressions.matching([address])
+
+
+def listed(*args: str) -> dict[str, dict[str, Any]]:
+    result = invoke("list", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return {e["address"]: e for e in json.loads(result.stdout)["suppressions"]}
+
+
+def deliver(sandbox: Sandbox, broker: Any, to: str) -> tuple[Any, list[dict[str, Any]]]:
+    """A send to ``to`` through the producer and this process's task: its record, and
+    what the sandbox then kept of it."""
+    import outbox.worker.tasks  # noqa: F401  (registers the tasks, as a worker's start does)
+    from outbox.worker.app import app
+
+    handle = send_email(SENDER, [to], "Hello", text_body="again")
+    for name, args, _queue in broker.drain():
+        app.tasks[name].apply(args=args)
+    record = status(handle.id)
+    ids = {c.email_id for c in record.chunks}
+    return record, [m for m in sandbox.messages() if m.get("email_id") in ids]
+
+
+def test_list_marks_where_each_entry_is(rt: Runtime, sandbox: Sandbox) -> None:
+    api(sandbox, "suppression/add", email_address="Remote@Example.org", block_description="x")
+    api(sandbox, "suppression/add", email_address="both@example.org")
+    rt.store.suppressions.add("both@example.org", "local@example.org")
+
+    entries = listed()
+    assert {a: e["where"] for a, e in entries.items()} == {
+        "remote@example.org": "smtp2go",
+        "both@example.org": "both",
+        "local@example.org": "local",
+    }
+    assert entries["remote@example.org"]["reasons"] == ["manual"]
+    assert entries["remote@example.org"]["description"] == "x"
+    assert entries["remote@example.org"]["added"]
+    assert entries["local@example.org"]["reasons"] == []
+    assert set(listed("--search", "REMOTE")) == {"remote@example.org"}
+
+    shown = invoke("list")
+    assert shown.exit_code == 0, shown.output
+    assert "3 suppression(s): 1 in both, 1 only at SMTP2GO, 1 only local" in shown.stdout
+    assert "drift" in shown.stdout
+
+
+def test_add_then_remove_changes_both_sides_and_the_address_is_sent_to_again(
+    rt: Runtime, sandbox: Sandbox, memory_broker: Any
+) -> None:
+    address = "ann@example.org"
+    added = invoke("add", "Ann@Example.org", "--reason", "asked us to stop", "--json")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout) == {
+        "added": [{"address": address, "smtp2go": True, "local_new": True}]
+    }
+    assert at_smtp2go(sandbox, address) == ["manual"]
+    assert local(rt, address)
+    assert listed()[address]["where"] == "both"
+    assert listed()[address]["description"] == "asked us to stop"
+
+    refused, _ = deliver(sandbox, memory_broker, address)  # the producer refuses it now
+    assert refused.rejected == [address]
+
+    removed = invoke("remove", address, "--json")
+    assert removed.exit_code == 0, removed.output
+    assert json.loads(removed.stdout) == {
+        "removed": [{"address": address, "smtp2go": ["manual"], "local": True}]
+    }
+    assert at_smtp2go(sandbox, address) == []
+    assert not local(rt, address)
+    assert address not in listed()
+
+    record, kept = deliver(sandbox, memory_broker, address)
+    assert record.rejected == []
+    assert record.state is State.SENT
+    assert [(m["recipients"], m["rejected"]) for m in kept] == [([address], [])]
+
+
+def test_remove_lifts_every_reason_smtp2go_has_and_says_when_there_was_nothing(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    api(sandbox, "suppression/add", email_address="remote@example.org")
+    shown = invoke("remove", "remote@example.org", "local@example.org")
+    assert shown.exit_code == 0, shown.output
+    assert "lifted remote@example.org: at SMTP2GO (manual)" in shown.stdout
+    assert "local@example.org was not suppressed" in shown.stdout
+
+    nothing = invoke("remove", "nobody@example.org")
+    assert nothing.exit_code == EXIT_FAILED
+    assert "nothing to remove" in nothing.stderr
+
+
+def test_a_removed_address_is_not_brought_back_by_a_sync_that_read_before(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    address = "ann@example.org"
+    assert invoke("add", address).exit_code == 0
+    # A sync began and read SMTP2GO's list while the address was still on it ...
+    since = rt.store.now()
+    rows, complete = beat.read_suppressions(
+        lambda q: rt.client.call(SUPPRESSION_VIEW, q), SuppressionView()
+    )
+    assert complete
+    assert [r["email_address"] for r in rows] == [address]
+    # ... then the operator lifted it, before the sync wrote what it read.
+    assert invoke("remove", address).exit_code == 0
+    assert rt.store.suppressions.add_synced([address], since) == 0
+    assert not local(rt, address)
+    # A read that began after the removal is believed: SMTP2GO blocks it again.
+    assert rt.store.suppressions.add_synced([address], rt.store.now()) == 1
+    assert rt.store.suppressions.remove(address) == [address]
+
+    # The next scheduled sync reads SMTP2GO as it is now and leaves it out as well.
+    assert beat.sync_suppressions() == 0
+    assert not local(rt, address)
+    # Lifting an erased address lets it be sent to again too (erase keeps it refused).
+    rt.store.suppressions.add("gone@example.org")
+    erase("gone@example.org")
+    assert local(rt, "gone@example.org")
+    assert rt.store.suppressions.remove("gone@example.org") == ["gone@example.org"]
+    assert not local(rt, "gone@example.org")
+
+
+def test_a_key_without_the_permission_is_told_which_one(rt: Runtime, sandbox: Sandbox) -> None:
+    sandbox.configure(key_permissions=["email/send"])
+    rt.store.suppressions.add("local@example.org")
+
+    listing = invoke("list")
+    assert listing.exit_code == EXIT_USAGE
+    assert "the API key may not call suppression/view" in listing.stderr
+    assert "add /suppression/view to the key's permissions in SMTP2GO" in listing.stderr
+    assert TEST_API_KEY not in listing.output
+    # Known to the fleet, as a worker's refusal is: beat's sync does not ask for an hour.
+    assert rt.store.account.denied("suppression/view", rt.store.now())
+
+    as_json = invoke("list", "--json")
+    assert as_json.exit_code == EXIT_USAGE
+    error = json.loads(as_json.stdout)
+    assert (error["permission"], error["endpoint"]) == ("/suppression/view", "suppression/view")
+
+    adding = invoke("add", "ann@example.org", "--json")
+    assert adding.exit_code == EXIT_USAGE
+    assert json.loads(adding.stdout)["permission"] == "/suppression/add"
+    assert not local(rt, "ann@example.org")  # SMTP2GO refused: nothing changed here
+
+    removing = invoke("remove", "local@example.org")
+    assert removing.exit_code == EXIT_USAGE
+    assert "/suppression/view" in removing.stderr
+    assert local(rt, "local@example.org")
+
+    # Once the key may, the command works and the sync is back on at once.
+    sandbox.configure(key_permissions=["email/send", "suppression/view"])
+    assert invoke("list").exit_code == 0
+    assert not rt.store.account.denied("suppression/view", rt.store.now())
+
+
+def test_a_bad_address_is_refused_naming_the_field_before_any_request(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    result = invoke("add", "ok@example.org", "not an address", "--json")
+    assert result.exit_code == EXIT_USAGE
+    error = json.loads(result.stdout)
+    assert error["field"] == "email_address"
+    assert "'not an address'" in error["error"]
+    assert at_smtp2go(sandbox, "ok@example.org") == []
+    assert not local(rt, "ok@example.org")
+
+
+def test_without_an_api_key_it_says_which_setting(fake_redis: Any, sandbox: Sandbox) -> None:
+    settings = Settings(SMTP2GO_BASE_URL=sandbox.base_url)
+    set_runtime(Runtime.from_settings(settings, redis_client=fake_redis))
+    try:
+        result = invoke("list")
+    finally:
+        set_runtime(None)
+    assert result.exit_code == EXIT_USAGE
+    assert "SMTP2GO_API_KEY is not set" in result.stderr
