@@ -46,7 +46,7 @@ _CONCURRENCY = 64
 def retry_delay(first: float, attempt: int) -> float:
     """The wait after failed attempt ``attempt`` (0 for the first): doubling from
     ``first`` up to ``WEBHOOK_BACKOFF_CAP`` times it."""
-    return first * min(WEBHOOK_BACKOFF_CAP, 2**attempt)
+    return first * min(WEBHOOK_BACKOFF_CAP, 1 << min(attempt, 16))
 
 
 def authorization(hook: Webhook) -> str | None:
