@@ -33,6 +33,7 @@ from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.parked import Call
+from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
 
 __all__ = ["enqueue"]
 
@@ -139,7 +140,8 @@ def _enqueue(
         ChunkSpec(chunk_id_for(batch_id, i), i, recipients, overrides, options.send_at)
         for i, (recipients, overrides) in enumerate(chunks)
     ]
-    extra: dict[str, str] = {}
+    # the format of the payload, kept so a later publish marks it as this one does
+    extra: dict[str, str] = {VERSION_HEADER: str(PAYLOAD_VERSION)}
     if options.idempotency_key is not None:
         extra["fingerprint"] = fingerprint(kind, base, chunks, options, lane)
     if options.send_at is not None:

@@ -6,7 +6,8 @@ unknown attempt up), :func:`~outbox.worker.verdicts.judge` reads the API's answe
 failed, retry, hold the account, an unknown fate). :class:`Delivery` carries them out
 against Redis, the broker and the API, with the clock and the waits of its
 :class:`~outbox.worker.runtime.Runtime`. The payload is sent as the producer wrote it,
-after a cheap check that it is one (:mod:`outbox.worker.wire`).
+after a cheap check that it is one, in a format this worker reads
+(:mod:`outbox.worker.wire`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutco
 from outbox.worker.store.limits import Grant, Wake
 from outbox.worker.store.parked import Call
 from outbox.worker.verdicts import HOLD_RECHECK, judge
-from outbox.worker.wire import PoisonPayload, check, tagged
+from outbox.worker.wire import (
+    PoisonPayload,
+    UnknownPayloadVersion,
+    check,
+    check_version,
+    tagged,
+)
 
 __all__ = ["Delivery", "Step", "decide"]
 
@@ -140,11 +147,12 @@ class Delivery:
         #: This run's span (``None`` when nothing is traced).
         self.span: Any = None
 
-    def run(self, payload: dict[str, Any]) -> str:
+    def run(self, payload: dict[str, Any], *, version: object = None) -> str:
         """The chunk's state afterwards (or what happened to the task), in a span of the
-        send's trace when tracing is on (:mod:`outbox.worker.tracing`)."""
+        send's trace when tracing is on (:mod:`outbox.worker.tracing`). ``version`` is
+        the payload format's, from the message's header (``None``: version 1)."""
         if not tracing.active():
-            return self._run(payload)
+            return self._run(payload, version)
         batch_id = self.chunk_id.rsplit(".", 1)[0]
         stored = tracing.send_context(self.batches, batch_id)
         attributes = {"outbox.send_id": batch_id, "outbox.chunk_id": self.chunk_id,
@@ -156,12 +164,16 @@ class Delivery:
             parent=tracing.chunk_parent(stored),
         ) as current:
             self.span = current
-            state = self._run(payload)
+            state = self._run(payload, version)
             tracing.note(current, outbox__state=state, outbox__lane=self.lane,
                          outbox__tenant=self.tenant or None)  # fmt: skip
             return state
 
-    def _run(self, payload: dict[str, Any]) -> str:
+    def _run(self, payload: dict[str, Any], version: object) -> str:
+        try:
+            check_version(version)
+        except UnknownPayloadVersion as exc:
+            return self._unreadable(exc)
         try:
             request = check(self.kind, payload)
         except PoisonPayload as exc:
@@ -374,6 +386,17 @@ class Delivery:
             "message": "the task's payload does not validate: " + ", ".join(errors),
             "field_errors": errors,
         }
+        return self._dead_letter(error)
+
+    def _unreadable(self, exc: UnknownPayloadVersion) -> str:
+        """A format this worker does not read (a producer newer than the worker): never
+        guessed at. The dead letter keeps its record, so ``outbox replay`` sends it once
+        a worker that reads the version runs."""
+        logger.error("chunk %s: %s; dead", self.chunk_id, exc)
+        error = {"type": "UnknownPayloadVersion", "message": str(exc), "version": exc.version}
+        return self._dead_letter(error)
+
+    def _dead_letter(self, error: dict[str, Any]) -> str:
         # No record to mark (expired, never created): still leave a dead letter.
         if self.batches.bury_orphan(self.chunk_id, kind=self.kind, error=error):
             self.rt.metrics.finished(self.kind, State.DEAD)

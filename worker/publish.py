@@ -2,7 +2,8 @@
 
 A chunk's task message carries the batch's shared payload merged with the chunk's own
 recipients, so a worker needs nothing else to send. The stored parts let the relay,
-the sweep and replays rebuild the same message later (:func:`chunk_task`).
+the sweep and replays rebuild the same message later (:func:`chunk_task`), marked with
+the payload format's version its producer recorded (:mod:`outbox.worker.wire`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from outbox.worker.queues import SEND_TASKS, Queue, TaskName
 from outbox.worker.store import Store
 from outbox.worker.store.batches import Batches
 from outbox.worker.store.chunks import batch_id_of
+from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
 
 __all__ = ["Task", "chunk_task", "chunk_tasks", "publish", "publish_callback"]
 
@@ -31,15 +33,22 @@ class Task:
     name: TaskName
     args: Sequence[Any]
     queue: Queue = Queue.EMAIL
+    #: A send task's payload format (its message's ``outbox_payload`` header); a
+    #: record's field that is not a number stays as it is, for the worker to refuse.
+    version: int | str = PAYLOAD_VERSION
 
 
 def chunk_task(batches: Batches, chunk_id: str) -> Task | None:
-    """The send task of a chunk, rebuilt from its record; ``None`` if it expired."""
-    chunk = batches.chunk(chunk_id)
-    base = batches.payload(batch_id_of(chunk_id))
+    """The send task of a chunk, rebuilt from its record; ``None`` if it expired.
+
+    It keeps the version its producer recorded (none: 1, a producer of 0.2.0 or
+    before), so a worker meets the payload as it was written, whoever publishes it."""
+    chunk, base, version = batches.publishable(chunk_id, VERSION_HEADER)
     if chunk is None or base is None:
         return None
-    return Task(SEND_TASKS[chunk.kind], [chunk_id, {**base, **chunk.fields}], chunk.queue)
+    args = [chunk_id, {**base, **chunk.fields}]
+    marked: int | str = 1 if version is None else int(version) if version.isdigit() else version
+    return Task(SEND_TASKS[chunk.kind], args, chunk.queue, marked)
 
 
 def chunk_tasks(
@@ -77,6 +86,8 @@ def publish(tasks: Iterable[Task], *, store: Store | None = None) -> int:
             # each message goes in its send's trace, whoever publishes it and whenever
             with tracing.attached(contexts.get(_batch_of(task))):
                 headers: dict[str, Any] = {"published_at": time.time()}
+                if task.name in _SENDS:
+                    headers[VERSION_HEADER] = task.version
                 if traced:
                     headers.update(tracing.carrier())
                 app.send_task(

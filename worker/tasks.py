@@ -28,6 +28,7 @@ from outbox.worker.states import Kind
 from outbox.worker.store.chunks import chunk_id_for
 from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
+from outbox.worker.wire import VERSION_HEADER
 
 __all__ = ["deliver", "fan_out", "send_email", "send_mime", "send_sms", "send_template"]
 
@@ -48,7 +49,8 @@ def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> s
     worker = task.request.hostname or "local"
     delivery = Delivery(rt, kind, chunk_id, worker)
     try:
-        state = delivery.run(payload)
+        # the payload format's version: a message without the header is version 1
+        state = delivery.run(payload, version=task.request.get(VERSION_HEADER))
     except Stop:
         raise Reject("the worker is stopping", requeue=True) from None
     # A finish that granted a waiting bulk chunk its slot hands it to this thread, free
@@ -62,7 +64,7 @@ def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> s
             break
         delivery = Delivery(rt, KIND_OF[again.name], handed, worker)
         try:
-            delivery.run(again.args[1])
+            delivery.run(again.args[1], version=again.version)
         except Stop:
             # its slot was given back: its call waits for another worker
             rt.store.parked.park(Call(again.name, chunk=handed), rt.store.now())

@@ -8,6 +8,15 @@ older shape, a hand-written task), which retrying can never help. :func:`check` 
 at the shape (the keys, their types, a body or a template, no line break where a header
 is built) and raises :class:`PoisonPayload` naming every bad field; what only the API
 can judge (is this address deliverable?) it leaves to the API, which answers 400.
+
+The payload's format has a version, carried in the message's ``outbox_payload`` header
+(:data:`VERSION_HEADER`) and kept on the batch's record, so whoever publishes the chunk
+again (the relay, the sweep, a replay) marks it as its producer did. A worker reads
+:data:`PAYLOAD_VERSION` and the one before it, so a fleet is upgraded workers first,
+then producers; a version newer than it knows is not guessed at: the chunk ends dead
+with the reason (:class:`UnknownPayloadVersion`), to be replayed once a worker that
+reads it runs. Version 1 is every message without the header (what producers wrote
+through 0.2.0); version 2 is the same body, marked.
 """
 
 from __future__ import annotations
@@ -20,11 +29,61 @@ from typing import Any
 from outbox.worker.smtp2go.checks import MAX_RECIPIENTS, check_e164, validate_address
 from outbox.worker.states import Kind
 
-__all__ = ["OUTBOX_ID_HEADER", "PoisonPayload", "check", "tagged"]
+__all__ = [
+    "OLDEST_PAYLOAD_VERSION",
+    "OUTBOX_ID_HEADER",
+    "PAYLOAD_VERSION",
+    "VERSION_HEADER",
+    "PoisonPayload",
+    "UnknownPayloadVersion",
+    "check",
+    "check_version",
+    "tagged",
+]
 
 #: Custom header carrying the chunk id on every email, so a send can be found again in
 #: ``activity/search`` (:mod:`outbox.worker.reconcile`).
 OUTBOX_ID_HEADER = "X-Outbox-Id"
+
+
+#: The payload format this version of outbox writes.
+PAYLOAD_VERSION = 2
+#: The oldest format a worker still reads: one version back, so producers one release
+#: behind the workers are delivered as they always were.
+OLDEST_PAYLOAD_VERSION = 1
+#: The message header (and the batch record's field) that carries the format's version;
+#: a message without it is version 1.
+VERSION_HEADER = "outbox_payload"
+
+
+class UnknownPayloadVersion(ValueError):
+    """A payload in a format this worker does not read: dead with the reason, never
+    guessed at, and sent by a replay once a worker that reads it runs."""
+
+    def __init__(self, version: object) -> None:
+        if isinstance(version, int) and version > PAYLOAD_VERSION:
+            why = "newer than this worker reads; upgrade the workers, then `outbox replay` it"
+        else:
+            why = "not a version outbox writes"
+        super().__init__(
+            f"payload version {version!r} is {why} (it reads "
+            f"{OLDEST_PAYLOAD_VERSION} to {PAYLOAD_VERSION})"
+        )
+        self.version = version
+
+
+def check_version(version: object) -> int:
+    """The payload format's version (``None``, no header: 1) if this worker reads it;
+    else :class:`UnknownPayloadVersion`."""
+    if version is None:
+        version = 1  # the unmarked format, whatever the oldest read today
+    if (
+        isinstance(version, int)
+        and not isinstance(version, bool)
+        and OLDEST_PAYLOAD_VERSION <= version <= PAYLOAD_VERSION
+    ):
+        return version
+    raise UnknownPayloadVersion(version)
 
 
 class PoisonPayload(ValueError):

@@ -119,6 +119,23 @@ class BatchReads:
         raw = self.redis.hgetall(keys.chunk(chunk_id))
         return StoredChunk.from_hash(raw) if raw else None
 
+    def publishable(
+        self, chunk_id: str, batch_field: str
+    ) -> tuple[StoredChunk | None, dict[str, Any] | None, str | None]:
+        """A chunk, its batch's payload and one field of the batch (the payload's
+        version), in one round trip: what publishing the chunk again needs."""
+        batch_id = chunk_id.rsplit(".", 1)[0]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.chunk(chunk_id))
+        pipe.get(keys.batch_payload(batch_id))
+        pipe.hget(keys.batch(batch_id), batch_field)
+        raw, payload, field = pipe.execute()
+        return (
+            StoredChunk.from_hash(raw) if raw else None,
+            json.loads(payload) if payload else None,
+            None if field is None else _text(field),
+        )
+
     def chunks(
         self, chunk_ids: Sequence[str]
     ) -> list[tuple[StoredChunk, list[dict[str, Any]], list[dict[str, Any]]]]:

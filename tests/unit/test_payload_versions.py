@@ -1,0 +1,199 @@
+"""A fleet in mid-upgrade: the payload format's version on every send task, a message
+from an older producer delivered once, one from a newer producer kept for a replay."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+
+from outbox import send_email
+from outbox.worker import tasks, wire
+from outbox.worker.publish import Task, chunk_task, publish
+from outbox.worker.queues import Queue, TaskName
+from outbox.worker.runtime import Runtime, set_runtime
+from outbox.worker.settings import Settings
+from outbox.worker.smtp2go.client import SMTP2GOClient
+from outbox.worker.states import Kind, State
+from outbox.worker.store import keys
+from outbox.worker.store.chunks import ChunkSpec
+from outbox.worker.wire import (
+    PAYLOAD_VERSION,
+    VERSION_HEADER,
+    UnknownPayloadVersion,
+    check_version,
+)
+
+KEY = "api-" + "0" * 32
+#: The message a producer of 0.2.0 put on the Redis broker for one send_email, as the
+#: broker kept it (captured byte for byte: kombu's envelope, Celery's protocol 2).
+OLD_MESSAGE = Path(__file__).parent.parent / "fixtures" / "broker-0.2.0-send_email.json"
+
+
+class Api:
+    """Every request the worker made, each answered as a send SMTP2GO accepted."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(json.loads(request.content))
+        data = {"succeeded": 1, "failed": 0, "failures": [], "email_id": f"E-{len(self.seen)}"}
+        return httpx.Response(200, json={"request_id": "r1", "data": data})
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+@pytest.fixture
+def rt(api: Api) -> Iterator[Runtime]:
+    settings = Settings(
+        SMTP2GO_API_KEY=KEY, SMTP2GO_BASE_URL="http://127.0.0.1:9/v3", OUTBOX_RATE_LIMIT="1000/s"
+    )
+    client = SMTP2GOClient(settings.base_url, KEY, transport=httpx.MockTransport(api))
+    runtime = Runtime.from_settings(settings, redis_client=fakeredis.FakeRedis(), client=client)
+    set_runtime(runtime)
+    yield runtime
+    set_runtime(None)
+
+
+def _old_message() -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The fixture's headers, chunk id and payload, as a worker decodes them."""
+    message = json.loads(OLD_MESSAGE.read_bytes())
+    (chunk_id, payload), _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    return message["headers"], chunk_id, payload
+
+
+def _record_as_old_producer(rt: Runtime, chunk_id: str, payload: dict[str, Any]) -> None:
+    """The chunk's record as a producer of 0.2.0 wrote it: no payload version on it."""
+    batch_id = chunk_id.rsplit(".", 1)[0]
+    base = {k: v for k, v in payload.items() if k != "to"}
+    spec = ChunkSpec(chunk_id, 0, list(payload["to"]), {"to": payload["to"]}, None)
+    rt.store.batches.create(
+        batch_id, kind=Kind.EMAIL, chunks=[spec], payload=base, queue=Queue.EMAIL
+    )
+
+
+def _run(task: Any, headers: dict[str, Any], *args: Any) -> Any:
+    """``task``'s body under a worker's request carrying the message's headers."""
+    task.push_request(**{**headers, "called_directly": False, "hostname": "w1"})
+    try:
+        return task.run(*args)
+    finally:
+        task.pop_request()
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [(None, 1), (1, 1), (2, 2)],
+)
+def test_a_worker_reads_its_own_version_and_the_one_before(given: Any, read: int) -> None:
+    assert PAYLOAD_VERSION == 2
+    assert check_version(given) == read
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        (3, "newer than this worker reads; upgrade the workers, then `outbox replay` it"),
+        (0, "not a version outbox writes"),
+        ("2", "not a version outbox writes"),
+        (True, "not a version outbox writes"),
+    ],
+)
+def test_any_other_version_is_refused_with_the_reason(given: Any, why: str) -> None:
+    with pytest.raises(UnknownPayloadVersion) as refused:
+        check_version(given)
+    assert str(refused.value) == f"payload version {given!r} is {why} (it reads 1 to 2)"
+
+
+def test_an_older_producers_message_is_delivered_exactly_once(rt: Runtime, api: Api) -> None:
+    headers, chunk_id, payload = _old_message()
+    assert VERSION_HEADER not in headers  # 0.2.0 knew no versions
+    _record_as_old_producer(rt, chunk_id, payload)
+
+    assert _run(tasks.send_email, headers, chunk_id, payload) == State.SENT.value
+    # the broker delivers it again (a redelivery after a lost ack): nothing is resent
+    assert _run(tasks.send_email, headers, chunk_id, payload) == State.SENT.value
+
+    [body] = api.seen
+    assert body["to"] == ["ann@example.com"]
+    assert {"header": "Reply-To", "value": "books@example.com"} in body["custom_headers"]
+    assert {"header": "X-Outbox-Id", "value": chunk_id} in body["custom_headers"]
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.SENT
+
+
+def test_an_older_producers_record_is_published_again_as_version_1(rt: Runtime) -> None:
+    """The relay, the sweep and replays rebuild a message from its record: one an
+    older producer wrote goes out unmarked as it was, not claimed to be the new format."""
+    _headers, chunk_id, payload = _old_message()
+    _record_as_old_producer(rt, chunk_id, payload)
+    task = chunk_task(rt.store.batches, chunk_id)
+    assert task is not None
+    assert (task.name, task.args, task.version) == (TaskName.SEND_EMAIL, [chunk_id, payload], 1)
+
+
+def test_a_producer_marks_its_record_and_every_message(rt: Runtime, memory_broker: Any) -> None:
+    from outbox.worker.app import app
+
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    fields = rt.redis.hgetall(keys.batch(handle.id))
+    assert fields[VERSION_HEADER.encode()] == str(PAYLOAD_VERSION).encode()
+    task = chunk_task(rt.store.batches, f"{handle.id}.0")
+    assert task is not None
+    assert task.version == PAYLOAD_VERSION
+    publish([task])  # as the relay would, a second message for the same chunk
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("email")
+        got = [queue.get(timeout=1) for _ in range(2)]
+        for message in got:
+            message.ack()
+        queue.close()
+    assert [m.headers[VERSION_HEADER] for m in got] == [PAYLOAD_VERSION, PAYLOAD_VERSION]
+
+
+def test_a_newer_producers_message_ends_dead_with_its_reason_and_replays(
+    rt: Runtime, api: Api, memory_broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker one release behind its producers sends nothing it cannot read: the
+    chunk is dead, saying why, and ``outbox replay`` brings it back with its version."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    chunk_id = f"{handle.id}.0"
+    rt.redis.hset(keys.batch(handle.id), VERSION_HEADER, "3")  # as a newer producer marks
+    newer = chunk_task(rt.store.batches, chunk_id)
+    assert newer is not None
+    assert newer.version == 3
+
+    state = _run(tasks.send_email, {VERSION_HEADER: 3, "id": "t1"}, *newer.args)
+
+    assert state == State.DEAD.value
+    assert api.seen == []
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.DEAD
+    assert chunk.last_error is not None
+    assert chunk.last_error["type"] == "UnknownPayloadVersion"
+    assert chunk.last_error["version"] == 3
+    assert "upgrade the workers, then `outbox replay` it" in chunk.last_error["message"]
+    assert rt.redis.zscore(keys.dead_letters(), chunk_id) is not None
+    # replayed once the workers are upgraded: the record is whole, the message keeps
+    # its version, and a worker that reads version 3 sends it
+    assert rt.store.batches.replay(chunk_id)
+    again = chunk_task(rt.store.batches, chunk_id)
+    assert again == Task(TaskName.SEND_EMAIL, newer.args, Queue.EMAIL, 3)
+    monkeypatch.setattr(wire, "PAYLOAD_VERSION", 3)
+    assert (
+        _run(tasks.send_email, {VERSION_HEADER: again.version, "id": "t2"}, *again.args) == "sent"
+    )
+    assert len(api.seen) == 1
