@@ -34,6 +34,9 @@ from tests.unit.webhook_bodies import (
     DOTNET_RECIPIENTS,
     DOTNET_SOFT_BOUNCE,
     EMAIL_ID,
+    JSON_DELIVERED,
+    JSON_HARD_BOUNCE,
+    JSON_PROCESSED,
     RCPT,
     sms_body,
 )
@@ -321,6 +324,49 @@ def test_dotnet_hard_bounce_json_is_kept_but_names_nobody(hook: Hook, runtime: R
     assert hook.outcomes == [Outcome.RECORDED]
     assert ledger(runtime, batch_id)["invalid@nonexistent.com"][0] == "sent"
     assert runtime.redis.scard(keys.suppressed()) == 0
+
+
+def post_json(hook: Hook, body: str) -> None:
+    response = hook.client.post(
+        PATH, content=body, headers={**BEARER, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+def test_captured_json_bodies_move_each_recipient(hook: Hook, runtime: Runtime) -> None:
+    """The JSON callbacks of Smtp2Go.NET commit d04cacf, "captured from live webhook
+    callbacks" (ids and addresses anonymised): ``processed`` lists ``recipients``, a
+    ``delivered`` names its ``rcpt``; neither has an event ``id``."""
+    batch_id = email_sent(runtime, "1vomg2-abc123", ["user@example.com", "user2@example.com"])
+    post_json(hook, JSON_PROCESSED)
+    post_json(hook, JSON_DELIVERED)
+    processed, delivered = hook.published
+    assert processed["recipients"] == ["user@example.com", "user2@example.com"]
+    assert (delivered["event"], delivered["rcpt"]) == ("delivered", "user@example.com")
+    assert delivered["host"] == "mail.protonmail.ch [176.119.200.128]"
+    assert hook.outcomes == [Outcome.RECORDED, Outcome.RECORDED]
+    fates = {address: fate for address, (fate, _) in ledger(runtime, batch_id).items()}
+    assert fates == {"user@example.com": "delivered", "user2@example.com": "processed"}
+    post_json(hook, JSON_DELIVERED)  # a retry of the same body (no id: its digest) is one
+    assert len(chunk_events(runtime, batch_id)) == 2
+
+
+def test_d04cacf_hard_bounce_json_names_its_recipient_and_suppresses(
+    hook: Hook, runtime: Runtime
+) -> None:
+    """The bounce that replaced ``DOTNET_HARD_BOUNCE_JSON``: keys as captured (``rcpt``,
+    ``time``), values made up (ambiguous whether captured)."""
+    batch_id = email_sent(runtime, "bounce-456", ["invalid@nonexistent.com"])
+    post_json(hook, JSON_HARD_BOUNCE)
+    [event] = hook.published
+    assert (event["event"], event["bounce"], event["rcpt"]) == (
+        "bounce",
+        "hard",
+        "invalid@nonexistent.com",
+    )
+    [(fate, _reason)] = ledger(runtime, batch_id).values()
+    assert fate == "hard-bounced"
+    assert runtime.redis.sismember(keys.suppressed(), "invalid@nonexistent.com")
 
 
 # -- SMS --------------------------------------------------------------------------------------

@@ -13,16 +13,24 @@ SYNTHETIC (written by people, never seen on the wire):
 * ``DOTNET_SOFT_BOUNCE`` and ``DOTNET_RECIPIENTS`` — the same .NET file's
   ``ParseFormValues_BouncePayload_ParsesCorrectly`` and
   ``ParseFormValues_RecipientsRepeatedAndDelimited_NormalizesRecipients``, verbatim;
-* ``DOTNET_HARD_BOUNCE_JSON`` — ``WebhookPayloadDeserializationTests.cs`` (commit
-  0aaac17141ca257714da4b3c6f4a2a8338943eea), verbatim; its comment says the format was
-  "observed in live integration tests", but it uses ``timestamp`` and ``email``, keys
-  that neither the webhooks page nor the live captures have;
+* ``DOTNET_HARD_BOUNCE_JSON`` — ``WebhookPayloadDeserializationTests.cs`` as first
+  published (commit 0aaac17141ca257714da4b3c6f4a2a8338943eea), verbatim; it uses
+  ``timestamp`` and ``email``, keys that neither the webhooks page nor the live captures
+  have, and the project replaced it (below) because "smtp2go dev docs have errors";
 * ``sms_body`` — the SMS fields of https://developers.smtp2go.com/docs/webhooks-overview
   ("Webhook Parameters - SMS") with made-up values: no SMS callback was ever published.
 
-No JSON body (``output_format: json``) was ever captured either: the JSON tests post
-the captured fields as one JSON object, as the webhooks page says that format carries
-the same parameters.
+JSON (``output_format: json``), CAPTURED but anonymised: ``JSON_PROCESSED`` and
+``JSON_DELIVERED`` from the same ``WebhookPayloadDeserializationTests.cs`` as commit
+d04cacf67c7d8b118d644633c2cd2cd72c5b7193 ("Fixed payload - smtp2go dev docs have
+errors", 2026-02-07) rewrote it: "JSON fixtures in these tests use the actual SMTP2GO
+webhook format, captured from live webhook callbacks (not documentation — the docs are
+inaccurate)": ``rcpt`` not ``email``, ``recipients`` not ``recipients_list``, ``time``
+(ISO 8601) not ``timestamp``, ``srchost`` not ``hostname``. The ids and addresses were
+replaced (``1vomg2-abc123``, ``user@example.com``) and only some fields kept, so the
+shape is captured and the values are not. ``JSON_HARD_BOUNCE`` is that commit's bounce:
+its keys follow the captures, its values (``bounce-456``) are made up and it has no
+``srchost`` or ``sendtime``: AMBIGUOUS, whether captured or edited by hand.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ __all__ = [
     "DOTNET_RECIPIENTS",
     "DOTNET_SOFT_BOUNCE",
     "EMAIL_ID",
+    "JSON_DELIVERED",
+    "JSON_HARD_BOUNCE",
+    "JSON_PROCESSED",
     "RCPT",
     "sms_body",
 ]
@@ -106,6 +117,47 @@ DOTNET_HARD_BOUNCE_JSON = """
         "timestamp": 1700000100,
         "email": "invalid@nonexistent.com",
         "from": "noreply@alos.app",
+        "bounce": "hard",
+        "context": "RCPT TO:<invalid@nonexistent.com>",
+        "host": "gmail-smtp-in.l.google.com [209.85.233.26]"
+      }
+"""
+
+
+JSON_PROCESSED = """
+      {
+        "srchost": "146.70.170.30",
+        "email_id": "1vomg2-abc123",
+        "event": "processed",
+        "time": "2026-02-07T18:05:02Z",
+        "sender": "noreply@example.com",
+        "recipients": ["user@example.com", "user2@example.com"],
+        "sendtime": "2026-02-07T18:05:02.199324+00:00"
+      }
+"""
+
+JSON_DELIVERED = """
+      {
+        "srchost": "146.70.170.30",
+        "email_id": "1vomg2-abc123",
+        "event": "delivered",
+        "time": "2026-02-07T18:05:06Z",
+        "rcpt": "user@example.com",
+        "sender": "noreply@alos.app",
+        "host": "mail.protonmail.ch [176.119.200.128]",
+        "context": "Unavailable",
+        "message": "250 2.0.0 Ok: 2788 bytes queued as 4f7f4b3tWbzKy",
+        "sendtime": "2026-02-07T18:05:06.215451+00:00"
+      }
+"""
+
+JSON_HARD_BOUNCE = """
+      {
+        "email_id": "bounce-456",
+        "event": "bounce",
+        "time": "2026-02-07T18:15:00Z",
+        "rcpt": "invalid@nonexistent.com",
+        "sender": "noreply@alos.app",
         "bounce": "hard",
         "context": "RCPT TO:<invalid@nonexistent.com>",
         "host": "gmail-smtp-in.l.google.com [209.85.233.26]"
