@@ -158,8 +158,7 @@ class OutboxStack:
         return not rt.redis.zcard(keys.throttled())
 
     def _webhooks_pending(self) -> int:
-        with self._stack.control() as control:
-            return int(control.get("/_sandbox/stats").json()["webhooks_pending"])
+        return int(self.stats()["webhooks_pending"])
 
     def _queued(self) -> int:
         from outbox.cli.demo.stack import QUEUES
@@ -189,6 +188,15 @@ class OutboxStack:
             answer.raise_for_status()
             messages: list[dict[str, Any]] = answer.json()["messages"]
             return messages
+
+    def stats(self) -> dict[str, Any]:
+        """The sandbox's counters (its ``/_sandbox/stats``: ``requests``, ``accepted``,
+        ``rate_limited``, ``webhooks_pending``, per endpoint, ...)."""
+        with self._stack.control() as control:
+            answer = control.get("/_sandbox/stats")
+            answer.raise_for_status()
+            counters: dict[str, Any] = answer.json()
+            return counters
 
     def record(self, send: Handle | str) -> Record:
         """The send's record, as ``outbox status`` reads it."""

@@ -149,6 +149,14 @@ class V3:
             headers["Retry-After"] = str(retry_after_seconds(wait))
         return _too_many_requests(headers)
 
+    def _key_rate_exceeded(self, request_id: str, ep: EndpointCounters) -> Response:
+        """Over the key's own limit: a 429 with the message the rate-limiting page quotes
+        (the shape and the missing error code are assumed); the IP is not timed out."""
+        self.sb.state.counters.rate_limited += 1
+        ep.rate_limited += 1
+        data = {"error": "API key ratelimit exceeded"}
+        return json_response({"request_id": request_id, "data": data}, 429, {})
+
     def _injected(self, request_id: str, status: int, headers: dict[str, str]) -> Response:
         if status == 502:  # what a proxy in front of the API answers: not JSON at all
             return Response(_BAD_GATEWAY, 502, headers, media_type="text/html")
@@ -284,6 +292,13 @@ class V3:
         if not isinstance(body, dict):
             exc = ApiError(400, "The request body must be a JSON object", NON_VALIDATING)
             return self._error(request_id, exc, headers)
+        limiter = state.key_limiter
+        if (
+            limiter is not None
+            and path in SEND_ENDPOINTS
+            and not limiter.acquire(time.monotonic()).allowed
+        ):
+            return self._key_rate_exceeded(request_id, ep)
 
         if faults.fail_next or faults.fail_rate:
             status = self._injected_status(path)

@@ -11,6 +11,7 @@ import click
 
 from outbox.sandbox.config import (
     DEFAULT_PENALTY,
+    KEY_STATUSES,
     MAX_SECONDS,
     PLAN_CEILING,
     SandboxConfig,
@@ -174,6 +175,20 @@ def banner(config: SandboxConfig, host: str, port: int) -> str:
     help="The monthly allowance stats/email_cycle reports.",
 )
 @click.option(
+    "--key-rate",
+    default=None,
+    callback=_rate,
+    metavar="RATE",
+    help="The key's own limit on sends, e.g. 100/h (default: none, as a key's default).",
+)
+@click.option(
+    "--key-status",
+    type=click.Choice(list(KEY_STATUSES)),
+    default=_DEFAULTS.key_status,
+    show_default=True,
+    help="sandbox: sends accepted, every recipient rejected; blocked: sends refused.",
+)
+@click.option(
     "--plan",
     type=click.Choice(sorted(PLAN_CEILING)),
     default=_DEFAULTS.plan,
@@ -234,6 +249,8 @@ def sandbox(
     bounce_domain: str,
     suppress_bounces: bool,
     key_permissions: str | None,
+    key_rate: str | None,
+    key_status: str,
     cycle_max: int,
     plan: str,
     hang_seconds: float,
@@ -261,6 +278,8 @@ def sandbox(
             suppress_bounces=suppress_bounces,
             cycle_max=cycle_max,
             plan=plan,
+            key_rate=key_rate,
+            key_status=key_status,
             key_permissions=key_permissions.split(",") if key_permissions else None,
             hang_seconds=hang_seconds,
             webhook_retries=webhook_retries,

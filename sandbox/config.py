@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["PLAN_CEILING", "Rate", "SandboxConfig", "parse_activity_rate", "parse_rate"]
+__all__ = [
+    "KEY_STATUSES",
+    "PLAN_CEILING",
+    "Rate",
+    "SandboxConfig",
+    "parse_activity_rate",
+    "parse_rate",
+]
 
 #: The real service times a client's IP out for "no less than 1 minute" (rate-limiting page).
 DEFAULT_PENALTY = 60.0
@@ -18,6 +25,8 @@ DEFAULT_WEBHOOK_BACKOFF = 60.0
 WEBHOOK_BACKOFF_CAP = 100
 #: Longest timeout, storm or hold the sandbox accepts, in seconds.
 MAX_SECONDS = 3600.0
+#: What a key's ``status`` may be (OpenAPI ``api_keys/add``).
+KEY_STATUSES = ("allowed", "blocked", "sandbox")
 #: How much of the monthly allowance each plan may send, in percent, before sends are
 #: refused: "At 100%, accounts on the free plan are no longer able to send"; paid plans
 #: "can continue up to three times the monthly limit" (SMTP2GO support, "Quota Usage
@@ -111,6 +120,14 @@ class SandboxConfig:
     #: default permissions may call ``/email/send`` only (OpenAPI ``api_keys/add``:
     #: ``endpoints`` defaults to ``[/email/send]``; developer changelog 2025-04-03).
     key_permissions: list[str] | None = None
+    #: The key's own sending limit, in emails (send calls), e.g. ``"100/h"``; ``None``:
+    #: unlimited, the default of a key (OpenAPI ``api_keys/add``: ``custom_ratelimit_value``
+    #: and ``custom_ratelimit_period``). Over it a send is answered 429, "API key ratelimit
+    #: exceeded" (rate-limiting page, as summarised by api-evangelist/smtp2go).
+    key_rate: str | None = None
+    #: The key's status, one of ``allowed``, ``blocked``, ``sandbox`` (OpenAPI
+    #: ``api_keys/add``: "The initial status of the API key").
+    key_status: str = "allowed"
     #: Shared limit over every ``/v3`` request, e.g. ``"10/s"``; ``None`` = unlimited.
     rate: str | None = "10/s"
     #: Seconds a client's IP is timed out (every ``/v3`` request answered 429) after it
@@ -177,6 +194,9 @@ class SandboxConfig:
             raise ValueError("webhook_retries must not be negative")
         if self.cycle_max < 0:
             raise ValueError("cycle_max must not be negative")
+        parse_rate(self.key_rate)
+        if self.key_status not in KEY_STATUSES:
+            raise ValueError(f"key_status must be one of {', '.join(KEY_STATUSES)}")
         if self.plan not in PLAN_CEILING:
             raise ValueError(f"plan must be one of {', '.join(PLAN_CEILING)}, not {self.plan!r}")
         from outbox.sandbox.state import endpoint_names  # the list of endpoints lives there

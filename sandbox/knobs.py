@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from outbox.sandbox.config import MAX_SECONDS, PLAN_CEILING, parse_activity_rate, parse_rate
+from outbox.sandbox.config import (
+    KEY_STATUSES,
+    MAX_SECONDS,
+    PLAN_CEILING,
+    parse_activity_rate,
+    parse_rate,
+)
 from outbox.sandbox.state import ENDPOINTS, SandboxState, endpoint_names
 
 __all__ = ["KNOBS", "ConfigError", "Knob", "apply_config", "config_view", "markdown_table"]
@@ -103,6 +109,12 @@ def _permissions(field: str, value: Any) -> frozenset[str] | None:
         raise ConfigError(field, f"{field} {exc}") from None
 
 
+def _key_status(field: str, value: Any) -> str:
+    if value not in KEY_STATUSES:
+        raise ConfigError(field, f"{field} must be one of {', '.join(KEY_STATUSES)}")
+    return str(value)
+
+
 def _plan(field: str, value: Any) -> str:
     if value not in PLAN_CEILING:
         raise ConfigError(field, f"{field} must be one of {', '.join(PLAN_CEILING)}")
@@ -152,6 +164,27 @@ KNOBS: tuple[Knob, ...] = (
         lambda state, rate: state.set_activity_rate(rate),
         lambda state: str(state.activity_limiter) if state.activity_limiter else None,
         "--activity-rate",
+    ),
+    Knob(
+        "key_rate",
+        "rate or null",
+        "The key's own limit on sends (`100/h`): over it a send is answered 429, \"API key "
+        'ratelimit exceeded", and the client is not timed out (assumed). `null`: none, a '
+        "key's default.",
+        _rate(parse_rate),
+        lambda state, rate: state.set_key_rate(rate),
+        lambda state: str(state.key_limiter) if state.key_limiter else None,
+        "--key-rate",
+    ),
+    Knob(
+        "key_status",
+        "allowed/blocked/sandbox",
+        "`sandbox`: sends are accepted and every recipient rejected, nothing delivered; "
+        "`blocked`: sends are refused (the answer's shape is assumed).",
+        _key_status,
+        _set("key_status"),
+        lambda state: state.key_status,
+        "--key-status",
     ),
     Knob(
         "penalty",

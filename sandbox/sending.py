@@ -64,6 +64,13 @@ SOFT_FAILED = "soft failure"
 OVER_PLAN = "Your monthly email allowance has been reached for this plan"
 #: ``reject_reason`` of an email refused past the plan's ceiling after a ``fastaccept``.
 OVER_PLAN_REASON = "monthly allowance reached"
+#: ``reject_reason`` of every recipient of an email sent with a key in ``sandbox`` status:
+#: the Webhooks page lists "a sandboxed key" among the causes of a ``reject``.
+SANDBOX_KEY = "sandbox key"
+#: What a send with a ``blocked`` key is answered in ``failures``: the status is
+#: documented (OpenAPI ``api_keys/add``), the answer is not; the captured failure's shape
+#: and the sandbox's own wording are assumed.
+BLOCKED_KEY = "This API key is blocked from sending"
 
 
 def _month(at: float) -> str:
@@ -190,6 +197,10 @@ def _send(sb: Sandbox, draft: EmailDraft, endpoint: str, call: Call) -> dict[str
         failure, reason = unverified_failure(draft.from_address), UNVERIFIED
     elif _over_plan(sb, draft, call):
         failure, reason = OVER_PLAN, OVER_PLAN_REASON
+    elif sb.state.key_status == "blocked":
+        failure, reason = BLOCKED_KEY, BLOCKED_KEY
+    elif sb.state.key_status == "sandbox":
+        reason = SANDBOX_KEY  # accepted, then every recipient rejected
     if sb.state.fastaccept:
         draft.fastaccept = True  # the service's coming default, asked for or not
     if failure and not draft.fastaccept:
@@ -240,6 +251,8 @@ def email_batch(sb: Sandbox, body: dict[str, Any], call: Call) -> Any:
         reason = "" if _verified(sb, draft.from_address) else UNVERIFIED
         if not reason and _over_plan(sb, draft, call):
             reason = OVER_PLAN_REASON
+        if not reason and sb.state.key_status != "allowed":
+            reason = SANDBOX_KEY if sb.state.key_status == "sandbox" else BLOCKED_KEY
         record = accept_email(sb, draft, "email/batch", call, reject_all=reason)
         if record.schedule_id is not None:
             answer.append({"schedule_id": record.schedule_id})

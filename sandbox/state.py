@@ -185,6 +185,8 @@ class SandboxState:
         self.rng = random.Random(config.seed)
         self.set_rate(parse_rate(config.rate))
         self.set_activity_rate(parse_activity_rate(config.activity_rate))
+        self.set_key_rate(parse_rate(config.key_rate))
+        self.key_status = config.key_status
         self.set_error_limit(parse_rate(config.error_limit))
         self.penalty = config.penalty
         self.rate_headers = config.rate_headers
@@ -213,6 +215,9 @@ class SandboxState:
 
     def set_activity_rate(self, rate: Rate | None) -> None:
         self.activity_limiter = RateLimiter(rate) if rate else None
+
+    def set_key_rate(self, rate: Rate | None) -> None:
+        self.key_limiter = RateLimiter(rate) if rate else None
 
     def set_error_limit(self, rate: Rate | None) -> None:
         self.error_windows = ErrorWindows(rate) if rate else None

@@ -61,3 +61,43 @@ def test_the_key_as_a_bearer_token_is_accepted(sandbox: Sandbox) -> None:
         f"{sandbox.base_url}/email/send", json=email(), headers={"Authorization": "Bearer x"}
     )
     assert wrong.status_code == 401
+
+
+def test_a_keys_own_rate_limit_answers_429_without_timing_the_ip_out(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    """OpenAPI ``api_keys/add``: ``custom_ratelimit_value`` emails per
+    ``custom_ratelimit_period``; over it, "API key ratelimit exceeded" (rate-limiting
+    page, as api-evangelist/smtp2go summarises it). The status and shape are assumed."""
+    sandbox.configure(key_rate="3/m")
+    for _ in range(3):
+        ok(api.post("/email/send", json=email()))
+    over = api.post("/email/send", json=email())
+    assert over.status_code == 429
+    assert over.json()["data"]["error"] == "API key ratelimit exceeded"
+    ok(api.post("/stats/email_cycle", json={}))  # other endpoints, and the IP, go on
+    assert sandbox.stats()["timeouts"] == 0
+    assert len(sandbox.messages()) == 3
+
+
+def test_a_sandbox_key_is_accepted_and_delivers_to_nobody(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    """``status: sandbox`` (OpenAPI ``api_keys/add``); a ``reject`` for "a sandboxed
+    key" (Webhooks page). That the answer is an ordinary acceptance is assumed."""
+    sandbox.configure(key_status="sandbox")
+    data = ok(api.post("/email/send", json=email(to=["a@example.org", "b@example.org"])))
+    assert (data["succeeded"], data["failed"]) == (1, 0)
+    [message] = sandbox.messages()
+    assert message["recipients"] == []
+    assert sorted(message["rejected"]) == ["a@example.org", "b@example.org"]
+
+
+def test_a_blocked_key_is_refused_in_the_answer(api: httpx.Client, sandbox: Sandbox) -> None:
+    """``status: blocked`` (OpenAPI ``api_keys/add``); the answer is assumed to be the
+    captured failure's shape."""
+    sandbox.configure(key_status="blocked")
+    data = ok(api.post("/email/send", json=email()))
+    assert (data["succeeded"], data["failed"], data["email_id"]) == (0, 1, "")
+    assert "blocked" in data["failures"][0]
+    assert sandbox.messages() == []

@@ -97,3 +97,47 @@ def test_under_fastaccept_refusals_arrive_later_and_land_in_the_ledger() -> None
         assert stack.fates(good) == {"ann@example.org": "delivered"}
         assert stack.fates(bad) == {"bob@example.org": "rejected"}
         assert retry_failed(bad.id) is None
+
+
+def test_a_sandbox_key_is_accepted_and_every_recipient_rejected() -> None:
+    """A key in ``sandbox`` status (OpenAPI ``api_keys/add``): the API takes the email,
+    then rejects each recipient (the Webhooks page: a ``reject`` for "a sandboxed key").
+    The record says sent, the ledger rejected, and nothing is sent again."""
+    from outbox.stack import running
+
+    for stack in running(sandbox={"key_status": "sandbox"}, webhooks=True):
+        handle = send_email(SHOP, ["ann@example.org", "bob@example.org"], "Hi", text_body="x")
+        stack.drain()
+        assert stack.record(handle).state is State.SENT
+        assert stack.fates(handle) == {"ann@example.org": "rejected", "bob@example.org": "rejected"}
+        assert retry_failed(handle.id) is None
+        assert [m["recipients"] for m in stack.sent()] == [[]]  # nobody delivered to
+
+
+def test_a_blocked_key_fails_the_send_with_the_apis_words_once() -> None:
+    """A ``blocked`` key: the send is refused (answer's shape assumed: the captured
+    failure, a 200 with ``failed: 1``); the chunk is failed with the reason, not retried."""
+    from outbox.stack import running
+
+    for stack in running(sandbox={"key_status": "blocked"}):
+        handle = send_email(SHOP, ["ann@example.org"], "Hi", text_body="x")
+        stack.drain()
+        record = stack.record(handle)
+        assert record.state is State.FAILED
+        assert record.chunks[0].attempts == 1
+        assert "blocked" in (record.chunks[0].last_error or {}).get("message", "")
+        assert stack.sent() == []
+
+
+def test_a_key_rate_matched_by_outbox_rate_limit_is_never_exceeded() -> None:
+    """A key with a custom rate limit (``custom_ratelimit_value``/``_period``): set
+    ``OUTBOX_RATE_LIMIT`` to it (here as a second window) and no send meets the key's 429."""
+    from outbox.stack import running
+
+    settings = {"OUTBOX_RATE_LIMIT": "50/s,4/2s"}
+    for stack in running(sandbox={"key_rate": "4/2s"}, settings=settings):
+        handles = [send_email(SHOP, [f"r{i}@example.org"], "Hi", text_body="x") for i in range(9)]
+        stack.drain(timeout=30)
+        assert all(stack.record(h).state is State.SENT for h in handles)
+        assert len(stack.sent()) == 9
+        assert stack.stats()["rate_limited"] == 0
