@@ -17,12 +17,17 @@ from __future__ import annotations
 import logging
 
 from outbox.errors import AccountError, SMTP2GOError
+from outbox.worker.queues import SEND_TASKS
 from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
+from outbox.worker.verdicts import HOLD_RECHECK
 
 __all__ = ["probe_hold"]
 
 logger = logging.getLogger(__name__)
+
+#: The task names of the sends (what a lifted hold brings forward).
+SEND_TASK_NAMES = frozenset(task.value for task in SEND_TASKS.values())
 
 #: How often a held fleet says so in the log.
 LOG_EVERY = 60.0
@@ -53,5 +58,8 @@ def probe_hold(rt: Runtime) -> bool | None:
         logger.info("hold probe could not tell (%s); trying again later", err)
         return False
     if rt.store.limits.release_hold(rt.send_limit):
-        logger.warning("the API accepts the key again: sending resumes")
+        # The sends parked while held look again within HOLD_RECHECK: they go now.
+        now = rt.store.now()
+        woken = rt.store.parked.bring_forward(SEND_TASK_NAMES, now + 2 * HOLD_RECHECK, now)
+        logger.warning("the API accepts the key again: sending resumes (%d chunks go now)", woken)
     return True
