@@ -113,3 +113,7 @@ beat_schedule = {
         "schedule": timedelta(seconds=_settings.expire_interval),
     },
 }
+
+# Celery reads every public name of this module as a setting, and Flower and `celery
+# inspect conf` show them: the helpers imported above are not settings.
+del annotations, timedelta, Exchange, Queue, OutboxQueue, TaskName, get_settings

@@ -132,7 +132,7 @@ def _stats(rt: Runtime) -> dict[str, Any]:
     return snapshot
 
 
-@app.task(name=TaskName.STATS_SNAPSHOT)
+@app.task(name=TaskName.STATS_SNAPSHOT.value)
 def stats_snapshot(attempt: int = 1) -> dict[str, Any] | None:
     """Keep the latest ``stats/email_summary`` in Redis for dashboards and ``outbox``."""
     return _api_job(TaskName.STATS_SNAPSHOT, attempt, _stats)
@@ -171,7 +171,7 @@ def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
     return len(addresses)
 
 
-@app.task(name=TaskName.SYNC_SUPPRESSIONS)
+@app.task(name=TaskName.SYNC_SUPPRESSIONS.value)
 def sync_suppressions(attempt: int = 1) -> int | None:
     """Pull the account's suppression list into the set producers consult (an address
     lifted while the list was being read is left out: ``add_synced``)."""
@@ -277,7 +277,7 @@ def _permissions(rt: Runtime) -> list[str] | None:
         return permissions.learn(rt)
 
 
-@app.task(name=TaskName.CHECK_PERMISSIONS)
+@app.task(name=TaskName.CHECK_PERMISSIONS.value)
 def check_permissions(attempt: int = 1) -> list[str] | None:
     """Read what the key may call (``api_keys/permissions``, a read that sends nothing):
     the endpoints of the features that are off. Run when a worker starts and hourly, so
@@ -285,7 +285,7 @@ def check_permissions(attempt: int = 1) -> list[str] | None:
     return _api_job(TaskName.CHECK_PERMISSIONS, attempt, _permissions)
 
 
-@app.task(name=TaskName.SYNC_QUOTA)
+@app.task(name=TaskName.SYNC_QUOTA.value)
 def sync_quota(attempt: int = 1) -> dict[str, Any] | None:
     """Read the month's allowance (``stats/email_cycle``): emails that would overdraw
     it wait ``throttled`` instead of failing; a new cycle or a raised allowance lets
@@ -293,7 +293,7 @@ def sync_quota(attempt: int = 1) -> dict[str, Any] | None:
     return _api_job(TaskName.SYNC_QUOTA, attempt, _quota)
 
 
-@app.task(name=TaskName.SWEEP_STUCK)
+@app.task(name=TaskName.SWEEP_STUCK.value)
 def sweep_stuck() -> int:
     """Publish again every chunk that has not moved for ``OUTBOX_STUCK_AFTER`` seconds.
 
@@ -336,7 +336,7 @@ def sweep_stuck() -> int:
     return republished
 
 
-@app.task(name=TaskName.REMATCH_EVENTS)
+@app.task(name=TaskName.REMATCH_EVENTS.value)
 def rematch_events() -> int:
     """Put parked webhook events on the records of sends indexed since they arrived."""
     return rematch_parked(get_runtime())
@@ -346,7 +346,7 @@ def rematch_events() -> int:
 ABANDONED_AFTER = 3600.0
 
 
-@app.task(name=TaskName.EXPIRE_RECORDS)
+@app.task(name=TaskName.EXPIRE_RECORDS.value)
 def expire_records() -> int:
     """Drop index entries whose records expired (the records themselves carry TTLs), and
     sends whose producer died while writing them."""

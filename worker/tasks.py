@@ -75,27 +75,27 @@ def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> s
     return state
 
 
-@app.task(bind=True, name=TaskName.SEND_EMAIL)
+@app.task(bind=True, name=TaskName.SEND_EMAIL.value)
 def send_email(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.EMAIL, chunk_id, payload)
 
 
-@app.task(bind=True, name=TaskName.SEND_TEMPLATE)
+@app.task(bind=True, name=TaskName.SEND_TEMPLATE.value)
 def send_template(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.TEMPLATE, chunk_id, payload)
 
 
-@app.task(bind=True, name=TaskName.SEND_MIME)
+@app.task(bind=True, name=TaskName.SEND_MIME.value)
 def send_mime(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.MIME, chunk_id, payload)
 
 
-@app.task(bind=True, name=TaskName.SEND_SMS)
+@app.task(bind=True, name=TaskName.SEND_SMS.value)
 def send_sms(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.SMS, chunk_id, payload)
 
 
-@app.task(name=TaskName.FAN_OUT)
+@app.task(name=TaskName.FAN_OUT.value)
 @hand_back_when_unavailable(lambda batch_id: f"fan-out of {batch_id}")
 def fan_out(batch_id: str) -> int:
     """Publish the task of every chunk of a large batch; the number published.

@@ -802,3 +802,20 @@ def test_systemd_exactly_one_beat_unit() -> None:
         if any(_is_celery(shlex.split(x), "beat") for x in u.get("Service", "ExecStart"))
     ]
     assert [u.path.name for u in beat_units] == ["outbox-beat.service"], "beat is not templated"
+
+
+def test_the_config_flower_shows_holds_settings_only_with_plain_values() -> None:
+    """``celery inspect conf`` (and Flower's worker page) list every public name of the
+    config module: the helpers it imports (an enum, kombu's classes, ``annotations``, a
+    ``__future__._Feature``) must not be among them, and task names are plain strings."""
+    from enum import Enum
+
+    from outbox.worker.app import app
+
+    table = app.conf.table(with_defaults=False, censored=True)
+    helpers = {"Exchange", "OutboxQueue", "Queue", "TaskName", "annotations", "timedelta"}
+    assert not helpers & set(table)
+    assert all(name.islower() for name in table)
+    outbox_tasks = [task for name, task in app.tasks.items() if name.startswith("outbox.")]
+    assert outbox_tasks
+    assert all(type(task.name) is str and not isinstance(task.name, Enum) for task in outbox_tasks)

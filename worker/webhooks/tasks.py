@@ -223,7 +223,7 @@ def rematch_parked(rt: Runtime) -> int:
 
 # Celery's decorator is untyped; the function keeps its annotations for callers' sake.
 @app.task(  # type: ignore[untyped-decorator]
-    name=TaskName.RECORD_EVENT, ignore_result=True
+    name=TaskName.RECORD_EVENT.value, ignore_result=True
 )
 @hand_back_when_unavailable(lambda event, tries=0: f"webhook event {_name_of(event)}")
 def record_event(event: dict[str, Any], tries: int = 0) -> str:
