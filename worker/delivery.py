@@ -31,6 +31,7 @@ from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import EMAIL_MIME, EMAIL_SEND, SMS_SEND
 from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
+from outbox.worker.store import codec
 from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
 from outbox.worker.store.limits import Grant, Wake
 from outbox.worker.store.parked import Call
@@ -301,7 +302,7 @@ class Delivery:
 
     def _send(self, request: Any, grant: Grant) -> str:
         rt = self.rt
-        attempt = int(grant.member.rsplit("#", 1)[1])
+        attempt = codec.read_member(grant.member).attempt
         rt.waiting[self.chunk_id] = grant.member
         try:
             with tracing.span("outbox.slot", attributes={"outbox.attempt": attempt}):

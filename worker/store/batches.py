@@ -26,13 +26,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
-from outbox.worker.store import keys, scripts
+from outbox.worker.store import codec, keys, scripts
 from outbox.worker.store.chunks import CHUNK_ID, ChunkSpec, StoredChunk, encode
-from outbox.worker.store.limits import Limit
+from outbox.worker.store.limits import Limit, LimitArgs
 from outbox.worker.store.parked import Call
 from outbox.worker.store.reads import BatchReads
 
@@ -101,7 +101,7 @@ class Claim:
     @property
     def member(self) -> str:
         """This attempt's entry in the rate-limit windows."""
-        return f"{self.chunk_id}#{self.attempt}"
+        return codec.member(self.chunk_id, self.attempt)
 
 
 class FinishOutcome(StrEnum):
@@ -160,11 +160,85 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _park_args(park: tuple[Call, float] | None) -> list[str]:
+def _parked(park: tuple[Call, float] | None) -> tuple[str | None, float | None]:
+    """A task call to park and when it is due, as the scripts take them (``park``, ``due``)."""
     if park is None:
-        return ["", ""]
+        return None, None
     call, due = park
-    return [call.member(due), f"{due:.6f}"]
+    return call.member(due), due
+
+
+class CreateArgs(TypedDict):
+    ttl: int
+    batch_id: str
+    #: ``whole``; ``stage`` (the first page of a staged batch) or ``page`` (a later one).
+    mode: str
+    #: The batch's fields and its payload (JSON text): on the first page only.
+    batch: NotRequired[dict[str, str]]
+    payload: NotRequired[str]
+    refused: list[list[str]]
+    #: Each chunk's fields, in the order of the chunk keys.
+    chunks: list[dict[str, str]]
+
+
+class CancelArgs(TypedDict):
+    who: str
+    whole: bool
+    limit: LimitArgs
+
+
+class PauseArgs(TypedDict):
+    who: str
+    limit: LimitArgs
+
+
+class ResumeArgs(TypedDict):
+    limit: LimitArgs
+
+
+class ClaimArgs(TypedDict):
+    worker: str
+    takeover: bool
+    note: str
+    token: str
+    max_wait: float
+    limit: LimitArgs
+
+
+class FinishArgs(TypedDict):
+    state: str
+    fields: dict[str, str]
+    log: dict[str, Any]
+    #: ``None`` (left out) where ``finish.lua`` is to do nothing of the kind.
+    expect: str | None
+    member: str | None
+    went_out: bool
+    cool_down: float | None
+    hold: str | None
+    park: str | None
+    due: float | None
+    ledger_note: str
+    ago: float | None
+    hand_off: bool
+    limit: LimitArgs
+
+
+class GiveBackArgs(TypedDict):
+    member: str
+    #: The state to return to; ``None``: the script decides from the attempts.
+    back: str | None
+    note: str
+    park: str | None
+    due: float | None
+    limit: LimitArgs
+
+
+class LeaveLineArgs(TypedDict):
+    entry: str
+    token: str
+    park: str | None
+    due: float | None
+    limit: LimitArgs
 
 
 class Batches(BatchReads):
@@ -251,22 +325,24 @@ class Batches(BatchReads):
             keys.ledger(batch_id),
             keys.ledger_counts(batch_id),
         ]
-        refused_json = _dumps([[a, why] for a, why in refused])
+        refused_rows = [[a, why] for a, why in refused]
         whole = len(chunks) <= PAGE
         for start in range(0, max(len(chunks), 1), PAGE):
             page = range(start, min(start + PAGE, len(chunks)))
             first = start == 0
+            args = CreateArgs(
+                ttl=self.retention,
+                batch_id=batch_id,
+                mode="whole" if whole else ("stage" if first else "page"),
+                refused=refused_rows if first else [],
+                chunks=[stored[i] for i in page],
+            )
+            if first:
+                args["batch"] = batch_fields
+                args["payload"] = _dumps(payload)
             created, found = self._create(
                 keys=[*head, *(keys.chunk(chunks[i].id) for i in page)],
-                args=[
-                    self.retention,
-                    batch_id,
-                    _dumps(batch_fields) if first else "",
-                    _dumps(payload) if first else "",
-                    refused_json if first else "[]",
-                    "whole" if whole else ("stage" if first else "page"),
-                    *(_dumps(stored[i]) for i in page),
-                ],
+                args=scripts.args(args),
             )
             if not int(created):
                 if first:
@@ -293,7 +369,7 @@ class Batches(BatchReads):
             page = chunk_ids[start : start + PAGE]
             canceled, final, flying, finished, callback = self._cancel(
                 keys=[*limit.keys(), keys.batch(batch_id), *(keys.chunk(c) for c in page)],
-                args=[*limit.args(), who, "1" if whole else ""],
+                args=scripts.args(CancelArgs(who=who, whole=whole, limit=limit.args())),
             )
             out.canceled += int(canceled)
             out.final += int(final)
@@ -310,7 +386,7 @@ class Batches(BatchReads):
             page = chunk_ids[start : start + PAGE]
             paused, final, flying = self._pause(
                 keys=[*limit.keys(), keys.batch(batch_id), *(keys.chunk(c) for c in page)],
-                args=[*limit.args(), who],
+                args=scripts.args(PauseArgs(who=who, limit=limit.args())),
             )
             out.paused += int(paused)
             out.final += int(final)
@@ -325,7 +401,7 @@ class Batches(BatchReads):
             resumed += int(
                 self._resume(
                     keys=[*limit.keys(), keys.batch(batch_id), *(keys.chunk(c) for c in page)],
-                    args=limit.args(),
+                    args=scripts.args(ResumeArgs(limit=limit.args())),
                 )
             )
         return resumed
@@ -384,7 +460,16 @@ class Batches(BatchReads):
                 keys.chunk_log(chunk_id),
                 *limit.keys(),
             ],
-            args=[worker, "1" if takeover else "", note, token, repr(max_wait), *limit.args()],
+            args=scripts.args(
+                ClaimArgs(
+                    worker=worker,
+                    takeover=takeover,
+                    note=note,
+                    token=token,
+                    max_wait=max_wait,
+                    limit=limit.args(),
+                )
+            ),
         )
         before = _text(previous)
         return Claim(
@@ -433,6 +518,7 @@ class Batches(BatchReads):
         stored = encode(fields or {})
         if email_id:
             stored["email_id"] = email_id
+        parked, due = _parked(park)
         outcome, previous, callback, cooled, after, handed = self._finish(
             keys=[
                 keys.chunk(chunk_id),
@@ -444,21 +530,24 @@ class Batches(BatchReads):
                 keys.failed_letters(),
                 *limit.keys(),
             ],
-            args=[
-                state.value,
-                _dumps(stored),
-                _dumps(dict(log or {})),
-                expect.value if expect else "",
-                member,
-                "1" if went_out else "",
-                repr(cool_down) if cool_down else "",
-                hold or "",
-                *_park_args(park),
-                ledger_note,
-                _ago(answered_at),
-                "1" if hand_off else "",
-                *limit.args(),
-            ],
+            args=scripts.args(
+                FinishArgs(
+                    state=state.value,
+                    fields=stored,
+                    log=dict(log or {}),
+                    expect=expect.value if expect else None,
+                    member=member or None,
+                    went_out=went_out,
+                    cool_down=cool_down or None,
+                    hold=hold or None,
+                    park=parked,
+                    due=due,
+                    ledger_note=ledger_note,
+                    ago=_ago(answered_at),
+                    hand_off=hand_off,
+                    limit=limit.args(),
+                )
+            ),
         )
         return Finish(
             FinishOutcome(_text(outcome)),
@@ -482,6 +571,7 @@ class Batches(BatchReads):
         chunk_id = claim.chunk_id
         # unknown (a grant read from a wake list): the script decides from the attempts
         previous = claim.previous if claim.previous is not State.SENDING else State.RETRYING
+        parked, due = _parked(park)
         given = self._give_back(
             keys=[
                 keys.chunk(chunk_id),
@@ -490,13 +580,16 @@ class Batches(BatchReads):
                 keys.parked(),
                 *limit.keys(),
             ],
-            args=[
-                claim.member,
-                previous.value if previous is not None else "",
-                note,
-                *_park_args(park),
-                *limit.args(),
-            ],
+            args=scripts.args(
+                GiveBackArgs(
+                    member=claim.member,
+                    back=previous.value if previous is not None else None,
+                    note=note,
+                    park=parked,
+                    due=due,
+                    limit=limit.args(),
+                )
+            ),
         )
         return bool(int(given))
 
@@ -511,10 +604,18 @@ class Batches(BatchReads):
     ) -> bool:
         """Give up a place in line; false when a slot was granted meanwhile (the grant is
         then on the chunk's wake list and the chunk is this worker's to send)."""
-        entry = f"{chunk_id}\t{worker}\t{token}"
+        parked, due = _parked(park)
         left = self._leave_line(
             keys=[keys.chunk(chunk_id), keys.parked(), *limit.keys()],
-            args=[entry, token, *_park_args(park), *limit.args()],
+            args=scripts.args(
+                LeaveLineArgs(
+                    entry=codec.line_entry(chunk_id, worker, token),
+                    token=token,
+                    park=parked,
+                    due=due,
+                    limit=limit.args(),
+                )
+            ),
         )
         return _text(left) == "left"
 
@@ -579,6 +680,6 @@ class Batches(BatchReads):
         return [_text(b) for b in due]
 
 
-def _ago(monotonic_at: float | None) -> str:
+def _ago(monotonic_at: float | None) -> float | None:
     """Seconds since ``monotonic_at``, read as late as possible: just before the call."""
-    return "" if monotonic_at is None else repr(max(0.0, time.monotonic() - monotonic_at))
+    return None if monotonic_at is None else max(0.0, time.monotonic() - monotonic_at)

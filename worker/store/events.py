@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from outbox.worker.store import keys, scripts
 
@@ -44,6 +44,18 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+class EventArgs(TypedDict):
+    event_id: str
+    #: The event as kept (JSON text).
+    event: str
+    ttl: int
+    #: The place the event tells (``None``: it moves nobody).
+    fate: str | None
+    recipients: list[str]
+    why: str
+    ranks: dict[str, int]
+
+
 class Events:
     def __init__(self, redis: Any, *, retention: int) -> None:
         self.redis = redis
@@ -64,7 +76,6 @@ class Events:
         changes nothing else) and move ``recipients`` (ledger keys) to ``fate`` in their
         batch's ledger, with ``why`` as their reason when it is given."""
         batch_id = chunk_id.rsplit(".", 1)[0]
-        ranks = [f"{name}={rank}" for name, rank in FATE_RANK.items()]
         added = self._record(
             keys=[
                 keys.chunk_events(chunk_id),
@@ -72,15 +83,17 @@ class Events:
                 keys.ledger_counts(batch_id),
                 keys.chunk(chunk_id),
             ],
-            args=[
-                event_id,
-                _dumps(dict(event)),
-                self.retention,
-                fate or "",
-                _dumps(list(recipients)),
-                why,
-                *ranks,
-            ],
+            args=scripts.args(
+                EventArgs(
+                    event_id=event_id,
+                    event=_dumps(dict(event)),
+                    ttl=self.retention,
+                    fate=fate or None,
+                    recipients=list(recipients),
+                    why=why,
+                    ranks=dict(FATE_RANK),
+                )
+            ),
         )
         return bool(int(added))
 

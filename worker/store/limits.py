@@ -10,7 +10,8 @@ of a sender for a slot granted to it.
 A waiting sender blocks on its own wake list (``BLPOP``) instead of polling: the script
 that grants it a slot writes the slot's time there; a cool-down that begins meanwhile
 writes the later time; a hold writes ``held``. Every message names the attempt it is for
-(``<chunk>#<attempt>``), so a stale one is never taken for a new one.
+(``<chunk>#<attempt>``), so a stale one is never taken for a new one (:mod:`.codec`
+holds both formats).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-from outbox.worker.store import keys, scripts
+from outbox.worker.store import codec, keys, scripts
 from outbox.worker.windows import Window
 
 __all__ = ["Limit", "Limits", "Wake"]
@@ -39,6 +40,51 @@ _SHORTEST_BLOCK = 0.005
 #: slot used late is rate lost for a whole period. A cool-down or hold told within the
 #: last ``_PRECISE_TAIL`` seconds is not heard: that one request goes at its slot.
 _PRECISE_TAIL = 0.12
+
+
+class LimitArgs(TypedDict):
+    """The limit block's arguments (``limit_at`` in ``lua/limits.lua``), the ``limit`` of
+    every script that runs it."""
+
+    bucket: str
+    lease: float
+    ttl: int
+    line_lease: float
+    #: ``[N, P]`` per window, in the order of the block's window keys.
+    windows: list[list[float]]
+    pace: float
+    look: float
+    fifo: NotRequired[bool]
+    #: Tenants' weights, and their own windows (``[[N, P], ...]``).
+    w: NotRequired[dict[str, float]]
+    cap: NotRequired[dict[str, list[list[float]]]]
+
+
+class ServeArgs(TypedDict):
+    limit: LimitArgs
+
+
+class CoolDownArgs(TypedDict):
+    seconds: float
+    limit: LimitArgs
+
+
+class HoldArgs(TypedDict):
+    #: Why (json); ``None`` releases the hold.
+    reason: str | None
+    limit: LimitArgs
+
+
+class AcquireArgs(TypedDict):
+    member: str
+    max_wait: float
+    limit: LimitArgs
+
+
+class ReleaseArgs(TypedDict):
+    member: str
+    went_out: bool
+    limit: LimitArgs
 
 
 @dataclass(frozen=True)
@@ -87,26 +133,30 @@ class Limit:
         return tuple(out)
 
     @cached_property
-    def _args(self) -> tuple[Any, ...]:
-        out: list[Any] = [self.bucket, repr(self.lease), self.ttl, repr(self.line_lease)]
-        out.append(len(self.windows))
-        for window in self.windows:
-            out += [window.count, repr(window.period)]
-        sharing: dict[str, Any] = {"pace": self.pace, "look": self.lookahead}
+    def _args(self) -> LimitArgs:
+        out = LimitArgs(
+            bucket=self.bucket,
+            lease=self.lease,
+            ttl=self.ttl,
+            line_lease=self.line_lease,
+            windows=[[w.count, w.period] for w in self.windows],
+            pace=self.pace,
+            look=self.lookahead,
+        )
         if self.fifo:
-            sharing["fifo"] = True
+            out["fifo"] = True
         if self.weights:
-            sharing["w"] = dict(self.weights)
+            out["w"] = dict(self.weights)
         if self.caps:
-            sharing["cap"] = {t: [[w.count, w.period] for w in ws] for t, ws in self.caps.items()}
-        out.append(json.dumps(sharing, separators=(",", ":")))
-        return tuple(out)
+            out["cap"] = {t: [[w.count, w.period] for w in ws] for t, ws in self.caps.items()}
+        return out
 
     def keys(self) -> list[str]:
         return list(self._keys)
 
-    def args(self) -> list[Any]:
-        return list(self._args)
+    def args(self) -> LimitArgs:
+        """The block's arguments, the ``limit`` of a script's (shared: not to be changed)."""
+        return self._args
 
 
 class Wake(StrEnum):
@@ -150,7 +200,7 @@ class Limits:
 
     def serve(self, limit: Limit) -> int:
         """Grant waiting chunks the slots now known (a relay's turn); how many."""
-        return int(self._serve(keys=limit.keys(), args=limit.args()))
+        return int(self._serve(keys=limit.keys(), args=scripts.args(ServeArgs(limit=limit.args()))))
 
     # -- the whole account -------------------------------------------------------------
 
@@ -159,7 +209,8 @@ class Limits:
         moved to its end. Returns the seconds this call added to the fleet's cool-down (0
         when one as long was on already)."""
         _left, added = self._cool_down(
-            keys=limit.keys(), args=[repr(max(seconds, 0.001)), *limit.args()]
+            keys=limit.keys(),
+            args=scripts.args(CoolDownArgs(seconds=max(seconds, 0.001), limit=limit.args())),
         )
         return float(added)
 
@@ -170,11 +221,17 @@ class Limits:
 
     def hold(self, limit: Limit, reason: str) -> None:
         """Hold every send (a rejected key): waiting senders are sent away to park."""
-        self._hold(keys=limit.keys(), args=[reason, *limit.args()])
+        self._hold(
+            keys=limit.keys(),
+            args=scripts.args(HoldArgs(reason=reason or None, limit=limit.args())),
+        )
 
     def release_hold(self, limit: Limit) -> bool:
         """Lift the hold; true when there was one."""
-        return bool(int(self._hold(keys=limit.keys(), args=["", *limit.args()])))
+        released = self._hold(
+            keys=limit.keys(), args=scripts.args(HoldArgs(reason=None, limit=limit.args()))
+        )
+        return bool(int(released))
 
     def hold_reason(self) -> str | None:
         """Why sending is held, for people, or ``None`` when it is not."""
@@ -193,12 +250,16 @@ class Limits:
         """``(granted, seconds)``: a slot at most ``max_wait`` ahead (then sleep that long
         before the request), or how long to wait before asking again."""
         granted, wait = self._acquire(
-            keys=limit.keys(), args=[member, repr(max_wait), *limit.args()]
+            keys=limit.keys(),
+            args=scripts.args(AcquireArgs(member=member, max_wait=max_wait, limit=limit.args())),
         )
         return bool(granted), float(wait)
 
     def release(self, limit: Limit, member: str, *, went_out: bool) -> None:
-        self._release(keys=limit.keys(), args=[member, "1" if went_out else "", *limit.args()])
+        self._release(
+            keys=limit.keys(),
+            args=scripts.args(ReleaseArgs(member=member, went_out=went_out, limit=limit.args())),
+        )
 
     @contextlib.contextmanager
     def slot(
@@ -254,7 +315,7 @@ class Limits:
             if reply is None:
                 continue  # the tail is slept above
             member, got = _read(reply[1])
-            if member not in (grant.member, "-"):
+            if member not in (grant.member, codec.IN_LINE):
                 continue  # for an earlier attempt of the chunk
             if not isinstance(got, Grant):
                 return got
@@ -265,16 +326,16 @@ class Limits:
         if chunk_ids:
             pipe = self.redis.pipeline(transaction=False)
             for chunk_id in chunk_ids:
-                pipe.rpush(keys.wake(limit.bucket, chunk_id), "- stop")
+                pipe.rpush(
+                    keys.wake(limit.bucket, chunk_id), codec.wake_word(codec.IN_LINE, Wake.STOP)
+                )
             pipe.execute()
 
 
 def _read(raw: Any) -> tuple[str, Grant | Wake]:
-    """A wake message (``"<member> <slot time> <granted at>"``, ``"<member> held"``,
-    ``"- stop"``, ``"- paused"`` or ``"- canceled"``): whose it is, and the (new) grant or
-    what to do instead."""
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    member, what, *rest = text.split(" ")
-    if what in (Wake.HELD, Wake.STOP, Wake.PAUSED, Wake.CANCELED, Wake.THROTTLED):
-        return member, Wake(what)
-    return member, Grant(member, float(what), float(rest[0]), time.monotonic())
+    """A wake message (:func:`.codec.read_wake`): whose it is, and the (new) grant or what
+    to do instead (held, stop, paused, canceled, throttled)."""
+    message = codec.read_wake(raw.decode() if isinstance(raw, bytes) else str(raw))
+    if message.word:
+        return message.member, Wake(message.word)
+    return message.member, Grant(message.member, message.at, message.now, time.monotonic())

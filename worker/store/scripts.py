@@ -3,13 +3,20 @@
 Each script is its file after a prelude: the constants it shares with Python (the
 final states, the send task of each kind, the key templates of :mod:`.keys` and its
 stand-in for an absent key), spelled
-there from their one definition, and the shared functions of ``common.lua`` and
-``limits.lua``. Redis caches a script by its SHA, so each is sent once per server, then
-called with ``EVALSHA``.
+there from their one definition, and the shared functions of ``common.lua``,
+``codec.lua`` (the string formats of :mod:`.codec`) and ``limits.lua``. Redis caches a
+script by its SHA, so each is sent once per server, then called with ``EVALSHA``.
+
+A script's arguments are one JSON object, ``ARGV[1]`` (``local A = cjson.decode(ARGV[1])``
+in the script): its fields are named where the script is called (a ``TypedDict`` beside
+the caller, named in the script's header), so neither side counts positions. Its keys
+stay ``KEYS``, which Redis Cluster needs to see.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -18,10 +25,10 @@ from outbox.worker.queues import SEND_TASKS
 from outbox.worker.states import FINAL_STATES
 from outbox.worker.store import keys
 
-__all__ = ["load"]
+__all__ = ["args", "load"]
 
 #: Libraries every script is prepended with, in this order.
-_LIBRARIES = ("common", "limits")
+_LIBRARIES = ("common", "codec", "limits")
 
 
 def _lua_string(text: str) -> str:
@@ -60,3 +67,11 @@ def source(name: str) -> str:
 def load(redis: Any, name: str) -> Any:
     """``redis.register_script`` of script ``name`` (a callable ``Script``)."""
     return redis.register_script(source(name))
+
+
+def args(values: Mapping[str, Any]) -> list[str]:
+    """A script's arguments as it reads them: ``ARGV[1]``, one JSON object. A ``None``
+    field is left out (the script finds it absent, ``nil``): JSON's ``null`` would reach
+    Lua as ``cjson.null``, which is true."""
+    named = {name: value for name, value in values.items() if value is not None}
+    return [json.dumps(named, separators=(",", ":"), default=str)]

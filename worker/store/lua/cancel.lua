@@ -3,18 +3,19 @@
 -- unless its answer says it was sent. The send itself is marked too (whole sends only),
 -- so a chunk written or claimed later is canceled when it is claimed.
 -- KEYS: the limit block, then the batch, then one chunk key per chunk
--- ARGV: the limit block, then who, '1' to mark the whole send
+-- ARGV[1]: {who, whole (true to mark the whole send), limit}
+--          (outbox.worker.store.batches.CancelArgs)
 -- Returns: {canceled, already final, in flight, '1' when this call finished the send,
 --           '1' when it has a completion callback to publish}
-local L = limit_at(1, 1)
-local n = #L.windows
-local own_keys, own_args = 7 + 2 * n, 7 + 2 * n
+local A = cjson.decode(ARGV[1])
+local L = limit_at(1, A.limit)
+local own_keys = 7 + 2 * #L.windows
 local now = clock()
 local batch_key = KEYS[own_keys]
 local batch_id = redis.call('HGET', batch_key, 'id')
 if not batch_id then return {0, 0, 0, '', ''} end
-if ARGV[own_args + 1] == '1' then redis.call('HSETNX', batch_key, 'canceled_at', fmt(now)) end
-local note = 'canceled by ' .. ARGV[own_args]
+if A.whole == true then redis.call('HSETNX', batch_key, 'canceled_at', fmt(now)) end
+local note = 'canceled by ' .. A.who
 local canceled, final, flying = 0, 0, 0
 for i = own_keys + 1, #KEYS do
   local chunk = KEYS[i]

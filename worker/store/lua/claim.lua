@@ -1,10 +1,11 @@
 -- Claim a chunk for one attempt together with its rate-limit slot.
 -- KEYS: chunk, batch, log, then the limit block (limits.lua)
--- ARGV: worker, takeover ('1' or ''), note, wait token, longest wait for a direct grant,
---       then the limit block
+-- ARGV[1]: {worker, takeover (true or absent), note, token (of a wait), max_wait (the
+--          longest wait for a direct grant), limit} (outbox.worker.store.batches.ClaimArgs)
 -- Returns: outcome, seconds (until the slot; of a live hold elsewhere; until the quota's
 --          cycle ends), attempt, the state before, Redis time, the chunk's lane and tenant
-local L = limit_at(4, 6)
+local A = cjson.decode(ARGV[1])
+local L = limit_at(4, A.limit)
 local now = clock()
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', '0', '0', '', fmt(now), '', ''} end
@@ -29,7 +30,7 @@ if state ~= 'sending' and cancel_asked(KEYS[1], KEYS[2]) then
   batch_finished(KEYS[2], redis.call('HGET', KEYS[1], 'batch'), now)
   return {'final', '0', attempts, 'canceled', fmt(now), LANE, TENANT}
 end
-local worker, takeover, note, token = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local worker, takeover, note, token = A.worker, A.takeover == true, A.note, A.token
 local reserved = redis.call('HGET', KEYS[1], 'reserved')
 if pause_asked(KEYS[2]) and (state ~= 'sending' or reserved) then
   -- its send is paused: it waits, holding no thread and no task, until it is resumed
@@ -45,7 +46,7 @@ if state == 'sending' and reserved then
   -- the bulk lane granted this chunk a slot while it waited without a thread, and parked
   -- its task call for this: adopt the attempt, unless its lease ran out or the account
   -- is held meanwhile (then nothing was sent: undo it and claim as any other)
-  local member = chunk_id .. '#' .. attempts
+  local member = attempt_member(chunk_id, attempts)
   local at = tonumber(redis.call('HGET', KEYS[1], 'claimed_at') or '0')
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
   redis.call('HDEL', KEYS[1], 'reserved')
@@ -102,10 +103,10 @@ serve(L, now, 8)
 local ahead = lane_waiting(L, TRANSACTIONAL) or (lane == BULK and lane_waiting(L, BULK))
 if not ahead then
   local at = free_at(L, now, cooling_until(L), tenant)
-  local within = lane == BULK and L.look or tonumber(ARGV[5])
+  local within = lane == BULK and L.look or tonumber(A.max_wait)
   if at ~= nil and at - now <= within then
     local attempt = begin_attempt(L, chunk_id, worker, at, now, '')
-    take(L, chunk_id .. '#' .. attempt, at, now, tenant)
+    take(L, attempt_member(chunk_id, attempt), at, now, tenant)
     redis.call('DEL', key('wake', L.bucket, chunk_id))
     return {'claimed', fmt(at - now), tostring(attempt), state, fmt(now), LANE, TENANT}
   end
@@ -117,11 +118,11 @@ redis.call('HSET', KEYS[1], 'waiting', token)
 redis.call('DEL', key('wake', L.bucket, chunk_id))
 if lane == BULK then
   -- no thread waits: the lane's serve gives it a slot and parks its task call
-  enqueue(L, BULK, tenant, chunk_id .. '\t\t' .. token)
+  enqueue(L, BULK, tenant, line_entry(chunk_id, '', token))
   serve(L, now, 1)
   return {'queued', '0', attempts, state, fmt(now), LANE, TENANT}
 end
 -- No slot whose time is known: wait in line, on this thread, until an answer frees one.
 redis.call('ZADD', L.leases, now + L.line_lease, chunk_id)
-enqueue(L, TRANSACTIONAL, tenant, chunk_id .. '\t' .. worker .. '\t' .. token)
+enqueue(L, TRANSACTIONAL, tenant, line_entry(chunk_id, worker, token))
 return {'waiting', '0', attempts, state, fmt(now), LANE, TENANT}

@@ -3,35 +3,45 @@
 -- only once commit.lua has run (all or nothing: a producer that dies before leaves a
 -- `staged` batch no claim will send, which beat's expiry discards). The ledger counts
 -- each chunk's recipients by the chunk (common.lua); refused recipients get an entry.
--- KEYS: idempotency key or ABSENT, batch, payload, active, ledger, ledger counts, then one
---       chunk key per chunk
--- ARGV: ttl, batch id, batch fields (json; '' for a later page), payload (json; ''),
---       refused [[address, why]] (json), mode ('whole', 'stage': the first page of a
---       staged batch, 'page': a later one), then chunk fields (json) per chunk
+-- KEYS: idempotency key or ABSENT, batch, payload, active, ledger, ledger counts, then the
+--       key of each chunk in `chunks`, in its order
+-- ARGV[1]: {ttl, batch_id, mode ('whole', 'stage': the first page of a staged batch,
+--          'page': a later one), batch (fields) and payload (json text; both only on
+--          the first page), refused ([[address, why]]), chunks (each one's fields)}
+--          (outbox.worker.store.batches.CreateArgs)
 -- Returns: {1, batch id} when written, {0, the first batch's id} for a repeated key
-local ttl = tonumber(ARGV[1])
-local mode = ARGV[6]
+local A = cjson.decode(ARGV[1])
+local ttl = tonumber(A.ttl)
+local mode = A.mode
+-- each chunk's key is the one its fields name, checked before anything is written
+if #KEYS ~= 6 + #A.chunks then
+  return redis.error_reply('create: ' .. (#KEYS - 6) .. ' chunk keys for ' .. #A.chunks .. ' chunks')
+end
+for i, fields in ipairs(A.chunks) do
+  if KEYS[6 + i] ~= key('chunk', fields['id']) then
+    return redis.error_reply('create: chunk ' .. fields['id'] .. ' is given key ' .. KEYS[6 + i])
+  end
+end
 if KEYS[1] ~= ABSENT and mode ~= 'page' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {0, existing} end
-  if mode == 'whole' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl) end
+  if mode == 'whole' then redis.call('SET', KEYS[1], A.batch_id, 'EX', ttl) end
 end
 local now = clock()
 if mode ~= 'page' then
-  local batch = cjson.decode(ARGV[3])
+  local batch = A.batch
   batch['created_at'] = fmt(now)
   if mode == 'stage' then batch['staged'] = fmt(now) end
   for field, value in pairs(batch) do redis.call('HSET', KEYS[2], field, value) end
   redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('SET', KEYS[3], ARGV[4], 'EX', ttl)
-  if mode == 'stage' then redis.call('ZADD', key('staged'), now, ARGV[2]) end
+  redis.call('SET', KEYS[3], A.payload, 'EX', ttl)
+  if mode == 'stage' then redis.call('ZADD', key('staged'), now, A.batch_id) end
 elseif redis.call('HEXISTS', KEYS[2], 'staged') == 0 then
   return {0, ''}  -- not a batch being staged (expired, discarded, or committed)
 end
 local queued = 0
-for i = 7, #ARGV do
-  local chunk = KEYS[i]
-  local fields = cjson.decode(ARGV[i])
+for i, fields in ipairs(A.chunks) do
+  local chunk = KEYS[6 + i]
   fields['created_at'] = fmt(now)
   fields['updated_at'] = fmt(now)
   for field, value in pairs(fields) do redis.call('HSET', chunk, field, value) end
@@ -44,11 +54,11 @@ for i = 7, #ARGV do
   queued = queued + tonumber(fields['n_recipients'] or '0')
 end
 if queued > 0 then redis.call('HINCRBY', KEYS[6], 'queued', queued) end
-for _, refused in ipairs(cjson.decode(ARGV[5])) do
+for _, refused in ipairs(A.refused) do
   redis.call('HSET', KEYS[5], ledger_key(refused[1]),
              cjson.encode({state = 'suppressed', reason = refused[2]}))
   redis.call('HINCRBY', KEYS[6], 'suppressed', 1)
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], ttl) end
 redis.call('EXPIRE', KEYS[6], ttl)
-return {1, ARGV[2]}
+return {1, A.batch_id}

@@ -1,14 +1,16 @@
 -- A waiter gives up its place in line (it waited as long as it may, or its worker is
 -- stopping). If a slot was granted meanwhile it keeps it instead.
 -- KEYS: chunk, parked, then the limit block
--- ARGV: line entry, wait token, a task call to park or '', when it is due, then the
---       limit block
+-- ARGV[1]: {entry (its line entry, codec.lua), token (of the wait), park and due (a task
+--          call to park and when; absent for none), limit}
+--          (outbox.worker.store.batches.LeaveLineArgs)
 -- Returns: 'left', or 'granted' (the grant is on the waiter's wake list)
-local L = limit_at(3, 5)
-if redis.call('HGET', KEYS[1], 'waiting') ~= ARGV[2] then return 'granted' end
+local A = cjson.decode(ARGV[1])
+local L = limit_at(3, A.limit)
+if redis.call('HGET', KEYS[1], 'waiting') ~= A.token then return 'granted' end
 redis.call('HDEL', KEYS[1], 'waiting')
 local tenant = redis.call('HGET', KEYS[1], 'tenant') or ''
-dequeue(L, TRANSACTIONAL, tenant ~= '' and tenant or '-', ARGV[1])
+dequeue(L, TRANSACTIONAL, tenant ~= '' and tenant or '-', A.entry)
 redis.call('ZREM', L.leases, redis.call('HGET', KEYS[1], 'id'))
-if ARGV[3] ~= '' then park(KEYS[2], ARGV[3], tonumber(ARGV[4])) end
+if A.park then park(KEYS[2], A.park, tonumber(A.due)) end
 return 'left'

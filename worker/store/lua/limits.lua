@@ -22,29 +22,28 @@
 -- comes later. None of it grants a slot the account's windows refuse.
 
 -- The limit block: KEYS cool, hold, line (unused), granted, active, leases, then busy
--- and answered per window; ARGV bucket, lease, ttl, line lease, the number of windows,
--- N and P per window, then the sharing settings (json: pace, look, w, cap, fifo).
--- Scripts put it after their own keys and arguments.
-local function limit_at(kb, ab)
+-- and answered per window, after the script's own keys; its arguments are the `limit`
+-- object of the script's (outbox.worker.store.limits.LimitArgs): bucket, lease, ttl,
+-- line_lease, windows ([N, P] each), then the sharing settings (pace, look, w, cap,
+-- fifo).
+local function limit_at(kb, spec)
   local L = {
     cool = KEYS[kb], hold = KEYS[kb + 1], granted = KEYS[kb + 3],
     active = KEYS[kb + 4], leases = KEYS[kb + 5],
-    bucket = ARGV[ab], lease = tonumber(ARGV[ab + 1]), ttl = tonumber(ARGV[ab + 2]),
-    line_lease = tonumber(ARGV[ab + 3]), windows = {},
+    bucket = spec['bucket'], lease = tonumber(spec['lease']), ttl = tonumber(spec['ttl']),
+    line_lease = tonumber(spec['line_lease']), windows = {},
   }
-  local n = tonumber(ARGV[ab + 4])
-  for i = 1, n do
+  for i, np in ipairs(spec['windows']) do
     L.windows[i] = {
-      n = tonumber(ARGV[ab + 3 + 2 * i]), p = tonumber(ARGV[ab + 4 + 2 * i]),
+      n = tonumber(np[1]), p = tonumber(np[2]),
       busy = KEYS[kb + 4 + 2 * i], answered = KEYS[kb + 5 + 2 * i],
     }
   end
-  local share = cjson.decode(ARGV[ab + 5 + 2 * n] or '{}')
-  L.pace = tonumber(share['pace'] or 0) or 0
-  L.look = tonumber(share['look'] or 0) or 0
-  L.fifo = share['fifo'] == true
-  L.weights = share['w'] or {}
-  L.caps = share['cap'] or {}
+  L.pace = tonumber(spec['pace'] or 0) or 0
+  L.look = tonumber(spec['look'] or 0) or 0
+  L.fifo = spec['fifo'] == true
+  L.weights = spec['w'] or {}
+  L.caps = spec['cap'] or {}
   L.pace_key = key('pace', L.bucket)
   return L
 end
@@ -143,7 +142,7 @@ end
 
 -- The tenant a chunk's member counts for ('' for none, or a request that is no chunk's).
 local function member_tenant(member)
-  local chunk_id = string.match(member, '^(.*)#%d+$')
+  local chunk_id = member_chunk(member)
   if not chunk_id then return '' end
   return redis.call('HGET', key('chunk', chunk_id), 'tenant') or ''
 end
@@ -159,14 +158,7 @@ local function answered(L, member, now, went_out)
   redis.call('ZREM', L.granted, member)
 end
 
--- A line entry: chunk id, worker and the token of its wait, tab-separated.
-local function line_entry(raw)
-  local c, w, t = string.match(raw, '^([^\t]*)\t([^\t]*)\t([^\t]*)$')
-  return {c = c, w = w, t = t}
-end
-
--- Write to the wake list of a chunk's waiting sender: "<member> <slot time> <now>", or
--- "<member> held" ("- held" for a sender still in line).
+-- Write a wake message (codec.lua) to the wake list of a chunk's waiting sender.
 local function tell(L, chunk_id, message)
   local box = key('wake', L.bucket, chunk_id)
   redis.call('RPUSH', box, message)
@@ -234,7 +226,7 @@ local function cancel_chunk(L, chunk, now, note)
   local batch_key = key('batch', redis.call('HGET', chunk, 'batch'))
   if state == 'sending' then
     local attempts = tonumber(redis.call('HGET', chunk, 'attempts') or '1')
-    answered(L, chunk_id .. '#' .. attempts, now, false)
+    answered(L, attempt_member(chunk_id, attempts), now, false)
     redis.call('HSET', chunk, 'attempts', attempts - 1)
     redis.call('HDEL', chunk, 'reserved')
   end
@@ -244,7 +236,7 @@ local function cancel_chunk(L, chunk, now, note)
   redis.call('HSET', chunk, 'state', 'canceled', 'updated_at', fmt(now))
   redis.call('HINCRBY', key('tally'), 'canceled', 1)
   if state == 'paused' then redis.call('HINCRBY', key('tally'), 'paused', -1) end
-  if redis.call('HEXISTS', chunk, 'waiting') == 1 then tell(L, chunk_id, '- canceled') end
+  if redis.call('HEXISTS', chunk, 'waiting') == 1 then tell(L, chunk_id, wake_word(IN_LINE, 'canceled')) end
   redis.call('HDEL', chunk, 'waiting', 'paused_from', 'paused_taken')
   count(batch_key, state, 'canceled')
   log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'canceled', note = note})
@@ -280,7 +272,7 @@ local function pause_chunk(L, chunk, now, taken)
   local reserved = redis.call('HGET', chunk, 'reserved')
   if state == 'sending' and reserved then
     local attempts = tonumber(redis.call('HGET', chunk, 'attempts') or '1')
-    answered(L, chunk_id .. '#' .. attempts, now, false)
+    answered(L, attempt_member(chunk_id, attempts), now, false)
     redis.call('HSET', chunk, 'attempts', attempts - 1)
     redis.call('HDEL', chunk, 'reserved')
     redis.call('ZREM', L.leases, chunk_id)
@@ -294,7 +286,7 @@ local function pause_chunk(L, chunk, now, taken)
   if redis.call('HEXISTS', chunk, 'waiting') == 1 then
     redis.call('HDEL', chunk, 'waiting')
     redis.call('ZREM', L.leases, chunk_id)
-    tell(L, chunk_id, '- paused')
+    tell(L, chunk_id, wake_word(IN_LINE, 'paused'))
     taken = true
   end
   if redis.call('ZREM', key('throttled'), chunk_id) == 1 then taken = true end
@@ -422,7 +414,7 @@ local function pick(L, lane, now, not_before, horizon, budget)
       local tenant, tag = tenants[i], tonumber(tenants[i + 1])
       local list = key('lane_tenant', L.bucket, lane, tenant)
       local raw = redis.call('LINDEX', list, 0)
-      local entry = raw and line_entry(raw)
+      local entry = raw and read_line_entry(raw)
       local chunk = entry and key('chunk', entry.c)
       if entry and redis.call('HGET', chunk, 'waiting') == entry.t
           and pause_asked(key('batch', redis.call('HGET', chunk, 'batch'))) then
@@ -492,13 +484,13 @@ local function serve(L, now, limit, hand)
       redis.call('HDEL', key('chunk', entry.c), 'waiting')
       redis.call('ZREM', L.leases, entry.c)
       throttle(L, key('chunk', entry.c), now, left, need)
-      tell(L, entry.c, '- throttled')
+      tell(L, entry.c, wake_word(IN_LINE, 'throttled'))
     else
       advance(L, TRANSACTIONAL, tenant, tag, true)
       local attempt = begin_attempt(L, entry.c, entry.w, at, now, '')
-      local member = entry.c .. '#' .. attempt
+      local member = attempt_member(entry.c, attempt)
       take(L, member, at, now, tenant)
-      tell(L, entry.c, member .. ' ' .. fmt(at) .. ' ' .. fmt(now))
+      tell(L, entry.c, wake_grant(member, at, now))
       served = served + 1
     end
   end
@@ -522,7 +514,7 @@ local function serve(L, now, limit, hand)
       local attempt, old = begin_attempt(L, entry.c, '', at, now, '')
       -- granted to nobody yet: the first worker to claim the chunk adopts the attempt
       redis.call('HSET', chunk, 'reserved', old)
-      take(L, entry.c .. '#' .. attempt, at, now, tenant)
+      take(L, attempt_member(entry.c, attempt), at, now, tenant)
       local due = now
       if hand and handed == nil then
         handed = entry.c
@@ -555,11 +547,11 @@ local function cool_down(L, now, seconds)
         redis.call('ZADD', w.busy, untill + L.lease + w.p, member)
       end
     end
-    local chunk_id = string.match(member, '^(.*)#%d+$')
+    local chunk_id = member_chunk(member)
     local chunk = key('chunk', chunk_id)
     redis.call('HSET', chunk, 'claimed_at', fmt(untill), 'lease_until', fmt(untill + L.lease))
     redis.call('ZADD', L.leases, untill + L.lease, chunk_id)
-    tell(L, chunk_id, member .. ' ' .. fmt(untill) .. ' ' .. fmt(now))
+    tell(L, chunk_id, wake_grant(member, untill, now))
   end
   return untill, untill - math.max(current, now)
 end
@@ -570,18 +562,18 @@ end
 local function hold(L, now, why)
   redis.call('SET', L.hold, why)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', L.granted, now, '+inf')) do
-    tell(L, string.match(member, '^(.*)#%d+$'), member .. ' held')
+    tell(L, member_chunk(member), wake_word(member, 'held'))
   end
   local zset = key('lane', L.bucket, TRANSACTIONAL)
   for _, tenant in ipairs(redis.call('ZRANGE', zset, 0, -1)) do
     local list = key('lane_tenant', L.bucket, TRANSACTIONAL, tenant)
     for _, raw in ipairs(redis.call('LRANGE', list, 0, -1)) do
-      local entry = line_entry(raw)
+      local entry = read_line_entry(raw)
       local chunk = key('chunk', entry.c)
       if redis.call('HGET', chunk, 'waiting') == entry.t then
         redis.call('HDEL', chunk, 'waiting')
         redis.call('ZREM', L.leases, entry.c)
-        tell(L, entry.c, '- held')
+        tell(L, entry.c, wake_word(IN_LINE, 'held'))
       end
     end
     redis.call('DEL', list)

@@ -3,16 +3,16 @@
 -- retry it earns is paused when it comes). The send is marked on the first page, so a
 -- chunk claimed, served or written later is paused then.
 -- KEYS: the limit block, then the batch, then one chunk key per chunk
--- ARGV: the limit block, then who
+-- ARGV[1]: {who, limit} (outbox.worker.store.batches.PauseArgs)
 -- Returns: {paused, already final, in flight}
-local L = limit_at(1, 1)
-local n = #L.windows
-local own_keys, own_args = 7 + 2 * n, 7 + 2 * n
+local A = cjson.decode(ARGV[1])
+local L = limit_at(1, A.limit)
+local own_keys = 7 + 2 * #L.windows
 local now = clock()
 local batch_key = KEYS[own_keys]
 if not redis.call('HGET', batch_key, 'id') then return {0, 0, 0} end
 if redis.call('HSETNX', batch_key, 'paused_at', fmt(now)) == 1 then
-  redis.call('HSET', batch_key, 'paused_by', ARGV[own_args])
+  redis.call('HSET', batch_key, 'paused_by', A.who)
 end
 local paused, final, flying = 0, 0, 0
 for i = own_keys + 1, #KEYS do

@@ -4,11 +4,10 @@
 -- so a chunk whose message is still on its way carries on when it is claimed. Calling
 -- again (after a resume that stopped half-way) finishes the job; so does the sweep.
 -- KEYS: the limit block, then the batch, then one chunk key per chunk
--- ARGV: the limit block
+-- ARGV[1]: {limit} (outbox.worker.store.batches.ResumeArgs)
 -- Returns: how many chunks were resumed
-local L = limit_at(1, 1)
-local n = #L.windows
-local own_keys = 7 + 2 * n
+local L = limit_at(1, cjson.decode(ARGV[1]).limit)
+local own_keys = 7 + 2 * #L.windows
 local now = clock()
 local batch_key = KEYS[own_keys]
 if not redis.call('HGET', batch_key, 'id') then return 0 end
