@@ -31,6 +31,7 @@ from redis.exceptions import LockError
 
 from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
 from outbox.worker import permissions
+from outbox.worker.policy import SETTLE_SECONDS
 from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.worker.smtp2go.models import ActivitySearch
 from outbox.worker.states import Kind
@@ -62,8 +63,6 @@ MAX_PAGES = 50
 #: How long a page waits for its slot of the ``activity`` limit before the scan gives
 #: way (parks): slots come a second apart, and one scan runs at a time.
 PAGE_SLOT_WAIT = 2.5
-#: Events take a moment to show in the activity log after a send is accepted.
-SETTLE_SECONDS = 2.0
 #: How long a chunk waits (parked) for another worker's scan before asking again.
 SCAN_WAIT = 1.5
 #: The most a scan may take before its lock lapses (its worker presumably died).
