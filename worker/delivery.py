@@ -21,13 +21,12 @@ from typing import Any
 
 from outbox.errors import SMTP2GOError
 from outbox.worker import tracing
+from outbox.worker.kinds import KINDS
 from outbox.worker.policy import HOLD_RECHECK, Action, decide, judge, settle
 from outbox.worker.publish import publish_callback
-from outbox.worker.queues import SEND_TASKS
 from outbox.worker.reconcile import ThrottledLookup, reconcile
 from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.endpoints import EMAIL_MIME, EMAIL_SEND, SMS_SEND
 from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
@@ -54,14 +53,6 @@ logger = logging.getLogger(__name__)
 SPREAD = 0.25
 
 
-_ENDPOINTS: dict[Kind, Any] = {
-    Kind.EMAIL: EMAIL_SEND,
-    Kind.TEMPLATE: EMAIL_SEND,
-    Kind.MIME: EMAIL_MIME,
-    Kind.SMS: SMS_SEND,
-}
-
-
 class Stop(Exception):
     """The worker is stopping: the task goes back to the broker untouched."""
 
@@ -72,11 +63,12 @@ class Delivery:
     def __init__(self, rt: Runtime, kind: Kind, chunk_id: str, worker: str) -> None:
         self.rt = rt
         self.kind = kind
+        self.spec = KINDS[kind]
         self.chunk_id = chunk_id
         self.worker = worker
         self.limit = rt.send_limit
         self.batches = rt.store.batches
-        self.call = Call(SEND_TASKS[kind], chunk=chunk_id)
+        self.call = Call(self.spec.task, chunk=chunk_id)
         #: When the last claim was made (``rt.monotonic``): a slot's wait counts from it.
         self.claimed_at = 0.0
         #: The chunk's lane and tenant, as its claim read them (metrics' labels).
@@ -264,7 +256,7 @@ class Delivery:
         waited = rt.monotonic() - self.claimed_at
         rt.metrics.waited(waited, self.lane, self.tenant)
         tracing.note(self.span, outbox__attempt=attempt, outbox__slot_wait_seconds=waited)
-        endpoint = _ENDPOINTS[self.kind]
+        endpoint = self.spec.endpoint
         with tracing.span(
             f"SMTP2GO {endpoint.path}", kind="client", attributes={"outbox.attempt": attempt}
         ) as call:
@@ -280,6 +272,7 @@ class Delivery:
         now = rt.store.now() if isinstance(outcome, SMTP2GOError) else grant.now
         verdict = judge(
             outcome,
+            kind=self.kind,
             request=request,
             attempt=attempt,
             now=now,
@@ -320,7 +313,7 @@ class Delivery:
     def _request(self, body: dict[str, Any]) -> SendResult | SmsSendResult | SMTP2GOError:
         client = self.rt.client
         try:
-            return client.send(_ENDPOINTS[self.kind], body)  # type: ignore[no-any-return]
+            return client.send(self.spec.endpoint, body)  # type: ignore[no-any-return]
         except SMTP2GOError as err:
             return err
 

@@ -50,8 +50,9 @@ from outbox.errors import (
     SMTP2GOError,
     TransportError,
 )
+from outbox.worker.kinds import KINDS
 from outbox.worker.smtp2go.answers import SendResult, SmsSendResult
-from outbox.worker.states import State
+from outbox.worker.states import Kind, State
 from outbox.worker.store.batches import Claim, ClaimOutcome
 
 if TYPE_CHECKING:
@@ -292,26 +293,10 @@ class Verdict:
         return self.decision.reason if self.park is not None else None
 
 
-def _answer_fields(
-    answer: SendResult | SmsSendResult, request: Mapping[str, Any]
-) -> tuple[dict[str, Any], bool]:
-    """The fields to record from a 200, and whether the API refused the message."""
-    if isinstance(answer, SmsSendResult):
-        ids = {m.destination: m.message_id for m in answer.messages if m.message_id}
-        refused = [m.destination for m in answer.messages if m.status in {"failed", "rejected"}]
-        everyone = len(refused) >= len(request["destination"]) > 0 and bool(answer.messages)
-        return {"request_id": answer.request_id, "message_ids": ids, "failures": refused}, everyone
-    fields: dict[str, Any] = {"request_id": answer.request_id, "failures": list(answer.failures)}
-    if answer.succeeded is not None:
-        fields["succeeded"] = answer.succeeded
-    if answer.failed is not None:
-        fields["failed"] = answer.failed
-    return fields, answer.refused
-
-
 def judge(
     outcome: SendResult | SmsSendResult | SMTP2GOError,
     *,
+    kind: Kind,
     request: Mapping[str, Any],
     attempt: int,
     now: float,
@@ -319,13 +304,13 @@ def judge(
     settings: Settings,
     rng: random.Random | None = None,
 ) -> Verdict:
-    """What an answer (or an error) means for the chunk whose ``attempt`` it ended at
-    ``now`` (Redis's clock)."""
+    """What an answer (or an error) means for the ``kind`` of chunk whose ``attempt`` it
+    ended at ``now`` (Redis's clock); a 200 is read as the kind's row says."""
     if not isinstance(outcome, SMTP2GOError):
-        fields, refused = _answer_fields(outcome, request)
-        email_id = getattr(outcome, "email_id", None) or None
+        reading = KINDS[kind].read(outcome, request)
+        fields, email_id = reading.fields, reading.email_id
         log = {"attempt": attempt, "email_id": email_id}
-        if not refused:
+        if not reading.refused:
             sent = Decision(Action.SENT, state=State.SENT)
             return Verdict(sent, fields, log, email_id, ledger_note=email_id or "")
         messages = fields.get("failures") or ["the API refused the message"]

@@ -129,6 +129,7 @@ def test_decide(outcome: ClaimOutcome, wait: float, action: Action, delay: float
 def _judge(rt: Runtime, outcome: SendResult | SMTP2GOError, *, attempt: int = 1) -> Verdict:
     return judge(
         outcome,
+        kind=Kind.EMAIL,
         request=REQUEST,
         attempt=attempt,
         now=rt.store.now(),
