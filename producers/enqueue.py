@@ -27,8 +27,9 @@ from outbox.errors import EnqueueError
 from outbox.handle import Handle
 from outbox.options import Options
 from outbox.worker import tracing
+from outbox.worker.kinds import SEND_TASKS, lane_for, queue_for
 from outbox.worker.publish import Task, chunk_tasks, publish
-from outbox.worker.queues import SEND_TASKS, Queue, TaskName, queue_for
+from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
@@ -130,11 +131,7 @@ def _enqueue(
 ) -> Handle:
     rt = get_runtime()
     batch_id = uuid.uuid4().hex
-    lane = options.lane or (
-        "bulk"
-        if kind is not Kind.SMS and len(chunks) > rt.settings.bulk_threshold
-        else "transactional"
-    )
+    lane = options.lane or lane_for(kind, len(chunks), rt.settings.bulk_threshold)
     queue = queue_for(kind, len(chunks), rt.settings.bulk_threshold, lane=lane)
     specs = [
         ChunkSpec(chunk_id_for(batch_id, i), i, recipients, overrides, options.send_at)

@@ -10,8 +10,6 @@ against the suppression list again, like any send.
 
 from __future__ import annotations
 
-from typing import Any
-
 from outbox.boundary import public_call
 from outbox.chunking import MAX_RECIPIENTS, address_key
 from outbox.enqueue import Chunk, enqueue
@@ -22,6 +20,7 @@ from outbox.send import email_chunks
 from outbox.worker.runtime import get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.chunks import chunk_id_for
+from outbox.worker.wire import shape
 
 __all__ = ["retry_failed"]
 
@@ -52,17 +51,19 @@ def retry_failed(handle_id: str, *, idempotency_key: str | None = None) -> Handl
     if errors:
         raise ValidationError(errors)
     refused: list[tuple[str, str]] = []
-    if kind is Kind.SMS:
-        numbers = [n for chunk, _, _ in stored for n in chunk.recipients if n in wanted]
+    lists = shape(kind).lists  # where the kind's payload names its recipients
+    if not lists:  # inside the message (MIME): a chunk as it was, if anyone is wanted
         chunks: list[Chunk] = [
-            (numbers[i : i + MAX_RECIPIENTS], {"destination": numbers[i : i + MAX_RECIPIENTS]})
-            for i in range(0, len(numbers), MAX_RECIPIENTS)
-        ]
-    elif kind is Kind.MIME:
-        chunks = [
             (chunk.recipients, {}) for chunk, _, _ in stored if wanted & _keys(chunk.recipients)
         ]
-    else:
+    elif len(lists) == 1:  # one list (SMS's numbers): regrouped, at most 100 a chunk
+        (field,) = lists
+        numbers = [n for chunk, _, _ in stored for n in chunk.recipients if n in wanted]
+        chunks = [
+            (numbers[i : i + MAX_RECIPIENTS], {field: numbers[i : i + MAX_RECIPIENTS]})
+            for i in range(0, len(numbers), MAX_RECIPIENTS)
+        ]
+    else:  # an email's roles: each recipient in the one they had
         roles: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
         for chunk, _, _ in stored:
             for role, addresses in roles.items():
@@ -74,13 +75,9 @@ def retry_failed(handle_id: str, *, idempotency_key: str | None = None) -> Handl
             raise ValidationError(errors)
     if not chunks and not refused:
         return None
-    base = _without_recipients(payload)
+    base = {k: v for k, v in payload.items() if k not in lists}
     return enqueue(kind, base, chunks, Options(options.idempotency_key), refused=refused)
 
 
 def _keys(addresses: list[str]) -> set[str]:
     return {address_key(a) for a in addresses}
-
-
-def _without_recipients(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k not in ("to", "cc", "bcc", "destination")}

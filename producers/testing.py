@@ -105,9 +105,9 @@ class FakeOutbox:
         refused: Sequence[tuple[str, str]] = (),
     ) -> Handle:
         from outbox.enqueue import fingerprint
+        from outbox.worker.kinds import lane_for
 
-        bulk = kind is not Kind.SMS and len(chunks) > self.settings.bulk_threshold
-        lane = options.lane or ("bulk" if bulk else "transactional")
+        lane = options.lane or lane_for(kind, len(chunks), self.settings.bulk_threshold)
         key = options.idempotency_key
         printed = fingerprint(kind, base, chunks, options, lane) if key else ""
         if key is not None and key in self._keys:

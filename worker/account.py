@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 
 from outbox.errors import AccountError, SMTP2GOError
-from outbox.worker.queues import SEND_TASKS
+from outbox.worker.kinds import SEND_TASKS
+from outbox.worker.policy import HOLD_RECHECK
 from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
-from outbox.worker.verdicts import HOLD_RECHECK
 
 __all__ = ["probe_hold"]
 

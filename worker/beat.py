@@ -20,9 +20,9 @@ from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError
 from outbox.worker import permissions
 from outbox.worker.app import app
 from outbox.worker.delivery import fire_callback
+from outbox.worker.policy import backoff
 from outbox.worker.publish import chunk_task, publish
 from outbox.worker.queues import TaskName
-from outbox.worker.retry import backoff
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.answers import APIResult, ResultModel
 from outbox.worker.smtp2go.checks import address_key

@@ -1,11 +1,11 @@
-"""One attempt at one chunk: decide, then act.
+"""One attempt at one chunk: ask the policy, then act.
 
-The decisions are pure functions, tested as tables: :func:`decide` reads the claim
-(send now or at the slot's time, wait in line, park, leave it to another worker, look an
-unknown attempt up), :func:`~outbox.worker.verdicts.judge` reads the API's answer (sent,
-failed, retry, hold the account, an unknown fate). :class:`Delivery` carries them out
-against Redis, the broker and the API, with the clock and the waits of its
-:class:`~outbox.worker.runtime.Runtime`. The payload is sent as the producer wrote it,
+The decisions are the pure functions of :mod:`outbox.worker.policy`, tested as tables:
+what the claim means (send now or at the slot's time, wait in line, park, leave it to
+another worker, look an unknown attempt up), what the API's answer means (sent, failed,
+retry, hold the account, an unknown fate) and what a look-up found. :class:`Delivery`
+carries them out against Redis, the broker and the API, with the clock and the waits of
+its :class:`~outbox.worker.runtime.Runtime`. The payload is sent as the producer wrote it,
 after a cheap check that it is one, in a format this worker reads
 (:mod:`outbox.worker.wire`).
 """
@@ -17,25 +17,22 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, assert_never
+from typing import Any
 
 from outbox.errors import SMTP2GOError
 from outbox.worker import tracing
+from outbox.worker.kinds import KINDS
+from outbox.worker.policy import HOLD_RECHECK, Action, decide, judge, settle
 from outbox.worker.publish import publish_callback
-from outbox.worker.queues import SEND_TASKS
 from outbox.worker.reconcile import ThrottledLookup, reconcile
 from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.endpoints import EMAIL_MIME, EMAIL_SEND, SMS_SEND
 from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store import codec
 from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
 from outbox.worker.store.limits import Grant, Wake
 from outbox.worker.store.parked import Call
-from outbox.worker.verdicts import HOLD_RECHECK, judge
 from outbox.worker.wire import (
     PoisonPayload,
     UnknownPayloadVersion,
@@ -44,7 +41,7 @@ from outbox.worker.wire import (
     tagged,
 )
 
-__all__ = ["Delivery", "Step", "decide"]
+__all__ = ["Delivery"]
 
 #: Numbers this process's waits: with the worker's name and the pid, a token no other
 #: wait for the same chunk can have (``uuid4`` read the kernel's random pool per send).
@@ -57,71 +54,6 @@ logger = logging.getLogger(__name__)
 SPREAD = 0.25
 
 
-_ENDPOINTS: dict[Kind, Any] = {
-    Kind.EMAIL: EMAIL_SEND,
-    Kind.TEMPLATE: EMAIL_SEND,
-    Kind.MIME: EMAIL_MIME,
-    Kind.SMS: SMS_SEND,
-}
-
-
-class Step(StrEnum):
-    #: Send at the slot's time (``Decision.wait`` seconds from the claim).
-    SEND = "send"
-    #: Wait in the rate-limit line for a slot.
-    WAIT = "wait"
-    #: The chunk waits in the bulk lane without a thread: the task is done.
-    QUEUE = "queue"
-    #: Keep the task call parked for ``Decision.wait`` seconds.
-    PARK = "park"
-    #: Over the monthly quota: the chunk waits ``throttled`` (no task kept) for a quota
-    #: read that finds room (:func:`outbox.worker.beat.sync_quota` publishes it again).
-    THROTTLED = "throttled"
-    #: Another worker holds the chunk (a duplicate message): nothing to do.
-    DROP = "drop"
-    #: Its send is paused: the chunk waits ``paused`` (no task kept) for ``resume``.
-    PAUSED = "paused"
-    #: The chunk is final already.
-    SETTLED = "settled"
-    #: An earlier attempt's fate is unknown: look it up before anything is sent.
-    LOOK_UP = "look_up"
-    #: No record: nothing can be sent.
-    MISSING = "missing"
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    step: Step
-    wait: float = 0.0
-
-
-def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
-    """What a task does with its claim."""
-    match claim.outcome:
-        case ClaimOutcome.CLAIMED:
-            return Decision(Step.SEND, claim.wait)
-        case ClaimOutcome.WAITING:
-            return Decision(Step.WAIT)
-        case ClaimOutcome.QUEUED:
-            return Decision(Step.QUEUE)
-        case ClaimOutcome.LATER:
-            return Decision(Step.PARK, claim.wait)
-        case ClaimOutcome.OVER_QUOTA:
-            return Decision(Step.THROTTLED)
-        case ClaimOutcome.HELD:
-            return Decision(Step.PARK, hold_recheck)
-        case ClaimOutcome.PAUSED:
-            return Decision(Step.PAUSED)
-        case ClaimOutcome.FINAL:
-            return Decision(Step.SETTLED)
-        case ClaimOutcome.BUSY:
-            return Decision(Step.DROP)
-        case ClaimOutcome.AMBIGUOUS:
-            return Decision(Step.LOOK_UP)
-        case ClaimOutcome.MISSING:
-            return Decision(Step.MISSING)
-
-
 class Stop(Exception):
     """The worker is stopping: the task goes back to the broker untouched."""
 
@@ -132,11 +64,12 @@ class Delivery:
     def __init__(self, rt: Runtime, kind: Kind, chunk_id: str, worker: str) -> None:
         self.rt = rt
         self.kind = kind
+        self.spec = KINDS[kind]
         self.chunk_id = chunk_id
         self.worker = worker
         self.limit = rt.send_limit
         self.batches = rt.store.batches
-        self.call = Call(SEND_TASKS[kind], chunk=chunk_id)
+        self.call = Call(self.spec.task, chunk=chunk_id)
         #: When the last claim was made (``rt.monotonic``): a slot's wait counts from it.
         self.claimed_at = 0.0
         #: The chunk's lane and tenant, as its claim read them (metrics' labels).
@@ -184,36 +117,35 @@ class Delivery:
 
     def _act(self, request: Any, claim: Claim, token: str) -> str:
         decision = decide(claim)
-        match decision.step:
-            case Step.LOOK_UP:
+        match decision.action:
+            case Action.LOOK_UP:
                 settled = self._look_up(request, claim, token)
                 return settled if isinstance(settled, str) else self._act(request, settled, token)
-            case Step.SETTLED:
-                return claim.previous.value if claim.previous else "final"
-            case Step.DROP:
+            case Action.SETTLED:
+                return str(decision.state) if decision.state else "final"
+            case Action.DROP:
                 return "busy"
-            case Step.QUEUE:
+            case Action.QUEUE:
                 return "queued"
-            case Step.THROTTLED:
-                return State.THROTTLED.value
-            case Step.PAUSED:
-                return State.PAUSED.value
-            case Step.MISSING:
+            case Action.THROTTLE | Action.PAUSED:
+                assert decision.state is not None
+                return str(decision.state)
+            case Action.MISSING:
                 logger.error(
                     "chunk %s has no record (expired or never created); not sent", self.chunk_id
                 )
                 return "missing"
-            case Step.PARK:
-                return self._park(decision.wait)
-            case Step.WAIT:
+            case Action.PARK:
+                return self._park(decision.delay)
+            case Action.WAIT:
                 waited = self._wait_in_line(token)
                 if isinstance(waited, str):
                     return waited
                 return self._send(request, waited)
-            case Step.SEND:
+            case Action.SEND:
                 grant = Grant(claim.member, claim.now + claim.wait, claim.now, self.rt.monotonic())
                 return self._send(request, grant)
-        assert_never(decision.step)
+        raise RuntimeError(f"chunk {self.chunk_id}: {decision.action} is not what a claim means")
 
     # -- claiming and waiting -----------------------------------------------------------
 
@@ -276,9 +208,10 @@ class Delivery:
             outcome = reconcile(rt, self.kind, self.chunk_id, request)
         except ThrottledLookup as wait:
             return self._park(wait.wait)
-        attempt = claim.attempt
-        if outcome.found:
-            note = f"ambiguous attempt {attempt}: accepted (found by {outcome.how}); not resent"
+        decision, note = settle(
+            outcome, attempt=claim.attempt, ambiguous_policy=rt.settings.ambiguous_policy
+        )
+        if decision.action is Action.SENT:
             finished = self.batches.finish(
                 self.chunk_id,
                 State.SENT,
@@ -290,13 +223,10 @@ class Delivery:
             )
             self._after(finished, State.SENT)
             return State.SENT.value
-        if not outcome.conclusive and rt.settings.ambiguous_policy == "hold":
-            note = f"ambiguous attempt {attempt}: {outcome.how}; held for an operator"
+        if decision.action is Action.DEAD:
             error = {"type": "Ambiguous", "message": note}
             return self._give_up(State.DEAD, error, note=note)
-        return self._claim(
-            token, takeover=True, note=f"ambiguous attempt {attempt}: {outcome.how}; resent"
-        )
+        return self._claim(token, takeover=True, note=note)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -327,7 +257,7 @@ class Delivery:
         waited = rt.monotonic() - self.claimed_at
         rt.metrics.waited(waited, self.lane, self.tenant)
         tracing.note(self.span, outbox__attempt=attempt, outbox__slot_wait_seconds=waited)
-        endpoint = _ENDPOINTS[self.kind]
+        endpoint = self.spec.endpoint
         with tracing.span(
             f"SMTP2GO {endpoint.path}", kind="client", attributes={"outbox.attempt": attempt}
         ) as call:
@@ -338,8 +268,19 @@ class Delivery:
             else:
                 tracing.note(call, http__response__status_code=200)
         answered_at = time.monotonic()
-        verdict = judge(outcome, request=request, attempt=attempt, rt=rt)
-        park = (self.call, rt.store.now() + verdict.park) if verdict.park is not None else None
+        # Redis's clock: an error's verdict parks the call and may end the lease on it; a
+        # 200's reads no clock, so a send costs no round trip for it
+        now = rt.store.now() if isinstance(outcome, SMTP2GOError) else grant.now
+        verdict = judge(
+            outcome,
+            kind=self.kind,
+            request=request,
+            attempt=attempt,
+            now=now,
+            policy=rt.policy,
+            settings=rt.settings,
+        )
+        park = (self.call, now + verdict.park) if verdict.park is not None else None
         finished = self.batches.finish(
             self.chunk_id,
             verdict.state,
@@ -373,7 +314,7 @@ class Delivery:
     def _request(self, body: dict[str, Any]) -> SendResult | SmsSendResult | SMTP2GOError:
         client = self.rt.client
         try:
-            return client.send(_ENDPOINTS[self.kind], body)  # type: ignore[no-any-return]
+            return client.send(self.spec.endpoint, body)  # type: ignore[no-any-return]
         except SMTP2GOError as err:
             return err
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from outbox.worker import tracing
 from outbox.worker.app import app
-from outbox.worker.queues import SEND_TASKS, Queue, TaskName
+from outbox.worker.kinds import SEND_TASKS
+from outbox.worker.queues import Queue, TaskName
 from outbox.worker.store import Store
 from outbox.worker.store.batches import Batches
 from outbox.worker.store.chunks import batch_id_of

@@ -1,16 +1,15 @@
 """The queues and the task names: one vocabulary for producers, workers and the config.
 
 ``celeryconfig`` declares and routes the queues from :class:`Queue`, and everything that
-publishes names tasks by :class:`TaskName`, so a queue or a task is spelled once.
+publishes names tasks by :class:`TaskName`, so a queue or a task is spelled once. Which
+kind of message goes where, and by which task, is :mod:`outbox.worker.kinds`'s table.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from outbox.worker.states import Kind
-
-__all__ = ["SEND_TASKS", "Queue", "TaskName", "queue_for"]
+__all__ = ["Queue", "TaskName"]
 
 
 class Queue(StrEnum):
@@ -42,22 +41,3 @@ class TaskName(StrEnum):
     SWEEP_STUCK = "outbox.beat.sweep_stuck"
     REMATCH_EVENTS = "outbox.beat.rematch_events"
     EXPIRE_RECORDS = "outbox.beat.expire_records"
-
-
-#: The send task of each kind of message.
-SEND_TASKS: dict[Kind, TaskName] = {
-    Kind.EMAIL: TaskName.SEND_EMAIL,
-    Kind.TEMPLATE: TaskName.SEND_TEMPLATE,
-    Kind.MIME: TaskName.SEND_MIME,
-    Kind.SMS: TaskName.SEND_SMS,
-}
-
-
-def queue_for(kind: Kind, chunks: int, bulk_threshold: int, *, lane: str | None = None) -> Queue:
-    """Where a batch's chunks go: SMS to ``sms``, the bulk lane (by default, batches of
-    more than ``bulk_threshold`` chunks) to ``bulk``, the rest to ``email``."""
-    if kind is Kind.SMS:
-        return Queue.SMS
-    if lane is None:
-        lane = "bulk" if chunks > bulk_threshold else "transactional"
-    return Queue.BULK if lane == "bulk" else Queue.EMAIL

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,8 @@ from redis.exceptions import LockError
 
 from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
 from outbox.worker import permissions
+from outbox.worker.kinds import KINDS
+from outbox.worker.policy import SETTLE_SECONDS
 from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.worker.smtp2go.models import ActivitySearch
 from outbox.worker.states import Kind
@@ -62,8 +64,6 @@ MAX_PAGES = 50
 #: How long a page waits for its slot of the ``activity`` limit before the scan gives
 #: way (parks): slots come a second apart, and one scan runs at a time.
 PAGE_SLOT_WAIT = 2.5
-#: Events take a moment to show in the activity log after a send is accepted.
-SETTLE_SECONDS = 2.0
 #: How long a chunk waits (parked) for another worker's scan before asking again.
 SCAN_WAIT = 1.5
 #: The most a scan may take before its lock lapses (its worker presumably died).
@@ -143,7 +143,9 @@ def _look_up(rt: Runtime, chunk_id: str) -> tuple[Reconciliation | None, float, 
     return found, scanned, reach
 
 
-def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) -> Reconciliation:
+def _email(
+    rt: Runtime, chunk_id: str, request: Mapping[str, Any], claimed_at: float, attempt_ended: float
+) -> Reconciliation:
     """Answered from a stored scan that started once the attempt had settled and read
     from before its claim; else this worker scans (one at a time: the others wait
     parked for its answer, raising :class:`ThrottledLookup`)."""
@@ -177,7 +179,9 @@ def _email(rt: Runtime, chunk_id: str, claimed_at: float, attempt_ended: float) 
     return Reconciliation(False, True, "not in activity/search")
 
 
-def _sms(rt: Runtime, request: Mapping[str, Any], claimed_at: float) -> Reconciliation:
+def _sms(
+    rt: Runtime, chunk_id: str, request: Mapping[str, Any], claimed_at: float, attempt_ended: float
+) -> Reconciliation:
     answer = rt.client.call(SMS_VIEW_SENT)
     sent = answer.data.get("messages") or answer.data.get("sms") or []
     wanted = set(request["destination"])
@@ -209,12 +213,22 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
+#: How each look-up endpoint (a kind's ``look_up``, :mod:`.kinds`) finds an attempt.
+_LOOK_UPS: dict[str, Callable[[Runtime, str, Mapping[str, Any], float, float], Reconciliation]] = {
+    ACTIVITY_SEARCH.path: _email,
+    SMS_VIEW_SENT.path: _sms,
+}
+
+
 def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Mapping[str, Any]) -> Reconciliation:
     """Decide an ambiguous chunk; raises :class:`ThrottledLookup` to wait for a slot."""
     chunk = rt.store.batches.chunk(chunk_id)
     claimed_at = (chunk.claimed_at if chunk else None) or 0.0
     attempt_ended = (chunk.lease_until if chunk else None) or claimed_at
-    endpoint = "sms/view-sent" if kind is Kind.SMS else "activity/search"
+    look_up = KINDS[kind].look_up
+    if look_up is None:
+        return Reconciliation(False, False, f"a {kind} cannot be looked up")
+    endpoint = look_up.path
     unknown = Reconciliation(
         False,
         False,
@@ -224,9 +238,7 @@ def reconcile(rt: Runtime, kind: Kind, chunk_id: str, request: Mapping[str, Any]
     if not permissions.allowed(rt, endpoint):
         return unknown  # refused within the hour: asking again would only add an error
     try:
-        if kind is Kind.SMS:
-            return _sms(rt, request, claimed_at)
-        return _email(rt, chunk_id, claimed_at, attempt_ended)
+        return _LOOK_UPS[endpoint](rt, chunk_id, request, claimed_at, attempt_ended)
     except ForbiddenError as err:
         logger.warning("chunk %s: the key may not look the attempt up: %s", chunk_id, err)
         permissions.refused(rt, endpoint, err)

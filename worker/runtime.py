@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from outbox.worker.metrics import Metrics
+from outbox.worker.policy import RetryPolicy
 from outbox.worker.redis_url import connect
-from outbox.worker.retry import RetryPolicy
 from outbox.worker.settings import Settings, get_settings
 from outbox.worker.store import Store, keys
 from outbox.worker.store.limits import Limit

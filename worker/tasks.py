@@ -21,8 +21,9 @@ from celery.exceptions import Reject
 
 from outbox.worker.app import app
 from outbox.worker.delivery import Delivery, Stop
+from outbox.worker.kinds import KINDS
 from outbox.worker.publish import chunk_task, publish
-from outbox.worker.queues import SEND_TASKS, TaskName
+from outbox.worker.queues import TaskName
 from outbox.worker.runtime import get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.chunks import chunk_id_for
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 #: ends, and a worker asked to stop is never kept by a chain).
 HAND_OFFS = 20
 #: The kind of message of each send task.
-KIND_OF = {task: kind for kind, task in SEND_TASKS.items()}
+KIND_OF = {spec.task: kind for kind, spec in KINDS.items()}
 
 
 @hand_back_when_unavailable(lambda task, kind, chunk_id, *_: f"chunk {chunk_id}")
@@ -75,22 +76,22 @@ def deliver(task: Task, kind: Kind, chunk_id: str, payload: dict[str, Any]) -> s
     return state
 
 
-@app.task(bind=True, name=TaskName.SEND_EMAIL.value)
+@app.task(bind=True, name=KINDS[Kind.EMAIL].task.value)
 def send_email(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.EMAIL, chunk_id, payload)
 
 
-@app.task(bind=True, name=TaskName.SEND_TEMPLATE.value)
+@app.task(bind=True, name=KINDS[Kind.TEMPLATE].task.value)
 def send_template(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.TEMPLATE, chunk_id, payload)
 
 
-@app.task(bind=True, name=TaskName.SEND_MIME.value)
+@app.task(bind=True, name=KINDS[Kind.MIME].task.value)
 def send_mime(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.MIME, chunk_id, payload)
 
 
-@app.task(bind=True, name=TaskName.SEND_SMS.value)
+@app.task(bind=True, name=KINDS[Kind.SMS].task.value)
 def send_sms(self: Task, chunk_id: str, payload: dict[str, Any]) -> str:
     return deliver(self, Kind.SMS, chunk_id, payload)
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from outbox.worker.kinds import KINDS
 from outbox.worker.smtp2go.checks import MAX_RECIPIENTS, check_e164, validate_address
+from outbox.worker.smtp2go.requests import EmailSend, MimeSend, SmsSend, WireModel
 from outbox.worker.states import Kind
 
 __all__ = [
@@ -35,9 +38,11 @@ __all__ = [
     "PAYLOAD_VERSION",
     "VERSION_HEADER",
     "PoisonPayload",
+    "Shape",
     "UnknownPayloadVersion",
     "check",
     "check_version",
+    "shape",
     "tagged",
 ]
 
@@ -184,8 +189,72 @@ _SMS: dict[str, _Check] = {
     "content": lambda v: None if isinstance(v, str) and v.strip() else "must be a message",
     "sender": _line,
 }
-_REQUIRED = {Kind.EMAIL: ("sender", "to"), Kind.MIME: ("mime_email",), Kind.SMS: ("destination",)}
-_LISTS = {Kind.EMAIL: ("to", "cc", "bcc"), Kind.MIME: (), Kind.SMS: ("destination",)}
+
+
+def _email_whole(payload: Mapping[str, Any], errors: dict[str, str]) -> None:
+    if not any(payload.get(k) for k in ("html_body", "text_body", "template_id")):
+        errors.setdefault("html_body", "give html_body, text_body or template_id")
+
+
+def _mime_whole(payload: Mapping[str, Any], errors: dict[str, str]) -> None:
+    if "mime_email" not in errors:
+        try:
+            base64.b64decode(payload["mime_email"], validate=True)
+        except (binascii.Error, ValueError):
+            errors["mime_email"] = "is not base64"
+
+
+def _no_whole(payload: Mapping[str, Any], errors: dict[str, str]) -> None:
+    return None
+
+
+def _tag_email(body: dict[str, Any], chunk_id: str) -> dict[str, Any]:
+    headers = [h for h in body.get("custom_headers", ()) if h["header"].lower() != "x-outbox-id"]
+    headers.append({"header": OUTBOX_ID_HEADER, "value": chunk_id})
+    body["custom_headers"] = headers
+    return body
+
+
+def _tag_mime(body: dict[str, Any], chunk_id: str) -> dict[str, Any]:
+    raw = base64.b64decode(body["mime_email"])
+    if not raw.lower().startswith(b"x-outbox-id:"):
+        raw = f"{OUTBOX_ID_HEADER}: {chunk_id}\r\n".encode() + raw
+        body["mime_email"] = base64.b64encode(raw).decode("ascii")
+    return body
+
+
+def _untagged(body: dict[str, Any], chunk_id: str) -> dict[str, Any]:
+    return body  # no header to carry it: found again by what it says (reconcile)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a payload of one request model looks like, and how its chunk id is carried."""
+
+    #: The rule of each field a producer writes (other fields are poison).
+    rules: Mapping[str, _Check]
+    required: tuple[str, ...]
+    #: The recipients' lists, checked by :func:`_recipients`; the first must not be
+    #: empty. Empty: the recipients are inside the message (MIME).
+    lists: tuple[str, ...]
+    #: The checks of the payload as a whole, after the fields'.
+    whole: Callable[[Mapping[str, Any], dict[str, str]], None]
+    tag: Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+#: The shape of each sending request model (a kind's endpoint's, :mod:`.kinds`).
+_SHAPES: dict[type[WireModel], Shape] = {
+    EmailSend: Shape(_EMAIL, ("sender", "to"), ("to", "cc", "bcc"), _email_whole, _tag_email),
+    MimeSend: Shape(_MIME, ("mime_email",), (), _mime_whole, _tag_mime),
+    SmsSend: Shape(_SMS, ("destination",), ("destination",), _no_whole, _untagged),
+}
+
+
+def shape(kind: Kind) -> Shape:
+    """The payload's shape of ``kind``: its endpoint's request model's."""
+    request = KINDS[kind].endpoint.request
+    assert request is not None, f"{kind} is sent with no request body"
+    return _SHAPES[request]
 
 
 def check(kind: Kind, payload: Any) -> dict[str, Any]:
@@ -193,32 +262,22 @@ def check(kind: Kind, payload: Any) -> dict[str, Any]:
     :class:`PoisonPayload` with every bad field."""
     if not isinstance(payload, dict):
         raise PoisonPayload({"__root__": "the payload is not an object"})
-    family = Kind.EMAIL if kind is Kind.TEMPLATE else kind
-    rules = _MIME if family is Kind.MIME else _SMS if family is Kind.SMS else _EMAIL
+    form = shape(kind)
     errors: dict[str, str] = {}
-    for name in _REQUIRED[family]:
+    for name in form.required:
         if name not in payload:
             errors[name] = "is required"
-    lists = _LISTS[family]
     for name, value in payload.items():
-        if name in lists:
+        if name in form.lists:
             _recipients(name, value, _RECIPIENTS[name], errors)
             continue
-        rule = rules.get(name)
+        rule = form.rules.get(name)
         problem = "is not a field of this message" if rule is None else rule(value)
         if problem:
             errors[name] = problem
-    if any(not payload.get(name) for name in lists[:1] if name in payload):
-        errors.setdefault(lists[0], "must not be empty")
-    if family is Kind.EMAIL and not any(
-        payload.get(k) for k in ("html_body", "text_body", "template_id")
-    ):
-        errors.setdefault("html_body", "give html_body, text_body or template_id")
-    if family is Kind.MIME and "mime_email" not in errors:
-        try:
-            base64.b64decode(payload["mime_email"], validate=True)
-        except (binascii.Error, ValueError):
-            errors["mime_email"] = "is not base64"
+    if any(not payload.get(name) for name in form.lists[:1] if name in payload):
+        errors.setdefault(form.lists[0], "must not be empty")
+    form.whole(payload, errors)
     if errors:
         raise PoisonPayload(errors)
     return payload
@@ -226,16 +285,4 @@ def check(kind: Kind, payload: Any) -> dict[str, Any]:
 
 def tagged(kind: Kind, wire: Mapping[str, Any], chunk_id: str) -> dict[str, Any]:
     """The body as sent: it carries the chunk id, so the send can be found again."""
-    body = dict(wire)
-    if kind is Kind.SMS:
-        return body
-    if kind is Kind.MIME:
-        raw = base64.b64decode(body["mime_email"])
-        if not raw.lower().startswith(b"x-outbox-id:"):
-            raw = f"{OUTBOX_ID_HEADER}: {chunk_id}\r\n".encode() + raw
-            body["mime_email"] = base64.b64encode(raw).decode("ascii")
-        return body
-    headers = [h for h in body.get("custom_headers", ()) if h["header"].lower() != "x-outbox-id"]
-    headers.append({"header": OUTBOX_ID_HEADER, "value": chunk_id})
-    body["custom_headers"] = headers
-    return body
+    return shape(kind).tag(dict(wire), chunk_id)

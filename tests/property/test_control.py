@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from outbox.worker.queues import SEND_TASKS, Queue
+from outbox.worker.kinds import SEND_TASKS
+from outbox.worker.queues import Queue
 from outbox.worker.states import FINAL_STATES, Kind, State
 from outbox.worker.store import Store, keys
 from outbox.worker.store.batches import ClaimOutcome

@@ -24,8 +24,10 @@ from outbox.errors import (
     UnauthorizedError,
 )
 from outbox.worker.account import probe_hold
-from outbox.worker.delivery import Delivery, Step, decide
+from outbox.worker.delivery import Delivery
+from outbox.worker.policy import Action, Verdict, decide, judge, settle
 from outbox.worker.queues import TaskName
+from outbox.worker.reconcile import Reconciliation
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
@@ -34,7 +36,6 @@ from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
 from outbox.worker.store.parked import Call
-from outbox.worker.verdicts import judge
 
 KEY = "api-" + "0" * 32
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -107,22 +108,53 @@ def _run(rt: Runtime, chunk_id: str, payload: dict[str, Any], worker: str = "w1"
 
 
 @pytest.mark.parametrize(
-    ("outcome", "wait", "step", "decided_wait"),
+    ("outcome", "wait", "action", "delay"),
     [
-        (ClaimOutcome.CLAIMED, 0.3, Step.SEND, 0.3),
-        (ClaimOutcome.WAITING, 0.0, Step.WAIT, 0.0),
-        (ClaimOutcome.LATER, 90.0, Step.PARK, 90.0),
-        (ClaimOutcome.HELD, 0.0, Step.PARK, 30.0),
-        (ClaimOutcome.OVER_QUOTA, 86_400.0, Step.THROTTLED, 0.0),
-        (ClaimOutcome.FINAL, 0.0, Step.SETTLED, 0.0),
-        (ClaimOutcome.BUSY, 12.0, Step.DROP, 0.0),
-        (ClaimOutcome.AMBIGUOUS, 0.0, Step.LOOK_UP, 0.0),
-        (ClaimOutcome.MISSING, 0.0, Step.MISSING, 0.0),
+        (ClaimOutcome.CLAIMED, 0.3, Action.SEND, 0.3),
+        (ClaimOutcome.WAITING, 0.0, Action.WAIT, 0.0),
+        (ClaimOutcome.LATER, 90.0, Action.PARK, 90.0),
+        (ClaimOutcome.HELD, 0.0, Action.PARK, 30.0),
+        (ClaimOutcome.OVER_QUOTA, 86_400.0, Action.THROTTLE, 0.0),
+        (ClaimOutcome.FINAL, 0.0, Action.SETTLED, 0.0),
+        (ClaimOutcome.BUSY, 12.0, Action.DROP, 0.0),
+        (ClaimOutcome.AMBIGUOUS, 0.0, Action.LOOK_UP, 0.0),
+        (ClaimOutcome.MISSING, 0.0, Action.MISSING, 0.0),
     ],
 )
-def test_decide(outcome: ClaimOutcome, wait: float, step: Step, decided_wait: float) -> None:
+def test_decide(outcome: ClaimOutcome, wait: float, action: Action, delay: float) -> None:
     decision = decide(Claim("c.0", outcome, wait, 1, State.QUEUED, 0.0))
-    assert (decision.step, decision.wait) == (step, decided_wait)
+    assert (decision.action, decision.delay) == (action, delay)
+
+
+def _judge(rt: Runtime, outcome: SendResult | SMTP2GOError, *, attempt: int = 1) -> Verdict:
+    return judge(
+        outcome,
+        kind=Kind.EMAIL,
+        request=REQUEST,
+        attempt=attempt,
+        now=rt.store.now(),
+        policy=rt.policy,
+        settings=rt.settings,
+    )
+
+
+@pytest.mark.parametrize(
+    ("found", "conclusive", "policy", "action", "state"),
+    [
+        (True, True, "hold", Action.SENT, State.SENT),
+        (False, True, "hold", Action.RESEND, None),
+        (False, False, "hold", Action.DEAD, State.DEAD),
+        (False, False, "resend", Action.RESEND, None),
+    ],
+)
+def test_settle(
+    found: bool, conclusive: bool, policy: str, action: Action, state: State | None
+) -> None:
+    decision, note = settle(
+        Reconciliation(found, conclusive, "how"), attempt=2, ambiguous_policy=policy
+    )
+    assert (decision.action, decision.state) == (action, state)
+    assert note.startswith("ambiguous attempt 2: ")
 
 
 REQUEST = EmailSend(
@@ -168,32 +200,30 @@ def _answer(data: dict[str, Any]) -> SendResult:
 def test_judge(
     rt: Runtime, outcome: SendResult | SMTP2GOError, state: State, retried: bool
 ) -> None:
-    verdict = judge(outcome, request=REQUEST, attempt=1, rt=rt)
+    verdict = _judge(rt, outcome, attempt=1)
     assert verdict.state is state
     assert (verdict.park is not None) is retried
 
 
 def test_a_refused_email_keeps_the_apis_messages(rt: Runtime) -> None:
     answer = _answer({"succeeded": 0, "failed": 1, "failures": ["Verification failed", "x"]})
-    verdict = judge(answer, request=REQUEST, attempt=1, rt=rt)
+    verdict = _judge(rt, answer, attempt=1)
     assert verdict.fields["last_error"]["message"] == "Verification failed; x"
     assert verdict.fields["failures"] == ["Verification failed", "x"]
     assert not verdict.fields["last_error"]["retryable"]
 
 
 def test_a_429_without_a_hint_cools_everyone_down_for_the_configured_time(rt: Runtime) -> None:
-    verdict = judge(RateLimitedError("slow", status_code=429), request=REQUEST, attempt=1, rt=rt)
+    verdict = _judge(rt, RateLimitedError("slow", status_code=429))
     assert verdict.cool_down == 60.0
     assert verdict.park is not None
     assert verdict.park >= 60.0
     hinted = RateLimitedError("slow", status_code=429, retry_after=86400)
-    assert judge(hinted, request=REQUEST, attempt=1, rt=rt).cool_down == 900.0  # capped
+    assert _judge(rt, hinted, attempt=1).cool_down == 900.0  # capped
 
 
 def test_a_rejected_key_holds_the_account_and_spends_no_attempt(rt: Runtime) -> None:
-    verdict = judge(
-        UnauthorizedError("bad key", status_code=401), request=REQUEST, attempt=3, rt=rt
-    )
+    verdict = _judge(rt, UnauthorizedError("bad key", status_code=401), attempt=3)
     assert verdict.hold is not None
     assert json.loads(verdict.hold)["reason"] == "401 bad key"
     assert verdict.fields["attempts"] == 2

@@ -35,7 +35,7 @@ from outbox.worker.delivery import Delivery
 from outbox.worker.metrics import OTHER_EVENT, event_label, serve
 from outbox.worker.metrics.fleet import QUEUES, FleetCollector, RedisDepth
 from outbox.worker.metrics.instruments import Instruments
-from outbox.worker.retry import Reason, reason_of
+from outbox.worker.policy import Reason, reason_of
 from outbox.worker.runtime import set_runtime
 from outbox.worker.states import FINAL_STATES, Kind
 from outbox.worker.store import Store, keys

@@ -14,7 +14,7 @@ from outbox.errors import (
     TransportError,
     UnauthorizedError,
 )
-from outbox.worker.retry import Action, RetryPolicy, backoff
+from outbox.worker.policy import Action, RetryPolicy, backoff
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ name                                        type       labels and meaning
 ``outbox_sends_total``                      counter    ``kind``, ``outcome`` (``sent``,
                                                        ``failed``, ``dead``): chunks made final
 ``outbox_retries_total``                    counter    ``reason``
-                                                       (:class:`~outbox.worker.retry.Reason`)
+                                                       (:class:`~outbox.worker.policy.Reason`)
 ``outbox_rate_limited_total``               counter    429 answers, any endpoint
 ``outbox_cooldown_seconds_total``           counter    seconds this worker's 429s added to the
                                                        fleet's cool-down (overlaps not twice)
@@ -31,7 +31,7 @@ name                                        type       labels and meaning
 
 from __future__ import annotations
 
-from outbox.worker.retry import Reason
+from outbox.worker.policy import Reason
 from outbox.worker.states import Kind, State
 from outbox.worker.webhooks.events import EVENT_NAMES
 

@@ -2,7 +2,7 @@
 
 ``client.call(endpoint, request)`` sends one request to an endpoint of the table in
 :mod:`.endpoints` and returns its answer model. It never retries: the task owns the
-policy (:mod:`outbox.worker.retry`), so a wait survives a worker restart and frees the
+policy (:mod:`outbox.worker.policy`), so a wait survives a worker restart and frees the
 worker meanwhile. A 200 whose answer says the email was refused is returned, not raised
 (:attr:`~outbox.worker.smtp2go.answers.SendResult.refused`): the API took the request.
 

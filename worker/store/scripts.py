@@ -1,7 +1,8 @@
 """The Lua scripts, loaded from ``lua/*.lua`` with ``register_script``.
 
 Each script is its file after a prelude: the constants it shares with Python (the
-final states, the send task of each kind, the key templates of :mod:`.keys` and its
+final states, the send task of each kind and the kinds the monthly quota does not
+count, the key templates of :mod:`.keys` and its
 stand-in for an absent key), spelled
 there from their one definition, and the shared functions of ``common.lua``,
 ``codec.lua`` (the string formats of :mod:`.codec`) and ``limits.lua``. Redis caches a
@@ -21,7 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from outbox.worker.queues import SEND_TASKS
+from outbox.worker.kinds import KINDS
 from outbox.worker.states import FINAL_STATES
 from outbox.worker.store import keys
 
@@ -44,13 +45,16 @@ def _prelude() -> str:
     )
     libraries = "\n".join(_source(name) for name in _LIBRARIES)
     tasks = ", ".join(
-        f"[{_lua_string(kind.value)}] = {_lua_string(task.value)}"
-        for kind, task in SEND_TASKS.items()
+        f"[{_lua_string(kind.value)}] = {_lua_string(spec.task.value)}"
+        for kind, spec in KINDS.items()
+    )
+    unmetered = ", ".join(
+        f"[{_lua_string(kind.value)}] = true" for kind, spec in KINDS.items() if not spec.metered
     )
     absent = f"local ABSENT = {_lua_string(keys.absent())}"
     return (
         f"local FINAL = {{{final}}}\nlocal TEMPLATE = {{{templates}}}\n"
-        f"local TASKS = {{{tasks}}}\n{absent}\n{libraries}\n"
+        f"local TASKS = {{{tasks}}}\nlocal UNMETERED = {{{unmetered}}}\n{absent}\n{libraries}\n"
     )
 
 

@@ -55,7 +55,7 @@ count(KEYS[2], old, new)
 -- An attempt that sent no email (a 5xx, a network error, a refusal) gives back what its
 -- claim took from the monthly quota; an accepted or unknown one keeps it spent.
 if old == 'sending' and new ~= 'sent' and new ~= 'sending'
-   and redis.call('HGET', KEYS[1], 'kind') ~= 'sms' and redis.call('EXISTS', key('quota_left')) == 1 then
+   and not UNMETERED[redis.call('HGET', KEYS[1], 'kind')] and redis.call('EXISTS', key('quota_left')) == 1 then
   redis.call('INCRBY', key('quota_left'), tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '1'))
 end
 local entry = A.log

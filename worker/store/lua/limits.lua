@@ -170,7 +170,7 @@ end
 -- of their own).
 local function quota_short(chunk)
   local left = redis.call('GET', key('quota_left'))
-  if not left or redis.call('HGET', chunk, 'kind') == 'sms' then return nil end
+  if not left or UNMETERED[redis.call('HGET', chunk, 'kind')] then return nil end
   local need = tonumber(redis.call('HGET', chunk, 'n_recipients') or '1')
   if tonumber(left) < need then return left, need end
   return nil
@@ -202,7 +202,7 @@ local function begin_attempt(L, chunk_id, worker, at, now, note)
   count(key('batch', batch_id), old, 'sending')
   if old == 'throttled' then redis.call('ZREM', key('throttled'), chunk_id) end
   -- what the attempt takes from the monthly quota (SMS have credits of their own)
-  if redis.call('HGET', chunk, 'kind') ~= 'sms' and redis.call('EXISTS', key('quota_left')) == 1 then
+  if not UNMETERED[redis.call('HGET', chunk, 'kind')] and redis.call('EXISTS', key('quota_left')) == 1 then
     redis.call('DECRBY', key('quota_left'), tonumber(redis.call('HGET', chunk, 'n_recipients') or '1'))
   end
   local entry = {at = now, state = 'sending', attempt = attempt, worker = worker}
