@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 
 from outbox.errors import AccountError, SMTP2GOError
-from outbox.worker.kinds import SEND_TASKS
 from outbox.worker.policy import HOLD_RECHECK
 from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
@@ -25,9 +24,6 @@ from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
 __all__ = ["probe_hold"]
 
 logger = logging.getLogger(__name__)
-
-#: The task names of the sends (what a lifted hold brings forward).
-SEND_TASK_NAMES = frozenset(task.value for task in SEND_TASKS.values())
 
 #: How often a held fleet says so in the log.
 LOG_EVERY = 60.0
@@ -58,8 +54,10 @@ def probe_hold(rt: Runtime) -> bool | None:
         logger.info("hold probe could not tell (%s); trying again later", err)
         return False
     if rt.store.limits.release_hold(rt.send_limit):
-        # The sends parked while held look again within HOLD_RECHECK: they go now.
-        now = rt.store.now()
-        woken = rt.store.parked.bring_forward(SEND_TASK_NAMES, now + 2 * HOLD_RECHECK, now)
-        logger.warning("the API accepts the key again: sending resumes (%d chunks go now)", woken)
+        # The held sends are parked to look again at the hold: they go as each comes due.
+        logger.warning(
+            "the API accepts the key again: sending resumes as the held chunks come due "
+            "(within %g s)",
+            HOLD_RECHECK,
+        )
     return True

@@ -26,7 +26,6 @@ from outbox.errors import (
 from outbox.worker.account import probe_hold
 from outbox.worker.delivery import Delivery
 from outbox.worker.policy import Action, Verdict, decide, judge, settle
-from outbox.worker.queues import TaskName
 from outbox.worker.reconcile import Reconciliation
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
@@ -35,7 +34,6 @@ from outbox.worker.smtp2go.models import EmailSend, SendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
-from outbox.worker.store.parked import Call
 
 KEY = "api-" + "0" * 32
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -334,20 +332,8 @@ def test_a_rejected_key_holds_every_send_until_the_probe_passes(rt: Runtime, api
     assert probe_hold(rt) is False  # the key is still refused
     api.handler = lambda request: httpx.Response(200, json={"request_id": "r", "data": {}})
     rt.redis.delete(keys.turn("probe-hold"))
-    event = Call(TaskName.RECORD_EVENT, args=("an event waiting for its send",))
-    rt.store.parked.park(event, rt.store.now() + 5)
     assert probe_hold(rt) is True
     assert rt.store.limits.hold_reason() is None
-    # "sending resumes" is true when it is logged: the held sends are due now, not at
-    # their recheck; other parked calls keep their time
-    now = rt.store.now()
-    due: dict[str, float] = {}
-    for member, score in rt.redis.zrange(keys.parked(), 0, -1, withscores=True):
-        name = Call.from_member(member).chunk or "event"
-        due[name] = min(score, due.get(name, score))  # a send_at's entry waits beside it
-    assert due[other_id] <= now
-    assert due[chunk_id] <= now
-    assert due["event"] > now + 4
     api.handler = _ok
     assert _run(rt, other_id, other) == "sent"
 

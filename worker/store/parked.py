@@ -20,8 +20,6 @@ from typing import Any
 from outbox.worker.queues import TaskName
 from outbox.worker.store import keys, scripts
 
-#: Entries one command of :meth:`Parked.bring_forward` reads or moves.
-_PAGE = 500
 #: ``BLPOP`` treats a timeout that rounds to zero as "forever": shorter waits are slept.
 _SHORTEST_BLOCK = 0.005
 
@@ -127,28 +125,6 @@ class Parked:
         if chunk_ids:
             pipe.zadd(keys.leases(), {c: at for c in chunk_ids}, xx=True)
         pipe.execute()
-
-    def bring_forward(self, tasks: frozenset[str], until: float, at: float) -> int:
-        """Make the calls of ``tasks`` due by ``until`` due at ``at`` instead (and wake a
-        relay): the sends parked to look again at a hold that has just been lifted go now,
-        not at their recheck. A page of entries per command, whatever waits."""
-        moved = skipped = 0
-        while True:
-            page = self.redis.zrangebyscore(
-                keys.parked(), f"({at}", until, start=skipped, num=_PAGE
-            )
-            wanted = [m for m in page if Call.from_member(m).task.value in tasks]
-            if wanted:  # out of the range from now on: the next page starts after the others
-                self.redis.zadd(keys.parked(), dict.fromkeys(wanted, at), xx=True)
-            moved += len(wanted)
-            skipped += len(page) - len(wanted)
-            if len(page) < _PAGE:
-                break
-        if moved:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.rpush(keys.relay_wake(), "1").ltrim(keys.relay_wake(), -8, -1)
-            pipe.expire(keys.relay_wake(), 60).execute()
-        return moved
 
     def release(self, member: bytes | str) -> None:
         """Forget a call once it has been published."""
