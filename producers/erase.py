@@ -165,4 +165,7 @@ def erase(address: str) -> int:
     eraser.lists(keys.webhook_unmatched())
     if rt.store.suppressions.erase(target):
         eraser.changed += 1
+    # A suppression lifted in the last day is remembered by its address (for the sync).
+    if rt.redis.zrem(keys.suppressed_lifted(), target):
+        eraser.changed += 1
     return eraser.changed

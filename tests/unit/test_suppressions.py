@@ -20,6 +20,7 @@ from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.endpoints import SUPPRESSION_VIEW
 from outbox.worker.smtp2go.models import SuppressionView
 from outbox.worker.states import State
+from outbox.worker.store import keys
 from tests.conftest import TEST_API_KEY, Sandbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -243,3 +244,16 @@ def test_without_an_api_key_it_says_which_setting(fake_redis: Any, sandbox: Sand
         set_runtime(None)
     assert result.exit_code == EXIT_USAGE
     assert "SMTP2GO_API_KEY is not set" in result.stderr
+
+
+def test_erasing_an_address_lifted_today_leaves_no_clear_copy(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    """A lift is remembered by its address for a day (so a sync does not bring it back):
+    ``erase`` removes that copy too, as it does every other."""
+    address = "lifted@example.org"
+    assert invoke("add", address).exit_code == 0
+    assert invoke("remove", address).exit_code == 0
+    assert rt.redis.zscore(keys.suppressed_lifted(), address) is not None
+    assert erase(address) >= 1
+    assert rt.redis.zscore(keys.suppressed_lifted(), address) is None
