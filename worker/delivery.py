@@ -141,10 +141,10 @@ class Delivery:
                 waited = self._wait_in_line(token)
                 if isinstance(waited, str):
                     return waited
-                return self._send(request, waited)
+                return self._send(request, waited, token)
             case Action.SEND:
                 grant = Grant(claim.member, claim.now + claim.wait, claim.now, self.rt.monotonic())
-                return self._send(request, grant)
+                return self._send(request, grant, token)
         raise RuntimeError(f"chunk {self.chunk_id}: {decision.action} is not what a claim means")
 
     # -- claiming and waiting -----------------------------------------------------------
@@ -230,7 +230,7 @@ class Delivery:
 
     # -- sending ------------------------------------------------------------------------
 
-    def _send(self, request: Any, grant: Grant) -> str:
+    def _send(self, request: Any, grant: Grant, token: str) -> str:
         rt = self.rt
         attempt = codec.read_member(grant.member).attempt
         rt.waiting[self.chunk_id] = grant.member
@@ -243,6 +243,13 @@ class Delivery:
             claim = Claim(
                 self.chunk_id, ClaimOutcome.CLAIMED, 0.0, attempt, self.previous, grant.now
             )
+            if wake in (Wake.PAUSED, Wake.CANCELED):
+                # its send was paused or canceled before the slot came: nothing went out,
+                # and the claim after the slot is given back pauses or cancels the chunk
+                # (or carries on, when a resume came first)
+                note = f"slot given back: its send was {wake.value}"
+                self.batches.give_back(claim, limit=self.limit, note=note)
+                return self._act(request, self._claim(token), token)
             stopping = wake is Wake.STOP
             park = None if stopping else (self.call, rt.store.now() + HOLD_RECHECK)
             note = (

@@ -2,13 +2,14 @@
 
 A few sends (one to three chunks, either lane) under a tight limit, driven through the
 real scripts on fakeredis as workers, relays and operators would, in any order: task
-messages arrive (and arrive twice), waiting senders read their wake lists, requests are
-answered sent or retryable, parked calls are published, sends are canceled, paused and
-resumed. Throughout:
+messages arrive (and arrive twice), waiting senders read their wake lists, senders wake
+at their slots, requests are answered sent or retryable, parked calls are published,
+sends are canceled, paused and resumed. Throughout:
 
 - no chunk is accepted twice;
-- a chunk goes out after its send was canceled or paused only if its request was already
-  in flight then (``sending`` with a slot held by a worker);
+- a chunk goes out after its send was canceled or paused only if it held its slot then
+  and the slot's time had come (``sending``, granted to a worker's thread): a sender still
+  sleeping to its slot is told, gives the slot back and claims again;
 - each batch's per-state counters agree with its chunks' states;
 
 and at the end, once every paused send is resumed and the queue is run until idle, every
@@ -29,8 +30,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from outbox.worker.kinds import SEND_TASKS
 from outbox.worker.queues import Queue
 from outbox.worker.states import FINAL_STATES, Kind, State
-from outbox.worker.store import Store, keys
-from outbox.worker.store.batches import ClaimOutcome
+from outbox.worker.store import Store, codec, keys
+from outbox.worker.store.batches import Claim, ClaimOutcome
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Limit, Wake
 from outbox.worker.store.parked import Call
@@ -54,8 +55,11 @@ class ChunkMachine(RuleBasedStateMachine):
         self.messages: Counter[str] = Counter()
         #: Chunks whose sender waits on its thread for a wake message.
         self.waiters: set[str] = set()
-        #: Attempts a worker holds a slot for (the request is on its way): chunk -> member.
+        #: Attempts a worker holds a slot for (asleep to the slot, or the request on its
+        #: way): chunk -> member.
         self.flying: dict[str, str] = {}
+        #: Of those, the chunks whose request went out.
+        self.out: set[str] = set()
         self.accepted: Counter[str] = Counter()
         #: Per send, the chunks in flight when it was canceled or paused.
         self.stopped: dict[str, set[str]] = {}
@@ -80,11 +84,41 @@ class ChunkMachine(RuleBasedStateMachine):
         assert chunk is not None
         return chunk.state
 
-    def _went_out(self, chunk_id: str, member: str) -> None:
+    def _claim(self, chunk_id: str) -> None:
+        claim = self.batches.claim(
+            chunk_id, limit=self.limit, worker="w", token=f"t{next(self.tokens)}", max_wait=60
+        )
+        match claim.outcome:
+            case ClaimOutcome.CLAIMED:
+                self.flying[chunk_id] = claim.member
+            case ClaimOutcome.WAITING:
+                self.waiters.add(chunk_id)
+            case ClaimOutcome.LATER:
+                self.messages[chunk_id] += 1  # parked for a moment: it comes back
+            case _:
+                pass
+
+    def _wake_at_slot(self, chunk_id: str) -> None:
+        """What ``LimitStore.await_slot`` and ``Delivery._send`` do when the slot comes."""
+        member = self.flying[chunk_id]
+        box = keys.wake("send", chunk_id)
+        words = [
+            raw.decode().split(" ")[1]
+            for raw in self.store.redis.lrange(box, 0, -1)
+            if raw.decode().split(" ")[0] == member
+        ]
+        self.store.redis.delete(box)
+        if Wake.PAUSED in words or Wake.CANCELED in words:
+            del self.flying[chunk_id]
+            attempt = codec.read_member(member).attempt
+            claim = Claim(chunk_id, ClaimOutcome.CLAIMED, 0.0, attempt, None, self.store.now())
+            self.batches.give_back(claim, limit=self.limit, note="called off")
+            self._claim(chunk_id)
+            return
         batch_id = chunk_id.rsplit(".", 1)[0]
         if batch_id in self.stopped:
             assert chunk_id in self.stopped[batch_id], f"{chunk_id} went out after it was stopped"
-        self.flying[chunk_id] = member
+        self.out.add(chunk_id)
 
     @rule(data=st.data())
     def a_message_arrives(self, data: Any) -> None:
@@ -95,18 +129,13 @@ class ChunkMachine(RuleBasedStateMachine):
         self.messages[chunk_id] -= 1
         if chunk_id in self.waiters or chunk_id in self.flying:
             return  # a duplicate of a chunk a live worker holds: its claim is 'busy'
-        claim = self.batches.claim(
-            chunk_id, limit=self.limit, worker="w", token=f"t{next(self.tokens)}", max_wait=60
-        )
-        match claim.outcome:
-            case ClaimOutcome.CLAIMED:
-                self._went_out(chunk_id, claim.member)
-            case ClaimOutcome.WAITING:
-                self.waiters.add(chunk_id)
-            case ClaimOutcome.LATER:
-                self.messages[chunk_id] += 1  # parked for a moment: it comes back
-            case _:
-                pass
+        self._claim(chunk_id)
+
+    @rule(data=st.data())
+    def a_sender_wakes_at_its_slot(self, data: Any) -> None:
+        asleep = sorted(set(self.flying) - self.out)
+        if asleep:
+            self._wake_at_slot(data.draw(st.sampled_from(asleep)))
 
     @rule(data=st.data())
     def a_waiter_reads_its_wake_list(self, data: Any) -> None:
@@ -122,13 +151,14 @@ class ChunkMachine(RuleBasedStateMachine):
             return  # sent away: its task is done
         assert what not in (Wake.HELD, Wake.STOP)
         float(what)  # a grant
-        self._went_out(chunk_id, member)
+        self.flying[chunk_id] = member
 
     @rule(data=st.data(), sent=st.booleans())
     def an_answer_comes_back(self, data: Any, sent: bool) -> None:
-        if not self.flying:
+        if not self.out:
             return
-        chunk_id = data.draw(st.sampled_from(sorted(self.flying)))
+        chunk_id = data.draw(st.sampled_from(sorted(self.out)))
+        self.out.discard(chunk_id)
         member = self.flying.pop(chunk_id)
         if sent:
             self.accepted[chunk_id] += 1
@@ -154,7 +184,15 @@ class ChunkMachine(RuleBasedStateMachine):
     # -- what operators do ----------------------------------------------------------------
 
     def _in_flight(self, batch_id: str) -> set[str]:
-        return {c for c in self.flying if c.startswith(batch_id)}
+        """The chunks holding a slot: a worker's, or granted to a waiter that has not read
+        its wake list yet."""
+        granted = {c for c in self.waiters if self._granted(c)}
+        return {c for c in {*self.flying, *granted} if c.startswith(batch_id)}
+
+    def _granted(self, chunk_id: str) -> bool:
+        chunk = self.batches.chunk(chunk_id)
+        assert chunk is not None
+        return chunk.state is State.SENDING and chunk.reserved is None
 
     @rule(s=st.integers(0, SENDS - 1))
     def cancel(self, s: int) -> None:
@@ -200,7 +238,10 @@ class ChunkMachine(RuleBasedStateMachine):
         while time.monotonic() < deadline:
             if all(self._state(c) in FINAL_STATES for c in self.chunks):
                 break
-            for chunk_id in list(self.flying):
+            for chunk_id in sorted(set(self.flying) - self.out):
+                self._wake_at_slot(chunk_id)
+            for chunk_id in sorted(self.out):
+                self.out.discard(chunk_id)
                 self.accepted[chunk_id] += 1
                 assert self.accepted[chunk_id] == 1
                 self.batches.finish(
@@ -218,16 +259,7 @@ class ChunkMachine(RuleBasedStateMachine):
                 self.messages[chunk_id] -= 1
                 if chunk_id in self.waiters or chunk_id in self.flying:
                     continue
-                claim = self.batches.claim(
-                    chunk_id, limit=self.limit, worker="w", token=f"t{next(self.tokens)}",
-                    max_wait=60,
-                )  # fmt: skip
-                if claim.outcome is ClaimOutcome.CLAIMED:
-                    self.flying[chunk_id] = claim.member
-                elif claim.outcome is ClaimOutcome.WAITING:
-                    self.waiters.add(chunk_id)
-                elif claim.outcome is ClaimOutcome.LATER:
-                    self.messages[chunk_id] += 1
+                self._claim(chunk_id)
             time.sleep(0.005)
         stuck = {c: self._state(c) for c in self.chunks if self._state(c) not in FINAL_STATES}
         assert not stuck, f"left behind: {stuck}"
@@ -239,3 +271,40 @@ TestChunkMachine.settings = settings(
     max_examples=80, stateful_step_count=40, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
+
+
+def test_a_grant_waiting_on_its_wake_list_when_the_send_is_paused_is_given_back() -> None:
+    """The example the machine found: a relay grants two waiters slots ahead, the send is
+    paused before either reads its wake list; each reads its grant, hears the pause before
+    its slot, gives the slot back and ends paused, and goes once resumed."""
+    machine = ChunkMachine()
+    # the machine's limit, with a period long enough that the grants are still ahead
+    # when the pause comes on a slow machine
+    machine.limit = Limit(
+        "send", parse_windows("2/0.5s"), lease=30.0, ttl=3600, line_lease=60.0, lookahead=0.02
+    )
+    for chunk_id in list(machine.chunks):
+        machine.messages[chunk_id] -= 1
+        machine._claim(chunk_id)  # two claim the window's slots, the rest wait in line
+    waiting = sorted(machine.waiters)
+    for chunk_id in sorted(machine.flying):
+        machine._wake_at_slot(chunk_id)
+    for chunk_id in sorted(machine.out):
+        machine.out.discard(chunk_id)
+        machine.accepted[chunk_id] += 1
+        member = machine.flying.pop(chunk_id)
+        machine.batches.finish(chunk_id, State.SENT, limit=machine.limit, member=member)
+    machine.a_relay_takes_its_turn()
+    granted = [c for c in waiting if machine._granted(c)]
+    assert granted, "the relay granted no waiter: the example no longer arises"
+    machine.pause(2)
+    for chunk_id in granted:
+        raw = machine.store.redis.lpop(keys.wake("send", chunk_id))
+        assert raw is not None
+        machine.waiters.discard(chunk_id)
+        machine.flying[chunk_id] = raw.decode().split(" ")[0]
+        machine._wake_at_slot(chunk_id)  # went out after the pause: this asserted
+    paused = [c for c in granted if c.startswith(machine.sends[2])]
+    assert paused
+    assert all(machine._state(c) is State.PAUSED for c in paused)
+    machine.teardown()

@@ -310,6 +310,46 @@ def test_a_cool_down_during_the_wait_for_a_slot_moves_the_send(api: Api) -> None
         set_runtime(None)
 
 
+@pytest.mark.parametrize("stop", ["pause", "cancel"])
+def test_a_send_stopped_while_its_sender_sleeps_to_the_slot_never_goes(api: Api, stop: str) -> None:
+    """A transactional sender holds a slot seconds ahead (a slot, not a request): a pause or
+    cancel meanwhile calls it off, the slot is free at once, and nothing is sent."""
+    from outbox import cancel, pause, resume
+
+    rt = _runtime(api, rate="1/2s")
+    set_runtime(rt)
+    try:
+        first_id, first = _send(rt)
+        second_id, second = _send(rt)
+        assert _run(rt, first_id, first) == "sent"
+        outcome: list[str] = []
+        sender = threading.Thread(target=lambda: outcome.append(_run(rt, second_id, second)))
+        sender.start()  # its slot is two seconds after the first
+        deadline = time.monotonic() + 5
+        while rt.store.batches.chunk(second_id).state is not State.SENDING:  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        send_id = second_id.rsplit(".", 1)[0]
+        record = (pause if stop == "pause" else cancel)(send_id)
+        sender.join(5)
+        assert not sender.is_alive()
+        assert len(api.seen) == 1  # only the first
+        chunk = rt.store.batches.chunk(second_id)
+        assert chunk is not None
+        if stop == "pause":
+            assert outcome == ["paused"]
+            assert (chunk.state, chunk.attempts) == (State.PAUSED, 0)
+            assert record.counts["sending"] == 1  # reported as it was when pause ran
+            resume(send_id)
+            assert _run(rt, second_id, second) == "sent"  # the republished task goes
+            assert len(api.seen) == 2
+        else:
+            assert outcome == ["canceled"]
+            assert (chunk.state, chunk.attempts) == (State.CANCELED, 0)
+    finally:
+        set_runtime(None)
+
+
 def test_a_rejected_key_holds_every_send_until_the_probe_passes(rt: Runtime, api: Api) -> None:
     api.handler = lambda request: httpx.Response(
         401,

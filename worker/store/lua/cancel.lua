@@ -1,6 +1,7 @@
 -- Cancel chunks of a send (a page of them): every one that has not gone out ends
 -- canceled; one whose request is in flight is marked, and its finish ends it canceled
--- unless its answer says it was sent. The send itself is marked too (whole sends only),
+-- unless its answer says it was sent (a sender still sleeping to its slot is told to
+-- give it back, see call_off). The send itself is marked too (whole sends only),
 -- so a chunk written or claimed later is canceled when it is claimed.
 -- KEYS: the limit block, then the batch, then one chunk key per chunk
 -- ARGV[1]: {who, whole (true to mark the whole send), limit}
@@ -25,6 +26,7 @@ for i = own_keys + 1, #KEYS do
   elseif FINAL[state] then
     final = final + 1
   elseif state == 'sending' and not redis.call('HGET', chunk, 'reserved') then
+    call_off(L, chunk, now, 'canceled')
     redis.call('HSET', chunk, 'cancel', fmt(now))
     flying = flying + 1
   else

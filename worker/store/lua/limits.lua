@@ -258,6 +258,20 @@ local function pause_asked(batch_key)
   return redis.call('HEXISTS', batch_key, 'paused_at') == 1
 end
 
+-- Call off a slot still to come of a chunk in `sending` (not a bulk reservation): its
+-- sender sleeps until the slot's time, hears `word` ('paused' or 'canceled'), gives the
+-- slot back and claims again, which pauses or cancels the chunk. A sender within the
+-- last moments to its slot (limits.py's precise tail) does not hear it and goes: such a
+-- chunk, like one whose slot has come, is in flight and ends as its answer says.
+local function call_off(L, chunk, now, word)
+  local at = tonumber(redis.call('HGET', chunk, 'claimed_at') or '0')
+  if at > now then
+    local chunk_id = redis.call('HGET', chunk, 'id')
+    local member = attempt_member(chunk_id, redis.call('HGET', chunk, 'attempts') or '1')
+    tell(L, chunk_id, wake_word(member, word))
+  end
+end
+
 -- Hold a chunk that has not gone out while its send is paused: state paused, what it was
 -- kept in `paused_from`, out of every index that would bring it back (a bulk lane's
 -- reservation undone, its place in a lane left stale, a waiting sender told to go). No

@@ -1,6 +1,7 @@
 -- Pause a send (a page of its chunks): every chunk that has not gone out is held paused,
 -- with no thread and no task; one whose request is in flight ends as its answer says (a
--- retry it earns is paused when it comes). The send is marked on the first page, so a
+-- retry it earns is paused when it comes; a sender still sleeping to its slot is told to
+-- give it back, see call_off). The send is marked on the first page, so a
 -- chunk claimed, served or written later is paused then.
 -- KEYS: the limit block, then the batch, then one chunk key per chunk
 -- ARGV[1]: {who, limit} (outbox.worker.store.batches.PauseArgs)
@@ -23,6 +24,7 @@ for i = own_keys + 1, #KEYS do
   elseif FINAL[state] then
     final = final + 1
   elseif state == 'sending' and not redis.call('HGET', chunk, 'reserved') then
+    call_off(L, chunk, now, 'paused')
     flying = flying + 1
   else
     pause_chunk(L, chunk, now, false)
