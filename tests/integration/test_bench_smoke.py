@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from bench.versus import FIGURES, figures
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +50,9 @@ def _run(
     path = tmp_path / f"{name}.json"
     assert path.exists(), f"{module} wrote no {path.name}:\n{proc.stdout[-2000:]}"
     data: dict[str, Any] = json.loads(path.read_text())
+    # every figure bench.versus compares for it is there, where it looks
+    compared = [path for path, _ in FIGURES.get(name, [])]
+    assert sorted(figures(name, data)) == sorted(compared), (name, sorted(figures(name, data)))
     return data
 
 
