@@ -14,7 +14,16 @@ from typing import Any
 
 import click
 
-from outbox.cli.output import EXIT_FAILED, EXIT_USAGE, error_text, fail, print_json, table, when
+from outbox.cli.output import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    columns,
+    error_text,
+    fail,
+    print_json,
+    table,
+    when,
+)
 
 __all__ = ["dead", "replay", "retry_failed"]
 
@@ -76,6 +85,7 @@ def _show(rows: list[dict[str, Any]], title: str, hint: str) -> None:
                 ]
                 for r in rows
             ],
+            width=columns(),
         )
     )
     click.echo(click.style(hint, dim=True))

@@ -25,6 +25,7 @@ from outbox.cli.output import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
+    columns,
     fail,
     print_json,
     redacted_url,
@@ -221,6 +222,7 @@ def list_command(search: str | None, as_json: bool) -> None:
                     ]
                     for e in entries
                 ],
+                width=columns(),
             )
         )
     click.echo(

@@ -457,6 +457,17 @@ def test_dead_replay_of_a_live_chunk_is_skipped(broker: Any) -> None:
     assert broker.drain() == []
 
 
+def test_dead_list_cuts_its_lines_to_the_terminal(broker: Any, runtime: Runtime) -> None:
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    broker.drain()
+    chunk_id = f"{handle.id}.0"
+    make_dead(runtime, chunk_id)
+    runner = CliRunner(env={"COLUMNS": "70"})
+    text = runner.invoke(main, ["dead", "list"], catch_exceptions=False).stdout
+    assert max(len(line) for line in text.splitlines()) <= 70
+    assert chunk_id in text  # an id is never cut
+
+
 def test_dead_replay_needs_ids_or_all() -> None:
     assert invoke("dead", "replay").exit_code == EXIT_USAGE
     assert invoke("dead", "replay", "x.0", "--all").exit_code == EXIT_USAGE
