@@ -44,6 +44,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from outbox.worker.text import as_text
 from support import procs
 from support.procs import free_port as free_port
 from support.procs import wait_until as wait_until
@@ -466,7 +467,7 @@ def _name(args: Sequence[Any]) -> str:
     if not args:
         return "?"
     head = args[0]
-    text = head.decode() if isinstance(head, bytes) else str(head)
+    text = as_text(head)
     return text.split()[0].lower()
 
 

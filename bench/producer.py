@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from bench import harness as h
+from outbox.worker.text import as_text
 
 NAME = "producer"
 TARGET_BIG_CALL_MS = 100.0
@@ -103,7 +104,10 @@ def huge(n: int) -> dict[str, Any]:
         "longest_ping_ms": round(longest_ping, 2),
         "pings": len(pings),
         "slow_commands": [
-            {"ms": round(e["duration"] / 1000, 2), "command": _text(e["command"])[:80]}
+            {
+                "ms": round(e["duration"] / 1000, 2),
+                "command": as_text(e["command"], errors="replace")[:80],
+            }
             for e in slow
         ],
         "redis_bytes_per_recipient": round(per_recipient, 1),
@@ -121,10 +125,6 @@ def huge(n: int) -> dict[str, Any]:
             "slow_log": not slow,
         },
     }
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _measure(fn: Any, calls: int, counter: h.RoundTrips) -> dict[str, Any]:

@@ -12,7 +12,6 @@ and then nothing will ever be sent.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import socket
 import time
@@ -34,6 +33,7 @@ from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.parked import Call
+from outbox.worker.text import compact_json
 from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
 
 __all__ = ["enqueue"]
@@ -42,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: A chunk: its recipients (for the record) and its own payload fields.
 Chunk = tuple[list[str], dict[str, Any]]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _before_sending(exc: redis.RedisError) -> bool:
@@ -98,10 +94,10 @@ def fingerprint(
         "lane": lane,
         "tenant": options.tenant,
     }
-    digest.update(_json(head).encode())
+    digest.update(compact_json(head).encode())
     for recipients, overrides in chunks:
         digest.update(b"\0")
-        digest.update(_json([recipients, overrides]).encode())
+        digest.update(compact_json([recipients, overrides]).encode())
     return digest.hexdigest()
 
 
@@ -144,9 +140,9 @@ def _enqueue(
     if options.send_at is not None:
         extra["send_at"] = f"{options.send_at:.6f}"
     if options.callback is not None:
-        extra["callback"] = _json(options.callback)
+        extra["callback"] = compact_json(options.callback)
     if refused:
-        extra["rejected"] = _json([address for address, _ in refused])
+        extra["rejected"] = compact_json([address for address, _ in refused])
     extra.update(tracing.carrier())  # where every later publish finds the send's trace
     found, created = _record(
         rt,

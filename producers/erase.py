@@ -21,6 +21,7 @@ from outbox.errors import ValidationError
 from outbox.worker.runtime import get_runtime
 from outbox.worker.smtp2go.checks import address_key
 from outbox.worker.store import keys
+from outbox.worker.text import as_text
 
 __all__ = ["erase"]
 
@@ -44,7 +45,7 @@ class _Eraser:
 
     def text(self, value: Any) -> str | None:
         """``value`` with the address replaced, or ``None`` when it is not there."""
-        raw = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        raw = as_text(value, errors="replace")
         if not self.pattern.search(raw):
             return None
         # JSON stays JSON: the replacement has no character that needs escaping
@@ -56,7 +57,7 @@ class _Eraser:
     def pages(self, match: str, skip: tuple[str, ...] = ()) -> Any:
         page: list[str] = []
         for raw in self.scan(match):
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            name = as_text(raw)
             if name.endswith(skip):
                 continue
             page.append(name)
@@ -111,7 +112,7 @@ class _Eraser:
             dirty = False
             for name, mapping in zip(page, pipe.execute(), strict=True):
                 for field, value in mapping.items():
-                    field_text = field.decode() if isinstance(field, bytes) else str(field)
+                    field_text = as_text(field)
                     new_value = self.text(value)
                     new_field = self.text(field_text) if rename_field else None
                     if new_field is not None:

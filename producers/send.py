@@ -40,6 +40,7 @@ from outbox.worker.smtp2go.models import (
     validate_address,
 )
 from outbox.worker.states import Kind
+from outbox.worker.text import as_text
 
 __all__ = ["email_chunks", "send_email", "send_mime", "send_sms", "send_template"]
 
@@ -340,7 +341,7 @@ def send_mime(
 ) -> Handle:
     """Queue a complete MIME message; its own To/Cc/Bcc headers name the recipients."""
     errors: dict[str, str] = {}
-    text = mime_email.decode() if isinstance(mime_email, bytes) else mime_email
+    text = as_text(mime_email)
     base: dict[str, Any] = {}
     try:
         base = MimeSend.model_validate({"mime_email": text}).to_wire()

@@ -33,6 +33,7 @@ from outbox.handle import Handle
 from outbox.worker.records import Record, load_record
 from outbox.worker.runtime import Runtime
 from outbox.worker.store import keys
+from outbox.worker.text import as_text
 
 __all__ = ["OutboxStack"]
 
@@ -211,7 +212,7 @@ class OutboxStack:
         chunk = self.runtime.redis.get(keys.email_index(email_id))
         if chunk is None:
             raise KeyError(f"no chunk recorded email_id {email_id!r}")
-        text = chunk.decode() if isinstance(chunk, bytes) else str(chunk)
+        text = as_text(chunk)
         return text.rsplit(".", 1)[0]
 
     def fates(self, send: Handle | str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from outbox.worker.store import codec, scripts
+from outbox.worker.text import as_text
 
 #: Text of any characters but the separators of the formats that are split on them.
 _no_tab = st.text(st.characters(blacklist_characters="\t"), max_size=20)
@@ -28,7 +29,7 @@ def lua() -> Any:
 
     def run(expression: str, *args: Any) -> str:
         raw = redis.eval(scripts._prelude() + f"return {expression}", 0, *args)
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return as_text(raw)
 
     return run
 

@@ -28,6 +28,7 @@ from outbox.worker.store.batches import PAGE
 from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.store.limits import Limit
 from outbox.worker.store.parked import Call
+from outbox.worker.text import as_text
 from outbox.worker.windows import Window
 
 DB = 13
@@ -93,7 +94,7 @@ class Monitor:
     def _read(self) -> None:
         while True:
             raw = self._conn.read_response()
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            text = as_text(raw, errors="replace")
             parsed = parse(text)
             if parsed is None:
                 continue
@@ -120,7 +121,7 @@ def keys_of(client: redis.Redis, args: list[bytes]) -> list[str]:
         if "no key arguments" in str(exc) or "Invalid command" in str(exc):
             return []
         raise
-    return [k.decode() if isinstance(k, bytes) else str(k) for k in found]
+    return [as_text(k) for k in found]
 
 
 @pytest.fixture

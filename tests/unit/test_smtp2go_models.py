@@ -37,6 +37,7 @@ from outbox.worker.smtp2go.models import (
     field_errors_of,
     validate_address,
 )
+from outbox.worker.text import wire_json
 
 BLOB = base64.b64encode(b"%PDF-1.4 not really").decode()
 
@@ -364,7 +365,7 @@ ROOM = MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM
 
 
 def _json_bytes(model: EmailSend) -> int:
-    return len(json.dumps(model.to_wire(), separators=(",", ":"), ensure_ascii=False).encode())
+    return len(wire_json(model.to_wire()))
 
 
 def test_the_request_limit_counts_the_body_as_sent() -> None:

@@ -36,6 +36,7 @@ from outbox.worker.smtp2go.endpoints import Endpoint
 from outbox.worker.smtp2go.requests import WireModel
 from outbox.worker.smtp2go.responses import error_from_response
 from outbox.worker.smtp2go.transport import ThreadTransport
+from outbox.worker.text import wire_json
 
 __all__ = ["API_KEY_HEADER", "DEFAULT_TIMEOUT", "SMTP2GOClient"]
 
@@ -187,7 +188,7 @@ class SMTP2GOClient:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(f"{self.base_url}/{path}")
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        content = wire_json(body)
         if len(content) > request_limit(path):
             # the service refuses it (changelog 2026-06-11): sending it could only fail,
             # and would count towards the IP's error timeout

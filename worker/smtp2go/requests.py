@@ -61,6 +61,7 @@ from outbox.worker.smtp2go.checks import (
     too_large,
     with_mimetype,
 )
+from outbox.worker.text import wire_json
 
 __all__ = [
     "Attachment",
@@ -325,7 +326,7 @@ class EmailSend(WireModel):
         size = sum(self._parts().values())
         if size * 6 < MAX_EMAIL_REQUEST_BYTES - RECIPIENTS_ROOM:
             return size
-        return len(json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False).encode())
+        return len(wire_json(self.to_wire()))
 
     def to_wire(self) -> dict[str, Any]:
         data = super().to_wire()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from outbox.worker.store import keys
+from outbox.worker.text import as_text
 
 __all__ = ["Account"]
 
@@ -50,7 +51,7 @@ class Account:
 
     def throttled(self, limit: int = 10_000) -> list[str]:
         """Chunks waiting for the quota, longest waiting first."""
-        return [_text(c) for c in self.redis.zrange(keys.throttled(), 0, limit - 1)]
+        return [as_text(c) for c in self.redis.zrange(keys.throttled(), 0, limit - 1)]
 
     def throttled_count(self) -> int:
         return int(self.redis.zcard(keys.throttled()))
@@ -77,13 +78,9 @@ class Account:
     def denials(self, now: float) -> dict[str, float]:
         """Every endpoint the key is known to be refused, and until when."""
         raw = self.redis.hgetall(keys.permissions())
-        out = {_text(k): float(v) for k, v in raw.items()}
+        out = {as_text(k): float(v) for k, v in raw.items()}
         return {k: v for k, v in out.items() if v > now}
 
     def take_turn(self, job: str, seconds: float) -> bool:
         """True for one caller per ``seconds`` across the fleet (a probe, a log line)."""
         return bool(self.redis.set(keys.turn(job), "1", nx=True, px=int(seconds * 1000)))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

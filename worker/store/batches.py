@@ -21,7 +21,6 @@ the last chunk final learns so, which is how the completion callback fires exact
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from outbox.worker.store.chunks import CHUNK_ID, ChunkSpec, StoredChunk, encode
 from outbox.worker.store.limits import Limit, LimitArgs
 from outbox.worker.store.parked import Call
 from outbox.worker.store.reads import BatchReads
+from outbox.worker.text import as_text, compact_json
 
 __all__ = [
     "PAGE",
@@ -150,14 +150,6 @@ class Paused:
     paused: int = 0
     final: int = 0
     in_flight: int = 0
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _parked(park: tuple[Call, float] | None) -> tuple[str | None, float | None]:
@@ -339,14 +331,14 @@ class Batches(BatchReads):
             )
             if first:
                 args["batch"] = batch_fields
-                args["payload"] = _dumps(payload)
+                args["payload"] = compact_json(payload)
             created, found = self._create(
                 keys=[*head, *(keys.chunk(chunks[i].id) for i in page)],
                 args=scripts.args(args),
             )
             if not int(created):
                 if first:
-                    return _text(found), False
+                    return as_text(found), False
                 raise RuntimeError(f"batch {batch_id} was discarded while it was being written")
         if whole:
             return batch_id, True
@@ -354,8 +346,8 @@ class Batches(BatchReads):
         if not int(committed):
             # another call with the key committed first: this copy is never sent
             self.discard(batch_id, len(chunks))
-            if _text(found):
-                return _text(found), False
+            if as_text(found):
+                return as_text(found), False
             raise RuntimeError(f"batch {batch_id} was discarded while it was being written")
         return batch_id, True
 
@@ -374,8 +366,8 @@ class Batches(BatchReads):
             out.canceled += int(canceled)
             out.final += int(final)
             out.in_flight += int(flying)
-            out.finished = out.finished or bool(_text(finished))
-            out.has_callback = out.has_callback or bool(_text(callback))
+            out.finished = out.finished or bool(as_text(finished))
+            out.has_callback = out.has_callback or bool(as_text(callback))
         return out
 
     def pause(self, batch_id: str, chunk_ids: Sequence[str], *, limit: Limit, who: str) -> Paused:
@@ -434,7 +426,7 @@ class Batches(BatchReads):
     def abandoned(self, begun_before: float, limit: int = 100) -> list[str]:
         """Batches staged before then and never committed (their producer died)."""
         raw = self.redis.zrangebyscore(keys.staged(), "-inf", begun_before, start=0, num=limit)
-        return [_text(b) for b in raw]
+        return [as_text(b) for b in raw]
 
     # -- workers -------------------------------------------------------------------------
 
@@ -471,16 +463,16 @@ class Batches(BatchReads):
                 )
             ),
         )
-        before = _text(previous)
+        before = as_text(previous)
         return Claim(
             chunk_id,
-            ClaimOutcome(_text(outcome)),
+            ClaimOutcome(as_text(outcome)),
             float(wait),
             int(attempt),
             State(before) if before else None,
             float(now),
-            _text(lane) or "transactional",
-            _text(tenant),
+            as_text(lane) or "transactional",
+            as_text(tenant),
         )
 
     def finish(
@@ -550,12 +542,12 @@ class Batches(BatchReads):
             ),
         )
         return Finish(
-            FinishOutcome(_text(outcome)),
-            _text(previous),
+            FinishOutcome(as_text(outcome)),
+            as_text(previous),
             bool(callback),
-            float(_text(cooled) or 0),
-            _text(after),
-            _text(handed),
+            float(as_text(cooled) or 0),
+            as_text(after),
+            as_text(handed),
         )
 
     def give_back(
@@ -617,7 +609,7 @@ class Batches(BatchReads):
                 )
             ),
         )
-        return _text(left) == "left"
+        return as_text(left) == "left"
 
     def replay(
         self, chunk_id: str, *, who: str = "operator", states: Iterable[State] = (State.DEAD,)
@@ -636,7 +628,7 @@ class Batches(BatchReads):
             ],
             args=[self.retention, who, allowed],
         )
-        return _text(outcome) == "replayed"
+        return as_text(outcome) == "replayed"
 
     def bury_orphan(self, chunk_id: str, *, kind: Kind, error: Mapping[str, Any]) -> bool:
         """Dead-letter a task that names a chunk with no record (and no batch).
@@ -661,8 +653,8 @@ class Batches(BatchReads):
         buried = self._bury(
             keys=[keys.chunk(chunk_id), keys.chunk_log(chunk_id), keys.dead_letters()],
             args=[
-                _dumps(orphan),
-                _dumps({"error": dict(error), "note": "no record"}),
+                compact_json(orphan),
+                compact_json({"error": dict(error), "note": "no record"}),
                 self.retention,
             ],
         )
@@ -677,7 +669,7 @@ class Batches(BatchReads):
     def callbacks_due(self, finished_before: float) -> list[str]:
         """Batches that finished before then and whose callback was never marked sent."""
         due = self.redis.zrangebyscore(keys.callbacks_due(), "-inf", finished_before)
-        return [_text(b) for b in due]
+        return [as_text(b) for b in due]
 
 
 def _ago(monotonic_at: float | None) -> float | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
+from outbox.worker.text import as_text, compact_json
 
 __all__ = ["CHUNK_ID", "ChunkSpec", "StoredChunk", "batch_id_of", "chunk_id_for", "encode"]
 
@@ -31,10 +32,6 @@ def chunk_id_for(batch_id: str, index: int) -> str:
 
 def batch_id_of(chunk_id: str) -> str:
     return chunk_id.rsplit(".", 1)[0]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def encode(values: Mapping[str, Any]) -> dict[str, str]:
@@ -52,7 +49,7 @@ def encode(values: Mapping[str, Any]) -> dict[str, str]:
         elif isinstance(value, int):
             out[name] = str(value)
         else:
-            out[name] = _dumps(value)
+            out[name] = compact_json(value)
     return out
 
 
@@ -123,7 +120,7 @@ class StoredChunk:
 
     @classmethod
     def from_hash(cls, raw: Mapping[Any, Any]) -> StoredChunk:
-        text = {_text(k): _text(v) for k, v in raw.items()}
+        text = {as_text(k): as_text(v) for k, v in raw.items()}
         values: dict[str, Any] = {}
         for spec in fields(cls):
             value = text.get(spec.name)
@@ -150,9 +147,9 @@ class StoredChunk:
         values["queue"] = self.queue.value
         values["n_recipients"] = self.n_recipients
         out = encode(values)
-        out["fields"] = _dumps(self.fields)  # kept even when empty: the scripts read it
+        out["fields"] = compact_json(self.fields)  # kept even when empty: the scripts read it
         if not self.recipients or recipients_in(self.fields) != self.recipients:
-            out["recipients"] = _dumps(self.recipients)
+            out["recipients"] = compact_json(self.recipients)
         return out
 
 
@@ -162,10 +159,6 @@ def recipients_in(payload: Mapping[str, Any]) -> list[str]:
     if "destination" in payload:
         return list(payload["destination"])
     return [r for name in ("to", "cc", "bcc") for r in payload.get(name) or ()]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _float(value: str) -> float:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from outbox.worker.store import keys, scripts
+from outbox.worker.text import compact_json
 
 __all__ = ["FATE_RANK", "Events"]
 
@@ -38,10 +39,6 @@ FATE_RANK: dict[str, int] = {
     "dead": 9,
     "suppressed": 9,
 }
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 class EventArgs(TypedDict):
@@ -86,7 +83,7 @@ class Events:
             args=scripts.args(
                 EventArgs(
                     event_id=event_id,
-                    event=_dumps(dict(event)),
+                    event=compact_json(dict(event)),
                     ttl=self.retention,
                     fate=fate or None,
                     recipients=list(recipients),
@@ -100,7 +97,7 @@ class Events:
     def park_unmatched(self, entry: Mapping[str, Any], *, keep: int) -> None:
         """Keep an event that names no message of ours (the newest ``keep`` are kept)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.lpush(keys.webhook_unmatched(), _dumps(dict(entry)))
+        pipe.lpush(keys.webhook_unmatched(), compact_json(dict(entry)))
         pipe.ltrim(keys.webhook_unmatched(), 0, keep - 1)
         pipe.expire(keys.webhook_unmatched(), self.retention)
         pipe.execute()

@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import Any, NotRequired, TypedDict
 
 from outbox.worker.store import codec, keys, scripts
+from outbox.worker.text import as_text
 from outbox.worker.windows import Window
 
 __all__ = ["Limit", "Limits", "Wake"]
@@ -238,7 +239,7 @@ class Limits:
         raw = self.redis.get(keys.account_hold())
         if raw is None:
             return None
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        text = as_text(raw)
         try:
             return str(json.loads(text).get("reason") or text)
         except (ValueError, AttributeError):
@@ -335,7 +336,7 @@ class Limits:
 def _read(raw: Any) -> tuple[str, Grant | Wake]:
     """A wake message (:func:`.codec.read_wake`): whose it is, and the (new) grant or what
     to do instead (held, stop, paused, canceled, throttled)."""
-    message = codec.read_wake(raw.decode() if isinstance(raw, bytes) else str(raw))
+    message = codec.read_wake(as_text(raw))
     if message.word:
         return message.member, Wake(message.word)
     return message.member, Grant(message.member, message.at, message.now, time.monotonic())

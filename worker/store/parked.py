@@ -19,6 +19,7 @@ from typing import Any
 
 from outbox.worker.queues import TaskName
 from outbox.worker.store import keys, scripts
+from outbox.worker.text import as_text, compact_json
 
 #: ``BLPOP`` treats a timeout that rounds to zero as "forever": shorter waits are slept.
 _SHORTEST_BLOCK = 0.005
@@ -43,7 +44,7 @@ class Call:
             body["chunk"] = self.chunk
         if self.args:
             body["args"] = list(self.args)
-        return json.dumps(body, separators=(",", ":"), sort_keys=True, default=str)
+        return compact_json(body, sort_keys=True)
 
     @classmethod
     def from_member(cls, raw: str | bytes) -> Call:
@@ -99,7 +100,7 @@ class Parked:
         wait = float(next_in)
         return Due(
             [(Call.from_member(raw), raw) for raw in calls],
-            [m.decode() if isinstance(m, bytes) else str(m) for m in expired],
+            [as_text(m) for m in expired],
             None if wait < 0 else wait,
             bool(held),
             bool(look),

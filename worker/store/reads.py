@@ -17,6 +17,7 @@ from typing import Any
 from outbox.worker.states import FINAL_STATES, State
 from outbox.worker.store import keys
 from outbox.worker.store.chunks import StoredChunk, recipients_in
+from outbox.worker.text import as_text
 
 _ANGLED = re.compile(r"<([^<>]*)>")
 
@@ -68,10 +69,6 @@ def batch_state(counts: Mapping[str, int], chunks: int) -> State:
     return State.QUEUED
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class BatchReads:
     """Reads of batches and chunks, and their indexes' upkeep."""
 
@@ -87,7 +84,7 @@ class BatchReads:
     def batch(self, batch_id: str) -> dict[str, str]:
         """A batch's hash (empty when unknown or expired)."""
         raw = self.redis.hgetall(keys.batch(batch_id))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
 
     def batch_states(self, batch_ids: Sequence[str]) -> dict[str, State | None]:
         """Many batches' states in one round trip (``None`` for unknown ids): cheap polling."""
@@ -109,7 +106,7 @@ class BatchReads:
         pipe = self.redis.pipeline(transaction=False)
         for batch_id in batch_ids:
             pipe.hmget(keys.batch(batch_id), list(names))
-        return [[None if v is None else _text(v) for v in row] for row in pipe.execute()]
+        return [[None if v is None else as_text(v) for v in row] for row in pipe.execute()]
 
     def payload(self, batch_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(keys.batch_payload(batch_id))
@@ -133,7 +130,7 @@ class BatchReads:
         return (
             StoredChunk.from_hash(raw) if raw else None,
             json.loads(payload) if payload else None,
-            None if field is None else _text(field),
+            None if field is None else as_text(field),
         )
 
     def chunks(
@@ -160,7 +157,7 @@ class BatchReads:
         its chunk is unless the ledger hash says otherwise (an event moved it, or it was
         refused before sending). Read a page of chunks per round trip."""
         book = {
-            _text(k): json.loads(v) for k, v in self.redis.hgetall(keys.ledger(batch_id)).items()
+            as_text(k): json.loads(v) for k, v in self.redis.hgetall(keys.ledger(batch_id)).items()
         }
         total = int(self.redis.hget(keys.batch(batch_id), "chunks") or 0)
         out: list[LedgerEntry] = []
@@ -186,8 +183,8 @@ class BatchReads:
                     if entry is not None:
                         out.append(LedgerEntry(k, entry["state"], index, entry.get("reason")))
                     else:
-                        state = _text(fate) if fate else "queued"
-                        out.append(LedgerEntry(k, state, index, _text(why) if why else None))
+                        state = as_text(fate) if fate else "queued"
+                        out.append(LedgerEntry(k, state, index, as_text(why) if why else None))
         for k, entry in book.items():
             if k not in seen:
                 out.append(LedgerEntry(k, entry["state"], entry.get("chunk"), entry.get("reason")))
@@ -195,7 +192,7 @@ class BatchReads:
 
     def ledger_counts(self, batch_id: str) -> dict[str, int]:
         raw = self.redis.hgetall(keys.ledger_counts(batch_id))
-        return {_text(k): int(v) for k, v in raw.items() if int(v)}
+        return {as_text(k): int(v) for k, v in raw.items() if int(v)}
 
     def _pages(self, key: str, limit: int, below: float | None = None) -> list[tuple[str, float]]:
         """A sorted set's members (and scores) in order, a page per command: no single
@@ -209,7 +206,7 @@ class BatchReads:
                 rows = self.redis.zrangebyscore(
                     key, "-inf", below, start=len(out), num=take, withscores=True
                 )
-            out += [(_text(member), float(score)) for member, score in rows]
+            out += [(as_text(member), float(score)) for member, score in rows]
             if len(rows) < take:
                 break
         return out
@@ -257,15 +254,15 @@ class BatchReads:
 
     def chunk_for_email(self, email_id: str) -> str | None:
         raw = self.redis.get(keys.email_index(email_id))
-        return _text(raw) if raw else None
+        return as_text(raw) if raw else None
 
     def chunk_for_sms(self, message_id: str) -> str | None:
         raw = self.redis.get(keys.sms_index(message_id))
-        return _text(raw) if raw else None
+        return as_text(raw) if raw else None
 
     def batch_for_idempotency_key(self, key: str) -> str | None:
         raw = self.redis.get(keys.idempotency(key))
-        return _text(raw) if raw else None
+        return as_text(raw) if raw else None
 
 
 def _event_time(event: Mapping[str, Any]) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from outbox.worker.store import keys
+from outbox.worker.text import as_text
 
 __all__ = ["Scans"]
 
@@ -36,7 +37,7 @@ class Scans:
         pipe.get(keys.reconcile_scanned("at"))
         pipe.get(keys.reconcile_scanned("from"))
         email_id, scanned, reach = pipe.execute()
-        found = email_id.decode() if isinstance(email_id, bytes) else email_id
+        found = as_text(email_id) if email_id else None
         return found or None, float(scanned or 0), float(reach or 0)
 
     def write(

@@ -16,7 +16,6 @@ stay ``KEYS``, which Redis Cluster needs to see.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -25,6 +24,7 @@ from typing import Any
 from outbox.worker.kinds import KINDS
 from outbox.worker.states import FINAL_STATES
 from outbox.worker.store import keys
+from outbox.worker.text import compact_json
 
 __all__ = ["args", "load"]
 
@@ -78,4 +78,4 @@ def args(values: Mapping[str, Any]) -> list[str]:
     field is left out (the script finds it absent, ``nil``): JSON's ``null`` would reach
     Lua as ``cjson.null``, which is true."""
     named = {name: value for name, value in values.items() if value is not None}
-    return [json.dumps(named, separators=(",", ":"), default=str)]
+    return [compact_json(named)]

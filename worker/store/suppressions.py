@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from outbox.worker.store import keys, scripts
+from outbox.worker.text import as_text
 
 __all__ = ["LIFTED_KEPT", "Suppressions"]
 
@@ -69,10 +70,7 @@ class Suppressions:
 
     def members(self) -> set[str]:
         """Every address (or domain) in the set, read a page at a time."""
-        return {
-            m.decode() if isinstance(m, bytes) else str(m)
-            for m in self.redis.sscan_iter(keys.suppressed(), count=1000)
-        }
+        return {as_text(m) for m in self.redis.sscan_iter(keys.suppressed(), count=1000)}
 
     def erased_count(self) -> int:
         """How many erased addresses are still refused, kept as keyed hashes only."""

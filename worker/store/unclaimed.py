@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from outbox.worker.store import keys
+from outbox.worker.text import as_text
 
 __all__ = ["Unclaimed"]
 
@@ -32,7 +33,7 @@ class Unclaimed:
     def older_than(self, queue: str, cutoff: float, limit: int = 200) -> list[str]:
         """Unclaimed chunks of ``queue`` published before ``cutoff``."""
         rows = self.redis.zrangebyscore(keys.unclaimed(queue), "-inf", cutoff, start=0, num=limit)
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in rows]
+        return [as_text(r) for r in rows]
 
     def older_than_many(self, cutoffs: dict[str, float], limit: int = 200) -> dict[str, list[str]]:
         """:meth:`older_than` for several queues in one round trip."""
@@ -40,7 +41,7 @@ class Unclaimed:
         for queue, cutoff in cutoffs.items():
             pipe.zrangebyscore(keys.unclaimed(queue), "-inf", cutoff, start=0, num=limit)
         return {
-            queue: [r.decode() if isinstance(r, bytes) else str(r) for r in rows]
+            queue: [as_text(r) for r in rows]
             for queue, rows in zip(cutoffs, pipe.execute(), strict=True)
         }
 

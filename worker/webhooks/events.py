@@ -57,6 +57,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from outbox.worker.smtp2go.models import address_key
+from outbox.worker.text import compact_json
 
 __all__ = [
     "EVENT_NAMES",
@@ -342,7 +343,7 @@ def digest(event: Mapping[str, Any]) -> str:
         # Two clicks in the same second on different links are two events.
         (raw.get("url") or raw.get("link")) if isinstance(raw, dict) else None,
     ]
-    encoded = json.dumps(identity, separators=(",", ":"), default=str).encode()
+    encoded = compact_json(identity).encode()
     return hashlib.sha256(encoded).hexdigest()[:32]
 
 
