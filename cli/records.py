@@ -407,10 +407,9 @@ def _recipients(
     width: int,
 ) -> None:
     from outbox.worker.runtime import get_runtime
+    from outbox.worker.store.chunks import batch_id_of
 
-    entries = get_runtime().store.batches.ledger(
-        record_id.rsplit(".", 1)[0] if "." in record_id else record_id
-    )
+    entries = get_runtime().store.batches.ledger(batch_id_of(record_id))
     rows = sorted(
         (e for e in entries if not wanted or e.state in wanted),
         key=lambda e: (e.chunk if e.chunk is not None else -1, e.recipient),

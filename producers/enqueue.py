@@ -31,7 +31,7 @@ from outbox.worker.publish import Task, chunk_tasks, publish
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.states import Kind
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
+from outbox.worker.store.chunks import ChunkSpec, batch_id_of, chunk_id_for
 from outbox.worker.store.parked import Call
 from outbox.worker.text import compact_json
 from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
@@ -184,9 +184,10 @@ def _publish(
     queue: Queue,
     calls: Sequence[Call],
 ) -> None:
+    batch_id = batch_id_of(specs[0].id)
     if len(specs) > rt.settings.bulk_threshold:
         # One task that publishes the rest from a worker: two round trips here, not 100.
-        tasks = [Task(TaskName.FAN_OUT, [specs[0].id.rsplit(".", 1)[0]], queue)]
+        tasks = [Task(TaskName.FAN_OUT, [batch_id], queue)]
     else:
         tasks = chunk_tasks(kind, base, [(s.id, s.overrides) for s in specs], queue)
     try:
@@ -198,7 +199,7 @@ def _publish(
             logger.error(
                 "send %s is recorded but neither the broker nor Redis can be reached (%s); "
                 "the stuck sweep publishes it once they are back",
-                specs[0].id.rsplit(".", 1)[0],
+                batch_id,
                 exc,
             )
             return
@@ -206,5 +207,5 @@ def _publish(
             "the broker is unreachable (%s); send %s is recorded and will be published by a "
             "worker's relay as soon as it is back",
             exc,
-            specs[0].id.rsplit(".", 1)[0],
+            batch_id,
         )

@@ -33,6 +33,7 @@ from outbox.handle import Handle
 from outbox.worker.records import Record, load_record
 from outbox.worker.runtime import Runtime
 from outbox.worker.store import keys
+from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.text import as_text
 
 __all__ = ["OutboxStack"]
@@ -213,7 +214,7 @@ class OutboxStack:
         if chunk is None:
             raise KeyError(f"no chunk recorded email_id {email_id!r}")
         text = as_text(chunk)
-        return text.rsplit(".", 1)[0]
+        return batch_id_of(text)
 
     def fates(self, send: Handle | str) -> dict[str, str]:
         """Each recipient of a send and where the ledger has it (``sent``, ``delivered``,

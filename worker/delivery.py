@@ -31,6 +31,7 @@ from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store import codec
 from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
+from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.store.limits import Grant, Wake
 from outbox.worker.store.parked import Call
 from outbox.worker.wire import (
@@ -87,7 +88,7 @@ class Delivery:
         the payload format's, from the message's header (``None``: version 1)."""
         if not tracing.active():
             return self._run(payload, version)
-        batch_id = self.chunk_id.rsplit(".", 1)[0]
+        batch_id = batch_id_of(self.chunk_id)
         stored = tracing.send_context(self.batches, batch_id)
         attributes = {"outbox.send_id": batch_id, "outbox.chunk_id": self.chunk_id,
                       "outbox.kind": self.kind.value}  # fmt: skip
@@ -377,7 +378,7 @@ class Delivery:
             self.rt.metrics.finished(self.kind, State(finished.state or state))
         if finished.outcome is not FinishOutcome.BATCH_DONE or not finished.has_callback:
             return
-        fire_callback(self.rt, self.chunk_id.rsplit(".", 1)[0])
+        fire_callback(self.rt, batch_id_of(self.chunk_id))
 
 
 def fire_callback(rt: Runtime, batch_id: str) -> None:

@@ -15,7 +15,7 @@ from outbox.worker.publish import Task, publish
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import Kind, State
-from outbox.worker.store.chunks import ChunkSpec
+from outbox.worker.store.chunks import ChunkSpec, batch_id_of
 from outbox.worker.wire import VERSION_HEADER
 from support.procs import wait_until
 from tests.conftest import Sandbox
@@ -50,7 +50,7 @@ def test_older_current_and_newer_payloads(
     }
     spec = ChunkSpec(old_chunk, 0, ["ann@example.com"], {"to": ["ann@example.com"]}, None)
     batches.create(
-        old_chunk.rsplit(".", 1)[0],
+        batch_id_of(old_chunk),
         kind=Kind.EMAIL,
         chunks=[spec],
         payload=old_payload,
@@ -77,7 +77,7 @@ def test_older_current_and_newer_payloads(
 
     fleet.start(concurrency=5)
 
-    old = Handle(id=old_chunk.rsplit(".", 1)[0], kind="email", chunks=1, recipients=1)
+    old = Handle(id=batch_id_of(old_chunk), kind="email", chunks=1, recipients=1)
     [old_record, current_record] = wait_all_done([old, current], timeout=60)
     assert old_record.state is State.SENT
     assert current_record.state is State.SENT

@@ -32,7 +32,7 @@ from outbox.worker.queues import Queue
 from outbox.worker.states import FINAL_STATES, Kind, State
 from outbox.worker.store import Store, codec, keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
+from outbox.worker.store.chunks import ChunkSpec, batch_id_of, chunk_id_for
 from outbox.worker.store.limits import Limit, Wake
 from outbox.worker.store.parked import Call
 from outbox.worker.windows import parse_windows
@@ -115,7 +115,7 @@ class ChunkMachine(RuleBasedStateMachine):
             self.batches.give_back(claim, limit=self.limit, note="called off")
             self._claim(chunk_id)
             return
-        batch_id = chunk_id.rsplit(".", 1)[0]
+        batch_id = batch_id_of(chunk_id)
         if batch_id in self.stopped:
             assert chunk_id in self.stopped[batch_id], f"{chunk_id} went out after it was stopped"
         self.out.add(chunk_id)

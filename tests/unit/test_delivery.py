@@ -34,6 +34,7 @@ from outbox.worker.smtp2go.models import EmailSend, SendResult
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
 from outbox.worker.store.batches import Claim, ClaimOutcome
+from outbox.worker.store.chunks import batch_id_of
 
 KEY = "api-" + "0" * 32
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -237,7 +238,7 @@ def test_a_sent_email_counts_its_own_recipients_not_the_answers_emails(
     assert _run(rt, chunk_id, payload) == "sent"
     [(_, body)] = api.seen
     assert {"header": "X-Outbox-Id", "value": chunk_id} in body["custom_headers"]
-    batch = rt.store.batches.batch(chunk_id.rsplit(".", 1)[0])
+    batch = rt.store.batches.batch(batch_id_of(chunk_id))
     assert (batch["recipients_succeeded"], batch["recipients_failed"]) == ("3", "0")
     chunk = rt.store.batches.chunk(chunk_id)
     assert chunk is not None
@@ -260,13 +261,13 @@ def test_a_200_that_refuses_the_email_ends_failed_and_is_never_sent_again(
     assert _run(rt, chunk_id, payload) == "failed"
     assert _run(rt, chunk_id, payload) == "failed"
     assert len(api.seen) == 1
-    batch = rt.store.batches.batch(chunk_id.rsplit(".", 1)[0])
+    batch = rt.store.batches.batch(batch_id_of(chunk_id))
     assert (batch["recipients_succeeded"], batch["recipients_failed"]) == ("0", "2")
     chunk = rt.store.batches.chunk(chunk_id)
     assert chunk is not None
     assert chunk.last_error is not None
     assert chunk.last_error["message"] == "nope"
-    assert rt.store.batches.ledger_counts(chunk_id.rsplit(".", 1)[0]) == {"failed": 2}
+    assert rt.store.batches.ledger_counts(batch_id_of(chunk_id)) == {"failed": 2}
 
 
 def test_a_429_parks_the_chunk_past_the_cool_down_without_a_second_request(api: Api) -> None:
@@ -329,7 +330,7 @@ def test_a_send_stopped_while_its_sender_sleeps_to_the_slot_never_goes(api: Api,
         while rt.store.batches.chunk(second_id).state is not State.SENDING:  # type: ignore[union-attr]
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        send_id = second_id.rsplit(".", 1)[0]
+        send_id = batch_id_of(second_id)
         record = (pause if stop == "pause" else cancel)(send_id)
         sender.join(5)
         assert not sender.is_alive()

@@ -22,7 +22,7 @@ from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
-from outbox.worker.store.chunks import ChunkSpec
+from outbox.worker.store.chunks import ChunkSpec, batch_id_of
 from outbox.worker.wire import (
     PAYLOAD_VERSION,
     VERSION_HEADER,
@@ -74,7 +74,7 @@ def _old_message() -> tuple[dict[str, Any], str, dict[str, Any]]:
 
 def _record_as_old_producer(rt: Runtime, chunk_id: str, payload: dict[str, Any]) -> None:
     """The chunk's record as a producer of 0.2.0 wrote it: no payload version on it."""
-    batch_id = chunk_id.rsplit(".", 1)[0]
+    batch_id = batch_id_of(chunk_id)
     base = {k: v for k, v in payload.items() if k != "to"}
     spec = ChunkSpec(chunk_id, 0, list(payload["to"]), {"to": payload["to"]}, None)
     rt.store.batches.create(

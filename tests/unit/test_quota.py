@@ -27,6 +27,7 @@ from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
+from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.store.parked import Call
 from outbox.worker.windows import parse_windows
 
@@ -115,7 +116,7 @@ def test_an_email_that_would_overdraw_the_quota_waits_throttled(rt: Runtime, api
     assert api.sends == 1
     assert rt.store.account.quota_left() == 50  # each recipient is one email of the quota
     assert rt.store.account.throttled() == [second, third]
-    record = status(second.rsplit(".", 1)[0])
+    record = status(batch_id_of(second))
     assert record.state is State.THROTTLED
     chunk = record.chunks[0]
     assert chunk.attempts == 0  # waiting costs no attempt

@@ -30,7 +30,7 @@ from typing import Any, NotRequired, TypedDict
 from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
 from outbox.worker.store import codec, keys, scripts
-from outbox.worker.store.chunks import CHUNK_ID, ChunkSpec, StoredChunk, encode
+from outbox.worker.store.chunks import CHUNK_ID, ChunkSpec, StoredChunk, batch_id_of, encode
 from outbox.worker.store.limits import Limit, LimitArgs
 from outbox.worker.store.parked import Call
 from outbox.worker.store.reads import BatchReads
@@ -444,7 +444,7 @@ class Batches(BatchReads):
         """Claim a chunk for one attempt with a slot at most ``max_wait`` seconds ahead,
         or a place in the limit's line (``token`` identifies this wait). ``takeover``
         claims a chunk whose earlier attempt was looked up and found not accepted."""
-        batch_id = chunk_id.rsplit(".", 1)[0]
+        batch_id = batch_id_of(chunk_id)
         outcome, wait, attempt, previous, now, lane, tenant = self._claim(
             keys=[
                 keys.chunk(chunk_id),
@@ -514,7 +514,7 @@ class Batches(BatchReads):
         outcome, previous, callback, cooled, after, handed = self._finish(
             keys=[
                 keys.chunk(chunk_id),
-                keys.batch(chunk_id.rsplit(".", 1)[0]),
+                keys.batch(batch_id_of(chunk_id)),
                 keys.chunk_log(chunk_id),
                 keys.dead_letters(),
                 keys.email_index(email_id) if email_id else keys.absent(),
@@ -567,7 +567,7 @@ class Batches(BatchReads):
         given = self._give_back(
             keys=[
                 keys.chunk(chunk_id),
-                keys.batch(chunk_id.rsplit(".", 1)[0]),
+                keys.batch(batch_id_of(chunk_id)),
                 keys.chunk_log(chunk_id),
                 keys.parked(),
                 *limit.keys(),
@@ -620,7 +620,7 @@ class Batches(BatchReads):
         outcome, _ = self._replay(
             keys=[
                 keys.chunk(chunk_id),
-                keys.batch(chunk_id.rsplit(".", 1)[0]),
+                keys.batch(batch_id_of(chunk_id)),
                 keys.chunk_log(chunk_id),
                 keys.active(),
                 keys.dead_letters(),

@@ -31,6 +31,7 @@ def chunk_id_for(batch_id: str, index: int) -> str:
 
 
 def batch_id_of(chunk_id: str) -> str:
+    """The send a chunk belongs to; a send's own id is returned as it is."""
     return chunk_id.rsplit(".", 1)[0]
 
 

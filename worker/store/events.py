@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from outbox.worker.store import keys, scripts
+from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.text import compact_json
 
 __all__ = ["FATE_RANK", "Events"]
@@ -72,7 +73,7 @@ class Events:
         """Keep ``event`` on its chunk once (false for a repeat of ``event_id``, which
         changes nothing else) and move ``recipients`` (ledger keys) to ``fate`` in their
         batch's ledger, with ``why`` as their reason when it is given."""
-        batch_id = chunk_id.rsplit(".", 1)[0]
+        batch_id = batch_id_of(chunk_id)
         added = self._record(
             keys=[
                 keys.chunk_events(chunk_id),

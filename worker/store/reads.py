@@ -16,7 +16,7 @@ from typing import Any
 
 from outbox.worker.states import FINAL_STATES, State
 from outbox.worker.store import keys
-from outbox.worker.store.chunks import StoredChunk, recipients_in
+from outbox.worker.store.chunks import StoredChunk, batch_id_of, recipients_in
 from outbox.worker.text import as_text
 
 _ANGLED = re.compile(r"<([^<>]*)>")
@@ -121,7 +121,7 @@ class BatchReads:
     ) -> tuple[StoredChunk | None, dict[str, Any] | None, str | None]:
         """A chunk, its batch's payload and one field of the batch (the payload's
         version), in one round trip: what publishing the chunk again needs."""
-        batch_id = chunk_id.rsplit(".", 1)[0]
+        batch_id = batch_id_of(chunk_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.chunk(chunk_id))
         pipe.get(keys.batch_payload(batch_id))

@@ -38,7 +38,7 @@ from outbox.worker.metrics import event_label
 from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.models import address_key
-from outbox.worker.store.chunks import StoredChunk
+from outbox.worker.store.chunks import StoredChunk, batch_id_of
 from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
 from outbox.worker.webhooks.events import event_key, fate_of, should_suppress
@@ -175,7 +175,7 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
         value["received_at"] = rt.store.now()
     fate = fate_of(event)
     # recorded long after its send's trace ended: a span of its own, linked to that trace
-    batch_id = chunk_id.rsplit(".", 1)[0]
+    batch_id = batch_id_of(chunk_id)
     with tracing.span(
         f"outbox.event {event.get('event')}",
         attributes={"outbox.send_id": batch_id, "outbox.chunk_id": chunk_id},
