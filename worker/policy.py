@@ -56,7 +56,6 @@ from outbox.worker.states import Kind, State
 from outbox.worker.store.batches import Claim, ClaimOutcome
 
 if TYPE_CHECKING:
-    from outbox.worker.reconcile import Reconciliation
     from outbox.worker.settings import Settings
 
 __all__ = [
@@ -65,6 +64,7 @@ __all__ = [
     "Action",
     "Decision",
     "Reason",
+    "Reconciliation",
     "RetryPolicy",
     "Verdict",
     "backoff",
@@ -240,6 +240,21 @@ def decide(claim: Claim, *, hold_recheck: float = HOLD_RECHECK) -> Decision:
             return Decision(Action.LOOK_UP, reason=Reason.AMBIGUOUS)
         case ClaimOutcome.MISSING:
             return Decision(Action.MISSING)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """What a look-up of an attempt of unknown fate found
+    (:func:`outbox.worker.reconcile.reconcile` asks the API; :func:`settle` decides)."""
+
+    #: The API accepted the earlier attempt.
+    found: bool
+    #: The look-up worked: not found means not accepted, so a resend is safe.
+    conclusive: bool
+    #: How it was decided, for the record.
+    how: str
+    email_id: str | None = None
+    recipients: int = 0
 
 
 def settle(found: Reconciliation, *, attempt: int, ambiguous_policy: str) -> tuple[Decision, str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ from redis.exceptions import LockError
 from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
 from outbox.worker import permissions
 from outbox.worker.kinds import KINDS
-from outbox.worker.policy import SETTLE_SECONDS
+from outbox.worker.policy import SETTLE_SECONDS, Reconciliation
 from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.worker.smtp2go.models import ActivitySearch
 from outbox.worker.states import Kind
@@ -41,7 +40,7 @@ from outbox.worker.wire import OUTBOX_ID_HEADER
 if TYPE_CHECKING:
     from outbox.worker.runtime import Runtime
 
-__all__ = ["Reconciliation", "ThrottledLookup", "reconcile"]
+__all__ = ["ThrottledLookup", "reconcile"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +74,6 @@ class ThrottledLookup(Throttled):
 
     def __init__(self, wait: float) -> None:
         super().__init__("activity/search", wait)
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciliation:
-    #: The API accepted the earlier attempt.
-    found: bool
-    #: The look-up worked: not found means not accepted, so a resend is safe.
-    conclusive: bool
-    #: How it was decided, for the record.
-    how: str
-    email_id: str | None = None
-    recipients: int = 0
 
 
 def _scan(rt: Runtime, since: float) -> bool:

@@ -25,8 +25,7 @@ from outbox.errors import (
 )
 from outbox.worker.account import probe_hold
 from outbox.worker.delivery import Delivery
-from outbox.worker.policy import Action, Verdict, decide, judge, settle
-from outbox.worker.reconcile import Reconciliation
+from outbox.worker.policy import Action, Reconciliation, Verdict, decide, judge, settle
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
