@@ -19,6 +19,7 @@ from __future__ import annotations
 from outbox.boundary import public_call
 from outbox.errors import RecordNotFound
 from outbox.handle import status
+from outbox.worker.publish import fire_callback
 from outbox.worker.records import Record
 from outbox.worker.runtime import get_runtime
 from outbox.worker.store.chunks import batch_id_of, chunk_id_for
@@ -49,9 +50,7 @@ def cancel(send_id: str, *, who: str = "cancel()") -> Record:
     batch_id, ids, whole = _chunks_of(send_id, chunk_allowed=True)
     done = rt.store.batches.cancel(batch_id, ids, limit=rt.send_limit, who=who, whole=whole)
     if done.finished and done.has_callback:
-        from outbox.worker.delivery import fire_callback
-
-        fire_callback(rt, batch_id)
+        fire_callback(rt.store, batch_id)
     return status(send_id)
 
 

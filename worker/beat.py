@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError
 from outbox.worker import permissions
 from outbox.worker.app import app
-from outbox.worker.delivery import fire_callback
 from outbox.worker.policy import backoff
-from outbox.worker.publish import chunk_task, publish
+from outbox.worker.publish import chunk_task, fire_callback, publish
 from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.answers import APIResult, ResultModel
@@ -332,7 +331,7 @@ def sweep_stuck() -> int:
     batches.forget_active(gone)
     for batch_id in batches.callbacks_due(now - CALLBACK_GRACE):
         logger.warning("batch %s: completion callback never published; publishing it", batch_id)
-        fire_callback(rt, batch_id)
+        fire_callback(rt.store, batch_id)
     return republished
 
 

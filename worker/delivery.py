@@ -23,9 +23,8 @@ from outbox.errors import SMTP2GOError
 from outbox.worker import tracing
 from outbox.worker.kinds import KINDS
 from outbox.worker.policy import HOLD_RECHECK, Action, decide, judge, settle
-from outbox.worker.publish import publish_callback
+from outbox.worker.publish import fire_callback
 from outbox.worker.reconcile import ThrottledLookup, reconcile
-from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime
 from outbox.worker.smtp2go.models import SendResult, SmsSendResult
 from outbox.worker.states import Kind, State
@@ -378,16 +377,4 @@ class Delivery:
             self.rt.metrics.finished(self.kind, State(finished.state or state))
         if finished.outcome is not FinishOutcome.BATCH_DONE or not finished.has_callback:
             return
-        fire_callback(self.rt, batch_id_of(self.chunk_id))
-
-
-def fire_callback(rt: Runtime, batch_id: str) -> None:
-    """Publish a finished batch's completion callback and mark it sent.
-
-    The finish script indexed the batch as due; a worker that dies before the mark leaves
-    it there for the stuck sweep, so the callback is published at least once (twice only
-    if the worker died between publishing and marking)."""
-    record = load_record(rt.store, batch_id)
-    if record is not None and record.callback is not None:
-        publish_callback(record.callback, record.model_dump(mode="json"))
-    rt.store.batches.mark_callback_sent(batch_id)
+        fire_callback(self.rt.store, batch_id_of(self.chunk_id))

@@ -17,12 +17,13 @@ from outbox.worker import tracing
 from outbox.worker.app import app
 from outbox.worker.kinds import SEND_TASKS
 from outbox.worker.queues import Queue, TaskName
+from outbox.worker.records import load_record
 from outbox.worker.store import Store
 from outbox.worker.store.batches import Batches
 from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
 
-__all__ = ["Task", "chunk_task", "chunk_tasks", "publish", "publish_callback"]
+__all__ = ["Task", "chunk_task", "chunk_tasks", "fire_callback", "publish", "publish_callback"]
 
 _SENDS = frozenset(SEND_TASKS.values())
 
@@ -139,3 +140,15 @@ def _shown(task: Task) -> str:
 def publish_callback(callback: Mapping[str, Any], record: Mapping[str, Any]) -> None:
     """Call a batch's completion callback (a Celery signature of the application's own)."""
     app.signature(dict(callback)).apply_async(args=[dict(record)])
+
+
+def fire_callback(store: Store, batch_id: str) -> None:
+    """Publish a finished batch's completion callback and mark it sent.
+
+    The finish script indexed the batch as due; a worker that dies before the mark leaves
+    it there for the stuck sweep, so the callback is published at least once (twice only
+    if the worker died between publishing and marking)."""
+    record = load_record(store, batch_id)
+    if record is not None and record.callback is not None:
+        publish_callback(record.callback, record.model_dump(mode="json"))
+    store.batches.mark_callback_sent(batch_id)
