@@ -28,12 +28,13 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from outbox.worker.account import probe_hold
+from outbox.worker.broker import broker_client
 from outbox.worker.publish import Task, chunk_task, publish
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.store.parked import Due
 
-__all__ = ["Relay", "broker_client", "recover_lost", "relay_due", "relay_pass"]
+__all__ = ["Relay", "recover_lost", "relay_due", "relay_pass"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,26 +147,6 @@ def recover_lost(rt: Runtime, broker: Any) -> int:
             )
             found += publish(again, store=store)
     return found
-
-
-def broker_client() -> Any:
-    """A client of the Redis broker, or ``None`` for another broker (RabbitMQ keeps its
-    own acknowledgements: nothing can be lost between a fetch and a claim there).
-
-    The URL is the one the worker consumes from (``broker_read_url``, else
-    ``broker_url``), as Celery resolves it, not ``CELERY_BROKER_URL`` read again."""
-    from outbox.worker.app import app
-
-    connection = app.connection_for_read()
-    try:
-        url = connection.as_uri(include_password=True)
-    finally:
-        connection.release()
-    if not url.startswith(("redis://", "rediss://")):
-        return None
-    import redis
-
-    return redis.Redis.from_url(url, socket_keepalive=True)
 
 
 class Relay(threading.Thread):

@@ -32,6 +32,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from outbox.worker.broker import broker_client
 from outbox.worker.queues import Queue
 from outbox.worker.store import Store
 
@@ -126,8 +127,6 @@ class AmqpDepth:
 
 def queue_depth_reader(app: Any, queues: Sequence[str] = QUEUES) -> DepthReader:
     """How this worker's broker is asked for the depth of ``queues``."""
-    from outbox.worker.relay import broker_client
-
     client = broker_client()
     if client is not None:
         return RedisDepth(client, queues, app.conf.broker_transport_options or {})
