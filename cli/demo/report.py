@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from outbox.cli.demo.counters import SEND_ENDPOINTS, sandbox_stats, send_counters
 from outbox.cli.demo.mix import GROUPS, Plan
 from outbox.cli.demo.options import DemoOptions, demo_settings, per_second
 from outbox.cli.demo.stack import DemoStack, redacted_url
@@ -26,10 +27,7 @@ if TYPE_CHECKING:
     from outbox.cli.demo.quota import QuotaPhase
     from outbox.cli.demo.watch import Watch
 
-__all__ = ["SEND_ENDPOINTS", "DemoReport", "build_report", "sandbox_stats", "send_counters"]
-
-#: The sandbox endpoints that send (the ones the rate limit and faults are about).
-SEND_ENDPOINTS = ("email/send", "email/mime", "sms/send")
+__all__ = ["DemoReport", "build_report"]
 
 
 @dataclass
@@ -162,23 +160,6 @@ def _busiest(times: list[float], period: float) -> int:
             start += 1
         most = max(most, end - start + 1)
     return most
-
-
-def sandbox_stats(client: Any) -> dict[str, Any]:
-    response = client.get("/_sandbox/stats")
-    response.raise_for_status()
-    return dict(response.json())
-
-
-def send_counters(stats: dict[str, Any]) -> tuple[int, int, int]:
-    """``(requests, 429s, injected 5xx)`` over the send endpoints."""
-    by = stats.get("by_endpoint", {})
-    rows = [by.get(path, {}) for path in SEND_ENDPOINTS]
-    return (
-        sum(int(r.get("requests", 0)) for r in rows),
-        sum(int(r.get("rate_limited", 0)) for r in rows),
-        sum(int(r.get("injected_failures", 0)) for r in rows),
-    )
 
 
 def _outcome(record: Record, rejected: set[str]) -> tuple[int, int]:

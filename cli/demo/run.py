@@ -23,10 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from outbox import cancel
+from outbox.cli.demo.counters import SEND_ENDPOINTS
 from outbox.cli.demo.mix import GROUPS, TEMPLATE_ID, Plan, build_plan, schedule_reminder
 from outbox.cli.demo.options import DemoOptions, demo_settings, fault_schedule
 from outbox.cli.demo.quota import QuotaPhase, default_left, run_quota_phase
-from outbox.cli.demo.report import SEND_ENDPOINTS, DemoReport, build_report
+from outbox.cli.demo.report import DemoReport, build_report
 from outbox.cli.demo.stack import DemoStack, redacted_url
 from outbox.cli.demo.watch import Watch
 from outbox.sandbox import SandboxConfig

@@ -34,9 +34,9 @@ from rich.progress import (
 from rich.text import Text
 
 from outbox import Handle, ValidationError
+from outbox.cli.demo.counters import sandbox_stats, send_counters
 from outbox.cli.demo.mix import Plan, PlannedSend
 from outbox.cli.demo.options import Fault
-from outbox.cli.demo.report import sandbox_stats, send_counters
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import FINAL_STATES, State
 
