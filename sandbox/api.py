@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from outbox.sandbox.activity import ACTIVITY, REQUEST_ID_IN_DATA
 from outbox.sandbox.common import Call, Handler, Sandbox
+from outbox.sandbox.endpoints import ALWAYS_ALLOWED, ENDPOINTS, SEND_ENDPOINTS
 from outbox.sandbox.limits import (
     ACTIVITY_SCOPE,
     API_SCOPE,
@@ -35,7 +36,7 @@ from outbox.sandbox.limits import (
 )
 from outbox.sandbox.reports import REPORTS
 from outbox.sandbox.sending import SENDING
-from outbox.sandbox.state import ALWAYS_ALLOWED, ENDPOINTS, SEND_ENDPOINTS, EndpointCounters
+from outbox.sandbox.state import EndpointCounters
 from outbox.sandbox.suppressions import SUPPRESSIONS
 from outbox.sandbox.templates import TEMPLATES
 from outbox.sandbox.validation import NON_VALIDATING, ApiError

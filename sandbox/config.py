@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from outbox.sandbox.endpoints import endpoint_names
+
 __all__ = [
     "KEY_STATUSES",
     "PLAN_CEILING",
@@ -199,8 +201,6 @@ class SandboxConfig:
             raise ValueError(f"key_status must be one of {', '.join(KEY_STATUSES)}")
         if self.plan not in PLAN_CEILING:
             raise ValueError(f"plan must be one of {', '.join(PLAN_CEILING)}, not {self.plan!r}")
-        from outbox.sandbox.state import endpoint_names  # the list of endpoints lives there
-
         try:
             endpoint_names(self.key_permissions)
         except ValueError as exc:

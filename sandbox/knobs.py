@@ -20,7 +20,8 @@ from outbox.sandbox.config import (
     parse_activity_rate,
     parse_rate,
 )
-from outbox.sandbox.state import ENDPOINTS, SandboxState, endpoint_names
+from outbox.sandbox.endpoints import ENDPOINTS, endpoint_names
+from outbox.sandbox.state import SandboxState
 
 __all__ = ["KNOBS", "ConfigError", "Knob", "apply_config", "config_view", "markdown_table"]
 

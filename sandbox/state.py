@@ -16,78 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from outbox.sandbox.config import Rate, SandboxConfig, parse_activity_rate, parse_rate
+from outbox.sandbox.endpoints import ENDPOINTS, endpoint_names
 from outbox.sandbox.limits import ErrorWindows, RateLimiter, Timeouts
 from outbox.sandbox.records import EmailRecord, SmsRecord, Template, Webhook
 
 __all__ = [
-    "ALWAYS_ALLOWED",
-    "ENDPOINTS",
-    "SEND_ENDPOINTS",
     "Counters",
     "EndpointCounters",
     "Faults",
     "SandboxState",
-    "endpoint_names",
 ]
-
-#: Every SMTP2GO path the sandbox answers (after ``/v3/``).
-ENDPOINTS = (
-    "email/send",
-    "email/mime",
-    "email/batch",
-    "template/add",
-    "template/edit",
-    "template/delete",
-    "template/search",
-    "template/view",
-    "webhook/add",
-    "webhook/view",
-    "webhook/edit",
-    "webhook/remove",
-    "stats/email_summary",
-    "stats/email_bounces",
-    "stats/email_cycle",
-    "stats/email_history",
-    "stats/email_spam",
-    "stats/email_unsubs",
-    "activity/search",
-    "suppression/add",
-    "suppression/view",
-    "suppression/remove",
-    "sms/send",
-    "sms/view-received",
-    "sms/view-sent",
-    "sms/summary",
-    "api_keys/permissions",
-)
-
-#: What a key may call whatever its permissions: asking what they are.
-ALWAYS_ALLOWED = frozenset({"api_keys/permissions"})
-
-
-def endpoint_names(values: object) -> frozenset[str] | None:
-    """Endpoints as a key's permissions name them (``/email/send`` or ``email/send``);
-    ``None`` stays every endpoint. Raises ``ValueError`` naming an unknown one."""
-    if values is None:
-        return None
-    items = values.split(",") if isinstance(values, str) else values
-    if not isinstance(items, list | tuple):
-        raise ValueError("must be null, a list of endpoints or a comma-separated string")
-    names = set()
-    for item in items:
-        name = str(item).strip().strip("/")
-        if name.startswith("v3/"):
-            name = name[3:]
-        if not name:
-            continue
-        if name not in ENDPOINTS:
-            raise ValueError(f"not an endpoint: {item!r}")
-        names.add(name)
-    return frozenset(names)
-
-
-#: Endpoints that send something: the ones ``hang_next`` holds back.
-SEND_ENDPOINTS = frozenset({"email/send", "email/mime", "email/batch", "sms/send"})
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _HEX = "0123456789abcdef"
