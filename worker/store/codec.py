@@ -5,7 +5,9 @@ lane's line (chunk, worker, token, tab-separated) and a message on a sender's wa
 (``<member> <slot time> <granted at>``, ``<member> <word>``) travel between the two
 sides as text. Their Lua builders and readers sit together in ``lua/codec.lua``, first
 in every script's prelude; these are the Python ones, and a change to a format changes
-both files.
+both files. Each format is whole on both sides even where one side only writes it (Lua
+alone builds a grant, reads a line entry): its tests check each side reads what the
+other builds.
 """
 
 from __future__ import annotations
