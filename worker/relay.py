@@ -34,7 +34,7 @@ from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.store.parked import Due
 
-__all__ = ["Relay", "recover_lost", "relay_due", "relay_pass"]
+__all__ = ["Relay", "recover_lost", "relay_pass"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +55,9 @@ LOST_AFTER = 10.0
 LOOK_FOR_LOST_EVERY = 10.0
 
 
-def relay_due(rt: Runtime, *, limit: int = TAKE_LIMIT) -> int:
-    """Publish every due parked call and every chunk whose hold ran out; how many."""
-    return relay_pass(rt, limit=limit)[0]
-
-
 def relay_pass(rt: Runtime, *, limit: int = TAKE_LIMIT) -> tuple[int, Due]:
-    """:func:`relay_due`, and what the take said about what comes next.
+    """Publish every due parked call and every chunk whose lease ran out: how many, and
+    what the take said about what comes next.
 
     A publish that fails (the broker is down) gives back what this take leased and did
     not publish, due again in ``PUBLISH_RETRY`` seconds rather than at the lease's end:

@@ -37,7 +37,7 @@ from outbox.worker.smtp2go.models import address_key
 from outbox.worker.states import State
 from support.procs import PYTHON, start, stop, wait_until
 from tests.conftest import Sandbox
-from tests.integration.conftest import Fleet, wait_all_done
+from tests.integration.conftest import Fleet, batch_states, wait_all_done
 
 pytestmark = pytest.mark.integration
 
@@ -249,7 +249,7 @@ def test_sigterm_finishes_in_flight_sends_and_leaves_the_rest_queued(
     stopped = time.monotonic()
 
     store = producer.store
-    states = store.batches.batch_states([h.id for h in handles])
+    states = batch_states(store, [h.id for h in handles])
     by_state = collections.Counter(s.value for s in states.values() if s is not None)
     accepted = sandbox.stats()["accepted"]
     assert by_state[State.SENDING.value] == 0, by_state  # nothing left half-done

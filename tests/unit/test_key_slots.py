@@ -216,10 +216,9 @@ def run_everything(store: Store) -> None:
     store.account.throttled()
     store.unclaimed.older_than_many({"email": store.now()})
     store.account.save_quota({"cycle_max": 1000})
-    store.unclaimed.older_than(Queue.EMAIL.value, store.now())
     store.unclaimed.forget(Queue.EMAIL.value, [chunk_id_for(B1, 3)])
     batches.chunks([chunk_id_for(B1, i) for i in range(4)])
-    batches.batch_states([B1])
+    batches.fields([B1], ["chunks"])
     batches.ledger(B1)
 
 

@@ -93,7 +93,7 @@ def test_a_producer_that_dies_while_staging_leaves_nothing_sendable(
     # two pages were written; no chunk of them is sent, and the key is free
     assert "staged" in store.batches.batch(batch_id)
     assert _claim(store, chunk_id_for(batch_id, 0)) is ClaimOutcome.BUSY
-    assert store.batches.batch_for_idempotency_key("newsletter-2") is None
+    assert store.redis.get(keys.idempotency("newsletter-2")) is None
     again = "d" * 32
     assert _create(store, again, 4 * PAGE, key="newsletter-2") == (again, True)
     assert _claim(store, chunk_id_for(again, 0)) is ClaimOutcome.CLAIMED

@@ -214,7 +214,6 @@ def test_an_unreachable_broker_still_returns_the_handle_and_the_relay_publishes_
 ) -> None:
     """The record is the outbox: once written the message will go."""
     from outbox.worker.app import app
-    from outbox.worker.relay import relay_due
 
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     app.conf.broker_url = "redis://127.0.0.1:1/0"
@@ -225,7 +224,6 @@ def test_an_unreachable_broker_still_returns_the_handle_and_the_relay_publishes_
     assert status(handle.id).state is State.QUEUED
     [(call, _)] = runtime.store.parked.take(lease=1).calls
     assert call.chunk == f"{handle.id}.0"
-    assert relay_due is not None
 
 
 def test_an_unreachable_redis_raises_enqueue_error_and_records_nothing() -> None:

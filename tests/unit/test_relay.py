@@ -17,7 +17,7 @@ from outbox import send_email
 from outbox.worker import beat, relay
 from outbox.worker.beat import sweep_stuck
 from outbox.worker.queues import TaskName
-from outbox.worker.relay import LOST_AFTER, recover_lost, relay_due
+from outbox.worker.relay import LOST_AFTER, recover_lost, relay_pass
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import State
 from outbox.worker.store import keys
@@ -46,10 +46,10 @@ def test_due_calls_and_dead_holders_chunks_are_published(
     dead = Limit("send", runtime.send_limit.windows, lease=0.01, ttl=600, line_lease=60)
     runtime.store.batches.claim(f"{held.id}.0", limit=dead, worker="gone", token="t", max_wait=5)
     time.sleep(0.05)
-    assert relay_due(runtime) == 2
+    assert relay_pass(runtime)[0] == 2
     published = sorted(args[0] for _, args, _ in memory_broker.drain())
     assert published == sorted([f"{due.id}.0", f"{held.id}.0"])
-    assert relay_due(runtime) == 0  # the parked one released, the held one leased
+    assert relay_pass(runtime)[0] == 0  # the parked one released, the held one leased
 
 
 def test_a_message_lost_before_its_claim_is_found_and_published_again(
@@ -134,7 +134,7 @@ def test_a_dead_senders_place_in_line_does_not_hold_its_chunk_for_ever(
     waiting = batches.claim(f"{queued.id}.0", limit=one, worker="gone", token="t2", max_wait=5)
     assert waiting.outcome is ClaimOutcome.WAITING
     time.sleep(0.05)
-    assert relay_due(runtime) == 1
+    assert relay_pass(runtime)[0] == 1
     assert [args[0] for _, args, _ in memory_broker.drain()] == [f"{queued.id}.0"]
     again = batches.claim(f"{queued.id}.0", limit=one, worker="w2", token="t3", max_wait=5)
     assert again.outcome is not ClaimOutcome.BUSY
@@ -180,9 +180,9 @@ def test_a_publish_that_fails_gives_its_take_back_due_in_seconds_not_at_the_leas
     working = relay.publish
     monkeypatch.setattr(relay, "publish", broker_down)
     with pytest.raises(OperationalError):
-        relay_due(runtime)
+        relay_pass(runtime)[0]
     again_in = runtime.redis.zscore(keys.parked(), member) - runtime.store.now()
     assert 0 < again_in <= relay.PUBLISH_RETRY  # not the take's 60 s lease
     monkeypatch.setattr(relay, "publish", working)
     runtime.redis.zadd(keys.parked(), {member: 0})  # ... and the broker is back
-    assert relay_due(runtime) == 1
+    assert relay_pass(runtime)[0] == 1

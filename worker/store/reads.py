@@ -86,21 +86,6 @@ class BatchReads:
         raw = self.redis.hgetall(keys.batch(batch_id))
         return {as_text(k): as_text(v) for k, v in raw.items()}
 
-    def batch_states(self, batch_ids: Sequence[str]) -> dict[str, State | None]:
-        """Many batches' states in one round trip (``None`` for unknown ids): cheap polling."""
-        fields = ["chunks", *(f"n:{s.value}" for s in State)]
-        pipe = self.redis.pipeline(transaction=False)
-        for batch_id in batch_ids:
-            pipe.hmget(keys.batch(batch_id), fields)
-        out: dict[str, State | None] = {}
-        for batch_id, values in zip(batch_ids, pipe.execute(), strict=True):
-            if values[0] is None:
-                out[batch_id] = None
-                continue
-            counts = {s.value: int(v or 0) for s, v in zip(State, values[1:], strict=True)}
-            out[batch_id] = batch_state(counts, int(values[0]))
-        return out
-
     def fields(self, batch_ids: Sequence[str], names: Sequence[str]) -> list[list[str | None]]:
         """Some fields of many batches in one round trip (``None`` where a field is unset)."""
         pipe = self.redis.pipeline(transaction=False)
@@ -258,10 +243,6 @@ class BatchReads:
 
     def chunk_for_sms(self, message_id: str) -> str | None:
         raw = self.redis.get(keys.sms_index(message_id))
-        return as_text(raw) if raw else None
-
-    def batch_for_idempotency_key(self, key: str) -> str | None:
-        raw = self.redis.get(keys.idempotency(key))
         return as_text(raw) if raw else None
 
 

@@ -30,13 +30,8 @@ class Unclaimed:
         if ids:
             self.redis.zadd(keys.unclaimed(queue), ids)
 
-    def older_than(self, queue: str, cutoff: float, limit: int = 200) -> list[str]:
-        """Unclaimed chunks of ``queue`` published before ``cutoff``."""
-        rows = self.redis.zrangebyscore(keys.unclaimed(queue), "-inf", cutoff, start=0, num=limit)
-        return [as_text(r) for r in rows]
-
     def older_than_many(self, cutoffs: dict[str, float], limit: int = 200) -> dict[str, list[str]]:
-        """:meth:`older_than` for several queues in one round trip."""
+        """Each queue's unclaimed chunks published before its cutoff, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for queue, cutoff in cutoffs.items():
             pipe.zrangebyscore(keys.unclaimed(queue), "-inf", cutoff, start=0, num=limit)
