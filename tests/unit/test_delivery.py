@@ -330,7 +330,7 @@ def test_a_send_stopped_while_its_sender_sleeps_to_the_slot_never_goes(api: Api,
             assert time.monotonic() < deadline
             time.sleep(0.01)
         send_id = batch_id_of(second_id)
-        record = (pause if stop == "pause" else cancel)(send_id)
+        (pause if stop == "pause" else cancel)(send_id)
         sender.join(5)
         assert not sender.is_alive()
         assert len(api.seen) == 1  # only the first
@@ -339,7 +339,6 @@ def test_a_send_stopped_while_its_sender_sleeps_to_the_slot_never_goes(api: Api,
         if stop == "pause":
             assert outcome == ["paused"]
             assert (chunk.state, chunk.attempts) == (State.PAUSED, 0)
-            assert record.counts["sending"] == 1  # reported as it was when pause ran
             resume(send_id)
             assert _run(rt, second_id, second) == "sent"  # the republished task goes
             assert len(api.seen) == 2
