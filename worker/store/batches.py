@@ -50,6 +50,9 @@ __all__ = [
 #: Chunks written per script call (50 chunks: up to 5,000 recipients, ~5 ms of Redis; a
 #: page of 100 full chunks measured 10.5 ms, over Redis's slow-log line).
 PAGE = 50
+#: Seconds a payload written before its batch's first page is kept should that page never
+#: run (its producer died between the two): the page keeps it as long as the batch.
+PAYLOAD_PENDING = 600
 
 
 class ClaimOutcome(StrEnum):
@@ -173,9 +176,8 @@ class CreateArgs(TypedDict):
     batch_id: str
     #: ``whole``; ``stage`` (the first page of a staged batch) or ``page`` (a later one).
     mode: str
-    #: The batch's fields and its payload (JSON text): on the first page only.
+    #: The batch's fields: on the first page only (its payload is written before it).
     batch: NotRequired[dict[str, str]]
-    payload: NotRequired[str]
     refused: list[list[str]]
     #: Each chunk's fields, in the order of the chunk keys.
     chunks: list[dict[str, str]]
@@ -327,6 +329,12 @@ class Batches(BatchReads):
         ]
         refused_rows = [[a, why] for a, why in refused]
         whole = len(chunks) <= PAGE
+        payload_key, payload_text = head[2], _dumps(payload)
+
+        def write_payload(pipe: Any) -> None:
+            # megabytes of attachments: a plain SET, where a script would copy them
+            pipe.set(payload_key, payload_text, ex=PAYLOAD_PENDING, nx=True)
+
         for start in range(0, max(len(chunks), 1), PAGE):
             page = range(start, min(start + PAGE, len(chunks)))
             first = start == 0
@@ -337,13 +345,18 @@ class Batches(BatchReads):
                 refused=refused_rows if first else [],
                 chunks=[stored[i] for i in page],
             )
+            page_keys = [*head, *(keys.chunk(chunks[i].id) for i in page)]
             if first:
                 args["batch"] = batch_fields
-                args["payload"] = _dumps(payload)
-            created, found = self._create(
-                keys=[*head, *(keys.chunk(chunks[i].id) for i in page)],
-                args=scripts.args(args),
-            )
+                created, found = scripts.call_after(
+                    self.redis,
+                    self._create,
+                    write_payload,
+                    keys=page_keys,
+                    args=scripts.args(args),
+                )
+            else:
+                created, found = self._create(keys=page_keys, args=scripts.args(args))
             if not int(created):
                 if first:
                     return _text(found), False
