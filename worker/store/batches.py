@@ -183,6 +183,11 @@ class CreateArgs(TypedDict):
     chunks: list[dict[str, str]]
 
 
+class CommitArgs(TypedDict):
+    batch_id: str
+    ttl: int
+
+
 class CancelArgs(TypedDict):
     who: str
     whole: bool
@@ -241,6 +246,20 @@ class LeaveLineArgs(TypedDict):
     park: str | None
     due: float | None
     limit: LimitArgs
+
+
+class ReplayArgs(TypedDict):
+    ttl: int
+    who: str
+    #: The states a chunk may be replayed from (never ``sent``).
+    states: list[str]
+
+
+class BuryArgs(TypedDict):
+    ttl: int
+    #: The dead chunk's hash and its log's entry.
+    fields: dict[str, str]
+    entry: dict[str, Any]
 
 
 class Batches(BatchReads):
@@ -363,7 +382,9 @@ class Batches(BatchReads):
                 raise RuntimeError(f"batch {batch_id} was discarded while it was being written")
         if whole:
             return batch_id, True
-        committed, found = self._commit(keys=head[:2], args=[batch_id, self.retention])
+        committed, found = self._commit(
+            keys=head[:2], args=scripts.args(CommitArgs(batch_id=batch_id, ttl=self.retention))
+        )
         if not int(committed):
             # another call with the key committed first: this copy is never sent
             self.discard(batch_id, len(chunks))
@@ -637,7 +658,6 @@ class Batches(BatchReads):
     ) -> bool:
         """Move a dead chunk (or one in another of ``states``, never a sent one) back to
         ``queued`` with its attempts reset; true when it was replayed."""
-        allowed = ",".join(s.value for s in states if s is not State.SENT)
         outcome, _ = self._replay(
             keys=[
                 keys.chunk(chunk_id),
@@ -647,7 +667,13 @@ class Batches(BatchReads):
                 keys.dead_letters(),
                 keys.failed_letters(),
             ],
-            args=[self.retention, who, allowed],
+            args=scripts.args(
+                ReplayArgs(
+                    ttl=self.retention,
+                    who=who,
+                    states=[s.value for s in states if s is not State.SENT],
+                )
+            ),
         )
         return _text(outcome) == "replayed"
 
@@ -673,11 +699,13 @@ class Batches(BatchReads):
         ).to_hash()
         buried = self._bury(
             keys=[keys.chunk(chunk_id), keys.chunk_log(chunk_id), keys.dead_letters()],
-            args=[
-                _dumps(orphan),
-                _dumps({"error": dict(error), "note": "no record"}),
-                self.retention,
-            ],
+            args=scripts.args(
+                BuryArgs(
+                    ttl=self.retention,
+                    fields=orphan,
+                    entry={"error": dict(error), "note": "no record"},
+                )
+            ),
         )
         return bool(int(buried))
 
