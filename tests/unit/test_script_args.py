@@ -2,8 +2,9 @@
 
 Decoding and copying cost Redis time by the byte, inside a call that holds it. So the
 payload of a send (megabytes of attachments) never reaches ``create.lua``: a plain SET
-writes it just before, and the script only checks its key. A real Redis is watched with
-``MONITOR`` to see what each call carried.
+writes it just before, and the script only checks its key. A page of entries (parked
+calls) travels as ARGVs of their own after ``ARGV[1]``, a page per call. A
+real Redis is watched with ``MONITOR`` to see what each call carried.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 import pytest
 import redis
 
-from outbox.worker.queues import Queue
+from outbox.worker.queues import Queue, TaskName
 from outbox.worker.states import Kind, State
 from outbox.worker.store import Store, keys, scripts
 from outbox.worker.store.batches import PAGE, PAYLOAD_PENDING, CreateArgs
 from outbox.worker.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
+from outbox.worker.store.parked import PARK_PAGE, Call
 from tests.unit.test_key_slots import Monitor, real_redis
 
 __all__ = ["real_redis"]  # the fixture, shared with the key-slot test
@@ -49,7 +51,7 @@ def _attachment_payload() -> dict[str, Any]:
 def _watch(client: redis.Redis) -> Monitor:
     """A monitor of the store's calls, its scripts known to the server first (a call that
     loads one is seen twice)."""
-    for name in ("create", "commit"):
+    for name in ("create", "commit", "park", "take_due"):
         client.script_load(scripts.source(name))
     where = client.connection_pool.connection_kwargs
     return Monitor(f"redis://{where['host']}:{where['port']}/{where.get('db', 0)}")
@@ -93,6 +95,22 @@ def test_create_is_never_handed_the_payload(real_redis: redis.Redis, chunks: int
     assert real_redis.ttl(keys.batch(batch_id)) > PAYLOAD_PENDING
 
 
+def test_pages_of_entries_travel_beside_a_small_named_object(real_redis: redis.Redis) -> None:
+    store = Store.connect(real_redis, retention=RETENTION)
+    calls = [Call(TaskName.SEND_EMAIL, chunk=f"{'b' * 32}.{i}") for i in range(2 * PARK_PAGE + 1)]
+    with _watch(real_redis) as watched:
+        store.parked.park_many(calls, store.now() + 60)
+        store.parked.take(lease=30, limit=200)
+    seen: dict[str, list[int]] = {}
+    for script in ("park", "take_due"):
+        for argv in _calls(watched, script):
+            assert len(argv[0]) <= SMALL, (script, argv[0][:80])
+            assert isinstance(json.loads(argv[0]), dict)
+            seen.setdefault(script, []).append(len(argv) - 1)
+    assert seen["park"] == [PARK_PAGE, PARK_PAGE, 1]
+    assert seen["take_due"] == [0]
+
+
 def test_a_first_page_whose_payload_is_not_there_writes_nothing(redis_backend: Any) -> None:
     store = Store.connect(redis_backend, retention=RETENTION)
     batch_id = "c" * 32
@@ -122,3 +140,12 @@ def test_a_repeated_key_deletes_the_payload_its_copy_wrote(redis_backend: Any) -
         )  # fmt: skip
     assert store.batches.payload(first) == {"subject": first}
     assert not redis_backend.exists(keys.batch_payload(second))
+
+
+def test_many_calls_are_parked_a_page_at_a_time(redis_backend: Any) -> None:
+    store = Store.connect(redis_backend, retention=RETENTION)
+    calls = [Call(TaskName.SEND_EMAIL, chunk=f"{'f' * 32}.{i}") for i in range(2 * PARK_PAGE + 7)]
+    store.parked.park_many(calls, store.now() - 1)
+    assert store.parked.count() == len(calls)
+    due = store.parked.take(lease=30, limit=len(calls))
+    assert sorted(c.chunk or "" for c, _ in due.calls) == sorted(c.chunk or "" for c in calls)
