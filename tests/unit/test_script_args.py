@@ -3,7 +3,7 @@
 Decoding and copying cost Redis time by the byte, inside a call that holds it. So the
 payload of a send (megabytes of attachments) never reaches ``create.lua``: a plain SET
 writes it just before, and the script only checks its key. A page of entries (parked
-calls) travels as ARGVs of their own after ``ARGV[1]``, a page per call. A
+calls, addresses) travels as ARGVs of their own after ``ARGV[1]``, a page per call. A
 real Redis is watched with ``MONITOR`` to see what each call carried.
 """
 
@@ -51,7 +51,7 @@ def _attachment_payload() -> dict[str, Any]:
 def _watch(client: redis.Redis) -> Monitor:
     """A monitor of the store's calls, its scripts known to the server first (a call that
     loads one is seen twice)."""
-    for name in ("create", "commit", "park", "take_due"):
+    for name in ("create", "commit", "park", "lift", "sync_suppressed", "take_due"):
         client.script_load(scripts.source(name))
     where = client.connection_pool.connection_kwargs
     return Monitor(f"redis://{where['host']}:{where['port']}/{where.get('db', 0)}")
@@ -98,16 +98,24 @@ def test_create_is_never_handed_the_payload(real_redis: redis.Redis, chunks: int
 def test_pages_of_entries_travel_beside_a_small_named_object(real_redis: redis.Redis) -> None:
     store = Store.connect(real_redis, retention=RETENTION)
     calls = [Call(TaskName.SEND_EMAIL, chunk=f"{'b' * 32}.{i}") for i in range(2 * PARK_PAGE + 1)]
+    addresses = [f"user{i}@example.com" for i in range(2500)]
+    store.suppressions.add(*addresses)
+    store.suppressions.erase(addresses[0])  # the lift hands a hash beside each address
     with _watch(real_redis) as watched:
         store.parked.park_many(calls, store.now() + 60)
+        store.suppressions.remove(*addresses)
+        store.suppressions.add_synced(addresses, since=store.now() - 60)
         store.parked.take(lease=30, limit=200)
     seen: dict[str, list[int]] = {}
-    for script in ("park", "take_due"):
+    for script in ("park", "lift", "sync_suppressed", "take_due"):
         for argv in _calls(watched, script):
             assert len(argv[0]) <= SMALL, (script, argv[0][:80])
             assert isinstance(json.loads(argv[0]), dict)
             seen.setdefault(script, []).append(len(argv) - 1)
     assert seen["park"] == [PARK_PAGE, PARK_PAGE, 1]
+    # each address beside its hash, a page of 500 per call; a sync's page is 1,000
+    assert seen["lift"] == [1000] * 5
+    assert seen["sync_suppressed"] == [1000, 1000, 500]
     assert seen["take_due"] == [0]
 
 
@@ -140,6 +148,20 @@ def test_a_repeated_key_deletes_the_payload_its_copy_wrote(redis_backend: Any) -
         )  # fmt: skip
     assert store.batches.payload(first) == {"subject": first}
     assert not redis_backend.exists(keys.batch_payload(second))
+
+
+def test_lift_pairs_each_address_with_its_hash_a_page_at_a_time(redis_backend: Any) -> None:
+    store = Store.connect(redis_backend, retention=RETENTION)
+    addresses = [f"user{i}@example.com" for i in range(1200)]
+    store.suppressions.add(*addresses[1::2])
+    store.suppressions.add(addresses[0])
+    assert store.suppressions.erase(addresses[0])  # suppressed as its hash only
+    assert store.suppressions.remove(*addresses) == [addresses[0], *addresses[1::2]]
+    assert store.suppressions.matching(addresses) == set()
+    keys_ = [keys.suppressed(), keys.suppressed_erased(), keys.suppressed_lifted()]
+    named = scripts.args({"kept": 60.0, "n": 2})
+    with pytest.raises(redis.ResponseError, match="3 ARGVs for 2 addresses"):
+        store.suppressions._lift(keys=keys_, args=[*named, "a@example.com", "", "b@example.com"])
 
 
 def test_many_calls_are_parked_a_page_at_a_time(redis_backend: Any) -> None:
