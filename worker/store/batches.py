@@ -50,6 +50,9 @@ __all__ = [
 #: Chunks written per script call (50 chunks: up to 5,000 recipients, ~5 ms of Redis; a
 #: page of 100 full chunks measured 10.5 ms, over Redis's slow-log line).
 PAGE = 50
+#: Seconds a payload written before its batch's first page is kept should that page never
+#: run (its producer died between the two): the page keeps it as long as the batch.
+PAYLOAD_PENDING = 600
 
 
 class ClaimOutcome(StrEnum):
@@ -165,12 +168,16 @@ class CreateArgs(TypedDict):
     batch_id: str
     #: ``whole``; ``stage`` (the first page of a staged batch) or ``page`` (a later one).
     mode: str
-    #: The batch's fields and its payload (JSON text): on the first page only.
+    #: The batch's fields: on the first page only (its payload is written before it).
     batch: NotRequired[dict[str, str]]
-    payload: NotRequired[str]
     refused: list[list[str]]
     #: Each chunk's fields, in the order of the chunk keys.
     chunks: list[dict[str, str]]
+
+
+class CommitArgs(TypedDict):
+    batch_id: str
+    ttl: int
 
 
 class CancelArgs(TypedDict):
@@ -231,6 +238,20 @@ class LeaveLineArgs(TypedDict):
     park: str | None
     due: float | None
     limit: LimitArgs
+
+
+class ReplayArgs(TypedDict):
+    ttl: int
+    who: str
+    #: The states a chunk may be replayed from (never ``sent``).
+    states: list[str]
+
+
+class BuryArgs(TypedDict):
+    ttl: int
+    #: The dead chunk's hash and its log's entry.
+    fields: dict[str, str]
+    entry: dict[str, Any]
 
 
 class Batches(BatchReads):
@@ -319,6 +340,12 @@ class Batches(BatchReads):
         ]
         refused_rows = [[a, why] for a, why in refused]
         whole = len(chunks) <= PAGE
+        payload_key, payload_text = head[2], compact_json(payload)
+
+        def write_payload(pipe: Any) -> None:
+            # megabytes of attachments: a plain SET, where a script would copy them
+            pipe.set(payload_key, payload_text, ex=PAYLOAD_PENDING, nx=True)
+
         for start in range(0, max(len(chunks), 1), PAGE):
             page = range(start, min(start + PAGE, len(chunks)))
             first = start == 0
@@ -329,20 +356,27 @@ class Batches(BatchReads):
                 refused=refused_rows if first else [],
                 chunks=[stored[i] for i in page],
             )
+            page_keys = [*head, *(keys.chunk(chunks[i].id) for i in page)]
             if first:
                 args["batch"] = batch_fields
-                args["payload"] = compact_json(payload)
-            created, found = self._create(
-                keys=[*head, *(keys.chunk(chunks[i].id) for i in page)],
-                args=scripts.args(args),
-            )
+                created, found = scripts.call_after(
+                    self.redis,
+                    self._create,
+                    write_payload,
+                    keys=page_keys,
+                    args=scripts.args(args),
+                )
+            else:
+                created, found = self._create(keys=page_keys, args=scripts.args(args))
             if not int(created):
                 if first:
                     return as_text(found), False
                 raise RuntimeError(f"batch {batch_id} was discarded while it was being written")
         if whole:
             return batch_id, True
-        committed, found = self._commit(keys=head[:2], args=[batch_id, self.retention])
+        committed, found = self._commit(
+            keys=head[:2], args=scripts.args(CommitArgs(batch_id=batch_id, ttl=self.retention))
+        )
         if not int(committed):
             # another call with the key committed first: this copy is never sent
             self.discard(batch_id, len(chunks))
@@ -616,7 +650,6 @@ class Batches(BatchReads):
     ) -> bool:
         """Move a dead chunk (or one in another of ``states``, never a sent one) back to
         ``queued`` with its attempts reset; true when it was replayed."""
-        allowed = ",".join(s.value for s in states if s is not State.SENT)
         outcome, _ = self._replay(
             keys=[
                 keys.chunk(chunk_id),
@@ -626,7 +659,13 @@ class Batches(BatchReads):
                 keys.dead_letters(),
                 keys.failed_letters(),
             ],
-            args=[self.retention, who, allowed],
+            args=scripts.args(
+                ReplayArgs(
+                    ttl=self.retention,
+                    who=who,
+                    states=[s.value for s in states if s is not State.SENT],
+                )
+            ),
         )
         return as_text(outcome) == "replayed"
 
@@ -652,11 +691,13 @@ class Batches(BatchReads):
         ).to_hash()
         buried = self._bury(
             keys=[keys.chunk(chunk_id), keys.chunk_log(chunk_id), keys.dead_letters()],
-            args=[
-                compact_json(orphan),
-                compact_json({"error": dict(error), "note": "no record"}),
-                self.retention,
-            ],
+            args=scripts.args(
+                BuryArgs(
+                    ttl=self.retention,
+                    fields=orphan,
+                    entry={"error": dict(error), "note": "no record"},
+                )
+            ),
         )
         return bool(int(buried))
 

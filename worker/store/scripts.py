@@ -11,22 +11,27 @@ script by its SHA, so each is sent once per server, then called with ``EVALSHA``
 A script's arguments are one JSON object, ``ARGV[1]`` (``local A = cjson.decode(ARGV[1])``
 in the script): its fields are named where the script is called (a ``TypedDict`` beside
 the caller, named in the script's header), so neither side counts positions. Its keys
-stay ``KEYS``, which Redis Cluster needs to see.
+stay ``KEYS``, which Redis Cluster needs to see. Decoding costs Redis time by the byte,
+so what can be large (a page of entries) travels as ARGVs of its own after the object,
+and what a script would only copy (a payload with attachments) is written by a plain
+command before it (:func:`call_after`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from outbox.worker.kinds import KINDS
 from outbox.worker.states import FINAL_STATES
 from outbox.worker.store import keys
 from outbox.worker.text import compact_json
 
-__all__ = ["args", "load"]
+__all__ = ["args", "call_after", "load"]
 
 #: Libraries every script is prepended with, in this order.
 _LIBRARIES = ("common", "codec", "limits")
@@ -79,3 +84,28 @@ def args(values: Mapping[str, Any]) -> list[str]:
     Lua as ``cjson.null``, which is true."""
     named = {name: value for name, value in values.items() if value is not None}
     return [compact_json(named)]
+
+
+def call_after(
+    redis: Any,
+    script: Any,
+    first: Callable[[Any], object],
+    *,
+    keys: Sequence[str],
+    args: Sequence[Any],
+) -> Any:
+    """``script`` run right after the plain commands ``first`` queues on a pipeline (no
+    transaction: Redis runs them in order, each on its own), in one round trip; the
+    script's reply. A SET takes its value as Redis read it, where a script copies every
+    byte it is handed."""
+    pipe = redis.pipeline(transaction=False)
+    first(pipe)
+    script(keys=keys, args=args, client=pipe)
+    # A pipeline asks SCRIPT EXISTS before it runs a script, a round trip more on every
+    # call: this one sends EVALSHA as it is, and a server that does not know the script
+    # yet gets a call of its own, which loads it (``first`` has run by then).
+    getattr(pipe, "scripts", set()).clear()
+    try:
+        return pipe.execute()[-1]
+    except NoScriptError:
+        return script(keys=keys, args=args)

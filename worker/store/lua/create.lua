@@ -3,17 +3,23 @@
 -- only once commit.lua has run (all or nothing: a producer that dies before leaves a
 -- `staged` batch no claim will send, which beat's expiry discards). The ledger counts
 -- each chunk's recipients by the chunk (common.lua); refused recipients get an entry.
--- KEYS: idempotency key or ABSENT, batch, payload, active, ledger, ledger counts, then the
---       key of each chunk in `chunks`, in its order
+-- The shared payload is no argument: with its attachments it can weigh megabytes, which a
+-- script copies (5 MB held Redis over 10 ms even as a raw ARGV), so the caller writes it
+-- with a plain SET just before this call, in the same round trip, kept a few minutes; the
+-- first page checks that it is there and keeps it as long as the batch (a repeated key
+-- deletes it: that copy is never sent).
+-- KEYS: idempotency key or ABSENT, batch, payload (written before the first page), active,
+--       ledger, ledger counts, then the key of each chunk in `chunks`, in its order
 -- ARGV[1]: {ttl, batch_id, mode ('whole', 'stage': the first page of a staged batch,
---          'page': a later one), batch (fields) and payload (json text; both only on
---          the first page), refused ([[address, why]]), chunks (each one's fields)}
+--          'page': a later one), batch (fields; first page only), refused
+--          ([[address, why]]), chunks (each one's fields)}
 --          (outbox.worker.store.batches.CreateArgs)
 -- Returns: {1, batch id} when written, {0, the first batch's id} for a repeated key
 local A = cjson.decode(ARGV[1])
 local ttl = tonumber(A.ttl)
 local mode = A.mode
--- each chunk's key is the one its fields name, checked before anything is written
+-- each chunk's key is the one its fields name, and the payload is there: checked before
+-- anything is written
 if #KEYS ~= 6 + #A.chunks then
   return redis.error_reply('create: ' .. (#KEYS - 6) .. ' chunk keys for ' .. #A.chunks .. ' chunks')
 end
@@ -22,19 +28,25 @@ for i, fields in ipairs(A.chunks) do
     return redis.error_reply('create: chunk ' .. fields['id'] .. ' is given key ' .. KEYS[6 + i])
   end
 end
+if mode ~= 'page' and redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('create: no payload at ' .. KEYS[3] .. ' (written just before)')
+end
 if KEYS[1] ~= ABSENT and mode ~= 'page' then
   local existing = redis.call('GET', KEYS[1])
-  if existing then return {0, existing} end
+  if existing then
+    if existing ~= A.batch_id then redis.call('DEL', KEYS[3]) end
+    return {0, existing}
+  end
   if mode == 'whole' then redis.call('SET', KEYS[1], A.batch_id, 'EX', ttl) end
 end
 local now = clock()
 if mode ~= 'page' then
+  redis.call('EXPIRE', KEYS[3], ttl)
   local batch = A.batch
   batch['created_at'] = fmt(now)
   if mode == 'stage' then batch['staged'] = fmt(now) end
   for field, value in pairs(batch) do redis.call('HSET', KEYS[2], field, value) end
   redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('SET', KEYS[3], A.payload, 'EX', ttl)
   if mode == 'stage' then redis.call('ZADD', key('staged'), now, A.batch_id) end
 elseif redis.call('HEXISTS', KEYS[2], 'staged') == 0 then
   return {0, ''}  -- not a batch being staged (expired, discarded, or committed)

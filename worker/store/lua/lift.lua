@@ -1,16 +1,22 @@
 -- Lift suppressions: each address leaves the set (an erased one's keyed hash too) and is
 -- remembered as lifted now, so a sync that read SMTP2GO's list before the removal does
--- not put it back (sync_suppressed.lua). Forgotten after ARGV[1] seconds.
+-- not put it back (sync_suppressed.lua). Forgotten after `kept` seconds.
 -- KEYS: suppressed, suppressed:erased, suppressed:lifted
--- ARGV: seconds kept, n, n addresses, then n erased hashes ('' when nothing was erased)
+-- ARGV[1]: {kept (seconds), n (addresses)} (outbox.worker.store.suppressions.LiftArgs);
+--          then, for each address, two ARGVs: the address and its erased hash ('' when
+--          nothing was erased). A page of them is never decoded here.
 -- Returns: per address, 1 when it was suppressed here (in clear or as its hash)
+local A = cjson.decode(ARGV[1])
+local kept = tonumber(A.kept)
+local n = tonumber(A.n)
+if #ARGV ~= 1 + 2 * n then
+  return redis.error_reply('lift: ' .. (#ARGV - 1) .. ' ARGVs for ' .. n .. ' addresses and their hashes')
+end
 local now = clock()
-local kept = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
 local out = {}
 for i = 1, n do
-  local address = ARGV[2 + i]
-  local hashed = ARGV[2 + n + i]
+  local address = ARGV[2 * i]
+  local hashed = ARGV[2 * i + 1]
   local was = redis.call('SREM', KEYS[1], address)
   if hashed ~= '' then
     was = was + redis.call('SREM', KEYS[2], hashed)

@@ -1,17 +1,19 @@
 -- Work whose time has come, leased so that one worker takes it: parked task calls that
 -- are due, and chunks whose holder's lease ran out (its worker died). Each is leased
--- for ARGV[1] seconds; a parked call is released by its publisher once published. Also
+-- for `lease` seconds; a parked call is released by its publisher once published. Also
 -- what the relay needs to know to sleep until the next such time: one round trip.
 -- KEYS: parked, leases, hold, the look-for-lost turn, the relay's wake list
--- ARGV: lease seconds, most items of each kind, seconds between looks for lost messages
+-- ARGV[1]: {lease (seconds), limit (most items of each kind), look_every (seconds between
+--          looks for lost messages)} (outbox.worker.store.parked.TakeDueArgs)
 -- Returns: {due calls, chunk ids whose hold ran out, seconds until the next item is due
 --          ('-1': none), '1' when sending is held, '1' when this relay looks for lost
 --          messages now}
+local A = cjson.decode(ARGV[1])
 local now = clock()
-local lease = tonumber(ARGV[1])
+local lease = tonumber(A.lease)
 redis.call('DEL', KEYS[5])  -- the wake-ups this take answers
 local function take(zset)
-  local due = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+  local due = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, tonumber(A.limit))
   for _, member in ipairs(due) do redis.call('ZADD', zset, now + lease, member) end
   return due
 end
@@ -31,6 +33,6 @@ for _, zset in ipairs({KEYS[1], KEYS[2]}) do
   end
 end
 local held = redis.call('EXISTS', KEYS[3]) == 1 and '1' or ''
-local every = math.ceil(tonumber(ARGV[3]) * 1000)
+local every = math.ceil(tonumber(A.look_every) * 1000)
 local look = redis.call('SET', KEYS[4], '1', 'NX', 'PX', every) and '1' or ''
 return {calls, expired, next_at and fmt(next_at - now) or '-1', held, look}
