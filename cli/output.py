@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from outbox.worker.redis_url import redacted_url
+from outbox.worker.states import Fate, State
 
 __all__ = [
     "EXIT_FAILED",
@@ -42,18 +43,19 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-_STATE_COLOUR = {
-    "queued": "cyan",
-    "sending": "blue",
-    "retrying": "yellow",
-    "throttled": "yellow",
-    "sent": "green",
-    "delivered": "green",
-    "failed": "red",
-    "dead": "red",
-    "hard-bounced": "red",
-    "spam": "red",
-    "suppressed": "magenta",
+#: Chunk states and recipients' fates (``queued``, ``sent``, ... are both).
+_STATE_COLOUR: dict[str, str] = {
+    State.QUEUED: "cyan",
+    State.SENDING: "blue",
+    State.RETRYING: "yellow",
+    State.THROTTLED: "yellow",
+    State.SENT: "green",
+    Fate.DELIVERED: "green",
+    State.FAILED: "red",
+    State.DEAD: "red",
+    Fate.HARD_BOUNCED: "red",
+    Fate.SPAM: "red",
+    Fate.SUPPRESSED: "magenta",
 }
 
 

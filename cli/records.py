@@ -20,6 +20,7 @@ from outbox.cli.output import (
     table,
     when,
 )
+from outbox.worker.states import Fate
 
 __all__ = ["quota", "status"]
 
@@ -60,7 +61,7 @@ def _header(record: Any) -> None:
     title = click.style(f"{record.kind} {record.id}", bold=True)
     # A send with nothing to send is final (``failed`` to ``status()``), but nothing
     # failed: every recipient is suppressed, and that is what it is shown as.
-    shown = "suppressed" if _nothing_to_send(record) else record.state.value
+    shown = Fate.SUPPRESSED.value if _nothing_to_send(record) else record.state.value
     click.echo(f"{title}  {state(shown)}")
     counts = ", ".join(f"{n} {s}" for s, n in record.counts.items() if n)
     refused = f", {len(record.rejected):,} refused before sending" if record.rejected else ""
@@ -112,7 +113,7 @@ def _refused(record: Any, width: int) -> None:
     ]
     why = {e.recipient: e.reason for e in entries}
     rows = [
-        [address, state("suppressed"), why.get(address) or why.get(_ledger_key(address)) or ""]
+        [address, state(Fate.SUPPRESSED), why.get(address) or why.get(_ledger_key(address)) or ""]
         for address in record.rejected[:REFUSED_SHOWN]
     ]
     click.echo(click.style(f"refused before sending ({len(record.rejected):,})", bold=True))

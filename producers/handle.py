@@ -10,6 +10,7 @@ from outbox.boundary import public_call
 from outbox.errors import IdempotencyConflict, RecordNotFound
 from outbox.worker.records import Record, load_chunk, load_record
 from outbox.worker.runtime import get_runtime
+from outbox.worker.states import Fate
 from outbox.worker.store.chunks import batch_id_of
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ __all__ = ["RETRYABLE_FATES", "Handle", "status"]
 #: been fixed since), the SMS network failed to deliver (``sms_failed``: a gateway
 #: failure, a dropped message), or the mailbox soft-bounced. Never a recipient that was
 #: delivered, suppressed, hard-bounced, rejected or complained.
-RETRYABLE_FATES = frozenset({"failed", "dead", "soft-bounced"})
+RETRYABLE_FATES = frozenset({Fate.FAILED, Fate.DEAD, Fate.SOFT_BOUNCED})
 
 
 @dataclass(frozen=True)

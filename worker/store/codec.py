@@ -13,11 +13,13 @@ other builds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 __all__ = [
     "IN_LINE",
     "LineEntry",
     "Member",
+    "Wake",
     "WakeMessage",
     "line_entry",
     "member",
@@ -88,6 +90,24 @@ class WakeMessage:
     word: str = ""
     at: float = 0.0
     now: float = 0.0
+
+
+class Wake(StrEnum):
+    """The words of a wake message (the scripts' ``WAKE``)."""
+
+    #: The slot's time has come: send.
+    GO = "go"
+    #: The account's sending is held: give the slot back and wait parked.
+    HELD = "held"
+    #: The chunk's send was paused (or canceled) while it waited, or the chunks granted
+    #: before it took the rest of the monthly quota: nothing to send now.
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    THROTTLED = "throttled"
+    #: Nobody granted a slot in time.
+    TIMEOUT = "timeout"
+    #: The worker is stopping: give the slot or the place in line back.
+    STOP = "stop"
 
 
 def wake_grant(member: str, at: float, now: float) -> str:

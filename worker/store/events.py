@@ -13,33 +13,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
+from outbox.worker.states import Fate
 from outbox.worker.store import keys, scripts
 from outbox.worker.store.chunks import batch_id_of
 from outbox.worker.text import compact_json
 
-__all__ = ["FATE_RANK", "Events"]
-
-#: Places in a batch's ledger, by rank: a recipient never moves to a lower one (a late
-#: ``delivered`` does not undo a hard bounce, a ``processed`` that arrives after
-#: ``delivered`` changes nothing), and a recipient the API never got (failed, dead,
-#: suppressed) keeps that fate. ``processed`` (email, and an SMS ``sending``) and
-#: ``submitted`` (SMS handed to the network) are steps on the way, not fates; ``failed``
-#: is also where an SMS the network could not deliver ends.
-FATE_RANK: dict[str, int] = {
-    "queued": 0,
-    "sent": 1,
-    "processed": 2,
-    "submitted": 3,
-    "soft-bounced": 4,
-    "delivered": 5,
-    "hard-bounced": 6,
-    "rejected": 6,
-    "unsubscribed": 7,
-    "spam": 7,
-    "failed": 9,
-    "dead": 9,
-    "suppressed": 9,
-}
+__all__ = ["Events"]
 
 
 class EventArgs(TypedDict):
@@ -47,11 +26,11 @@ class EventArgs(TypedDict):
     #: The event as kept (JSON text).
     event: str
     ttl: int
-    #: The place the event tells (``None``: it moves nobody).
-    fate: str | None
+    #: The place the event tells (``None``: it moves nobody; the prelude's ``FATE_RANK``
+    #: orders them).
+    fate: Fate | None
     recipients: list[str]
     why: str
-    ranks: dict[str, int]
 
 
 class Events:
@@ -66,7 +45,7 @@ class Events:
         event_id: str,
         event: Mapping[str, Any],
         *,
-        fate: str | None = None,
+        fate: Fate | None = None,
         recipients: Sequence[str] = (),
         why: str = "",
     ) -> bool:
@@ -89,7 +68,6 @@ class Events:
                     fate=fate or None,
                     recipients=list(recipients),
                     why=why,
-                    ranks=dict(FATE_RANK),
                 )
             ),
         )

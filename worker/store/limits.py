@@ -22,11 +22,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cached_property
 from typing import Any, NotRequired, TypedDict
 
 from outbox.worker.store import codec, keys, scripts
+from outbox.worker.store.codec import Wake
 from outbox.worker.text import as_text
 from outbox.worker.windows import Window
 
@@ -158,22 +158,6 @@ class Limit:
     def args(self) -> LimitArgs:
         """The block's arguments, the ``limit`` of a script's (shared: not to be changed)."""
         return self._args
-
-
-class Wake(StrEnum):
-    #: The slot's time has come: send.
-    GO = "go"
-    #: The account's sending is held: give the slot back and wait parked.
-    HELD = "held"
-    #: The chunk's send was paused (or canceled) while it waited, or the chunks granted
-    #: before it took the rest of the monthly quota: nothing to send now.
-    PAUSED = "paused"
-    CANCELED = "canceled"
-    THROTTLED = "throttled"
-    #: Nobody granted a slot in time.
-    TIMEOUT = "timeout"
-    #: The worker is stopping: give the slot or the place in line back.
-    STOP = "stop"
 
 
 @dataclass(frozen=True, slots=True)

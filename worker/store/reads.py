@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outbox.worker.states import FINAL_STATES, State
+from outbox.worker.states import FINAL_STATES, Fate, State
 from outbox.worker.store import keys
 from outbox.worker.store.chunks import StoredChunk, batch_id_of, recipients_in
 from outbox.worker.text import as_text
@@ -168,7 +168,7 @@ class BatchReads:
                     if entry is not None:
                         out.append(LedgerEntry(k, entry["state"], index, entry.get("reason")))
                     else:
-                        state = as_text(fate) if fate else "queued"
+                        state = as_text(fate) if fate else Fate.QUEUED.value
                         out.append(LedgerEntry(k, state, index, as_text(why) if why else None))
         for k, entry in book.items():
             if k not in seen:

@@ -1,10 +1,12 @@
 """The Lua scripts, loaded from ``lua/*.lua`` with ``register_script``.
 
-Each script is its file after a prelude: the constants it shares with Python (the
-final states, the send task of each kind and the kinds the monthly quota does not
-count, the key templates of :mod:`.keys` and its
-stand-in for an absent key), spelled
-there from their one definition, and the shared functions of ``common.lua``,
+Each script is its file after a prelude: the constants it shares with Python, spelled
+there from their one definition (the chunk states ``STATE``, the final ones ``FINAL``,
+the recipients' fates ``FATE`` and their ranks ``FATE_RANK``, the kinds ``KIND`` and
+queues ``QUEUE``, the words of a wake message ``WAKE``, the send task of each kind and
+the kinds the monthly quota does not count, the key templates of :mod:`.keys` and its
+stand-in for an absent key; a script spells none of these values itself, which
+``tests/unit/test_lua_vocabulary.py`` checks), and the shared functions of ``common.lua``,
 ``codec.lua`` (the string formats of :mod:`.codec`) and ``limits.lua``. Redis caches a
 script by its SHA, so each is sent once per server, then called with ``EVALSHA``.
 
@@ -20,6 +22,7 @@ command before it (:func:`call_after`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -27,18 +30,35 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from outbox.worker.kinds import KINDS
-from outbox.worker.states import FINAL_STATES
+from outbox.worker.queues import Queue
+from outbox.worker.states import FATE_RANK, FINAL_STATES, Fate, Kind, State
 from outbox.worker.store import keys
+from outbox.worker.store.codec import Wake
 from outbox.worker.text import compact_json
 
-__all__ = ["args", "call_after", "load"]
+__all__ = ["VOCABULARIES", "args", "call_after", "load"]
 
 #: Libraries every script is prepended with, in this order.
 _LIBRARIES = ("common", "codec", "limits")
 
+#: The enums each script reads as a table of the prelude: ``STATE.sending``,
+#: ``FATE.soft_bounced`` (a member's name, lower case, gives its value).
+VOCABULARIES: dict[str, type[StrEnum]] = {
+    "STATE": State,
+    "FATE": Fate,
+    "KIND": Kind,
+    "QUEUE": Queue,
+    "WAKE": Wake,
+}
+
 
 def _lua_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _table(name: str, enum: type[StrEnum]) -> str:
+    members = ", ".join(f"{m.name.lower()} = {_lua_string(m.value)}" for m in enum)
+    return f"local {name} = {{{members}}}"
 
 
 @cache
@@ -57,7 +77,10 @@ def _prelude() -> str:
         f"[{_lua_string(kind.value)}] = true" for kind, spec in KINDS.items() if not spec.metered
     )
     absent = f"local ABSENT = {_lua_string(keys.absent())}"
+    vocabularies = "\n".join(_table(name, enum) for name, enum in VOCABULARIES.items())
+    ranks = ", ".join(f"[{_lua_string(fate.value)}] = {rank}" for fate, rank in FATE_RANK.items())
     return (
+        f"{vocabularies}\nlocal FATE_RANK = {{{ranks}}}\n"
         f"local FINAL = {{{final}}}\nlocal TEMPLATE = {{{templates}}}\n"
         f"local TASKS = {{{tasks}}}\nlocal UNMETERED = {{{unmetered}}}\n{absent}\n{libraries}\n"
     )

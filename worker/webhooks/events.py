@@ -57,6 +57,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from outbox.worker.smtp2go.models import address_key
+from outbox.worker.states import Fate
 from outbox.worker.text import compact_json
 
 __all__ = [
@@ -121,23 +122,23 @@ _LIST_FIELDS = frozenset({"recipients"})
 #: by its ``bounce`` kind). ``processed`` is a step, not a final fate: the provider has
 #: the email and is trying to deliver it.
 _EMAIL_FATES = {
-    "processed": "processed",
-    "delivered": "delivered",
-    "spam": "spam",
-    "unsubscribe": "unsubscribed",
-    "reject": "rejected",
+    "processed": Fate.PROCESSED,
+    "delivered": Fate.DELIVERED,
+    "spam": Fate.SPAM,
+    "unsubscribe": Fate.UNSUBSCRIBED,
+    "reject": Fate.REJECTED,
 }
 #: SMS events -> the recipient's place, after the SMS statuses of the webhooks page:
 #: sending ("currently being processed"), submitted (handed to the downstream network,
 #: not yet confirmed), delivered, failed (validity check, gateway failure, dropped),
 #: rejected (blocked by the network), opt-out.
 _SMS_FATES = {
-    "sending": "processed",
-    "submitted": "submitted",
-    "delivered": "delivered",
-    "failed": "failed",
-    "rejected": "rejected",
-    "opt-out": "unsubscribed",
+    "sending": Fate.PROCESSED,
+    "submitted": Fate.SUBMITTED,
+    "delivered": Fate.DELIVERED,
+    "failed": Fate.FAILED,
+    "rejected": Fate.REJECTED,
+    "opt-out": Fate.UNSUBSCRIBED,
 }
 #: How ``recipients`` may be delimited inside one value.
 _DELIMITERS = re.compile(r"[,;]")
@@ -357,13 +358,13 @@ def event_key(event: Mapping[str, Any]) -> str:
     return digest(event)
 
 
-def fate_of(event: Mapping[str, Any]) -> str | None:
+def fate_of(event: Mapping[str, Any]) -> Fate | None:
     """Where an event puts its recipients in the batch's ledger, if anywhere."""
     name = str(event.get("event"))
     if event.get("channel") == "sms":
         return _SMS_FATES.get(name)
     if name == "bounce":
-        return "hard-bounced" if event.get("bounce") == "hard" else "soft-bounced"
+        return Fate.HARD_BOUNCED if event.get("bounce") == "hard" else Fate.SOFT_BOUNCED
     return _EMAIL_FATES.get(name)
 
 

@@ -38,6 +38,7 @@ from outbox.worker.metrics import event_label
 from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.models import address_key
+from outbox.worker.states import Fate
 from outbox.worker.store.chunks import StoredChunk, batch_id_of
 from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
@@ -63,7 +64,7 @@ MAX_UNMATCHED = 1000
 #: Why an event naming a message was parked: the one reason a later look can cure.
 NO_MATCH = "no message of ours has this email_id or SMS message_id"
 #: Ledger places whose reason is worth the server's words (a bounce's SMTP answer).
-_EXPLAINED = frozenset({"soft-bounced", "hard-bounced", "rejected", "failed"})
+_EXPLAINED = frozenset({Fate.SOFT_BOUNCED, Fate.HARD_BOUNCED, Fate.REJECTED, Fate.FAILED})
 
 
 class Outcome(StrEnum):
@@ -124,7 +125,7 @@ def _ledger_keys(rt: Runtime, chunk_id: str, event: Mapping[str, Any]) -> list[s
     return [k for k in (address_key(str(a or "")) for a in addresses) if k]
 
 
-def _why(event: Mapping[str, Any], fate: str) -> str:
+def _why(event: Mapping[str, Any], fate: Fate) -> str:
     """What the ledger keeps as the reason of a bounce, a rejection or a failed SMS."""
     if fate not in _EXPLAINED:
         return ""

@@ -9,14 +9,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now = clock()
 local ttl = tonumber(A.ttl)
 local fields = A.fields
-fields['state'] = 'dead'
+fields['state'] = STATE.dead
 fields['created_at'] = fmt(now)
 fields['updated_at'] = fmt(now)
 for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) end
 redis.call('EXPIRE', KEYS[1], ttl)
 local entry = A.entry
 entry['at'] = now
-entry['state'] = 'dead'
+entry['state'] = STATE.dead
 log(KEYS[2], ttl, entry)
 redis.call('ZADD', KEYS[3], now, fields['id'])
 return 1

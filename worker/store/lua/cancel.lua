@@ -25,8 +25,8 @@ for i = own_keys + 1, #KEYS do
     -- not written yet (a large send still being recorded): its claim cancels it
   elseif FINAL[state] then
     final = final + 1
-  elseif state == 'sending' and not redis.call('HGET', chunk, 'reserved') then
-    call_off(L, chunk, now, 'canceled')
+  elseif state == STATE.sending and not redis.call('HGET', chunk, 'reserved') then
+    call_off(L, chunk, now, WAKE.canceled)
     redis.call('HSET', chunk, 'cancel', fmt(now))
     flying = flying + 1
   else

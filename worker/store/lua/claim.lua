@@ -15,7 +15,7 @@ local TENANT = redis.call('HGET', KEYS[1], 'tenant') or ''
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local attempts = redis.call('HGET', KEYS[1], 'attempts') or '0'
 -- its message reached a worker
-redis.call('ZREM', key('unclaimed', redis.call('HGET', KEYS[1], 'queue') or 'email'), chunk_id)
+redis.call('ZREM', key('unclaimed', redis.call('HGET', KEYS[1], 'queue') or QUEUE.email), chunk_id)
 if redis.call('HEXISTS', KEYS[2], 'staged') == 1 then
   -- its send is still being written (or its producer died doing so): nothing goes yet
   return {'busy', '0', attempts, state, fmt(now), LANE, TENANT}
@@ -24,25 +24,25 @@ if FINAL[state] then
   redis.call('ZREM', L.leases, chunk_id)
   return {'final', '0', attempts, state, fmt(now), LANE, TENANT}
 end
-if state ~= 'sending' and cancel_asked(KEYS[1], KEYS[2]) then
+if state ~= STATE.sending and cancel_asked(KEYS[1], KEYS[2]) then
   -- its send was canceled: it never goes
   cancel_chunk(L, KEYS[1], now, 'canceled before it was claimed')
   batch_finished(KEYS[2], redis.call('HGET', KEYS[1], 'batch'), now)
-  return {'final', '0', attempts, 'canceled', fmt(now), LANE, TENANT}
+  return {'final', '0', attempts, STATE.canceled, fmt(now), LANE, TENANT}
 end
 local worker, takeover, note, token = A.worker, A.takeover == true, A.note, A.token
 local reserved = redis.call('HGET', KEYS[1], 'reserved')
-if pause_asked(KEYS[2]) and (state ~= 'sending' or reserved) then
+if pause_asked(KEYS[2]) and (state ~= STATE.sending or reserved) then
   -- its send is paused: it waits, holding no thread and no task, until it is resumed
   pause_chunk(L, KEYS[1], now, true)
-  return {'paused', '0', redis.call('HGET', KEYS[1], 'attempts') or '0', 'paused', fmt(now),
+  return {'paused', '0', redis.call('HGET', KEYS[1], 'attempts') or '0', STATE.paused, fmt(now),
           LANE, TENANT}
 end
-if state == 'paused' then
+if state == STATE.paused then
   -- its send was resumed before this message came: it carries on from here
   state = unpause_chunk(L, KEYS[1], now, false)
 end
-if state == 'sending' and reserved then
+if state == STATE.sending and reserved then
   -- the bulk lane granted this chunk a slot while it waited without a thread, and parked
   -- its task call for this: adopt the attempt, unless its lease ran out or the account
   -- is held meanwhile (then nothing was sent: undo it and claim as any other)
@@ -62,23 +62,23 @@ if state == 'sending' and reserved then
   attempts = tostring(tonumber(attempts) - 1)
   redis.call('HSET', KEYS[1], 'state', reserved, 'attempts', attempts, 'updated_at', fmt(now))
   redis.call('ZREM', L.leases, chunk_id)
-  count(KEYS[2], 'sending', reserved)
+  count(KEYS[2], STATE.sending, reserved)
   log(KEYS[3], L.ttl, {at = now, state = reserved, note = 'reserved slot not taken in time'})
   state = reserved
 end
-if state == 'sending' then
+if state == STATE.sending then
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
   if lease_until > now then return {'busy', fmt(lease_until - now), attempts, state, fmt(now), LANE, TENANT} end
   if not takeover then return {'ambiguous', '0', attempts, state, fmt(now), LANE, TENANT} end
   -- the earlier attempt was looked up and is settled as not accepted
-  redis.call('HSET', KEYS[1], 'state', 'retrying', 'ambiguous', note, 'updated_at', fmt(now))
-  count(KEYS[2], 'sending', 'retrying')
-  log(KEYS[3], L.ttl, {at = now, state = 'retrying', note = note})
-  state = 'retrying'
+  redis.call('HSET', KEYS[1], 'state', STATE.retrying, 'ambiguous', note, 'updated_at', fmt(now))
+  count(KEYS[2], STATE.sending, STATE.retrying)
+  log(KEYS[3], L.ttl, {at = now, state = STATE.retrying, note = note})
+  state = STATE.retrying
   if cancel_asked(KEYS[1], KEYS[2]) then
     cancel_chunk(L, KEYS[1], now, 'canceled: its earlier attempt never arrived')
     batch_finished(KEYS[2], redis.call('HGET', KEYS[1], 'batch'), now)
-    return {'final', '0', attempts, 'canceled', fmt(now), LANE, TENANT}
+    return {'final', '0', attempts, STATE.canceled, fmt(now), LANE, TENANT}
   end
 elseif redis.call('HEXISTS', KEYS[1], 'waiting') == 1 then
   local held_until = tonumber(redis.call('ZSCORE', L.leases, chunk_id) or '0')

@@ -1,6 +1,7 @@
 -- Shared by every outbox script; the prelude before it (outbox.worker.store.scripts)
--- defines FINAL (the final chunk states), TEMPLATE (key templates of keys.py) and ABSENT
--- (the key given in place of an optional key that is not there).
+-- defines STATE, FATE, FATE_RANK, KIND, QUEUE and WAKE (the enums of outbox.worker; a script
+-- spells none of their values), FINAL (the final chunk states), TEMPLATE (key templates of
+-- keys.py) and ABSENT (the key given in place of an optional key that is not there).
 
 local function clock()
   local t = redis.call('TIME')
@@ -52,7 +53,7 @@ local function ledger(batch_id, chunk, state, reason)
   local n = tonumber(redis.call('HGET', chunk, 'n_recipients') or '0')
   if n == 0 then return end
   local counts = key('ledger_counts', batch_id)
-  local old = redis.call('HGET', chunk, 'fate') or 'queued'
+  local old = redis.call('HGET', chunk, 'fate') or FATE.queued
   local moved = tonumber(redis.call('HGET', chunk, 'moved') or '0')
   if moved > 0 then
     -- its recipients that events moved follow the chunk again

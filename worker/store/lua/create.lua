@@ -65,11 +65,11 @@ for i, fields in ipairs(A.chunks) do
   end
   queued = queued + tonumber(fields['n_recipients'] or '0')
 end
-if queued > 0 then redis.call('HINCRBY', KEYS[6], 'queued', queued) end
+if queued > 0 then redis.call('HINCRBY', KEYS[6], FATE.queued, queued) end
 for _, refused in ipairs(A.refused) do
   redis.call('HSET', KEYS[5], ledger_key(refused[1]),
-             cjson.encode({state = 'suppressed', reason = refused[2]}))
-  redis.call('HINCRBY', KEYS[6], 'suppressed', 1)
+             cjson.encode({state = FATE.suppressed, reason = refused[2]}))
+  redis.call('HINCRBY', KEYS[6], FATE.suppressed, 1)
 end
 if redis.call('EXISTS', KEYS[5]) == 1 then redis.call('EXPIRE', KEYS[5], ttl) end
 redis.call('EXPIRE', KEYS[6], ttl)

@@ -2,20 +2,19 @@
 -- recipients' places in the batch's ledger when the event tells one.
 -- KEYS: chunk events, ledger, ledger counts, chunk
 -- ARGV[1]: {event_id (its key), event (json text), ttl, fate (the place it tells; absent:
---          none), recipients (ledger keys), why ('' keeps the entry's reason), ranks (each
---          place's rank: a recipient never moves to a lower one)}
---          (outbox.worker.store.events.EventArgs)
+--          none), recipients (ledger keys), why ('' keeps the entry's reason)}
+--          (outbox.worker.store.events.EventArgs); a recipient never moves to a place of
+--          lower FATE_RANK (the prelude's, from outbox.worker.states.FATE_RANK)
 -- Returns: 1 when recorded, 0 for a repeat (which moves nobody)
 local A = cjson.decode(ARGV[1])
 if redis.call('HSETNX', KEYS[1], A.event_id, A.event) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], tonumber(A.ttl))
 local fate, why = A.fate, A.why
 if not fate then return 1 end
-local rank = A.ranks
 -- a recipient's place: its own entry when an event moved it, else its chunk's fate
 local mine = {}
 for _, rcpt in ipairs(recipients_of(KEYS[4])) do mine[ledger_key(rcpt)] = true end
-local chunk_fate = redis.call('HGET', KEYS[4], 'fate') or 'queued'
+local chunk_fate = redis.call('HGET', KEYS[4], 'fate') or FATE.queued
 local chunk_reason = redis.call('HGET', KEYS[4], 'fate_reason')
 local ttl = tonumber(A.ttl)
 for _, rcpt in ipairs(A.recipients) do
@@ -27,7 +26,7 @@ for _, rcpt in ipairs(A.recipients) do
     entry = {state = chunk_fate}
     if chunk_reason then entry.reason = chunk_reason end
   end
-  if entry and entry.state ~= fate and (rank[entry.state] or 0) <= (rank[fate] or 0) then
+  if entry and entry.state ~= fate and (FATE_RANK[entry.state] or 0) <= (FATE_RANK[fate] or 0) then
     redis.call('HINCRBY', KEYS[3], entry.state, -1)
     redis.call('HINCRBY', KEYS[3], fate, 1)
     entry.state = fate

@@ -43,9 +43,9 @@ end
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 local batch_id = redis.call('HGET', KEYS[1], 'batch')
 local fields = A.fields
-if new == 'retrying' and cancel_asked(KEYS[1], KEYS[2]) then
+if new == STATE.retrying and cancel_asked(KEYS[1], KEYS[2]) then
   -- canceled while this attempt was out, and it did not go: it is not tried again
-  new = 'canceled'
+  new = STATE.canceled
   A.park = nil  -- no retry is parked
 end
 fields['state'] = new
@@ -54,7 +54,7 @@ for field, value in pairs(fields) do redis.call('HSET', KEYS[1], field, value) e
 count(KEYS[2], old, new)
 -- An attempt that sent no email (a 5xx, a network error, a refusal) gives back what its
 -- claim took from the monthly quota; an accepted or unknown one keeps it spent.
-if old == 'sending' and new ~= 'sent' and new ~= 'sending'
+if old == STATE.sending and new ~= STATE.sent and new ~= STATE.sending
    and not UNMETERED[redis.call('HGET', KEYS[1], 'kind')] and redis.call('EXISTS', key('quota_left')) == 1 then
   redis.call('INCRBY', key('quota_left'), tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '1'))
 end
@@ -74,7 +74,7 @@ if decoded and type(sms_ids) == 'table' then
 end
 if A.park then park(KEYS[6], A.park, tonumber(A.due)) end
 local has_callback = ''
-if new == 'sending' then
+if new == STATE.sending then
   -- an attempt whose fate is unknown stays claimed; its parked call (or, failing that,
   -- its hold running out) brings it back to be looked up
   redis.call('ZADD', L.leases, tonumber(A.due or now) + L.lease, chunk_id)
@@ -87,12 +87,12 @@ else
   outcome = 'final'
   redis.call('ZREM', L.active, chunk_id)
   local n = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '0')
-  if new ~= 'canceled' then
-    redis.call('HINCRBY', KEYS[2], new == 'sent' and 'recipients_succeeded' or 'recipients_failed', n)
+  if new ~= STATE.canceled then
+    redis.call('HINCRBY', KEYS[2], new == STATE.sent and 'recipients_succeeded' or 'recipients_failed', n)
   end
-  if new == 'dead' then redis.call('ZADD', KEYS[4], now, chunk_id) end
-  if new == 'failed' then redis.call('ZADD', KEYS[7], now, chunk_id) end
-  ledger(batch_id, KEYS[1], new, new == 'canceled' and 'canceled while in flight' or A.ledger_note)
+  if new == STATE.dead then redis.call('ZADD', KEYS[4], now, chunk_id) end
+  if new == STATE.failed then redis.call('ZADD', KEYS[7], now, chunk_id) end
+  ledger(batch_id, KEYS[1], new, new == STATE.canceled and 'canceled while in flight' or A.ledger_note)
   -- until its publisher marks the callback sent, the sweep publishes it
   local finished, callback = batch_finished(KEYS[2], batch_id, now)
   if finished then outcome = 'batch_done' end

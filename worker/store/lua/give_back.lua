@@ -12,13 +12,13 @@ local L = limit_at(5, A.limit)
 local now = clock()
 answered(L, A.member, now, false)
 local given = 0
-if redis.call('HGET', KEYS[1], 'state') == 'sending' then
+if redis.call('HGET', KEYS[1], 'state') == STATE.sending then
   local chunk_id = redis.call('HGET', KEYS[1], 'id')
   local behind = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
   local back = A.back
-  if not back then back = behind > 0 and 'retrying' or 'queued' end
+  if not back then back = behind > 0 and STATE.retrying or STATE.queued end
   redis.call('HSET', KEYS[1], 'state', back, 'updated_at', fmt(now))
-  count(KEYS[2], 'sending', back)
+  count(KEYS[2], STATE.sending, back)
   log(KEYS[3], L.ttl, {at = now, state = back, note = A.note})
   redis.call('ZREM', L.leases, chunk_id)
   redis.call('ZADD', L.active, now, chunk_id)

@@ -181,10 +181,10 @@ end
 local function throttle(L, chunk, now, left, need)
   local state = redis.call('HGET', chunk, 'state')
   local chunk_id = redis.call('HGET', chunk, 'id')
-  if state ~= 'throttled' then
-    redis.call('HSET', chunk, 'state', 'throttled', 'updated_at', fmt(now))
-    count(key('batch', redis.call('HGET', chunk, 'batch')), state, 'throttled')
-    log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'throttled',
+  if state ~= STATE.throttled then
+    redis.call('HSET', chunk, 'state', STATE.throttled, 'updated_at', fmt(now))
+    count(key('batch', redis.call('HGET', chunk, 'batch')), state, STATE.throttled)
+    log(key('chunk_log', chunk_id), L.ttl, {at = now, state = STATE.throttled,
         note = 'monthly quota: ' .. left .. ' left, ' .. need .. ' needed'})
   end
   redis.call('ZADD', key('throttled'), now, chunk_id)
@@ -196,16 +196,16 @@ local function begin_attempt(L, chunk_id, worker, at, now, note)
   local batch_id = redis.call('HGET', chunk, 'batch')
   local old = redis.call('HGET', chunk, 'state')
   local attempt = tonumber(redis.call('HGET', chunk, 'attempts') or '0') + 1
-  redis.call('HSET', chunk, 'state', 'sending', 'attempts', attempt, 'claimed_by', worker,
+  redis.call('HSET', chunk, 'state', STATE.sending, 'attempts', attempt, 'claimed_by', worker,
              'claimed_at', fmt(at), 'lease_until', fmt(at + L.lease), 'updated_at', fmt(now))
   redis.call('HDEL', chunk, 'waiting')
-  count(key('batch', batch_id), old, 'sending')
-  if old == 'throttled' then redis.call('ZREM', key('throttled'), chunk_id) end
+  count(key('batch', batch_id), old, STATE.sending)
+  if old == STATE.throttled then redis.call('ZREM', key('throttled'), chunk_id) end
   -- what the attempt takes from the monthly quota (SMS have credits of their own)
   if not UNMETERED[redis.call('HGET', chunk, 'kind')] and redis.call('EXISTS', key('quota_left')) == 1 then
     redis.call('DECRBY', key('quota_left'), tonumber(redis.call('HGET', chunk, 'n_recipients') or '1'))
   end
-  local entry = {at = now, state = 'sending', attempt = attempt, worker = worker}
+  local entry = {at = now, state = STATE.sending, attempt = attempt, worker = worker}
   if at > now + 0.0005 then entry['slot_at'] = at end
   if note and note ~= '' then
     entry['note'] = note
@@ -224,7 +224,7 @@ local function cancel_chunk(L, chunk, now, note)
   local state = redis.call('HGET', chunk, 'state')
   local chunk_id = redis.call('HGET', chunk, 'id')
   local batch_key = key('batch', redis.call('HGET', chunk, 'batch'))
-  if state == 'sending' then
+  if state == STATE.sending then
     local attempts = tonumber(redis.call('HGET', chunk, 'attempts') or '1')
     answered(L, attempt_member(chunk_id, attempts), now, false)
     redis.call('HSET', chunk, 'attempts', attempts - 1)
@@ -233,18 +233,18 @@ local function cancel_chunk(L, chunk, now, note)
   local call = redis.call('HGET', chunk, 'reserved_call')
   if call then redis.call('ZREM', key('parked'), call) end
   redis.call('HDEL', chunk, 'reserved_call')
-  redis.call('HSET', chunk, 'state', 'canceled', 'updated_at', fmt(now))
-  redis.call('HINCRBY', key('tally'), 'canceled', 1)
-  if state == 'paused' then redis.call('HINCRBY', key('tally'), 'paused', -1) end
-  if redis.call('HEXISTS', chunk, 'waiting') == 1 then tell(L, chunk_id, wake_word(IN_LINE, 'canceled')) end
+  redis.call('HSET', chunk, 'state', STATE.canceled, 'updated_at', fmt(now))
+  redis.call('HINCRBY', key('tally'), STATE.canceled, 1)
+  if state == STATE.paused then redis.call('HINCRBY', key('tally'), STATE.paused, -1) end
+  if redis.call('HEXISTS', chunk, 'waiting') == 1 then tell(L, chunk_id, wake_word(IN_LINE, WAKE.canceled)) end
   redis.call('HDEL', chunk, 'waiting', 'paused_from', 'paused_taken')
-  count(batch_key, state, 'canceled')
-  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'canceled', note = note})
+  count(batch_key, state, STATE.canceled)
+  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = STATE.canceled, note = note})
   redis.call('ZREM', L.active, chunk_id)
   redis.call('ZREM', L.leases, chunk_id)
   redis.call('ZREM', key('throttled'), chunk_id)
-  redis.call('ZREM', key('unclaimed', redis.call('HGET', chunk, 'queue') or 'email'), chunk_id)
-  ledger(redis.call('HGET', chunk, 'batch'), chunk, 'canceled', note)
+  redis.call('ZREM', key('unclaimed', redis.call('HGET', chunk, 'queue') or QUEUE.email), chunk_id)
+  ledger(redis.call('HGET', chunk, 'batch'), chunk, FATE.canceled, note)
 end
 
 -- Whether a chunk was asked to be canceled while it was in flight, or its send was.
@@ -284,7 +284,7 @@ local function pause_chunk(L, chunk, now, taken)
   local chunk_id = redis.call('HGET', chunk, 'id')
   local batch_key = key('batch', redis.call('HGET', chunk, 'batch'))
   local reserved = redis.call('HGET', chunk, 'reserved')
-  if state == 'sending' and reserved then
+  if state == STATE.sending and reserved then
     local attempts = tonumber(redis.call('HGET', chunk, 'attempts') or '1')
     answered(L, attempt_member(chunk_id, attempts), now, false)
     redis.call('HSET', chunk, 'attempts', attempts - 1)
@@ -300,28 +300,28 @@ local function pause_chunk(L, chunk, now, taken)
   if redis.call('HEXISTS', chunk, 'waiting') == 1 then
     redis.call('HDEL', chunk, 'waiting')
     redis.call('ZREM', L.leases, chunk_id)
-    tell(L, chunk_id, wake_word(IN_LINE, 'paused'))
+    tell(L, chunk_id, wake_word(IN_LINE, WAKE.paused))
     taken = true
   end
   if redis.call('ZREM', key('throttled'), chunk_id) == 1 then taken = true end
   if taken then redis.call('HSET', chunk, 'paused_taken', '1') end
-  if state == 'paused' then return end
-  redis.call('HSET', chunk, 'state', 'paused', 'paused_from', state, 'updated_at', fmt(now))
-  redis.call('HINCRBY', key('tally'), 'paused', 1)
-  count(batch_key, state, 'paused')
-  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = 'paused', note = 'send paused'})
+  if state == STATE.paused then return end
+  redis.call('HSET', chunk, 'state', STATE.paused, 'paused_from', state, 'updated_at', fmt(now))
+  redis.call('HINCRBY', key('tally'), STATE.paused, 1)
+  count(batch_key, state, STATE.paused)
+  log(key('chunk_log', chunk_id), L.ttl, {at = now, state = STATE.paused, note = 'send paused'})
 end
 
 -- A paused chunk takes up where it was (outbox.resume); with `publish`, a chunk whose
 -- task message is gone is parked due now, for a relay to publish. Returns its state.
 local function unpause_chunk(L, chunk, now, publish)
-  local was = redis.call('HGET', chunk, 'paused_from') or 'queued'
+  local was = redis.call('HGET', chunk, 'paused_from') or STATE.queued
   local chunk_id = redis.call('HGET', chunk, 'id')
   local taken = redis.call('HGET', chunk, 'paused_taken') == '1'
   redis.call('HSET', chunk, 'state', was, 'updated_at', fmt(now))
   redis.call('HDEL', chunk, 'paused_from', 'paused_taken')
-  redis.call('HINCRBY', key('tally'), 'paused', -1)
-  count(key('batch', redis.call('HGET', chunk, 'batch')), 'paused', was)
+  redis.call('HINCRBY', key('tally'), STATE.paused, -1)
+  count(key('batch', redis.call('HGET', chunk, 'batch')), STATE.paused, was)
   log(key('chunk_log', chunk_id), L.ttl, {at = now, state = was, note = 'send resumed'})
   if publish and taken then
     local call = cjson.encode({task = TASKS[redis.call('HGET', chunk, 'kind')], chunk = chunk_id,
@@ -498,7 +498,7 @@ local function serve(L, now, limit, hand)
       redis.call('HDEL', key('chunk', entry.c), 'waiting')
       redis.call('ZREM', L.leases, entry.c)
       throttle(L, key('chunk', entry.c), now, left, need)
-      tell(L, entry.c, wake_word(IN_LINE, 'throttled'))
+      tell(L, entry.c, wake_word(IN_LINE, WAKE.throttled))
     else
       advance(L, TRANSACTIONAL, tenant, tag, true)
       local attempt = begin_attempt(L, entry.c, entry.w, at, now, '')
@@ -576,7 +576,7 @@ end
 local function hold(L, now, why)
   redis.call('SET', L.hold, why)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', L.granted, now, '+inf')) do
-    tell(L, member_chunk(member), wake_word(member, 'held'))
+    tell(L, member_chunk(member), wake_word(member, WAKE.held))
   end
   local zset = key('lane', L.bucket, TRANSACTIONAL)
   for _, tenant in ipairs(redis.call('ZRANGE', zset, 0, -1)) do
@@ -587,7 +587,7 @@ local function hold(L, now, why)
       if redis.call('HGET', chunk, 'waiting') == entry.t then
         redis.call('HDEL', chunk, 'waiting')
         redis.call('ZREM', L.leases, entry.c)
-        tell(L, entry.c, wake_word(IN_LINE, 'held'))
+        tell(L, entry.c, wake_word(IN_LINE, WAKE.held))
       end
     end
     redis.call('DEL', list)

@@ -23,8 +23,8 @@ for i = own_keys + 1, #KEYS do
     -- not written yet (a large send still being recorded): its claim pauses it
   elseif FINAL[state] then
     final = final + 1
-  elseif state == 'sending' and not redis.call('HGET', chunk, 'reserved') then
-    call_off(L, chunk, now, 'paused')
+  elseif state == STATE.sending and not redis.call('HGET', chunk, 'reserved') then
+    call_off(L, chunk, now, WAKE.paused)
     flying = flying + 1
   else
     pause_chunk(L, chunk, now, false)

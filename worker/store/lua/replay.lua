@@ -8,23 +8,23 @@ local A = cjson.decode(ARGV[1])
 local state = redis.call('HGET', KEYS[1], 'state')
 local allowed = false
 for _, s in ipairs(A.states) do allowed = allowed or s == state end
-if not state or state == 'sent' or not allowed then
+if not state or state == STATE.sent or not allowed then
   return {'noop', state or ''}
 end
 local now = clock()
 local ttl = tonumber(A.ttl)
 local n = tonumber(redis.call('HGET', KEYS[1], 'n_recipients') or '0')
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'updated_at', fmt(now),
+redis.call('HSET', KEYS[1], 'state', STATE.queued, 'attempts', 0, 'updated_at', fmt(now),
            'due_at', fmt(now))
 redis.call('HINCRBY', KEYS[1], 'replays', 1)
-count(KEYS[2], state, 'queued')
+count(KEYS[2], state, STATE.queued)
 redis.call('HINCRBY', KEYS[2], 'recipients_failed', -n)
 redis.call('HDEL', KEYS[2], 'finished_at')
 local chunk_id = redis.call('HGET', KEYS[1], 'id')
 redis.call('ZREM', KEYS[5], chunk_id)
 redis.call('ZREM', KEYS[6], chunk_id)
 redis.call('ZADD', KEYS[4], now, chunk_id)
-ledger(redis.call('HGET', KEYS[1], 'batch'), KEYS[1], 'queued', '')
+ledger(redis.call('HGET', KEYS[1], 'batch'), KEYS[1], FATE.queued, '')
 for _, k in ipairs({KEYS[1], KEYS[2]}) do redis.call('EXPIRE', k, ttl) end
-log(KEYS[3], ttl, {at = now, state = 'queued', note = 'replayed by ' .. A.who})
+log(KEYS[3], ttl, {at = now, state = STATE.queued, note = 'replayed by ' .. A.who})
 return {'replayed', state}

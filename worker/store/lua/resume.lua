@@ -14,7 +14,7 @@ if not redis.call('HGET', batch_key, 'id') then return 0 end
 redis.call('HDEL', batch_key, 'paused_at', 'paused_by')
 local resumed = 0
 for i = own_keys + 1, #KEYS do
-  if redis.call('HGET', KEYS[i], 'state') == 'paused' then
+  if redis.call('HGET', KEYS[i], 'state') == STATE.paused then
     unpause_chunk(L, KEYS[i], now, true)
     resumed = resumed + 1
   end

@@ -23,7 +23,7 @@ local calls, expired = take(KEYS[1]), take(KEYS[2])
 -- (its stale line entry no longer matches and is dropped when the line is served).
 for _, chunk_id in ipairs(expired) do
   local chunk = key('chunk', chunk_id)
-  if redis.call('HGET', chunk, 'state') ~= 'sending' then redis.call('HDEL', chunk, 'waiting') end
+  if redis.call('HGET', chunk, 'state') ~= STATE.sending then redis.call('HDEL', chunk, 'waiting') end
 end
 local next_at = nil
 for _, zset in ipairs({KEYS[1], KEYS[2]}) do
