@@ -30,13 +30,12 @@ __all__ = ["cancel", "pause", "resume"]
 def _chunks_of(send_id: str, *, chunk_allowed: bool) -> tuple[str, list[str], bool]:
     """The batch of ``send_id``, the chunk ids it names, and whether it is a whole send."""
     batches = get_runtime().store.batches
-    fields = batches.batch(send_id)
-    if fields:
-        total = int(fields.get("chunks", 0))
-        return send_id, [chunk_id_for(send_id, i) for i in range(total)], True
+    stored = batches.stored_batch(send_id)
+    if stored is not None:
+        return send_id, [chunk_id_for(send_id, i) for i in range(stored.chunks)], True
     if chunk_allowed and "." in send_id:
         batch_id = batch_id_of(send_id)
-        if batches.batch(batch_id) and batches.chunk(send_id) is not None:
+        if batches.stored_batch(batch_id) and batches.chunk(send_id) is not None:
             return batch_id, [send_id], False
     raise RecordNotFound(f"no record {send_id!r} (unknown, or expired)")
 

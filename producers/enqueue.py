@@ -31,10 +31,11 @@ from outbox.worker.publish import Task, chunk_tasks, publish
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.states import Kind
+from outbox.worker.store.batch import ProducerFields
 from outbox.worker.store.chunks import ChunkSpec, batch_id_of, chunk_id_for
 from outbox.worker.store.parked import Call
 from outbox.worker.text import compact_json
-from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
+from outbox.worker.wire import PAYLOAD_VERSION
 
 __all__ = ["enqueue"]
 
@@ -64,7 +65,7 @@ def _record(rt: Runtime, batch_id: str, **create: Any) -> tuple[str, bool]:
     for pause in (0.0, 0.2, 0.5):
         time.sleep(pause)
         try:
-            if batches.batch(batch_id):
+            if batches.stored_batch(batch_id) is not None:
                 return batch_id, True
             raise EnqueueError(f"Redis failed while recording; nothing was recorded: {failure}")
         except redis.RedisError:
@@ -133,17 +134,17 @@ def _enqueue(
         ChunkSpec(chunk_id_for(batch_id, i), i, recipients, overrides, options.send_at)
         for i, (recipients, overrides) in enumerate(chunks)
     ]
-    # the format of the payload, kept so a later publish marks it as this one does
-    extra: dict[str, str] = {VERSION_HEADER: str(PAYLOAD_VERSION)}
+    # the format of the payload, kept so a later publish marks it as this one does; the
+    # trace context, where every later publish finds the send's trace
+    record = ProducerFields(payload_version=str(PAYLOAD_VERSION), trace=tracing.carrier())
     if options.idempotency_key is not None:
-        extra["fingerprint"] = fingerprint(kind, base, chunks, options, lane)
+        record["fingerprint"] = fingerprint(kind, base, chunks, options, lane)
     if options.send_at is not None:
-        extra["send_at"] = f"{options.send_at:.6f}"
+        record["send_at"] = options.send_at
     if options.callback is not None:
-        extra["callback"] = compact_json(options.callback)
+        record["callback"] = options.callback
     if refused:
-        extra["rejected"] = compact_json([address for address, _ in refused])
-    extra.update(tracing.carrier())  # where every later publish finds the send's trace
+        record["rejected"] = [address for address, _ in refused]
     found, created = _record(
         rt,
         batch_id,
@@ -152,14 +153,14 @@ def _enqueue(
         payload=base,
         queue=queue,
         idempotency_key=options.idempotency_key,
-        extra=extra,
+        batch=record,
         refused=refused,
         lane=lane,
         tenant=options.tenant,
     )
     if not created:
         assert options.idempotency_key is not None
-        return Handle.of_repeat(rt, found, options.idempotency_key, extra["fingerprint"])
+        return Handle.of_repeat(rt, found, options.idempotency_key, record["fingerprint"])
     calls = [Call(SEND_TASKS[kind], chunk=spec.id) for spec in specs]
     if not specs:
         pass  # every recipient was refused: the record says so, nothing to send

@@ -41,12 +41,12 @@ class Handle:
     @classmethod
     def of_existing(cls, rt: Runtime, batch_id: str) -> Handle:
         """The handle of a batch recorded earlier (a repeated idempotency key)."""
-        fields = rt.store.batches.batch(batch_id)
+        stored = rt.store.batches.stored_batch(batch_id)
         return cls(
             id=batch_id,
-            kind=fields.get("kind", ""),
-            chunks=int(fields.get("chunks", 0)),
-            recipients=int(fields.get("recipients", 0)),
+            kind=stored.kind.value if stored else "",
+            chunks=stored.chunks if stored else 0,
+            recipients=stored.recipients if stored else 0,
             duplicate=True,
         )
 
@@ -57,7 +57,8 @@ class Handle:
     def of_repeat(cls, rt: Runtime, batch_id: str, key: str, fingerprint: str) -> Handle:
         """The first handle of an idempotency key, when this call's message is the one it
         sent (same fingerprint); :class:`~outbox.errors.IdempotencyConflict` otherwise."""
-        stored = rt.store.batches.batch(batch_id).get("fingerprint")
+        batch = rt.store.batches.stored_batch(batch_id)
+        stored = batch.fingerprint if batch else None
         if stored is not None and stored != fingerprint:
             raise IdempotencyConflict(key, batch_id)
         return cls.of_existing(rt, batch_id)

@@ -18,7 +18,6 @@ from outbox.handle import RETRYABLE_FATES, Handle
 from outbox.options import Options, check_options
 from outbox.send import email_chunks
 from outbox.worker.runtime import get_runtime
-from outbox.worker.states import Kind
 from outbox.worker.store.chunks import chunk_id_for
 from outbox.worker.wire import shape
 
@@ -31,15 +30,15 @@ def retry_failed(handle_id: str, *, idempotency_key: str | None = None) -> Handl
     nobody to try again. ``idempotency_key`` makes a repeated call enqueue nothing."""
     rt = get_runtime()
     batches = rt.store.batches
-    batch = batches.batch(handle_id)
+    batch = batches.stored_batch(handle_id)
     payload = batches.payload(handle_id)
-    if not batch or payload is None:
+    if batch is None or payload is None:
         raise RecordNotFound(f"no record {handle_id!r} (unknown, or expired)")
     wanted = {e.recipient for e in batches.ledger(handle_id) if e.state in RETRYABLE_FATES}
     if not wanted:
         return None
-    kind = Kind(batch["kind"])
-    stored = batches.chunks([chunk_id_for(handle_id, i) for i in range(int(batch["chunks"]))])
+    kind = batch.kind
+    stored = batches.chunks([chunk_id_for(handle_id, i) for i in range(batch.chunks)])
     errors: dict[str, str] = {}
     options = check_options(
         errors,

@@ -317,7 +317,8 @@ def sweep_stuck() -> int:
             continue
         if (chunk.due_at or 0) > now or chunk.state is State.THROTTLED:
             continue  # a parked call, or the next quota read, brings it back
-        if chunk.state is State.PAUSED and batches.batch(chunk.batch).get("paused_at"):
+        batch = batches.stored_batch(chunk.batch) if chunk.state is State.PAUSED else None
+        if batch is not None and batch.paused_at:
             continue  # resume brings it back (a paused chunk of a resumed send goes on)
         task = chunk_task(batches, chunk_id)
         if task is None:
@@ -364,8 +365,8 @@ def expire_records() -> int:
     # a send staged in pages whose producer died before committing it: never sendable
     abandoned = batches.abandoned(rt.store.now() - ABANDONED_AFTER)
     for batch_id in abandoned:
-        record = batches.batch(batch_id)
-        chunks = int(record.get("chunks", 0)) if record else 0
+        record = batches.stored_batch(batch_id)
+        chunks = record.chunks if record else 0
         logger.warning(
             "send %s was being recorded when its producer stopped (%d chunks); discarded, "
             "nothing of it was sent",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -154,18 +153,14 @@ class Record(BaseModel):
         return [c.email_id for c in self.chunks if c.email_id]
 
 
-def _num(value: str | None) -> float | None:
-    return float(value) if value not in (None, "") else None
-
-
 def load_record(store: Store, batch_id: str) -> Record | None:
     """The whole record of a batch (a few round trips), or ``None`` when unknown or expired."""
     batches = store.batches
-    fields = batches.batch(batch_id)
-    if not fields:
+    stored = batches.stored_batch(batch_id)
+    if stored is None:
         return None
-    total = int(fields.get("chunks", 0))
-    counts = {s.value: int(fields.get(f"n:{s.value}", 0)) for s in State}
+    total = stored.chunks
+    counts = {s.value: stored.count(s) for s in State}
     ids = [chunk_id_for(batch_id, i) for i in range(total)]
 
     def load() -> list[ChunkRecord]:
@@ -178,25 +173,25 @@ def load_record(store: Store, batch_id: str) -> Record | None:
 
     record = Record(
         id=batch_id,
-        kind=fields.get("kind", ""),
+        kind=stored.kind.value,
         state=batch_state(counts, total),
         chunks_total=total,
-        recipients=int(fields.get("recipients", 0)),
+        recipients=stored.recipients,
         counts=counts,
-        recipients_succeeded=int(fields.get("recipients_succeeded", 0)),
-        recipients_failed=int(fields.get("recipients_failed", 0)),
-        rejected=json.loads(fields.get("rejected") or "[]"),
+        recipients_succeeded=stored.recipients_succeeded,
+        recipients_failed=stored.recipients_failed,
+        rejected=stored.rejected,
         ledger=batches.ledger_counts(batch_id),
-        idempotency_key=fields.get("idempotency_key") or None,
-        lane=fields.get("lane") or "transactional",
-        tenant=fields.get("tenant") or None,
-        send_at=_num(fields.get("send_at")),
-        callback=json.loads(fields["callback"]) if fields.get("callback") else None,
-        created_at=_num(fields.get("created_at")),
-        finished_at=_num(fields.get("finished_at")),
+        idempotency_key=stored.idempotency_key,
+        lane=stored.lane,
+        tenant=stored.tenant,
+        send_at=stored.send_at,
+        callback=stored.callback,
+        created_at=stored.created_at,
+        finished_at=stored.finished_at,
         held=store.limits.hold_reason(),
-        canceled_at=_num(fields.get("canceled_at")),
-        paused_at=_num(fields.get("paused_at")),
+        canceled_at=stored.canceled_at,
+        paused_at=stored.paused_at,
     )
     record._load = load
     return record

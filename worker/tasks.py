@@ -107,9 +107,9 @@ def fan_out(batch_id: str) -> int:
     """
     store = get_runtime().store
     batches = store.batches
-    batch = batches.batch(batch_id)
-    if not batch:
+    batch = batches.stored_batch(batch_id)
+    if batch is None:
         logger.error("fan-out of %s: no record (expired?); nothing published", batch_id)
         return 0
-    tasks = (chunk_task(batches, chunk_id_for(batch_id, i)) for i in range(int(batch["chunks"])))
+    tasks = (chunk_task(batches, chunk_id_for(batch_id, i)) for i in range(batch.chunks))
     return publish((t for t in tasks if t is not None), store=store)

@@ -39,6 +39,7 @@ from outbox.cli.demo.mix import Plan, PlannedSend
 from outbox.cli.demo.options import Fault
 from outbox.worker.runtime import Runtime
 from outbox.worker.states import FINAL_STATES, State
+from outbox.worker.store.batch import FINISHED_AT, count_field
 
 __all__ = ["Tick", "Tracked", "Watch"]
 
@@ -343,7 +344,7 @@ def _refresh(rt: Runtime, batches: list[Tracked]) -> tuple[int, int, int]:
     pending = [b for b in batches if not b.done]
     if not pending:
         return 0, 0, 0
-    names = ["finished_at", *(f"n:{state.value}" for state in _COUNTED)]
+    names = [FINISHED_AT, *(count_field(state) for state in _COUNTED)]
     rows = rt.store.batches.fields([b.handle.id for b in pending], names)
     sending = retrying = throttled = 0
     for batch, row in zip(pending, rows, strict=True):

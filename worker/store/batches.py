@@ -30,6 +30,7 @@ from typing import Any, NotRequired, TypedDict
 from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
 from outbox.worker.store import codec, keys, scripts
+from outbox.worker.store.batch import CALLBACK_SENT_AT, ProducerFields, StoredBatch
 from outbox.worker.store.chunks import CHUNK_ID, ChunkSpec, StoredChunk, batch_id_of, encode
 from outbox.worker.store.limits import Limit, LimitArgs
 from outbox.worker.store.parked import Call
@@ -284,6 +285,7 @@ class Batches(BatchReads):
         payload: Mapping[str, Any],
         queue: Queue,
         idempotency_key: str | None = None,
+        batch: ProducerFields | None = None,
         extra: Mapping[str, str] | None = None,
         refused: Sequence[tuple[str, str]] = (),
         lane: str = "transactional",
@@ -298,22 +300,23 @@ class Batches(BatchReads):
         and the first batch's id comes back with ``created`` false (the key is taken at
         the commit, so a producer that died while staging left none). ``refused`` are the
         recipients the producer kept back (``(address, why)``), in the ledger only.
+        ``batch`` sets more of the record's fields (:class:`StoredBatch`'s), ``extra``
+        raw fields of its hash.
         """
-        batch_fields: dict[str, str] = {
-            "id": batch_id,
-            "kind": kind.value,
-            "chunks": str(len(chunks)),
-            "recipients": str(sum(len(c.recipients) for c in chunks)),
-            **{f"n:{s.value}": "0" for s in State},
-            "recipients_succeeded": "0",
-            "recipients_failed": "0",
-            "lane": lane,
-            **({"tenant": tenant} if tenant else {}),
+        batch_fields = {
+            **StoredBatch(
+                id=batch_id,
+                kind=kind,
+                chunks=len(chunks),
+                recipients=sum(len(c.recipients) for c in chunks),
+                counts={State.QUEUED: len(chunks)},
+                lane=lane,
+                tenant=tenant,
+                idempotency_key=idempotency_key,
+                **(batch or {}),
+            ).to_hash(),
             **(dict(extra) if extra else {}),
         }
-        batch_fields[f"n:{State.QUEUED.value}"] = str(len(chunks))
-        if idempotency_key:
-            batch_fields["idempotency_key"] = idempotency_key
         stored = [
             StoredChunk(
                 id=spec.id,
@@ -703,7 +706,7 @@ class Batches(BatchReads):
 
     def mark_callback_sent(self, batch_id: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.batch(batch_id), "callback_sent_at", f"{self.now():.6f}")
+        pipe.hset(keys.batch(batch_id), CALLBACK_SENT_AT, f"{self.now():.6f}")
         pipe.zrem(keys.callbacks_due(), batch_id)
         pipe.execute()
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from outbox.worker.states import FINAL_STATES, Fate, State
 from outbox.worker.store import keys
+from outbox.worker.store.batch import CHUNKS, StoredBatch
 from outbox.worker.store.chunks import StoredChunk, batch_id_of, recipients_in
 from outbox.worker.text import as_text
 
@@ -82,9 +83,14 @@ class BatchReads:
         return float(now)
 
     def batch(self, batch_id: str) -> dict[str, str]:
-        """A batch's hash (empty when unknown or expired)."""
+        """A batch's hash as text, field by field (empty when unknown or expired)."""
         raw = self.redis.hgetall(keys.batch(batch_id))
         return {as_text(k): as_text(v) for k, v in raw.items()}
+
+    def stored_batch(self, batch_id: str) -> StoredBatch | None:
+        """A batch's record (``None`` when unknown or expired)."""
+        raw = self.redis.hgetall(keys.batch(batch_id))
+        return StoredBatch.from_hash(raw) if raw else None
 
     def fields(self, batch_ids: Sequence[str], names: Sequence[str]) -> list[list[str | None]]:
         """Some fields of many batches in one round trip (``None`` where a field is unset)."""
@@ -144,7 +150,7 @@ class BatchReads:
         book = {
             as_text(k): json.loads(v) for k, v in self.redis.hgetall(keys.ledger(batch_id)).items()
         }
-        total = int(self.redis.hget(keys.batch(batch_id), "chunks") or 0)
+        total = int(self.redis.hget(keys.batch(batch_id), CHUNKS) or 0)
         out: list[LedgerEntry] = []
         seen: set[str] = set()
         for start in range(0, total, _PAGE):
