@@ -32,7 +32,7 @@ from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.states import Kind
 from outbox.worker.store.batch import ProducerFields
-from outbox.worker.store.chunks import ChunkSpec, batch_id_of, chunk_id_for
+from outbox.worker.store.chunks import ChunkSlice, ChunkSpec, batch_id_of, chunk_id_for
 from outbox.worker.store.parked import Call
 from outbox.worker.text import compact_json
 from outbox.worker.wire import PAYLOAD_VERSION
@@ -40,9 +40,6 @@ from outbox.worker.wire import PAYLOAD_VERSION
 __all__ = ["enqueue"]
 
 logger = logging.getLogger(__name__)
-
-#: A chunk: its recipients (for the record) and its own payload fields.
-Chunk = tuple[list[str], dict[str, Any]]
 
 
 def _before_sending(exc: redis.RedisError) -> bool:
@@ -80,7 +77,7 @@ def _record(rt: Runtime, batch_id: str, **create: Any) -> tuple[str, bool]:
 def fingerprint(
     kind: Kind,
     base: Mapping[str, Any],
-    chunks: Sequence[Chunk],
+    chunks: Sequence[ChunkSlice],
     options: Options,
     lane: str,
 ) -> str:
@@ -105,7 +102,7 @@ def fingerprint(
 def enqueue(
     kind: Kind,
     base: Mapping[str, Any],
-    chunks: Sequence[Chunk],
+    chunks: Sequence[ChunkSlice],
     options: Options,
     *,
     refused: Sequence[tuple[str, str]] = (),
@@ -122,7 +119,7 @@ def enqueue(
 def _enqueue(
     kind: Kind,
     base: Mapping[str, Any],
-    chunks: Sequence[Chunk],
+    chunks: Sequence[ChunkSlice],
     options: Options,
     refused: Sequence[tuple[str, str]],
 ) -> Handle:

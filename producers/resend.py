@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from outbox.boundary import public_call
 from outbox.chunking import MAX_RECIPIENTS, address_key
-from outbox.enqueue import Chunk, enqueue
+from outbox.enqueue import enqueue
 from outbox.errors import RecordNotFound, ValidationError
 from outbox.handle import RETRYABLE_FATES, Handle
 from outbox.options import Options, check_options
 from outbox.send import email_chunks
 from outbox.worker.runtime import get_runtime
-from outbox.worker.store.chunks import chunk_id_for
+from outbox.worker.store.chunks import ChunkSlice, chunk_id_for
 from outbox.worker.wire import shape
 
 __all__ = ["retry_failed"]
@@ -52,7 +52,7 @@ def retry_failed(handle_id: str, *, idempotency_key: str | None = None) -> Handl
     refused: list[tuple[str, str]] = []
     lists = shape(kind).lists  # where the kind's payload names its recipients
     if not lists:  # inside the message (MIME): a chunk as it was, if anyone is wanted
-        chunks: list[Chunk] = [
+        chunks: list[ChunkSlice] = [
             (chunk.recipients, {}) for chunk, _, _ in stored if wanted & _keys(chunk.recipients)
         ]
     elif len(lists) == 1:  # one list (SMS's numbers): regrouped, at most 100 a chunk

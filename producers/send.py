@@ -22,7 +22,7 @@ from celery.canvas import Signature
 from pydantic import ValidationError as PydanticValidationError
 
 from outbox.chunking import address_key, chunk_count, dedupe, split
-from outbox.enqueue import Chunk, enqueue
+from outbox.enqueue import enqueue
 from outbox.errors import EnqueueError, ValidationError
 from outbox.handle import Handle
 from outbox.options import Lane, Options, check_options
@@ -40,6 +40,7 @@ from outbox.worker.smtp2go.models import (
     validate_address,
 )
 from outbox.worker.states import Kind
+from outbox.worker.store.chunks import ChunkSlice
 from outbox.worker.text import as_text
 
 __all__ = ["email_chunks", "send_email", "send_mime", "send_sms", "send_template"]
@@ -207,7 +208,7 @@ def _files_of(errors: Mapping[str, str]) -> list[str]:
 
 def email_chunks(
     to: Sequence[str], cc: Sequence[str], bcc: Sequence[str], errors: dict[str, str]
-) -> tuple[list[Chunk], list[tuple[str, str]]]:
+) -> tuple[list[ChunkSlice], list[tuple[str, str]]]:
     """Checked recipient lists as chunks of at most 100 of each, and the recipients
     refused because they are suppressed (``(address, why)``). See :mod:`outbox.chunking`."""
     to_list, cc_list, bcc_list = dedupe(to, cc, bcc)
@@ -231,7 +232,7 @@ def email_chunks(
                 f"{MAX_RECIPIENTS}, but 'to' fills only {n}; move some to 'to' or send "
                 "separately so nobody gets two copies"
             )
-    chunks: list[Chunk] = []
+    chunks: list[ChunkSlice] = []
     for i in range(n):
         part = {"to": split(to_list, i), "cc": split(cc_list, i), "bcc": split(bcc_list, i)}
         part = {name: lst for name, lst in part.items() if lst}

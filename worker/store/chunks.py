@@ -1,10 +1,18 @@
-"""The stored chunk: one definition of its fields, read and written through it.
+"""The chunk, as the producer splits it, records it and the record reads back.
 
 A chunk is one API request's worth of a batch's recipients (at most 100 of each of
-``to``/``cc``/``bcc``), and the unit that is claimed, retried, sent, failed or dead. Its
-Redis hash is written by the Lua scripts and by :meth:`StoredChunk.to_hash`, and read
-only through :meth:`StoredChunk.from_hash`: values that are not text are JSON, times are
-epoch seconds of the Redis clock.
+``to``/``cc``/``bcc``), and the unit that is claimed, retried, sent, failed or dead. It
+takes three shapes, one per stage, each defined here:
+
+* :data:`ChunkSlice`: what splitting a call gives, its recipients and its own payload
+  fields (its slice of to/cc/bcc, or its SMS destinations), before the send has an id;
+  a send's fingerprint is taken over these;
+* :class:`ChunkSpec`: a slice given its id, its index and its due time, what
+  ``Batches.create`` writes;
+* :class:`StoredChunk`: everything its Redis hash holds from then on, as the scripts
+  move it. The hash is written by the Lua scripts and by :meth:`StoredChunk.to_hash`,
+  and read only through :meth:`StoredChunk.from_hash`: values that are not text are
+  JSON, times are epoch seconds of the Redis clock.
 """
 
 from __future__ import annotations
@@ -19,7 +27,19 @@ from outbox.worker.queues import Queue
 from outbox.worker.states import Kind, State
 from outbox.worker.text import as_text, compact_json
 
-__all__ = ["CHUNK_ID", "ChunkSpec", "StoredChunk", "batch_id_of", "chunk_id_for", "encode"]
+__all__ = [
+    "CHUNK_ID",
+    "ChunkSlice",
+    "ChunkSpec",
+    "StoredChunk",
+    "batch_id_of",
+    "chunk_id_for",
+    "encode",
+]
+
+#: A chunk as splitting a call gives it: its recipients (for the record) and its own
+#: payload fields.
+ChunkSlice = tuple[list[str], dict[str, Any]]
 
 #: A chunk id as :func:`chunk_id_for` makes it (batch ids are uuid4 hex).
 CHUNK_ID = re.compile(r"[0-9a-f]{32}\.\d{1,6}")
@@ -56,7 +76,7 @@ def encode(values: Mapping[str, Any]) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class ChunkSpec:
-    """A chunk as the producer records it."""
+    """A chunk as the producer records it: a :data:`ChunkSlice` with its id and place."""
 
     id: str
     index: int
