@@ -115,3 +115,31 @@ def test_the_command_line_cancels(runtime: Runtime) -> None:
     assert "2 chunk(s) canceled" in result.output
     unknown = CliRunner().invoke(main, ["cancel", "e" * 32, "--json"])
     assert unknown.exit_code != 0
+
+
+def test_a_page_whose_recipients_events_moved_is_cancelled_in_calls_within_a_budget(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Putting a moved recipient back costs a few commands: a page of chunks whose every
+    recipient was moved takes several calls, each within the budget, and ends the same."""
+    from outbox.worker.states import Fate
+    from outbox.worker.store import batches as batches_module
+
+    monkeypatch.setattr(batches_module, "CANCEL_BUDGET", 250)
+    send_id = _send(1000)  # ten chunks of 100
+    events = runtime.store.events
+    for i in range(10):
+        chunk_id = chunk_id_for(send_id, i)
+        rcpts = [f"r{j}@example.org" for j in range(i * 100, (i + 1) * 100)]
+        assert events.record(chunk_id, f"e{i}", {"event": "processed"},
+                             fate=Fate.PROCESSED, recipients=rcpts)  # fmt: skip
+    calls = []
+    script = runtime.store.batches._cancel
+    monkeypatch.setattr(
+        runtime.store.batches, "_cancel", lambda **kw: calls.append(1) or script(**kw)
+    )
+    record = cancel(send_id)
+    assert len(calls) == 4  # 3 chunks of 100 moved recipients per call, past 250
+    assert record.counts["canceled"] == 10
+    assert record.ledger == {"canceled": 1000}
+    assert record.state is State.CANCELED
