@@ -13,9 +13,10 @@ The payload's format has a version, carried in the message's ``outbox_payload`` 
 (:data:`VERSION_HEADER`) and kept on the batch's record, so whoever publishes the chunk
 again (the relay, the sweep, a replay) marks it as its producer did. A worker reads
 :data:`PAYLOAD_VERSION` and the one before it, so a fleet is upgraded workers first,
-then producers; a version newer than it knows is not guessed at: the chunk ends dead
-with the reason (:class:`UnknownPayloadVersion`), to be replayed once a worker that
-reads it runs. Version 1 is every message without the header (what producers wrote
+then producers; a version newer than it knows is not guessed at: once this worker's
+claim makes the chunk its own (never under another worker's lease), it ends dead with
+the reason (:class:`UnknownPayloadVersion`), to be replayed once a worker that reads it
+runs. Version 1 is every message without the header (what producers wrote
 through 0.2.0); version 2 is the same body, marked.
 """
 
