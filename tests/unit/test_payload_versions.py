@@ -256,3 +256,30 @@ def test_an_unreadable_task_ends_dead_only_once_claimed_and_frees_its_slot(
     assert api.seen == []
     windows = rt.send_limit.keys()[6:]  # each window's busy and answered slots
     assert [rt.redis.zcard(w) for w in windows] == [0] * len(windows)
+
+
+def test_an_unreadable_task_does_not_look_up_a_dead_workers_attempt(
+    rt: Runtime, api: Api, memory_broker: Any
+) -> None:
+    """The newer worker died mid-request (its lease ran out): the older one cannot read
+    the request to look it up, so the chunk ends dead saying the attempt's fate is
+    unknown, for an operator to check before a replay."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    chunk_id = f"{handle.id}.0"
+    task = chunk_task(rt.store.batches, chunk_id)
+    assert task is not None
+    assert Delivery(rt, Kind.EMAIL, chunk_id, "newer")._claim("newer.1").outcome is (
+        ClaimOutcome.CLAIMED
+    )
+    rt.redis.hset(keys.chunk(chunk_id), "lease_until", "1")  # its worker died
+
+    assert Delivery(rt, Kind.EMAIL, chunk_id, "older").run(task.args[1], version=3) == "dead"
+
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.DEAD
+    assert chunk.last_error is not None
+    assert chunk.last_error["type"] == "UnknownPayloadVersion"
+    assert "of unknown fate, not looked up" in str(chunk.ambiguous)
+    assert api.seen == []
