@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from outbox import erase, send_email, status
-from outbox.cli.main import EXIT_FAILED, EXIT_USAGE, main
+from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
 from outbox.worker import beat
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
@@ -217,10 +217,51 @@ def test_a_key_without_the_permission_is_told_which_one(rt: Runtime, sandbox: Sa
     assert "/suppression/view" in removing.stderr
     assert local(rt, "local@example.org")
 
-    # Once the key may, the command works and the sync is back on at once.
+    # Once the key may, --recheck asks again at once, and the sync is back on with it.
     sandbox.configure(key_permissions=["email/send", "suppression/view"])
-    assert invoke("list").exit_code == 0
+    assert invoke("list", "--recheck").exit_code == 0
     assert not rt.store.account.denied("suppression/view", rt.store.now())
+
+
+def test_an_endpoint_refused_within_the_hour_is_not_asked_again_unless_rechecked(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    """As beat's jobs: an error answer counts towards the IP's timeout, which stops the
+    fleet's sending too, so a refusal the fleet knows of stands until its recheck."""
+    rt.store.account.deny("suppression/view", rt.store.now() + 3600)
+    asked = sandbox.stats()["requests"]
+
+    listing = invoke("list")
+    assert listing.exit_code == EXIT_USAGE
+    assert "the API key may not call suppression/view" in listing.stderr
+    assert "add /suppression/view to the key's permissions in SMTP2GO" in listing.stderr
+    assert "--recheck" in listing.stderr
+    assert sandbox.stats()["requests"] == asked
+    removing = invoke("remove", "ann@example.org", "--json")
+    assert removing.exit_code == EXIT_USAGE
+    assert json.loads(removing.stdout)["permission"] == "/suppression/view"
+
+    assert invoke("list", "--recheck").exit_code == 0  # the sandbox's key may
+    assert not rt.store.account.denied("suppression/view", rt.store.now())
+
+
+def test_a_429_cools_the_fleet_down_and_counts_it_as_a_job_does(
+    rt: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outbox.errors import RateLimitedError
+
+    cooled: list[float] = []
+    monkeypatch.setattr(rt.metrics, "cooled", cooled.append)
+
+    def too_many(*_args: Any, **_kwargs: Any) -> Any:
+        raise RateLimitedError("too many requests", status_code=429)
+
+    monkeypatch.setattr(rt.client, "call", too_many)
+    listing = invoke("list")
+    assert listing.exit_code == EXIT_UNREACHABLE
+    assert rt.store.limits.cooling_for() > 0
+    assert len(cooled) == 1
+    assert cooled[0] > 0
 
 
 def test_a_bad_address_is_refused_naming_the_field_before_any_request(
