@@ -283,3 +283,27 @@ def test_an_unreadable_task_does_not_look_up_a_dead_workers_attempt(
     assert chunk.last_error["type"] == "UnknownPayloadVersion"
     assert "of unknown fate, not looked up" in str(chunk.ambiguous)
     assert api.seen == []
+
+
+@pytest.mark.parametrize(
+    ("field", "header"), [(None, 1), ("1", 1), ("2", 2), ("3", 3), ("v3", "v3")]
+)
+def test_a_records_version_is_published_as_the_worker_reads_it(
+    rt: Runtime, memory_broker: Any, field: str | None, header: int | str
+) -> None:
+    """One reading of the version, whoever publishes the chunk again: what the record
+    says is what its message's header says, and the worker reads or refuses it so."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    if field is None:
+        rt.redis.hdel(keys.batch(handle.id), VERSION_HEADER)
+    else:
+        rt.redis.hset(keys.batch(handle.id), VERSION_HEADER, field)
+    task = chunk_task(rt.store.batches, f"{handle.id}.0")
+    assert task is not None
+    assert task.version == header == wire.recorded_version(field)
+    if header in (1, 2):
+        assert check_version(task.version) == header
+    else:
+        with pytest.raises(UnknownPayloadVersion):
+            check_version(task.version)
