@@ -152,13 +152,10 @@ def _viewer(rt: Runtime, as_json: bool, recheck: bool) -> Callable[[Any], APIRes
     return lambda query: _api(rt, SUPPRESSION_VIEW, query, as_json, recheck=recheck)
 
 
-def _reason(row: dict[str, Any]) -> str:
-    return str(row.get("reason") or row.get("suppression_type") or "")
-
-
 def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
     """SMTP2GO's rows (one per address and reason) and the local set as one entry per
     address, each saying where it is."""
+    from outbox.worker.beat import row_reason
     from outbox.worker.smtp2go.checks import address_key
 
     remote: dict[str, list[dict[str, Any]]] = {}
@@ -173,7 +170,7 @@ def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
             {
                 "address": address,
                 "where": where.value,
-                "reasons": sorted({_reason(r) for r in found} - {""}),
+                "reasons": sorted({row_reason(r) for r in found} - {""}),
                 "description": next(
                     (str(r["block_description"]) for r in found if r.get("block_description")),
                     "",
@@ -307,27 +304,23 @@ def add_command(
 @_recheck
 def remove_command(addresses: tuple[str, ...], as_json: bool, recheck: bool) -> None:
     """Lift the suppression of addresses (or domains) at SMTP2GO and locally: they may be
-    sent to again (unlike `outbox erase`, which keeps an address refused)."""
-    from outbox.worker.beat import read_suppressions
+    sent to again (unlike `outbox erase`, which keeps an address refused). An erased
+    address stays erased: a sync never stores it readable."""
+    from outbox.worker.beat import held_for, lift_at_smtp2go
     from outbox.worker.runtime import get_runtime
     from outbox.worker.smtp2go.checks import address_key
-    from outbox.worker.smtp2go.endpoints import SUPPRESSION_REMOVE
-    from outbox.worker.smtp2go.models import SuppressionRemove, SuppressionView
 
     targets = _targets(addresses, as_json)
     rt = get_runtime()
     done: list[dict[str, Any]] = []
-    view = _viewer(rt, as_json, recheck)
+
+    def call(rt: Runtime, endpoint: Endpoint[APIResult], body: WireModel) -> APIResult:
+        return _api(rt, endpoint, body, as_json, done, recheck=recheck)
+
     for target in targets:
         key = address_key(target)
-        # SMTP2GO lifts a block by its reasons (manual, bounce, spam, ...): ask which.
-        rows, _ = read_suppressions(view, SuppressionView(email_address=target))
-        reasons = sorted(
-            {_reason(r) for r in rows if address_key(str(r["email_address"])) == key} - {""}
-        )
-        if reasons:
-            body = SuppressionRemove(email_address=target, reasons=reasons)
-            _api(rt, SUPPRESSION_REMOVE, body, as_json, done, recheck=recheck)
+        reasons = held_for(rt, target, call)
+        lift_at_smtp2go(rt, target, reasons, call)
         # Locally after SMTP2GO, and remembered: a sync reading the list as it was
         # before the removal leaves the address out.
         local = bool(rt.store.suppressions.remove(key))

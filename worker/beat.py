@@ -28,10 +28,11 @@ from outbox.worker.smtp2go.checks import address_key
 from outbox.worker.smtp2go.endpoints import (
     STATS_EMAIL_CYCLE,
     STATS_EMAIL_SUMMARY,
+    SUPPRESSION_REMOVE,
     SUPPRESSION_VIEW,
     Endpoint,
 )
-from outbox.worker.smtp2go.models import SuppressionView, WireModel
+from outbox.worker.smtp2go.models import SuppressionRemove, SuppressionView, WireModel
 from outbox.worker.states import State
 from outbox.worker.store import keys
 from outbox.worker.store.chunks import batch_id_of
@@ -43,8 +44,11 @@ __all__ = [
     "NoSlot",
     "api_call",
     "expire_records",
+    "held_for",
+    "lift_at_smtp2go",
     "read_suppressions",
     "rematch_events",
+    "row_reason",
     "stats_snapshot",
     "sweep_stuck",
     "sync_quota",
@@ -185,6 +189,40 @@ def read_suppressions(
         if not token:
             return found, True
     return found, False
+
+
+def row_reason(row: dict[str, Any]) -> str:
+    """Why a ``suppression/view`` row holds its address (``manual``, ``bounce``, ...)."""
+    return str(row.get("reason") or row.get("suppression_type") or "")
+
+
+def held_for(
+    rt: Runtime,
+    address: str,
+    call: Callable[[Runtime, Endpoint[APIResult], WireModel], APIResult] = api_call,
+) -> list[str]:
+    """The reasons SMTP2GO's suppression list holds an address (or domain) for, none
+    when it is not there; each request is ``call``'s (raising what :func:`api_call`
+    raises)."""
+    rows, _ = read_suppressions(
+        lambda query: call(rt, SUPPRESSION_VIEW, query), SuppressionView(email_address=address)
+    )
+    key = address_key(address)
+    return sorted(
+        {row_reason(r) for r in rows if address_key(str(r["email_address"])) == key} - {""}
+    )
+
+
+def lift_at_smtp2go(
+    rt: Runtime,
+    address: str,
+    reasons: list[str],
+    call: Callable[[Runtime, Endpoint[APIResult], WireModel], APIResult] = api_call,
+) -> None:
+    """Remove an address from the account's suppression list: SMTP2GO lifts a block by
+    its ``reasons`` (:func:`held_for`); none, nothing is asked."""
+    if reasons:
+        call(rt, SUPPRESSION_REMOVE, SuppressionRemove(email_address=address, reasons=reasons))
 
 
 def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
