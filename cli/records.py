@@ -653,9 +653,13 @@ def erase_command(address: str, as_json: bool) -> None:
     """Remove one person's email address or phone number from every record outbox keeps
     (a suppressed address stays suppressed, unreadable)."""
     from outbox import erase
+    from outbox.worker.runtime import get_runtime
+    from outbox.worker.smtp2go.checks import address_key
 
     changed = erase(address)
+    target = address_key(address) if "@" in address else address.strip()
+    at_smtp2go = get_runtime().store.suppressions.erased_note(target) or ""
     if as_json:
-        print_json({"address_erased": True, "places": changed})
+        print_json({"address_erased": True, "places": changed, "smtp2go": at_smtp2go})
         return
-    click.echo(f"erased from {changed} place(s)")
+    click.echo(f"erased from {changed} place(s); at SMTP2GO: {at_smtp2go}")

@@ -8,9 +8,11 @@ complaints locally only, so the two drift: ``list`` says where each entry is. ``
 and ``remove`` change SMTP2GO first, then the set: when SMTP2GO refuses, the set is left
 as it was (the next sync would bring a removed entry back anyway). A removal is
 remembered, so a sync whose read began before it cannot put the address back. Every
-request takes a slot of the shared rate limit, as beat's reads do, and the key needs
-the permission of each endpoint it calls (``/suppression/view``, ``/suppression/add``,
-``/suppression/remove``).
+request is made as beat's reads are (:func:`~outbox.worker.beat.api_call`): in a slot
+of the shared rate limit, a 429 cooling the fleet down, and never to an endpoint
+SMTP2GO refused the key within the hour unless ``--recheck`` says the permission has
+been added. The key needs the permission of each endpoint it calls
+(``/suppression/view``, ``/suppression/add``, ``/suppression/remove``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ class Where(StrEnum):
     LOCAL = "local"
 
 
+#: ``--recheck``: ask SMTP2GO even for an endpoint it refused the key within the hour.
+_recheck = click.option(
+    "--recheck",
+    is_flag=True,
+    help="Ask SMTP2GO even if it refused the key this call within the hour (once the "
+    "permission is added; an answer turns the feature back on for the fleet).",
+)
+
+
 @click.group("suppressions")
 def suppressions() -> None:
     """SMTP2GO's suppression list and outbox's local set: list, add, remove."""
@@ -70,32 +81,22 @@ def _api(
     body: WireModel,
     as_json: bool,
     done: list[dict[str, Any]] | None = None,
+    *,
+    recheck: bool = False,
 ) -> APIResult:
-    """One request in a slot of the shared limit; a refusal becomes one clear line and
-    the exit code of its cause (``done``: what was changed before it, for ``--json``)."""
-    from outbox.errors import (
-        BadRequestError,
-        ForbiddenError,
-        RateLimitedError,
-        SMTP2GOError,
-        Throttled,
-        UnauthorizedError,
-    )
-    from outbox.worker.permissions import RECHECK
+    """One request as beat's jobs make it (:func:`~outbox.worker.beat.api_call`: a slot
+    of the shared limit, a refusal known to the fleet honoured unless ``recheck``, a 429
+    cooling everyone down); a refusal becomes one clear line and the exit code of its
+    cause (``done``: what was changed before it, for ``--json``)."""
+    from outbox.errors import BadRequestError, SMTP2GOError, UnauthorizedError
+    from outbox.worker.beat import Denied, NoSlot, api_call
 
     path = endpoint.path
     extra: dict[str, Any] = {} if done is None else {"done": done}
-    client = rt.client  # a missing or malformed key is a bad setting, said by the group
+    _ = rt.client  # a missing or malformed key is a bad setting, said by the group
     try:
-        with rt.store.limits.slot(
-            rt.send_limit,
-            "cli",
-            max_wait=SLOT_WAIT,
-            sleep=rt.sleep,
-            refused=lambda wait: Throttled("the shared rate limit", wait),
-        ):
-            answer = client.call(endpoint, body)
-    except Throttled as busy:
+        return api_call(rt, endpoint, body, purpose="cli", max_wait=SLOT_WAIT, recheck=recheck)
+    except NoSlot as busy:
         fail(
             f"no slot of the shared rate limit for {path} within {SLOT_WAIT:.0f} s (the "
             f"workers are sending at the limit, or cooling down after a 429): try again in "
@@ -105,12 +106,19 @@ def _api(
             endpoint=path,
             **extra,
         )
-    except ForbiddenError as err:
-        # Known fleet-wide, as a worker's refusal is: beat does not ask for it either.
-        rt.store.account.deny(path, rt.store.now() + RECHECK)
+    except Denied as denied:
+        if denied.cause is not None:
+            why = f"({denied.cause})"
+        else:
+            # not asked: an error answer counts towards the IP's timeout, as a 429 does
+            until = when(denied.until) if denied.until else "within the hour"
+            why = (
+                f"(refused to the fleet; asked again after {until}, or now with --recheck "
+                "once the permission is added)"
+            )
         fail(
             f"the API key may not call {path}: add /{path} to the key's permissions in "
-            f"SMTP2GO ({err})",
+            f"SMTP2GO {why}",
             EXIT_USAGE,
             as_json=as_json,
             endpoint=path,
@@ -127,10 +135,7 @@ def _api(
         )
     except BadRequestError as err:
         fail(f"SMTP2GO refused {path}: {err}", EXIT_USAGE, as_json=as_json, endpoint=path, **extra)
-    except SMTP2GOError as err:
-        if isinstance(err, RateLimitedError):  # the fleet waits too, as for a send's 429
-            hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
-            rt.store.limits.cool_down(rt.send_limit, hint)
+    except SMTP2GOError as err:  # a 429 has cooled the fleet down, as a send's does
         fail(
             f"SMTP2GO at {redacted_url(rt.settings.base_url)} (SMTP2GO_BASE_URL) could not "
             f"answer {path}: {err}",
@@ -139,23 +144,18 @@ def _api(
             endpoint=path,
             **extra,
         )
-    rt.store.account.allow([path])  # a permission added since: beat's sync goes on
-    return answer
 
 
-def _viewer(rt: Runtime, as_json: bool) -> Callable[[Any], APIResult]:
+def _viewer(rt: Runtime, as_json: bool, recheck: bool) -> Callable[[Any], APIResult]:
     from outbox.worker.smtp2go.endpoints import SUPPRESSION_VIEW
 
-    return lambda query: _api(rt, SUPPRESSION_VIEW, query, as_json)
-
-
-def _reason(row: dict[str, Any]) -> str:
-    return str(row.get("reason") or row.get("suppression_type") or "")
+    return lambda query: _api(rt, SUPPRESSION_VIEW, query, as_json, recheck=recheck)
 
 
 def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
     """SMTP2GO's rows (one per address and reason) and the local set as one entry per
     address, each saying where it is."""
+    from outbox.worker.beat import row_reason
     from outbox.worker.smtp2go.checks import address_key
 
     remote: dict[str, list[dict[str, Any]]] = {}
@@ -170,7 +170,7 @@ def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
             {
                 "address": address,
                 "where": where.value,
-                "reasons": sorted({_reason(r) for r in found} - {""}),
+                "reasons": sorted({row_reason(r) for r in found} - {""}),
                 "description": next(
                     (str(r["block_description"]) for r in found if r.get("block_description")),
                     "",
@@ -188,7 +188,8 @@ def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
     help="Only addresses containing TEXT (SMTP2GO's wildcard filter; the same locally).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
-def list_command(search: str | None, as_json: bool) -> None:
+@_recheck
+def list_command(search: str | None, as_json: bool, recheck: bool) -> None:
     """Every suppression, at SMTP2GO and in outbox's local set, and where each one is."""
     from outbox.worker.beat import read_suppressions
     from outbox.worker.runtime import get_runtime
@@ -196,7 +197,7 @@ def list_command(search: str | None, as_json: bool) -> None:
 
     rt = get_runtime()
     query = SuppressionView(wildcard=search) if search else SuppressionView()
-    rows, complete = read_suppressions(_viewer(rt, as_json), query, LIST_PAGES)
+    rows, complete = read_suppressions(_viewer(rt, as_json, recheck), query, LIST_PAGES)
     local = rt.store.suppressions.members()
     if search:
         local = {a for a in local if search.strip().lower() in a}
@@ -272,7 +273,10 @@ def _targets(addresses: tuple[str, ...], as_json: bool) -> list[str]:
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
 @click.option("--reason", metavar="TEXT", help="Why, kept at SMTP2GO (block_description).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
-def add_command(addresses: tuple[str, ...], reason: str | None, as_json: bool) -> None:
+@_recheck
+def add_command(
+    addresses: tuple[str, ...], reason: str | None, as_json: bool, recheck: bool
+) -> None:
     """Suppress addresses (or whole domains) at SMTP2GO and in outbox's local set."""
     from outbox.worker.runtime import get_runtime
     from outbox.worker.smtp2go.checks import address_key
@@ -284,7 +288,7 @@ def add_command(addresses: tuple[str, ...], reason: str | None, as_json: bool) -
     done: list[dict[str, Any]] = []
     for target in targets:
         body = SuppressionAdd(email_address=target, block_description=reason)
-        _api(rt, SUPPRESSION_ADD, body, as_json, done)
+        _api(rt, SUPPRESSION_ADD, body, as_json, done, recheck=recheck)
         key = address_key(target)
         new = bool(rt.store.suppressions.add(key))
         done.append({"address": key, "smtp2go": True, "local_new": new})
@@ -297,29 +301,26 @@ def add_command(addresses: tuple[str, ...], reason: str | None, as_json: bool) -
 @suppressions.command("remove")
 @click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
-def remove_command(addresses: tuple[str, ...], as_json: bool) -> None:
+@_recheck
+def remove_command(addresses: tuple[str, ...], as_json: bool, recheck: bool) -> None:
     """Lift the suppression of addresses (or domains) at SMTP2GO and locally: they may be
-    sent to again (unlike `outbox erase`, which keeps an address refused)."""
-    from outbox.worker.beat import read_suppressions
+    sent to again (unlike `outbox erase`, which keeps an address refused). An erased
+    address stays erased: a sync never stores it readable."""
+    from outbox.worker.beat import held_for, lift_at_smtp2go
     from outbox.worker.runtime import get_runtime
     from outbox.worker.smtp2go.checks import address_key
-    from outbox.worker.smtp2go.endpoints import SUPPRESSION_REMOVE
-    from outbox.worker.smtp2go.models import SuppressionRemove, SuppressionView
 
     targets = _targets(addresses, as_json)
     rt = get_runtime()
     done: list[dict[str, Any]] = []
-    view = _viewer(rt, as_json)
+
+    def call(rt: Runtime, endpoint: Endpoint[APIResult], body: WireModel) -> APIResult:
+        return _api(rt, endpoint, body, as_json, done, recheck=recheck)
+
     for target in targets:
         key = address_key(target)
-        # SMTP2GO lifts a block by its reasons (manual, bounce, spam, ...): ask which.
-        rows, _ = read_suppressions(view, SuppressionView(email_address=target))
-        reasons = sorted(
-            {_reason(r) for r in rows if address_key(str(r["email_address"])) == key} - {""}
-        )
-        if reasons:
-            body = SuppressionRemove(email_address=target, reasons=reasons)
-            _api(rt, SUPPRESSION_REMOVE, body, as_json, done)
+        reasons = held_for(rt, target, call)
+        lift_at_smtp2go(rt, target, reasons, call)
         # Locally after SMTP2GO, and remembered: a sync reading the list as it was
         # before the removal leaves the address out.
         local = bool(rt.store.suppressions.remove(key))

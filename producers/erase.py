@@ -13,17 +13,20 @@ What SMTP2GO itself keeps is its own: see the README ("Erasing a person").
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
 from outbox.boundary import public_call
-from outbox.errors import ValidationError
-from outbox.worker.runtime import get_runtime
+from outbox.errors import ConfigurationError, SMTP2GOError, ValidationError
+from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.smtp2go.checks import address_key
 from outbox.worker.store import keys
 from outbox.worker.text import as_text
 
 __all__ = ["erase"]
+
+logger = logging.getLogger(__name__)
 
 #: Keys read per ``SCAN`` step and per pipeline.
 _PAGE = 500
@@ -164,9 +167,50 @@ def erase(address: str) -> int:
     eraser.strings(keys.PREFIX + "batch:*:payload")
     eraser.hashes(keys.PREFIX + "batch:????????????????????????????????")
     eraser.lists(keys.webhook_unmatched())
-    if rt.store.suppressions.erase(target):
+    held, note = _at_smtp2go(rt, target)
+    if rt.store.suppressions.erase(target, at_smtp2go=note, refused=held):
         eraser.changed += 1
-    # A suppression lifted in the last day is remembered by its address (for the sync).
+    # Lifts are kept by keyed hash; one kept in clear by an older release goes too.
     if rt.redis.zrem(keys.suppressed_lifted(), target):
         eraser.changed += 1
-    return eraser.changed
+    return eraser.changed + note.startswith(REMOVED)
+
+
+#: How an erasure's record says SMTP2GO lifted the address.
+REMOVED = "removed from SMTP2GO's suppression list"
+
+
+def _at_smtp2go(rt: Runtime, target: str) -> tuple[bool, str]:
+    """Lift an address from the account's suppression list, SMTP2GO's copy of it, where
+    the key may (as beat asks: a slot of the shared limit, never an endpoint refused
+    within the hour): whether SMTP2GO held it suppressed (it stays refused here), and
+    what became of it there, for the erasure's record. Neither the note nor the log
+    names the address."""
+    if "@" not in target:
+        return False, "a number: SMTP2GO keeps no suppression of it"
+    from outbox.worker.beat import Denied, NoSlot, held_for, lift_at_smtp2go
+
+    reasons: list[str] = []
+    try:
+        _ = rt.client  # producers need no key: without one, SMTP2GO is not asked
+        reasons = held_for(rt, target)
+        lift_at_smtp2go(rt, target, reasons)
+    except ConfigurationError:
+        note = "not asked: no usable SMTP2GO_API_KEY where erase ran"
+    except Denied as denied:
+        note = f"not removed: the API key may not call {denied.path} (add /{denied.path})"
+    except NoSlot:
+        note = "not asked: no slot of the shared rate limit"
+    except SMTP2GOError as err:  # its words may quote the address: only what it was
+        note = f"not removed: {type(err).__name__} {err.status_code or ''}".rstrip()
+    else:
+        if not reasons:
+            return False, "not on SMTP2GO's suppression list"
+        return True, f"{REMOVED} ({', '.join(reasons)})"
+    logger.warning(
+        "erase: the address may still be on SMTP2GO's suppression list (%s): remove it "
+        "there (`outbox suppressions remove`, or SMTP2GO's dashboard); outbox keeps it "
+        "refused by its keyed hash only",
+        note,
+    )
+    return bool(reasons), note

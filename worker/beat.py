@@ -28,10 +28,11 @@ from outbox.worker.smtp2go.checks import address_key
 from outbox.worker.smtp2go.endpoints import (
     STATS_EMAIL_CYCLE,
     STATS_EMAIL_SUMMARY,
+    SUPPRESSION_REMOVE,
     SUPPRESSION_VIEW,
     Endpoint,
 )
-from outbox.worker.smtp2go.models import SuppressionView, WireModel
+from outbox.worker.smtp2go.models import SuppressionRemove, SuppressionView, WireModel
 from outbox.worker.states import State
 from outbox.worker.store import keys
 from outbox.worker.store.chunks import batch_id_of
@@ -39,9 +40,15 @@ from outbox.worker.store.parked import Call
 from outbox.worker.webhooks.tasks import rematch_parked
 
 __all__ = [
+    "Denied",
+    "NoSlot",
+    "api_call",
     "expire_records",
+    "held_for",
+    "lift_at_smtp2go",
     "read_suppressions",
     "rematch_events",
+    "row_reason",
     "stats_snapshot",
     "sweep_stuck",
     "sync_quota",
@@ -60,36 +67,64 @@ JOB_ATTEMPTS = 4
 SLOT_WAIT = 5.0
 
 
-class _NoSlot(Exception):
-    """The rate limit has no slot soon enough: the job comes back in ``wait`` seconds."""
+T = TypeVar("T")
+A = TypeVar("A", bound=ResultModel)
+
+
+class NoSlot(Exception):
+    """The rate limit has no slot soon enough: ask again in ``wait`` seconds."""
 
     def __init__(self, wait: float) -> None:
         super().__init__(f"no slot for {wait:.1f}s")
         self.wait = wait
 
 
-class _Denied(Exception):
-    """The key may not call the job's endpoint: the job is off until it is rechecked."""
+class Denied(Exception):
+    """The key may not call ``path``: SMTP2GO said so now (``cause``), or within the hour
+    (``until``: when outbox asks again)."""
+
+    def __init__(
+        self, path: str, *, cause: ForbiddenError | None = None, until: float | None = None
+    ) -> None:
+        super().__init__(path)
+        self.path = path
+        self.cause = cause
+        self.until = until
 
 
-def _call(rt: Runtime, endpoint: Endpoint[A], body: WireModel | None = None) -> A:
-    """One API request of a job, in a slot of the shared limit like any send; never a
-    call the key was refused within the hour (an error answer counts towards the IP's
-    timeout as too many requests do)."""
-    if not permissions.allowed(rt, endpoint.path):
-        raise _Denied(endpoint.path)
+def api_call(
+    rt: Runtime,
+    endpoint: Endpoint[A],
+    body: WireModel | None = None,
+    *,
+    purpose: str = "job",
+    max_wait: float = SLOT_WAIT,
+    recheck: bool = False,
+) -> A:
+    """One API request that is not a send (a job's, a command's), in a slot of the
+    shared limit like any send; never a call the key was refused within the hour (an
+    error answer counts towards the IP's timeout as too many requests do), unless
+    ``recheck`` (an operator who has just changed the key's permissions: an answer then
+    turns the feature back on for the fleet). A 429 cools the fleet down as a send's
+    does, and is raised."""
+    path = endpoint.path
+    if not recheck and not permissions.allowed(rt, path):
+        raise Denied(path, until=rt.store.account.denials(rt.store.now()).get(path))
     with rt.store.limits.slot(
-        rt.send_limit, "job", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=_NoSlot
+        rt.send_limit, purpose, max_wait=max_wait, sleep=rt.sleep, refused=NoSlot
     ):
         try:
-            return rt.client.call(endpoint, body)
+            answer = rt.client.call(endpoint, body)
         except ForbiddenError as err:
-            permissions.refused(rt, endpoint.path, err)
-            raise _Denied(endpoint.path) from err
-
-
-T = TypeVar("T")
-A = TypeVar("A", bound=ResultModel)
+            permissions.refused(rt, path, err)
+            raise Denied(path, cause=err) from err
+        except RateLimitedError as err:
+            hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
+            rt.metrics.cooled(rt.store.limits.cool_down(rt.send_limit, hint))
+            raise
+    if recheck:
+        rt.store.account.allow([path])
+    return answer
 
 
 def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | None:
@@ -104,17 +139,14 @@ def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | 
         return None
     try:
         return work(rt)
-    except _Denied as denied:
+    except Denied as denied:
         logger.debug("%s is off: the key may not call %s", name, denied)
         return None
-    except _NoSlot as busy:  # costs no attempt: nothing was asked of the API
+    except NoSlot as busy:  # costs no attempt: nothing was asked of the API
         logger.info("%s waits %.1fs for a slot of the rate limit", name, busy.wait)
         rt.store.parked.park(Call(name, args=(attempt,)), rt.store.now() + busy.wait)
         return None
-    except SMTP2GOError as err:
-        if isinstance(err, RateLimitedError):
-            hint = rt.policy.hint(err.retry_after, rt.settings.cooldown_seconds)
-            rt.metrics.cooled(limits.cool_down(rt.send_limit, hint))
+    except SMTP2GOError as err:  # a 429 has cooled the fleet down (api_call)
         if not err.retryable or attempt >= JOB_ATTEMPTS:
             logger.warning("%s failed: %s (the next scheduled run tries again)", name, err)
             return None
@@ -125,7 +157,7 @@ def _api_job(name: TaskName, attempt: int, work: Callable[[Runtime], T]) -> T | 
 
 
 def _stats(rt: Runtime) -> dict[str, Any]:
-    summary = _call(rt, STATS_EMAIL_SUMMARY)
+    summary = api_call(rt, STATS_EMAIL_SUMMARY)
     snapshot = {"taken_at": rt.store.now(), "data": summary.model_dump(mode="json")}
     rt.store.account.save_stats(snapshot)
     return snapshot
@@ -159,11 +191,45 @@ def read_suppressions(
     return found, False
 
 
+def row_reason(row: dict[str, Any]) -> str:
+    """Why a ``suppression/view`` row holds its address (``manual``, ``bounce``, ...)."""
+    return str(row.get("reason") or row.get("suppression_type") or "")
+
+
+def held_for(
+    rt: Runtime,
+    address: str,
+    call: Callable[[Runtime, Endpoint[APIResult], WireModel], APIResult] = api_call,
+) -> list[str]:
+    """The reasons SMTP2GO's suppression list holds an address (or domain) for, none
+    when it is not there; each request is ``call``'s (raising what :func:`api_call`
+    raises)."""
+    rows, _ = read_suppressions(
+        lambda query: call(rt, SUPPRESSION_VIEW, query), SuppressionView(email_address=address)
+    )
+    key = address_key(address)
+    return sorted(
+        {row_reason(r) for r in rows if address_key(str(r["email_address"])) == key} - {""}
+    )
+
+
+def lift_at_smtp2go(
+    rt: Runtime,
+    address: str,
+    reasons: list[str],
+    call: Callable[[Runtime, Endpoint[APIResult], WireModel], APIResult] = api_call,
+) -> None:
+    """Remove an address from the account's suppression list: SMTP2GO lifts a block by
+    its ``reasons`` (:func:`held_for`); none, nothing is asked."""
+    if reasons:
+        call(rt, SUPPRESSION_REMOVE, SuppressionRemove(email_address=address, reasons=reasons))
+
+
 def _suppressions(rt: Runtime, max_pages: int = 50) -> int:
     # Read before the first page: a removal after it may not be seen by the pages.
     since = rt.store.now()
     rows, _ = read_suppressions(
-        lambda query: _call(rt, SUPPRESSION_VIEW, query), SuppressionView(), max_pages
+        lambda query: api_call(rt, SUPPRESSION_VIEW, query), SuppressionView(), max_pages
     )
     addresses = [address_key(str(row["email_address"])) for row in rows]
     rt.store.suppressions.add_synced(addresses, since)
@@ -205,7 +271,7 @@ def room_left(plan: str, used: int, remaining: int, most: int) -> int:
 
 
 def _quota(rt: Runtime) -> dict[str, Any]:
-    data = _call(rt, STATS_EMAIL_CYCLE).data
+    data = api_call(rt, STATS_EMAIL_CYCLE).data
     now = rt.store.now()
     counts = ("cycle_used", "cycle_remaining", "cycle_max")
     used, remaining, most = (int(data.get(k) or 0) for k in counts)
@@ -271,7 +337,7 @@ def _release_throttled(rt: Runtime, left: int | None) -> int:
 
 def _permissions(rt: Runtime) -> list[str] | None:
     with rt.store.limits.slot(
-        rt.send_limit, "job", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=_NoSlot
+        rt.send_limit, "job", max_wait=SLOT_WAIT, sleep=rt.sleep, refused=NoSlot
     ):
         return permissions.learn(rt)
 

@@ -80,6 +80,10 @@ class Delivery:
         self.previous: State | None = None
         #: This run's span (``None`` when nothing is traced).
         self.span: Any = None
+        #: Why the task cannot be sent (a payload this worker does not read): the error
+        #: its chunk ends dead with, once the claim makes the chunk this worker's. A
+        #: chunk another worker holds (a newer one, mid-upgrade) is left to it.
+        self.refused: dict[str, Any] | None = None
 
     def run(self, payload: dict[str, Any], *, version: object = None) -> str:
         """The chunk's state afterwards (or what happened to the task), in a span of the
@@ -104,14 +108,14 @@ class Delivery:
             return state
 
     def _run(self, payload: dict[str, Any], version: object) -> str:
+        request: Any = None
         try:
             check_version(version)
-        except UnknownPayloadVersion as exc:
-            return self._unreadable(exc)
-        try:
             request = check(self.kind, payload)
+        except UnknownPayloadVersion as exc:
+            self.refused = self._unreadable(exc)
         except PoisonPayload as exc:
-            return self._poison(exc)
+            self.refused = self._poison(exc)
         token = f"{self.worker}.{os.getpid()}.{next(_WAITS)}"
         return self._act(request, self._claim(token), token)
 
@@ -130,6 +134,8 @@ class Delivery:
             case Action.THROTTLE | Action.PAUSED:
                 assert decision.state is not None
                 return str(decision.state)
+            case Action.MISSING if self.refused is not None:
+                return self._dead_letter(self.refused)
             case Action.MISSING:
                 logger.error(
                     "chunk %s has no record (expired or never created); not sent", self.chunk_id
@@ -204,6 +210,11 @@ class Delivery:
         Returns the new claim when the chunk is to be sent again, or what became of it.
         """
         rt = self.rt
+        if self.refused is not None:
+            # no look-up of a request this worker cannot read: dead, saying the earlier
+            # attempt's fate is unknown, and only if no other worker took it over since
+            note = f"attempt {claim.attempt} of unknown fate, not looked up; check before a replay"
+            return self._give_up(State.DEAD, self.refused, note=note, expect=State.SENDING)
         try:
             outcome = reconcile(rt, self.kind, self.chunk_id, request)
         except ThrottledLookup as wait:
@@ -232,6 +243,11 @@ class Delivery:
 
     def _send(self, request: Any, grant: Grant, token: str) -> str:
         rt = self.rt
+        if self.refused is not None:
+            # the chunk is this worker's now: it ends dead, its slot free at once
+            return self._give_up(
+                State.DEAD, self.refused, expect=State.SENDING, member=grant.member
+            )
         attempt = codec.read_member(grant.member).attempt
         rt.waiting[self.chunk_id] = grant.member
         try:
@@ -327,23 +343,22 @@ class Delivery:
 
     # -- endings ------------------------------------------------------------------------
 
-    def _poison(self, exc: PoisonPayload) -> str:
+    def _poison(self, exc: PoisonPayload) -> dict[str, Any]:
+        """The error a payload no producer of this version wrote ends dead with."""
         errors = exc.field_errors
-        logger.error("chunk %s: not a payload outbox writes (%s); dead", self.chunk_id, errors)
-        error = {
+        logger.error("chunk %s: not a payload outbox writes (%s); not sent", self.chunk_id, errors)
+        return {
             "type": "InvalidPayload",
             "message": "the task's payload does not validate: " + ", ".join(errors),
             "field_errors": errors,
         }
-        return self._dead_letter(error)
 
-    def _unreadable(self, exc: UnknownPayloadVersion) -> str:
+    def _unreadable(self, exc: UnknownPayloadVersion) -> dict[str, Any]:
         """A format this worker does not read (a producer newer than the worker): never
         guessed at. The dead letter keeps its record, so ``outbox replay`` sends it once
         a worker that reads the version runs."""
-        logger.error("chunk %s: %s; dead", self.chunk_id, exc)
-        error = {"type": "UnknownPayloadVersion", "message": str(exc), "version": exc.version}
-        return self._dead_letter(error)
+        logger.error("chunk %s: %s; not sent", self.chunk_id, exc)
+        return {"type": "UnknownPayloadVersion", "message": str(exc), "version": exc.version}
 
     def _dead_letter(self, error: dict[str, Any]) -> str:
         # No record to mark (expired, never created): still leave a dead letter.
@@ -352,7 +367,17 @@ class Delivery:
             return State.DEAD.value
         return self._give_up(State.DEAD, error)
 
-    def _give_up(self, state: State, error: dict[str, Any], *, note: str | None = None) -> str:
+    def _give_up(
+        self,
+        state: State,
+        error: dict[str, Any],
+        *,
+        note: str | None = None,
+        expect: State | None = None,
+        member: str = "",
+    ) -> str:
+        """End the chunk (``expect``: only from that state); ``member`` is a slot this
+        worker took and never used, freed at once."""
         fields: dict[str, Any] = {"last_error": error}
         log: dict[str, Any] = {"error": error}
         if note:
@@ -364,9 +389,14 @@ class Delivery:
             limit=self.limit,
             fields=fields,
             log=log,
+            expect=expect,
+            member=member,
+            went_out=False,
             ledger_note=note or str(error.get("message", "")),
         )
         self._after(finished, state)
+        if finished.outcome is FinishOutcome.NOOP:
+            return finished.state or "busy"
         return state.value
 
     def _after(self, finished: Finish, state: State) -> None:

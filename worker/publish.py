@@ -21,7 +21,7 @@ from outbox.worker.records import load_record
 from outbox.worker.store import Store
 from outbox.worker.store.batches import Batches
 from outbox.worker.store.chunks import batch_id_of
-from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
+from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER, recorded_version
 
 __all__ = ["Task", "chunk_task", "chunk_tasks", "fire_callback", "publish", "publish_callback"]
 
@@ -49,8 +49,7 @@ def chunk_task(batches: Batches, chunk_id: str) -> Task | None:
     if chunk is None or base is None:
         return None
     args = [chunk_id, {**base, **chunk.fields}]
-    marked: int | str = 1 if version is None else int(version) if version.isdigit() else version
-    return Task(SEND_TASKS[chunk.kind], args, chunk.queue, marked)
+    return Task(SEND_TASKS[chunk.kind], args, chunk.queue, recorded_version(version))
 
 
 def chunk_tasks(

@@ -57,11 +57,14 @@ CLOCK_SKEW = timedelta(seconds=5)
 #: smaller is asked for, which either reading allows).
 PAGE_SIZE = 100
 #: Pages a scan reads at most: 5,000 events (a crash amid a 2,000-recipient send lists a
-#: ``processed`` and a ``delivered`` for each), under a minute at the endpoint's 60 a
-#: minute, inside ``SCAN_LOCK_SECONDS``.
+#: ``processed`` and a ``delivered`` for each). They fit in one minute's allowance of the
+#: endpoint's 60 a minute, so a scan alone never waits for a slot: its pages go as fast
+#: as the answers come, well inside ``SCAN_LOCK_SECONDS``.
 MAX_PAGES = 50
 #: How long a page waits for its slot of the ``activity`` limit before the scan gives
-#: way (parks): slots come a second apart, and one scan runs at a time.
+#: way (parks). The limit holds 60 in any minute, unpaced: a slot is free at once, or
+#: the minute's are spent and the next frees only as the oldest leaves the window (up to
+#: a minute on), which is better waited for parked than on a thread.
 PAGE_SLOT_WAIT = 2.5
 #: How long a chunk waits (parked) for another worker's scan before asking again.
 SCAN_WAIT = 1.5

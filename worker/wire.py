@@ -13,9 +13,10 @@ The payload's format has a version, carried in the message's ``outbox_payload`` 
 (:data:`VERSION_HEADER`) and kept on the batch's record, so whoever publishes the chunk
 again (the relay, the sweep, a replay) marks it as its producer did. A worker reads
 :data:`PAYLOAD_VERSION` and the one before it, so a fleet is upgraded workers first,
-then producers; a version newer than it knows is not guessed at: the chunk ends dead
-with the reason (:class:`UnknownPayloadVersion`), to be replayed once a worker that
-reads it runs. Version 1 is every message without the header (what producers wrote
+then producers; a version newer than it knows is not guessed at: once this worker's
+claim makes the chunk its own (never under another worker's lease), it ends dead with
+the reason (:class:`UnknownPayloadVersion`), to be replayed once a worker that reads it
+runs. Version 1 is every message without the header (what producers wrote
 through 0.2.0); version 2 is the same body, marked.
 """
 
@@ -36,12 +37,14 @@ __all__ = [
     "OLDEST_PAYLOAD_VERSION",
     "OUTBOX_ID_HEADER",
     "PAYLOAD_VERSION",
+    "UNMARKED_VERSION",
     "VERSION_HEADER",
     "PoisonPayload",
     "Shape",
     "UnknownPayloadVersion",
     "check",
     "check_version",
+    "recorded_version",
     "shape",
     "tagged",
 ]
@@ -59,6 +62,9 @@ OLDEST_PAYLOAD_VERSION = 1
 #: The message header (and the batch record's field) that carries the format's version;
 #: a message without it is version 1.
 VERSION_HEADER = "outbox_payload"
+#: The format of a message (or a record) without a version: what producers wrote
+#: through 0.2.0, whatever the oldest a worker reads today.
+UNMARKED_VERSION = 1
 
 
 class UnknownPayloadVersion(ValueError):
@@ -81,7 +87,7 @@ def check_version(version: object) -> int:
     """The payload format's version (``None``, no header: 1) if this worker reads it;
     else :class:`UnknownPayloadVersion`."""
     if version is None:
-        version = 1  # the unmarked format, whatever the oldest read today
+        version = UNMARKED_VERSION
     if (
         isinstance(version, int)
         and not isinstance(version, bool)
@@ -89,6 +95,15 @@ def check_version(version: object) -> int:
     ):
         return version
     raise UnknownPayloadVersion(version)
+
+
+def recorded_version(field: str | None) -> int | str:
+    """A batch record's version field as a message's header carries it: none is the
+    unmarked format, a number's text that number; anything else stays as it is, for the
+    worker to refuse (:func:`check_version`)."""
+    if field is None:
+        return UNMARKED_VERSION
+    return int(field) if field.isdigit() else field
 
 
 class PoisonPayload(ValueError):

@@ -9,7 +9,7 @@ from outbox import State, erase, send_email, status
 from outbox.worker.runtime import Runtime
 
 
-def _everything(redis: Any) -> str:
+def everything(redis: Any) -> str:
     """Every key and value outbox keeps, as one text."""
     out = []
     for name in redis.scan_iter(match="{outbox}:*", count=1000):
@@ -53,11 +53,11 @@ def test_an_erased_address_is_nowhere_and_the_records_still_add_up(runtime: Runt
         fate="hard-bounced", recipients=["ann@example.org"],
     )  # fmt: skip
     before = status(handle.id)
-    assert "ann@example.org" in _everything(runtime.redis)
+    assert "ann@example.org" in everything(runtime.redis)
 
     changed = erase("ANN <ann@EXAMPLE.org>")
     assert changed >= 4  # the chunk, the payload, the ledger, the event
-    assert "ann@example.org" not in _everything(runtime.redis)
+    assert "ann@example.org" not in everything(runtime.redis)
     after = status(handle.id)
     assert after.counts == before.counts
     assert after.ledger == before.ledger
@@ -65,7 +65,7 @@ def test_an_erased_address_is_nowhere_and_the_records_still_add_up(runtime: Runt
     assert "bob@example.org" in after.chunks[0].recipients
     # a suppressed address, once erased, is still refused and no longer readable
     assert erase("gone@example.org") >= 1
-    assert "gone@example.org" not in _everything(runtime.redis)
+    assert "gone@example.org" not in everything(runtime.redis)
     again = send_email("s@example.com", ["gone@example.org", "bob@example.org"], "x", text_body="y")
     assert again.rejected == ("gone@example.org",)
     assert erase("nobody@example.org") == 0

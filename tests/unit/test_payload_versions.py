@@ -15,6 +15,7 @@ import pytest
 
 from outbox import send_email
 from outbox.worker import tasks, wire
+from outbox.worker.delivery import Delivery
 from outbox.worker.publish import Task, chunk_task, publish
 from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, set_runtime
@@ -22,6 +23,7 @@ from outbox.worker.settings import Settings
 from outbox.worker.smtp2go.client import SMTP2GOClient
 from outbox.worker.states import Kind, State
 from outbox.worker.store import keys
+from outbox.worker.store.batches import ClaimOutcome
 from outbox.worker.store.chunks import ChunkSpec, batch_id_of
 from outbox.worker.wire import (
     PAYLOAD_VERSION,
@@ -197,3 +199,111 @@ def test_a_newer_producers_message_ends_dead_with_its_reason_and_replays(
         _run(tasks.send_email, {VERSION_HEADER: again.version, "id": "t2"}, *again.args) == "sent"
     )
     assert len(api.seen) == 1
+
+
+@pytest.mark.parametrize("poison", [False, True])
+def test_an_unreadable_task_leaves_a_chunk_another_worker_is_sending_alone(
+    rt: Runtime, api: Api, memory_broker: Any, monkeypatch: pytest.MonkeyPatch, poison: bool
+) -> None:
+    """Mid-upgrade, a newer worker holds the chunk ``sending`` under its lease (its
+    request out) when a duplicate of the task reaches an older worker: the older one
+    cannot read it, but the chunk is not its to end. Only the holder finishes it, and
+    it is sent once, never dead and replayable."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    chunk_id = f"{handle.id}.0"
+    rt.redis.hset(keys.batch(handle.id), VERSION_HEADER, "3")
+    task = chunk_task(rt.store.batches, chunk_id)
+    assert task is not None
+    _chunk, payload = task.args
+    newer = Delivery(rt, Kind.EMAIL, chunk_id, "newer")
+    claim = newer._claim("newer.1")
+    assert claim.outcome is ClaimOutcome.CLAIMED
+
+    older = Delivery(rt, Kind.EMAIL, chunk_id, "older")
+    given = {**payload, "sender": 7} if poison else payload
+    assert older.run(given, version=2 if poison else 3) == "busy"
+
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.SENDING
+    assert rt.redis.zscore(keys.dead_letters(), chunk_id) is None
+    monkeypatch.setattr(wire, "PAYLOAD_VERSION", 3)
+    assert newer._act(wire.check(Kind.EMAIL, payload), claim, "newer.1") == "sent"
+    assert len(api.seen) == 1
+
+
+def test_an_unreadable_task_ends_dead_only_once_claimed_and_frees_its_slot(
+    rt: Runtime, api: Api, memory_broker: Any
+) -> None:
+    """The worker that claims a chunk it cannot read ends it dead, and the slot it took
+    is free at once: the next send is not held back for it."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    chunk_id = f"{handle.id}.0"
+    rt.redis.hset(keys.batch(handle.id), VERSION_HEADER, "3")
+    task = chunk_task(rt.store.batches, chunk_id)
+    assert task is not None
+
+    assert Delivery(rt, Kind.EMAIL, chunk_id, "older").run(task.args[1], version=3) == "dead"
+
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.DEAD
+    assert chunk.last_error is not None
+    assert chunk.last_error["type"] == "UnknownPayloadVersion"
+    assert rt.redis.zscore(keys.dead_letters(), chunk_id) is not None
+    assert api.seen == []
+    windows = rt.send_limit.keys()[6:]  # each window's busy and answered slots
+    assert [rt.redis.zcard(w) for w in windows] == [0] * len(windows)
+
+
+def test_an_unreadable_task_does_not_look_up_a_dead_workers_attempt(
+    rt: Runtime, api: Api, memory_broker: Any
+) -> None:
+    """The newer worker died mid-request (its lease ran out): the older one cannot read
+    the request to look it up, so the chunk ends dead saying the attempt's fate is
+    unknown, for an operator to check before a replay."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    chunk_id = f"{handle.id}.0"
+    task = chunk_task(rt.store.batches, chunk_id)
+    assert task is not None
+    assert Delivery(rt, Kind.EMAIL, chunk_id, "newer")._claim("newer.1").outcome is (
+        ClaimOutcome.CLAIMED
+    )
+    rt.redis.hset(keys.chunk(chunk_id), "lease_until", "1")  # its worker died
+
+    assert Delivery(rt, Kind.EMAIL, chunk_id, "older").run(task.args[1], version=3) == "dead"
+
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.state is State.DEAD
+    assert chunk.last_error is not None
+    assert chunk.last_error["type"] == "UnknownPayloadVersion"
+    assert "of unknown fate, not looked up" in str(chunk.ambiguous)
+    assert api.seen == []
+
+
+@pytest.mark.parametrize(
+    ("field", "header"), [(None, 1), ("1", 1), ("2", 2), ("3", 3), ("v3", "v3")]
+)
+def test_a_records_version_is_published_as_the_worker_reads_it(
+    rt: Runtime, memory_broker: Any, field: str | None, header: int | str
+) -> None:
+    """One reading of the version, whoever publishes the chunk again: what the record
+    says is what its message's header says, and the worker reads or refuses it so."""
+    handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
+    memory_broker.drain()
+    if field is None:
+        rt.redis.hdel(keys.batch(handle.id), VERSION_HEADER)
+    else:
+        rt.redis.hset(keys.batch(handle.id), VERSION_HEADER, field)
+    task = chunk_task(rt.store.batches, f"{handle.id}.0")
+    assert task is not None
+    assert task.version == header == wire.recorded_version(field)
+    if header in (1, 2):
+        assert check_version(task.version) == header
+    else:
+        with pytest.raises(UnknownPayloadVersion):
+            check_version(task.version)

@@ -21,6 +21,7 @@ from outbox.worker.reconcile import (
     MAX_PAGES,
     OUTBOX_ID_HEADER,
     PAGE_SIZE,
+    PAGE_SLOT_WAIT,
     SCAN_WAIT,
     SETTLE_SECONDS,
     ThrottledLookup,
@@ -229,3 +230,25 @@ def test_a_scan_landing_between_reads_is_never_taken_for_a_miss(fake_redis: Any)
     rt.store.scans.redis = _ScanLandsAfterFirstRead(fake_redis, other_workers_scan)
     outcome = reconcile(rt, Kind.EMAIL, chunk_id, None)
     assert (outcome.found, outcome.email_id) == (True, "E-5")
+
+
+def test_a_whole_scan_fits_in_one_minutes_allowance_of_the_default_limit(
+    fake_redis: Any,
+) -> None:
+    """What ``MAX_PAGES`` and ``PAGE_SLOT_WAIT`` rely on: the ``activity`` limit is not
+    paced, so a scan's pages each find a slot at once, and the next minute's first slot
+    is a minute off, not a second."""
+    rt = Runtime.from_settings(Settings(), redis_client=fake_redis)
+    limits, limit = rt.store.limits, rt.activity_limit
+
+    def page(i: int, max_wait: float = 0.0) -> tuple[bool, float]:
+        got = limits.acquire(limit, f"scan:{i}", max_wait=max_wait)
+        if got[0]:
+            limits.release(limit, f"scan:{i}", went_out=True)  # answered at once
+        return got
+
+    assert [page(i) for i in range(MAX_PAGES)] == [(True, 0.0)] * MAX_PAGES
+    assert [page(i) for i in range(MAX_PAGES, 60)] == [(True, 0.0)] * (60 - MAX_PAGES)
+    more, wait = page(60, PAGE_SLOT_WAIT)
+    assert not more
+    assert wait > 55

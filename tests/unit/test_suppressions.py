@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from outbox import erase, send_email, status
-from outbox.cli.main import EXIT_FAILED, EXIT_USAGE, main
+from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
 from outbox.worker import beat
 from outbox.worker.runtime import Runtime, set_runtime
 from outbox.worker.settings import Settings
@@ -22,6 +22,7 @@ from outbox.worker.smtp2go.models import SuppressionView
 from outbox.worker.states import State
 from outbox.worker.store import keys
 from tests.conftest import TEST_API_KEY, Sandbox
+from tests.unit.test_erase import everything
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -217,10 +218,51 @@ def test_a_key_without_the_permission_is_told_which_one(rt: Runtime, sandbox: Sa
     assert "/suppression/view" in removing.stderr
     assert local(rt, "local@example.org")
 
-    # Once the key may, the command works and the sync is back on at once.
+    # Once the key may, --recheck asks again at once, and the sync is back on with it.
     sandbox.configure(key_permissions=["email/send", "suppression/view"])
-    assert invoke("list").exit_code == 0
+    assert invoke("list", "--recheck").exit_code == 0
     assert not rt.store.account.denied("suppression/view", rt.store.now())
+
+
+def test_an_endpoint_refused_within_the_hour_is_not_asked_again_unless_rechecked(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    """As beat's jobs: an error answer counts towards the IP's timeout, which stops the
+    fleet's sending too, so a refusal the fleet knows of stands until its recheck."""
+    rt.store.account.deny("suppression/view", rt.store.now() + 3600)
+    asked = sandbox.stats()["requests"]
+
+    listing = invoke("list")
+    assert listing.exit_code == EXIT_USAGE
+    assert "the API key may not call suppression/view" in listing.stderr
+    assert "add /suppression/view to the key's permissions in SMTP2GO" in listing.stderr
+    assert "--recheck" in listing.stderr
+    assert sandbox.stats()["requests"] == asked
+    removing = invoke("remove", "ann@example.org", "--json")
+    assert removing.exit_code == EXIT_USAGE
+    assert json.loads(removing.stdout)["permission"] == "/suppression/view"
+
+    assert invoke("list", "--recheck").exit_code == 0  # the sandbox's key may
+    assert not rt.store.account.denied("suppression/view", rt.store.now())
+
+
+def test_a_429_cools_the_fleet_down_and_counts_it_as_a_job_does(
+    rt: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outbox.errors import RateLimitedError
+
+    cooled: list[float] = []
+    monkeypatch.setattr(rt.metrics, "cooled", cooled.append)
+
+    def too_many(*_args: Any, **_kwargs: Any) -> Any:
+        raise RateLimitedError("too many requests", status_code=429)
+
+    monkeypatch.setattr(rt.client, "call", too_many)
+    listing = invoke("list")
+    assert listing.exit_code == EXIT_UNREACHABLE
+    assert rt.store.limits.cooling_for() > 0
+    assert len(cooled) == 1
+    assert cooled[0] > 0
 
 
 def test_a_bad_address_is_refused_naming_the_field_before_any_request(
@@ -249,11 +291,71 @@ def test_without_an_api_key_it_says_which_setting(fake_redis: Any, sandbox: Sand
 def test_erasing_an_address_lifted_today_leaves_no_clear_copy(
     rt: Runtime, sandbox: Sandbox
 ) -> None:
-    """A lift is remembered by its address for a day (so a sync does not bring it back):
-    ``erase`` removes that copy too, as it does every other."""
+    """A lift is remembered for a day (so a sync does not bring it back), by its keyed
+    hash: no readable copy of the address, before or after it is erased."""
     address = "lifted@example.org"
     assert invoke("add", address).exit_code == 0
     assert invoke("remove", address).exit_code == 0
-    assert rt.redis.zscore(keys.suppressed_lifted(), address) is not None
-    assert erase(address) >= 1
     assert rt.redis.zscore(keys.suppressed_lifted(), address) is None
+    assert rt.redis.zcard(keys.suppressed_lifted()) == 1
+    assert address not in everything(rt.redis)
+    erase(address)
+    assert address not in everything(rt.redis)
+
+
+def test_an_erased_address_smtp2go_still_holds_is_synced_back_as_its_hash_only(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    """The key may not lift it at SMTP2GO: erase says so, and beat's sync, finding it
+    on SMTP2GO's list, keeps it refused by its keyed hash, never readable."""
+    address = "gone@example.org"
+    sandbox.configure(key_permissions=["email/send", "suppression/view", "suppression/add"])
+    api(sandbox, "suppression/add", email_address=address)
+
+    erased = CliRunner().invoke(main, ["erase", address, "--json"], catch_exceptions=False)
+    assert erased.exit_code == 0, erased.output
+    note = json.loads(erased.stdout)["smtp2go"]
+    assert (
+        note == "not removed: the API key may not call suppression/remove (add /suppression/remove)"
+    )
+    assert at_smtp2go(sandbox, address) == ["manual"]
+    assert local(rt, address)  # SMTP2GO held it: refused here too, by its hash
+
+    assert beat._suppressions(rt) == 1
+    assert local(rt, address)
+    assert address not in everything(rt.redis)
+    assert rt.store.suppressions.erased_note(address) == note
+
+
+def test_erase_lifts_the_address_at_smtp2go_and_keeps_it_refused_here(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    address = "gone@example.org"
+    api(sandbox, "suppression/add", email_address=address)
+    assert not local(rt, address)  # not synced yet
+
+    assert erase(address) >= 1
+    assert at_smtp2go(sandbox, address) == []
+    assert local(rt, address)
+    assert address not in everything(rt.redis)
+    note = rt.store.suppressions.erased_note(address)
+    assert note == "removed from SMTP2GO's suppression list (manual)"
+
+
+def test_removing_an_erased_address_lifts_it_but_it_stays_erased(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    """``remove`` lifts an erased address's suppression (the operator named it: it may be
+    sent to again), but the person stays erased: suppressed at SMTP2GO again later, the
+    sync keeps it by its hash, never readable."""
+    address = "gone@example.org"
+    assert invoke("add", address).exit_code == 0
+    assert erase(address) >= 1
+    assert local(rt, address)
+    assert invoke("remove", address).exit_code == 0
+    assert not local(rt, address)
+
+    api(sandbox, "suppression/add", email_address=address)
+    assert beat._suppressions(rt) == 1
+    assert local(rt, address)
+    assert address not in everything(rt.redis)

@@ -35,6 +35,7 @@ __all__ = [
     "dead_letters",
     "email_index",
     "erase_key",
+    "erased",
     "failed_letters",
     "idempotency",
     "lane",
@@ -204,9 +205,16 @@ def suppressed_erased() -> str:
 
 
 def suppressed_lifted() -> str:
-    """Sorted set: addresses whose suppression was lifted (``outbox suppressions remove``),
-    scored by when, so a sync that read SMTP2GO's list before then leaves them out."""
+    """Sorted set: keyed hashes of addresses whose suppression was lifted (``outbox
+    suppressions remove``), scored by when, so a sync that read SMTP2GO's list before
+    then leaves them out."""
     return f"{PREFIX}suppressed:lifted"
+
+
+def erased() -> str:
+    """Hash: keyed hash of every address or number erased (``outbox.erase``) to what
+    became of it at SMTP2GO, so a sync never stores it readable again."""
+    return f"{PREFIX}erased"
 
 
 def erase_key() -> str:
