@@ -90,6 +90,7 @@ class ChunkMachine(RuleBasedStateMachine):
         )
         match claim.outcome:
             case ClaimOutcome.CLAIMED:
+                self.waiters.discard(chunk_id)  # a waiter sent away finds nothing now
                 self.flying[chunk_id] = claim.member
             case ClaimOutcome.WAITING:
                 self.waiters.add(chunk_id)
@@ -127,8 +128,9 @@ class ChunkMachine(RuleBasedStateMachine):
             return
         chunk_id = data.draw(st.sampled_from(waiting))
         self.messages[chunk_id] -= 1
-        if chunk_id in self.waiters or chunk_id in self.flying:
-            return  # a duplicate of a chunk a live worker holds: its claim is 'busy'
+        # a duplicate of a chunk a live worker holds or waits for finds it 'busy'; one
+        # whose waiter was sent away (a pause, then a resume that published it again)
+        # is claimed, as on a real worker
         self._claim(chunk_id)
 
     @rule(data=st.data())
@@ -257,8 +259,6 @@ class ChunkMachine(RuleBasedStateMachine):
             self.a_relay_takes_its_turn()
             for chunk_id in list(self.messages.elements()):
                 self.messages[chunk_id] -= 1
-                if chunk_id in self.waiters or chunk_id in self.flying:
-                    continue
                 self._claim(chunk_id)
             time.sleep(0.005)
         stuck = {c: self._state(c) for c in self.chunks if self._state(c) not in FINAL_STATES}
