@@ -44,7 +44,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from outbox.worker.text import as_text
+from outbox.core.text import as_text
 from support import procs
 from support.procs import free_port as free_port
 from support.procs import wait_until as wait_until
@@ -216,7 +216,7 @@ def split_cores() -> tuple[str | None, str | None]:
 @contextlib.contextmanager
 def paused(fleet: Fleet, queue: str) -> Iterator[None]:
     """The fleet's workers stop consuming ``queue`` inside the block (remote control)."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     hosts = fleet.hostnames()
     app.control.cancel_consumer(queue, destination=hosts, reply=True, timeout=5)
@@ -338,7 +338,7 @@ class Fleet:
         return started
 
     def wait_ready(self, workers: Sequence[Worker], timeout: float = 60.0) -> None:
-        from outbox.worker.app import app
+        from outbox.worker.celery_app import app
 
         names = {f"{w.name}@{socket.gethostname()}" for w in workers}
 
@@ -476,8 +476,8 @@ def _name(args: Sequence[Any]) -> str:
 
 def install_producer() -> Any:
     """Make this process a producer on the benchmark databases; returns its runtime."""
+    from outbox.core.settings import Settings
     from outbox.worker.runtime import Runtime, set_runtime
-    from outbox.worker.settings import Settings
 
     rt = Runtime.from_settings(Settings())
     set_runtime(rt)
@@ -486,7 +486,7 @@ def install_producer() -> Any:
 
 def active_chunks() -> int:
     """Chunks not final yet (the records' ``active`` index)."""
-    from outbox.worker.store import keys
+    from outbox.core.store import keys
 
     return int(redis_client().zcard(keys.active()))
 
@@ -509,7 +509,7 @@ class Timelines:
 
 def timelines(chunk_ids: Sequence[str]) -> Timelines:
     """Read every chunk's hash and history (pipelined, after the run)."""
-    from outbox.worker.store import keys
+    from outbox.core.store import keys
 
     client = redis_client()
     out = Timelines()

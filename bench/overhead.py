@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _floor(pid: int, n: int) -> float:
     """The worker's CPU per ``celery.ping`` task (Celery's own no-op), in ms."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     broker = h.redis_client(h.BROKER_URL)
     cpu0 = h.cpu_seconds(pid)
@@ -229,7 +229,7 @@ def _unconfigured_calls_ms() -> float:
     calls ``worker/delivery.py`` makes). A figure free of the runs' noise."""
     import timeit
 
-    from outbox.worker import tracing
+    from outbox.core import tracing
 
     def one_delivery() -> None:
         if tracing.active():

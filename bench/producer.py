@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from bench import harness as h
-from outbox.worker.text import as_text
+from outbox.core.text import as_text
 
 NAME = "producer"
 TARGET_BIG_CALL_MS = 100.0
@@ -160,7 +160,7 @@ def _measure(fn: Any, calls: int, counter: h.RoundTrips) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from outbox import send_email
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     result: dict[str, Any] = {
         "benchmark": NAME,

@@ -115,7 +115,7 @@ def one_run(
         latency_jitter_ms=run.jitter_ms,
     )
     if run.outbox_limit is None:
-        from outbox.worker.app import app
+        from outbox.worker.celery_app import app
 
         per_worker = f"{run.rate / args.workers:g}/s"
         replies = app.control.rate_limit(

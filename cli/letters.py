@@ -103,7 +103,7 @@ def _matches(error: dict[str, Any] | None, code: str) -> bool:
 
 def _choose(ids: Sequence[str], states: Sequence[str]) -> tuple[list[str], list[dict[str, str]]]:
     """Chunk ids to replay for the ids given (a batch id means its chunks in ``states``)."""
-    from outbox.worker.records import load_record
+    from outbox.core.views import load_record
     from outbox.worker.runtime import get_runtime
 
     store = get_runtime().store
@@ -132,10 +132,10 @@ def _choose(ids: Sequence[str], states: Sequence[str]) -> tuple[list[str], list[
 def _replay(
     chosen: Sequence[str], states: Sequence[str], who: str
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    from outbox.worker.app import app
+    from outbox.core.states import State
+    from outbox.worker.celery_app import app
     from outbox.worker.publish import chunk_task, publish
     from outbox.worker.runtime import get_runtime
-    from outbox.worker.states import State
 
     store = get_runtime().store
     replayed: list[dict[str, str]] = []

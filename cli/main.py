@@ -36,7 +36,9 @@ from outbox.cli.output import (
     print_json,
     redacted_url,
 )
-from outbox.cli.records import (
+from outbox.cli.sending import send
+from outbox.cli.serve import webhooks
+from outbox.cli.status import (
     cancel_command,
     erase_command,
     pause_command,
@@ -44,8 +46,6 @@ from outbox.cli.records import (
     resume_command,
     status,
 )
-from outbox.cli.sending import send
-from outbox.cli.serve import webhooks
 from outbox.cli.suppressions import suppressions
 from outbox.sandbox.command import sandbox
 
@@ -81,7 +81,7 @@ class OutboxGroup(click.Group):
         from kombu.exceptions import OperationalError
         from pydantic import ValidationError as SettingsError
 
-        from outbox.errors import ConfigurationError, EnqueueError, Unavailable
+        from outbox.core.errors import ConfigurationError, EnqueueError, Unavailable
 
         as_json = bool(ctx.meta.get(_JSON))
         try:

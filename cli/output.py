@@ -2,7 +2,7 @@
 
 Nothing here needs more than click (which comes with Celery), so the operator commands
 work on a plain install; only the demo draws progress bars (``smtp2go-outbox[demo]``). URLs are
-shown through :func:`~outbox.worker.redis_url.redacted_url`, passwords masked.
+shown through :func:`~outbox.core.redis_url.redacted_url`, passwords masked.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, NoReturn
 
 import click
 
-from outbox.worker.redis_url import redacted_url
-from outbox.worker.states import Fate, State
+from outbox.core.redis_url import redacted_url
+from outbox.core.states import Fate, State
 
 __all__ = [
     "EXIT_FAILED",

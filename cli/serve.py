@@ -18,7 +18,7 @@ __all__ = ["webhooks"]
 )
 def webhooks(host: str, port: int, insecure: bool) -> None:
     """Serve the webhook receiver: POST /webhooks/smtp2go, GET /healthz."""
-    from outbox.worker.settings import get_settings
+    from outbox.core.settings import get_settings
 
     secret = get_settings().webhook_secret
     value = secret.get_secret_value() if secret is not None else None

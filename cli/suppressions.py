@@ -1,7 +1,7 @@
 """``outbox suppressions list|add|remove``: SMTP2GO's suppression list and outbox's local
 set side by side, and changed together.
 
-Producers refuse what is in the local set (``worker/store/suppressions.py``); SMTP2GO
+Producers refuse what is in the local set (``core/store/suppressions.py``); SMTP2GO
 refuses what is on the account's list. Beat's sync copies the account's list into the
 set but never takes anything out of it, and webhooks suppress hard bounces and
 complaints locally only, so the two drift: ``list`` says where each entry is. ``add``
@@ -36,10 +36,10 @@ from outbox.cli.output import (
 )
 
 if TYPE_CHECKING:
+    from outbox.core.smtp2go.answers import APIResult
+    from outbox.core.smtp2go.endpoints import Endpoint
+    from outbox.core.smtp2go.models import WireModel
     from outbox.worker.runtime import Runtime
-    from outbox.worker.smtp2go.answers import APIResult
-    from outbox.worker.smtp2go.endpoints import Endpoint
-    from outbox.worker.smtp2go.models import WireModel
 
 __all__ = ["Where", "suppressions"]
 
@@ -88,7 +88,7 @@ def _api(
     of the shared limit, a refusal known to the fleet honoured unless ``recheck``, a 429
     cooling everyone down); a refusal becomes one clear line and the exit code of its
     cause (``done``: what was changed before it, for ``--json``)."""
-    from outbox.errors import BadRequestError, SMTP2GOError, UnauthorizedError
+    from outbox.core.errors import BadRequestError, SMTP2GOError, UnauthorizedError
     from outbox.worker.beat import Denied, NoSlot, api_call
 
     path = endpoint.path
@@ -147,7 +147,7 @@ def _api(
 
 
 def _viewer(rt: Runtime, as_json: bool, recheck: bool) -> Callable[[Any], APIResult]:
-    from outbox.worker.smtp2go.endpoints import SUPPRESSION_VIEW
+    from outbox.core.smtp2go.endpoints import SUPPRESSION_VIEW
 
     return lambda query: _api(rt, SUPPRESSION_VIEW, query, as_json, recheck=recheck)
 
@@ -155,8 +155,8 @@ def _viewer(rt: Runtime, as_json: bool, recheck: bool) -> Callable[[Any], APIRes
 def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
     """SMTP2GO's rows (one per address and reason) and the local set as one entry per
     address, each saying where it is."""
+    from outbox.core.smtp2go.checks import address_key
     from outbox.worker.beat import row_reason
-    from outbox.worker.smtp2go.checks import address_key
 
     remote: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -191,9 +191,9 @@ def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
 @_recheck
 def list_command(search: str | None, as_json: bool, recheck: bool) -> None:
     """Every suppression, at SMTP2GO and in outbox's local set, and where each one is."""
+    from outbox.core.smtp2go.models import SuppressionView
     from outbox.worker.beat import read_suppressions
     from outbox.worker.runtime import get_runtime
-    from outbox.worker.smtp2go.models import SuppressionView
 
     rt = get_runtime()
     query = SuppressionView(wildcard=search) if search else SuppressionView()
@@ -253,7 +253,7 @@ def _where(value: str) -> str:
 
 def _targets(addresses: tuple[str, ...], as_json: bool) -> list[str]:
     """Each address (or domain) as given, checked before anything is asked of SMTP2GO."""
-    from outbox.worker.smtp2go.checks import validate_domain_or_address
+    from outbox.core.smtp2go.checks import validate_domain_or_address
 
     targets = []
     for address in addresses:
@@ -278,10 +278,10 @@ def add_command(
     addresses: tuple[str, ...], reason: str | None, as_json: bool, recheck: bool
 ) -> None:
     """Suppress addresses (or whole domains) at SMTP2GO and in outbox's local set."""
+    from outbox.core.smtp2go.checks import address_key
+    from outbox.core.smtp2go.endpoints import SUPPRESSION_ADD
+    from outbox.core.smtp2go.models import SuppressionAdd
     from outbox.worker.runtime import get_runtime
-    from outbox.worker.smtp2go.checks import address_key
-    from outbox.worker.smtp2go.endpoints import SUPPRESSION_ADD
-    from outbox.worker.smtp2go.models import SuppressionAdd
 
     targets = _targets(addresses, as_json)
     rt = get_runtime()
@@ -306,9 +306,9 @@ def remove_command(addresses: tuple[str, ...], as_json: bool, recheck: bool) -> 
     """Lift the suppression of addresses (or domains) at SMTP2GO and locally: they may be
     sent to again (unlike `outbox erase`, which keeps an address refused). An erased
     address stays erased: a sync never stores it readable."""
+    from outbox.core.smtp2go.checks import address_key
     from outbox.worker.beat import held_for, lift_at_smtp2go
     from outbox.worker.runtime import get_runtime
-    from outbox.worker.smtp2go.checks import address_key
 
     targets = _targets(addresses, as_json)
     rt = get_runtime()

@@ -12,8 +12,7 @@ framework. The workers are ``celery -A outbox.worker worker``.
 from __future__ import annotations
 
 from outbox.control import cancel, pause, resume
-from outbox.erase import erase
-from outbox.errors import (
+from outbox.core.errors import (
     EnqueueError,
     IdempotencyConflict,
     OutboxError,
@@ -22,11 +21,12 @@ from outbox.errors import (
     Unavailable,
     ValidationError,
 )
+from outbox.core.states import State
+from outbox.core.views import ChunkRecord, Record
+from outbox.erase import erase
 from outbox.handle import Handle, status
 from outbox.resend import retry_failed
 from outbox.send import send_email, send_mime, send_sms, send_template
-from outbox.worker.records import ChunkRecord, Record
-from outbox.worker.states import State
 
 __all__ = [
     "ChunkRecord",

@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 
 import redis
 
-from outbox.errors import Unavailable
+from outbox.core.errors import Unavailable
 
 __all__ = ["public_call"]
 
@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 def public_call(fn: Callable[P, T]) -> Callable[P, T]:
-    """``fn``, with redis-py's errors raised as :class:`~outbox.errors.Unavailable`."""
+    """``fn``, with redis-py's errors raised as :class:`~outbox.core.errors.Unavailable`."""
 
     @functools.wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> T:

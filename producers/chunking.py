@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from outbox.worker.smtp2go.models import MAX_RECIPIENTS, address_key
+from outbox.core.smtp2go.models import MAX_RECIPIENTS, address_key
 
 __all__ = ["MAX_RECIPIENTS", "address_key", "chunk_count", "dedupe", "split"]
 

@@ -17,12 +17,12 @@ republished task of a canceled or paused chunk sends nothing.
 from __future__ import annotations
 
 from outbox.boundary import public_call
-from outbox.errors import RecordNotFound
+from outbox.core.errors import RecordNotFound
+from outbox.core.store.chunks import batch_id_of, chunk_id_for
+from outbox.core.views import Record
 from outbox.handle import status
 from outbox.worker.publish import fire_callback
-from outbox.worker.records import Record
 from outbox.worker.runtime import get_runtime
-from outbox.worker.store.chunks import batch_id_of, chunk_id_for
 
 __all__ = ["cancel", "pause", "resume"]
 
@@ -44,7 +44,7 @@ def _chunks_of(send_id: str, *, chunk_allowed: bool) -> tuple[str, list[str], bo
 def cancel(send_id: str, *, who: str = "cancel()") -> Record:
     """Cancel a send (a batch id) or one of its chunks (``<batch>.<n>``); its record
     afterwards (``counts["canceled"]``). A finished send is left as it is; an unknown id
-    raises :class:`~outbox.errors.RecordNotFound`. Calling again changes nothing."""
+    raises :class:`~outbox.core.errors.RecordNotFound`. Calling again changes nothing."""
     rt = get_runtime()
     batch_id, ids, whole = _chunks_of(send_id, chunk_allowed=True)
     done = rt.store.batches.cancel(batch_id, ids, limit=rt.send_limit, who=who, whole=whole)

@@ -60,16 +60,16 @@ from django.core.mail.message import EmailMessage
 from django.utils import timezone
 from django.utils.encoding import force_str
 
-from outbox.errors import OutboxError, RecipientsRefused, ValidationError
-from outbox.handle import Handle
-from outbox.send import send_email, send_mime, send_template
-from outbox.worker.smtp2go.checks import (
+from outbox.core.errors import OutboxError, RecipientsRefused, ValidationError
+from outbox.core.smtp2go.checks import (
     FIELD_NAME,
     FORBIDDEN_HEADERS,
     MAX_HEADER_LINE,
     MAX_RECIPIENTS,
     validate_address,
 )
+from outbox.handle import Handle
+from outbox.send import send_email, send_mime, send_template
 
 __all__ = [
     "METADATA_PREFIX",
@@ -116,7 +116,7 @@ class EmailBackend(BaseEmailBackend):
     swallows outbox's errors: the message is not counted, and a warning naming the error
     is logged on ``outbox.django``, so a refused error report is not lost without a trace.
     Anything else, a programming error, still raises. A message whose every recipient is
-    suppressed raises :class:`~outbox.errors.RecipientsRefused`, as Django's SMTP backend
+    suppressed raises :class:`~outbox.core.errors.RecipientsRefused`, as Django's SMTP backend
     raises ``SMTPRecipientsRefused``; its handle is kept all the same.
     """
 

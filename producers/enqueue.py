@@ -5,7 +5,7 @@ the idempotency key), then its tasks are published. The record is the outbox: on
 is written the message will go, so a broker that cannot be reached does not fail the
 call; the chunks' task calls are parked in Redis, due now, and the relay of any worker
 publishes them within a second or two of the broker coming back. Only when nothing could
-be recorded (Redis unreachable) does the call raise :class:`~outbox.errors.EnqueueError`,
+be recorded (Redis unreachable) does the call raise :class:`~outbox.core.errors.EnqueueError`,
 and then nothing will ever be sent.
 """
 
@@ -22,20 +22,20 @@ from typing import Any
 import redis
 from kombu.exceptions import OperationalError
 
-from outbox.errors import EnqueueError
+from outbox.core import tracing
+from outbox.core.errors import EnqueueError
+from outbox.core.kinds import SEND_TASKS, lane_for, queue_for
+from outbox.core.queues import Queue, TaskName
+from outbox.core.states import Kind
+from outbox.core.store.batch import ProducerFields
+from outbox.core.store.chunks import ChunkSlice, ChunkSpec, batch_id_of, chunk_id_for
+from outbox.core.store.parked import Call
+from outbox.core.text import compact_json
+from outbox.core.wire import PAYLOAD_VERSION
 from outbox.handle import Handle
 from outbox.options import Options
-from outbox.worker import tracing
-from outbox.worker.kinds import SEND_TASKS, lane_for, queue_for
 from outbox.worker.publish import Task, chunk_tasks, publish
-from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.states import Kind
-from outbox.worker.store.batch import ProducerFields
-from outbox.worker.store.chunks import ChunkSlice, ChunkSpec, batch_id_of, chunk_id_for
-from outbox.worker.store.parked import Call
-from outbox.worker.text import compact_json
-from outbox.worker.wire import PAYLOAD_VERSION
 
 __all__ = ["enqueue"]
 

@@ -18,11 +18,11 @@ import re
 from typing import Any
 
 from outbox.boundary import public_call
-from outbox.errors import ConfigurationError, SMTP2GOError, ValidationError
+from outbox.core.errors import ConfigurationError, SMTP2GOError, ValidationError
+from outbox.core.smtp2go.checks import address_key
+from outbox.core.store import keys
+from outbox.core.text import as_text
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.smtp2go.checks import address_key
-from outbox.worker.store import keys
-from outbox.worker.text import as_text
 
 __all__ = ["erase"]
 

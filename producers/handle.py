@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from outbox.boundary import public_call
-from outbox.errors import IdempotencyConflict, RecordNotFound
-from outbox.worker.records import Record, load_chunk, load_record
+from outbox.core.errors import IdempotencyConflict, RecordNotFound
+from outbox.core.states import Fate
+from outbox.core.store.chunks import batch_id_of
+from outbox.core.views import Record, load_chunk, load_record
 from outbox.worker.runtime import get_runtime
-from outbox.worker.states import Fate
-from outbox.worker.store.chunks import batch_id_of
 
 if TYPE_CHECKING:
     from outbox.worker.runtime import Runtime
@@ -56,7 +56,7 @@ class Handle:
     @classmethod
     def of_repeat(cls, rt: Runtime, batch_id: str, key: str, fingerprint: str) -> Handle:
         """The first handle of an idempotency key, when this call's message is the one it
-        sent (same fingerprint); :class:`~outbox.errors.IdempotencyConflict` otherwise."""
+        sent (same fingerprint); :class:`~outbox.core.errors.IdempotencyConflict` otherwise."""
         batch = rt.store.batches.stored_batch(batch_id)
         stored = batch.fingerprint if batch else None
         if stored is not None and stored != fingerprint:

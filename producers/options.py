@@ -3,7 +3,7 @@
 ``idempotency_key``, ``send_at``, ``callback``, ``lane`` and ``tenant`` are keyword-only
 in every producer call (the message's own fields come first), and each is checked here
 so that a bad one is named with the message's own bad fields, in one
-:class:`~outbox.errors.ValidationError`.
+:class:`~outbox.core.errors.ValidationError`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from celery.canvas import Signature
 
-from outbox.worker.windows import TENANT_PATTERN
+from outbox.core.windows import TENANT_PATTERN
 
 __all__ = ["Lane", "Options", "check_options"]
 

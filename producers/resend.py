@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from outbox.boundary import public_call
 from outbox.chunking import MAX_RECIPIENTS, address_key
+from outbox.core.errors import RecordNotFound, ValidationError
+from outbox.core.store.chunks import ChunkSlice, chunk_id_for
+from outbox.core.wire import shape
 from outbox.enqueue import enqueue
-from outbox.errors import RecordNotFound, ValidationError
 from outbox.handle import RETRYABLE_FATES, Handle
 from outbox.options import Options, check_options
 from outbox.send import email_chunks
 from outbox.worker.runtime import get_runtime
-from outbox.worker.store.chunks import ChunkSlice, chunk_id_for
-from outbox.worker.wire import shape
 
 __all__ = ["retry_failed"]
 

@@ -22,12 +22,8 @@ from celery.canvas import Signature
 from pydantic import ValidationError as PydanticValidationError
 
 from outbox.chunking import address_key, chunk_count, dedupe, split
-from outbox.enqueue import enqueue
-from outbox.errors import EnqueueError, ValidationError
-from outbox.handle import Handle
-from outbox.options import Lane, Options, check_options
-from outbox.worker.runtime import get_runtime
-from outbox.worker.smtp2go.models import (
+from outbox.core.errors import EnqueueError, ValidationError
+from outbox.core.smtp2go.models import (
     MAX_EMAIL_REQUEST_BYTES,
     MAX_RECIPIENTS,
     RECIPIENTS_ROOM,
@@ -39,9 +35,13 @@ from outbox.worker.smtp2go.models import (
     file_too_large,
     validate_address,
 )
-from outbox.worker.states import Kind
-from outbox.worker.store.chunks import ChunkSlice
-from outbox.worker.text import as_text
+from outbox.core.states import Kind
+from outbox.core.store.chunks import ChunkSlice
+from outbox.core.text import as_text
+from outbox.enqueue import enqueue
+from outbox.handle import Handle
+from outbox.options import Lane, Options, check_options
+from outbox.worker.runtime import get_runtime
 
 __all__ = ["email_chunks", "send_email", "send_mime", "send_sms", "send_template"]
 

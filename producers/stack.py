@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from outbox.core.store import keys
+from outbox.core.store.chunks import batch_id_of
+from outbox.core.text import as_text
+from outbox.core.views import Record, load_record
 from outbox.handle import Handle
-from outbox.worker.records import Record, load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import batch_id_of
-from outbox.worker.text import as_text
 
 __all__ = ["OutboxStack"]
 
@@ -93,8 +93,8 @@ class OutboxStack:
             with self._stack.control() as control:
                 control.post("/_sandbox/config", json=self.sandbox).raise_for_status()
         if self.webhooks:
-            from outbox.worker.smtp2go.endpoints import WEBHOOK_ADD
-            from outbox.worker.smtp2go.management import WebhookAdd
+            from outbox.core.smtp2go.endpoints import WEBHOOK_ADD
+            from outbox.core.smtp2go.management import WebhookAdd
             from outbox.worker.webhooks.app import PATH
 
             hook = WebhookAdd(
@@ -164,7 +164,7 @@ class OutboxStack:
 
     def _queued(self) -> int:
         from outbox.cli.demo.stack import QUEUES
-        from outbox.worker.app import app
+        from outbox.worker.celery_app import app
 
         with app.connection_for_read() as conn:
             channel = conn.default_channel
@@ -227,7 +227,7 @@ class OutboxStack:
     def deliver(self, email_id: str, rcpt: str | None = None) -> int:
         """Report ``delivered`` for the email's recipients (or one), as SMTP2GO's webhook
         would post it to the receiver; returns when the events are recorded."""
-        from outbox.sandbox import events as sandbox_events
+        from outbox.sandbox import webhook_bodies as sandbox_events
 
         record, rcpts = self._email(email_id, rcpt)
         state = self._sandbox().state
@@ -237,8 +237,8 @@ class OutboxStack:
         """Report a ``hard`` or ``soft`` bounce; a hard one also suppresses the address on
         the sandbox's account, as the service does."""
         from outbox.sandbox.control import happened
-        from outbox.sandbox.events import later_event
         from outbox.sandbox.records import LaterEvent
+        from outbox.sandbox.webhook_bodies import later_event
 
         if kind not in ("hard", "soft"):
             raise ValueError("kind must be 'hard' or 'soft'")
@@ -265,8 +265,8 @@ class OutboxStack:
         return record, [rcpt]
 
     def _post(self, record: Any, reports: list[Any]) -> int:
-        from outbox.sandbox.events import email_payload
         from outbox.sandbox.records import Webhook
+        from outbox.sandbox.webhook_bodies import email_payload
         from outbox.worker.webhooks.app import PATH
 
         hook = Webhook(0, "", [], [], [], [], "json", "bearer", self._secret)

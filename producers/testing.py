@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from outbox.errors import IdempotencyConflict
+from outbox.core.errors import IdempotencyConflict
+from outbox.core.settings import Settings
+from outbox.core.states import Kind
 from outbox.handle import Handle
 from outbox.options import Options
-from outbox.worker.settings import Settings
-from outbox.worker.states import Kind
 
 if TYPE_CHECKING:
     from outbox.stack import OutboxStack
@@ -104,8 +104,8 @@ class FakeOutbox:
         *,
         refused: Sequence[tuple[str, str]] = (),
     ) -> Handle:
+        from outbox.core.kinds import lane_for
         from outbox.enqueue import fingerprint
-        from outbox.worker.kinds import lane_for
 
         lane = options.lane or lane_for(kind, len(chunks), self.settings.bulk_threshold)
         key = options.idempotency_key

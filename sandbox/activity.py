@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from outbox.sandbox.common import Call, Handler, Sandbox, decode_token, encode_token, page_size
-from outbox.sandbox.events import iso
 from outbox.sandbox.records import EmailRecord
 from outbox.sandbox.reports import window
 from outbox.sandbox.validation import invalid, optional_str, string_list
+from outbox.sandbox.webhook_bodies import iso
 
 __all__ = ["ACTIVITY", "ACTIVITY_EVENTS", "REQUEST_ID_IN_DATA"]
 

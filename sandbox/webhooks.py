@@ -5,7 +5,7 @@ Each (send, webhook) pair is one task that posts its events in order (``processe
 before ``delivered``), retrying a failing or slow receiver with exponential backoff, like
 the real service does over 48 hours (tests compress the schedule with
 ``webhook_backoff``). A retry posts the very same body (same ``id``). The bodies are
-built by :mod:`~outbox.sandbox.events`; the real service does not sign them, so
+built by :mod:`~outbox.sandbox.webhook_bodies`; the real service does not sign them, so
 protection is the ``Authorization`` header chosen at ``webhook/add``.
 """
 
@@ -24,7 +24,9 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from outbox.sandbox.config import WEBHOOK_BACKOFF_CAP
-from outbox.sandbox.events import (
+from outbox.sandbox.records import EmailRecord, LaterEvent, SmsRecord, Webhook
+from outbox.sandbox.state import SandboxState
+from outbox.sandbox.webhook_bodies import (
     SMS_LIFECYCLE,
     EmailEvent,
     email_payload,
@@ -32,8 +34,6 @@ from outbox.sandbox.events import (
     later_event,
     sms_payload,
 )
-from outbox.sandbox.records import EmailRecord, LaterEvent, SmsRecord, Webhook
-from outbox.sandbox.state import SandboxState
 
 __all__ = ["WebhookDispatcher", "authorization", "is_loopback", "retry_delay"]
 

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from outbox.core import settings
 from outbox.sandbox import command, knobs
-from outbox.worker import settings
 
 __all__ = ["DOCUMENTS", "GENERATORS", "render"]
 

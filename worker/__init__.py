@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from outbox.worker.app import app
+from outbox.worker.celery_app import app
 
 __all__ = ["app"]

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 
-from outbox.errors import AccountError, SMTP2GOError
+from outbox.core.errors import AccountError, SMTP2GOError
+from outbox.core.smtp2go.endpoints import API_KEYS_PERMISSIONS
 from outbox.worker.policy import HOLD_RECHECK
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
 
 __all__ = ["probe_hold"]
 

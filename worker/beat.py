@@ -16,27 +16,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError
-from outbox.worker import permissions
-from outbox.worker.app import app
-from outbox.worker.policy import backoff
-from outbox.worker.publish import chunk_task, fire_callback, publish
-from outbox.worker.queues import TaskName
-from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.smtp2go.answers import APIResult, ResultModel
-from outbox.worker.smtp2go.checks import address_key
-from outbox.worker.smtp2go.endpoints import (
+from outbox.core.errors import ForbiddenError, RateLimitedError, SMTP2GOError
+from outbox.core.queues import TaskName
+from outbox.core.smtp2go.answers import APIResult, ResultModel
+from outbox.core.smtp2go.checks import address_key
+from outbox.core.smtp2go.endpoints import (
     STATS_EMAIL_CYCLE,
     STATS_EMAIL_SUMMARY,
     SUPPRESSION_REMOVE,
     SUPPRESSION_VIEW,
     Endpoint,
 )
-from outbox.worker.smtp2go.models import SuppressionRemove, SuppressionView, WireModel
-from outbox.worker.states import State
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import batch_id_of
-from outbox.worker.store.parked import Call
+from outbox.core.smtp2go.models import SuppressionRemove, SuppressionView, WireModel
+from outbox.core.states import State
+from outbox.core.store import keys
+from outbox.core.store.chunks import batch_id_of
+from outbox.core.store.parked import Call
+from outbox.worker import permissions
+from outbox.worker.celery_app import app
+from outbox.worker.policy import backoff
+from outbox.worker.publish import chunk_task, fire_callback, publish
+from outbox.worker.runtime import Runtime, get_runtime
 from outbox.worker.webhooks.tasks import rematch_parked
 
 __all__ = [

@@ -14,7 +14,7 @@ def broker_client() -> Any:
 
     The URL is the one the worker consumes from (``broker_read_url``, else
     ``broker_url``), as Celery resolves it, not ``CELERY_BROKER_URL`` read again."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     connection = app.connection_for_read()
     try:

@@ -7,7 +7,7 @@ retry, hold the account, an unknown fate) and what a look-up found. :class:`Deli
 carries them out against Redis, the broker and the API, with the clock and the waits of
 its :class:`~outbox.worker.runtime.Runtime`. The payload is sent as the producer wrote it,
 after a cheap check that it is one, in a format this worker reads
-(:mod:`outbox.worker.wire`).
+(:mod:`outbox.core.wire`).
 """
 
 from __future__ import annotations
@@ -19,27 +19,27 @@ import random
 import time
 from typing import Any
 
-from outbox.errors import SMTP2GOError
-from outbox.worker import tracing
-from outbox.worker.kinds import KINDS
-from outbox.worker.policy import HOLD_RECHECK, Action, decide, judge, settle
-from outbox.worker.publish import fire_callback
-from outbox.worker.reconcile import ThrottledLookup, reconcile
-from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.models import SendResult, SmsSendResult
-from outbox.worker.states import Kind, State
-from outbox.worker.store import codec
-from outbox.worker.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
-from outbox.worker.store.chunks import batch_id_of
-from outbox.worker.store.limits import Grant, Wake
-from outbox.worker.store.parked import Call
-from outbox.worker.wire import (
+from outbox.core import tracing
+from outbox.core.errors import SMTP2GOError
+from outbox.core.kinds import KINDS
+from outbox.core.smtp2go.models import SendResult, SmsSendResult
+from outbox.core.states import Kind, State
+from outbox.core.store import codec
+from outbox.core.store.batches import Claim, ClaimOutcome, Finish, FinishOutcome
+from outbox.core.store.chunks import batch_id_of
+from outbox.core.store.limits import Grant, Wake
+from outbox.core.store.parked import Call
+from outbox.core.wire import (
     PoisonPayload,
     UnknownPayloadVersion,
     check,
     check_version,
     tagged,
 )
+from outbox.worker.policy import HOLD_RECHECK, Action, decide, judge, settle
+from outbox.worker.publish import fire_callback
+from outbox.worker.reconcile import ThrottledLookup, reconcile
+from outbox.worker.runtime import Runtime
 
 __all__ = ["Delivery"]
 
@@ -87,7 +87,7 @@ class Delivery:
 
     def run(self, payload: dict[str, Any], *, version: object = None) -> str:
         """The chunk's state afterwards (or what happened to the task), in a span of the
-        send's trace when tracing is on (:mod:`outbox.worker.tracing`). ``version`` is
+        send's trace when tracing is on (:mod:`outbox.core.tracing`). ``version`` is
         the payload format's, from the message's header (``None``: version 1)."""
         if not tracing.active():
             return self._run(payload, version)

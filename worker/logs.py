@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Iterable
 
-from outbox.errors import API_KEY_PATTERN
+from outbox.core.errors import API_KEY_PATTERN
 
 __all__ = ["MIN_SECRET_LENGTH", "SecretsFilter", "install_secret_filter"]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from outbox.errors import ForbiddenError, SMTP2GOError
+from outbox.core.errors import ForbiddenError, SMTP2GOError
+from outbox.core.smtp2go.endpoints import API_KEYS_PERMISSIONS
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.endpoints import API_KEYS_PERMISSIONS
 
 __all__ = ["FEATURES", "RECHECK", "allowed", "learn", "refused"]
 

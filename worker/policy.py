@@ -13,7 +13,7 @@ here.
 - :meth:`RetryPolicy.decide`: the retry precedence, first match wins:
 
   1. the account cannot send (a rejected key, a missing permission: an
-     :class:`~outbox.errors.AccountError`) -> ``hold``: every send waits for the key to
+     :class:`~outbox.core.errors.AccountError`) -> ``hold``: every send waits for the key to
      work again, and this attempt is not counted: it is not the message's fault;
   2. a permanent error (``retryable`` false on its class: any 4xx but 429, a payload the
      API can never accept) -> ``fail``: recorded ``failed`` at once, never retried;
@@ -43,20 +43,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from outbox.errors import (
+from outbox.core.errors import (
     AccountError,
     RateLimitedError,
     ServerError,
     SMTP2GOError,
     TransportError,
 )
-from outbox.worker.kinds import KINDS
-from outbox.worker.smtp2go.answers import SendResult, SmsSendResult
-from outbox.worker.states import Kind, State
-from outbox.worker.store.batches import Claim, ClaimOutcome
+from outbox.core.kinds import KINDS
+from outbox.core.smtp2go.answers import SendResult, SmsSendResult
+from outbox.core.states import Kind, State
+from outbox.core.store.batches import Claim, ClaimOutcome
 
 if TYPE_CHECKING:
-    from outbox.worker.settings import Settings
+    from outbox.core.settings import Settings
 
 __all__ = [
     "HOLD_RECHECK",

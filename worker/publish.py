@@ -3,7 +3,7 @@
 A chunk's task message carries the batch's shared payload merged with the chunk's own
 recipients, so a worker needs nothing else to send. The stored parts let the relay,
 the sweep and replays rebuild the same message later (:func:`chunk_task`), marked with
-the payload format's version its producer recorded (:mod:`outbox.worker.wire`).
+the payload format's version its producer recorded (:mod:`outbox.core.wire`).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outbox.worker import tracing
-from outbox.worker.app import app
-from outbox.worker.kinds import SEND_TASKS
-from outbox.worker.queues import Queue, TaskName
-from outbox.worker.records import load_record
-from outbox.worker.store import Store
-from outbox.worker.store.batches import Batches
-from outbox.worker.store.chunks import batch_id_of
-from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER, recorded_version
+from outbox.core import tracing
+from outbox.core.kinds import SEND_TASKS
+from outbox.core.queues import Queue, TaskName
+from outbox.core.store import Store
+from outbox.core.store.batches import Batches
+from outbox.core.store.chunks import batch_id_of
+from outbox.core.views import load_record
+from outbox.core.wire import PAYLOAD_VERSION, VERSION_HEADER, recorded_version
+from outbox.worker.celery_app import app
 
 __all__ = ["Task", "chunk_task", "chunk_tasks", "fire_callback", "publish", "publish_callback"]
 
@@ -68,7 +68,7 @@ def publish(tasks: Iterable[Task], *, store: Store | None = None) -> int:
 
     Every message carries the time it was published (``published_at``), and with a
     ``store`` its chunk is stamped unclaimed as of now, so a message lost between a
-    worker's fetch and its claim is found (:mod:`outbox.worker.store.unclaimed`). The
+    worker's fetch and its claim is found (:mod:`outbox.core.store.unclaimed`). The
     producer's first publish needs no stamp: the create script made it. Producers send no
     ``task-sent`` event (``celeryconfig``): it would double the round trips of every
     enqueue, and Flower learns of a task from its ``task-received``.

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import LockError
 
-from outbox.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
+from outbox.core.errors import ForbiddenError, RateLimitedError, SMTP2GOError, Throttled
+from outbox.core.kinds import KINDS
+from outbox.core.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
+from outbox.core.smtp2go.models import ActivitySearch
+from outbox.core.states import Kind
+from outbox.core.wire import OUTBOX_ID_HEADER
 from outbox.worker import permissions
-from outbox.worker.kinds import KINDS
 from outbox.worker.policy import SETTLE_SECONDS, Reconciliation
-from outbox.worker.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
-from outbox.worker.smtp2go.models import ActivitySearch
-from outbox.worker.states import Kind
-from outbox.worker.wire import OUTBOX_ID_HEADER
 
 if TYPE_CHECKING:
     from outbox.worker.runtime import Runtime

@@ -27,12 +27,12 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
+from outbox.core.queues import Queue, TaskName
+from outbox.core.store.parked import Due
 from outbox.worker.account import probe_hold
 from outbox.worker.broker import broker_client
 from outbox.worker.publish import Task, chunk_task, publish
-from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.store.parked import Due
 
 __all__ = ["Relay", "recover_lost", "relay_pass"]
 
@@ -114,7 +114,7 @@ def _published_at(raw: bytes | str) -> float | None:
 
 def recover_lost(rt: Runtime, broker: Any) -> int:
     """Publish again the chunks whose message a worker took off a Redis queue and lost
-    before claiming them (see :mod:`outbox.worker.store.unclaimed`); how many. Two round
+    before claiming them (see :mod:`outbox.core.store.unclaimed`); how many. Two round
     trips: the oldest message of every queue, then the unclaimed chunks older than it."""
     store = rt.store
     now = store.now()

@@ -13,16 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from outbox.core.redis_url import connect
+from outbox.core.settings import Settings, get_settings
+from outbox.core.store import Store, keys
+from outbox.core.store.limits import Limit
+from outbox.core.windows import parse_tenant_limits, parse_tenant_weights
 from outbox.worker.metrics import Metrics
 from outbox.worker.policy import RetryPolicy
-from outbox.worker.redis_url import connect
-from outbox.worker.settings import Settings, get_settings
-from outbox.worker.store import Store, keys
-from outbox.worker.store.limits import Limit
-from outbox.worker.windows import parse_tenant_limits, parse_tenant_weights
 
 if TYPE_CHECKING:
-    from outbox.worker.smtp2go.client import SMTP2GOClient
+    from outbox.core.smtp2go.client import SMTP2GOClient
 
 __all__ = ["Runtime", "get_runtime", "set_runtime"]
 
@@ -117,7 +117,7 @@ class Runtime:
         """The process's one pooled client; built on first use (needs the API key)."""
         if self._client is None:
             # Imported here: a producer, which never calls the API, loads no HTTP client.
-            from outbox.worker.smtp2go.client import SMTP2GOClient
+            from outbox.core.smtp2go.client import SMTP2GOClient
 
             with self._lock:
                 if self._client is None:

@@ -28,7 +28,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from outbox.errors import ConfigurationError
+from outbox.core.errors import ConfigurationError
 from outbox.worker import compat
 from outbox.worker.logs import install_secret_filter
 from outbox.worker.metrics import serve
@@ -59,7 +59,7 @@ def serve_metrics(*, prefork: bool) -> None:
     rt = get_runtime()
     if rt.settings.metrics_port is None:
         return
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     try:
         rt.metrics = serve.start(rt, prefork=prefork, app=app)
@@ -106,8 +106,8 @@ def _first_reads() -> None:
     """Once per fleet start (a minute), read what the key may call and then the monthly
     quota, rather than wait a whole beat interval for them: tasks, so each request takes
     its slot of the shared limit like any other."""
+    from outbox.core.queues import Queue, TaskName
     from outbox.worker.publish import Task, publish
-    from outbox.worker.queues import Queue, TaskName
 
     try:
         rt = get_runtime()

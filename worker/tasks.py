@@ -2,7 +2,7 @@
 
 A send task runs one attempt of one chunk (:class:`~outbox.worker.delivery.Delivery`).
 It never asks Celery for a countdown: a wait longer than its slot's is parked in Redis
-(:mod:`outbox.worker.store.parked`) and the task ends, so no worker holds a message it
+(:mod:`outbox.core.store.parked`) and the task ends, so no worker holds a message it
 would lose if it died. The broker's Redis transport runs without ack emulation
 (``celeryconfig``): the records are the outbox, and a chunk a dead worker held comes back
 when its lease runs out (:mod:`outbox.worker.relay`).
@@ -19,17 +19,17 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 
-from outbox.worker.app import app
+from outbox.core.kinds import KINDS
+from outbox.core.queues import TaskName
+from outbox.core.states import Kind
+from outbox.core.store.chunks import chunk_id_for
+from outbox.core.store.parked import Call
+from outbox.core.wire import VERSION_HEADER
+from outbox.worker.celery_app import app
 from outbox.worker.delivery import Delivery, Stop
-from outbox.worker.kinds import KINDS
 from outbox.worker.publish import chunk_task, publish
-from outbox.worker.queues import TaskName
 from outbox.worker.runtime import get_runtime
-from outbox.worker.states import Kind
-from outbox.worker.store.chunks import chunk_id_for
-from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
-from outbox.worker.wire import VERSION_HEADER
 
 __all__ = ["deliver", "fan_out", "send_email", "send_mime", "send_sms", "send_template"]
 

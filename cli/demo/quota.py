@@ -23,10 +23,10 @@ from typing import Any
 
 from outbox.cli.demo.mix import PlannedSend
 from outbox.cli.demo.watch import Tick, Watch
+from outbox.core.states import State
+from outbox.core.views import load_record
 from outbox.sandbox import SandboxConfig
-from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 
 __all__ = ["QuotaPhase", "default_left", "run_quota_phase"]
 

@@ -19,9 +19,9 @@ from outbox.cli.demo.counters import SEND_ENDPOINTS, sandbox_stats, send_counter
 from outbox.cli.demo.mix import GROUPS, Plan
 from outbox.cli.demo.options import DemoOptions, demo_settings, per_second
 from outbox.cli.demo.stack import DemoStack, redacted_url
-from outbox.worker.records import Record, load_record
+from outbox.core.states import State
+from outbox.core.views import Record, load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 
 if TYPE_CHECKING:
     from outbox.cli.demo.quota import QuotaPhase

@@ -30,9 +30,9 @@ from outbox.cli.demo.quota import QuotaPhase, default_left, run_quota_phase
 from outbox.cli.demo.report import DemoReport, build_report
 from outbox.cli.demo.stack import DemoStack, redacted_url
 from outbox.cli.demo.watch import Watch
+from outbox.core.smtp2go.endpoints import SUPPRESSION_ADD, TEMPLATE_ADD
 from outbox.sandbox import SandboxConfig
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.endpoints import SUPPRESSION_ADD, TEMPLATE_ADD
 
 __all__ = ["DemoOptions", "DemoReport", "run_demo"]
 

@@ -35,9 +35,9 @@ import httpx
 
 from outbox.cli.demo.tidy import Tidy
 from outbox.cli.output import redacted_url
+from outbox.core.settings import Settings
 from outbox.sandbox import RunningSandbox, SandboxConfig, serve_in_thread
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
 
 __all__ = [
     "QUEUES",
@@ -249,7 +249,7 @@ class DemoStack:
         # the producers need them.
         import outbox.worker.relay
         import outbox.worker.tasks  # noqa: F401
-        from outbox.worker.app import app
+        from outbox.worker.celery_app import app
 
         redis_client: Any
         if self.redis_url:
@@ -297,7 +297,7 @@ class DemoStack:
                 ) from None
             finally:
                 client.close()
-        from outbox.worker.redis_url import connect
+        from outbox.core.redis_url import connect
 
         return connect(self.records_url)
 
@@ -319,7 +319,7 @@ class DemoStack:
     def stop(self) -> None:
         """Stop the worker, then the sandbox; restore the app; with ``--redis``, remove
         the lasting keys the run wrote. Safe to call twice."""
-        from outbox.worker.app import app
+        from outbox.worker.celery_app import app
 
         if self.worker is not None:
             self.worker.stop()

@@ -37,9 +37,9 @@ from outbox import Handle, ValidationError
 from outbox.cli.demo.counters import sandbox_stats, send_counters
 from outbox.cli.demo.mix import Plan, PlannedSend
 from outbox.cli.demo.options import Fault
+from outbox.core.states import FINAL_STATES, State
+from outbox.core.store.batch import FINISHED_AT, count_field
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import FINAL_STATES, State
-from outbox.worker.store.batch import FINISHED_AT, count_field
 
 __all__ = ["Tick", "Tracked", "Watch"]
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import redis
 
+from outbox.core.settings import Settings
+from outbox.core.states import State
+from outbox.core.store import Store
+from outbox.core.store.reads import batch_state
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.states import State
-from outbox.worker.store import Store
-from outbox.worker.store.reads import batch_state
 from support.procs import PYTHON, start, stop, wait_until
 from tests.conftest import Sandbox
 
@@ -114,7 +114,7 @@ def fleet(sandbox: Sandbox, redis_db: tuple[str, str], tmp_path: Path) -> Iterat
 @pytest.fixture
 def producer(redis_db: tuple[str, str]) -> Iterator[Runtime]:
     """This process as a producer on the test databases."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     # Another test in this process may have pointed the app at another broker and
     # closed its pools; start from fresh ones on the test broker.
@@ -145,8 +145,8 @@ def wait_all_done(handles: list[Any], timeout: float = 120.0) -> list[Any]:
     Polls the batch counters of all pending handles in one round trip, so the test
     process does not compete with the workers for the CPU.
     """
+    from outbox.core.states import FINAL_STATES
     from outbox.worker.runtime import get_runtime
-    from outbox.worker.states import FINAL_STATES
 
     store = get_runtime().store
     deadline = time.monotonic() + timeout

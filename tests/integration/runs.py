@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from outbox import send_email, send_sms
-from outbox.worker.redis_url import connect
+from outbox.core.redis_url import connect
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import wait_until
 from tests.conftest import RECORDS_URL, Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from outbox import send_email
+from outbox.core.queues import Queue
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.endpoints import EMAIL_SEND, SUPPRESSION_ADD
+from outbox.core.states import Kind, State
+from outbox.core.store import keys
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
+from outbox.core.store.limits import Limit
+from outbox.core.views import load_record
 from outbox.worker import beat
-from outbox.worker.queues import Queue
-from outbox.worker.records import load_record
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.endpoints import EMAIL_SEND, SUPPRESSION_ADD
-from outbox.worker.states import Kind, State
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
-from outbox.worker.store.limits import Limit
-from outbox.worker.webhooks.events import normalise
+from outbox.worker.webhooks.parse import normalise
 from outbox.worker.webhooks.tasks import NO_MATCH, record
 from support.procs import wait_until
 from tests.conftest import Sandbox

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from outbox import send_email, send_sms
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import PYTHON, ROOT, free_port
 from tests.conftest import BROKER_URL, RECORDS_URL
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from outbox.errors import (
+from outbox.core.errors import (
     BadRequestError,
     NotFoundError,
     RateLimitedError,
@@ -22,8 +22,8 @@ from outbox.errors import (
     ServerError,
     UnauthorizedError,
 )
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.smtp2go.endpoints import (
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.smtp2go.endpoints import (
     ACTIVITY_SEARCH,
     EMAIL_BATCH,
     EMAIL_MIME,
@@ -51,7 +51,7 @@ from outbox.worker.smtp2go.endpoints import (
     WEBHOOK_REMOVE,
     WEBHOOK_VIEW,
 )
-from outbox.worker.smtp2go.models import EmailSend
+from outbox.core.smtp2go.models import EmailSend
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.integration

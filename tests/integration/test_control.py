@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from outbox import Handle, cancel, pause, resume, send_email, status
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from outbox import send_email
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.states import State
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done

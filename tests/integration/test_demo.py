@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from outbox.worker.store import keys
+from outbox.core.store import keys
 from support.procs import PYTHON, ROOT
 from tests.conftest import REDIS_HOST, REDIS_PORT
 

@@ -7,8 +7,8 @@ from email.mime.image import MIMEImage
 
 import pytest
 
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from tests.conftest import Sandbox
 from tests.django_settings import configure
 from tests.integration.conftest import Fleet, wait_all_done

@@ -32,9 +32,9 @@ import pytest
 import redis
 
 from outbox import Record, send_email, send_sms
+from outbox.core.smtp2go.models import address_key
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.models import address_key
-from outbox.worker.states import State
 from support.procs import PYTHON, start, stop, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, batch_states, wait_all_done
@@ -344,7 +344,7 @@ def test_poison_messages_are_dead_lettered_once_and_never_loop(
     from click.testing import CliRunner
 
     from outbox.cli import main as outbox
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     broker_url, _ = redis_db
     worker = fleet.start(concurrency=2)

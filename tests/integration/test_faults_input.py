@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outbox import send_email
+from outbox.core.smtp2go.models import address_key
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.models import address_key
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_faults import assert_intent, delivered

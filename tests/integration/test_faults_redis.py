@@ -19,9 +19,9 @@ import pytest
 import redis
 
 from outbox import send_email
+from outbox.core.settings import Settings
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.store import keys
 from support.procs import free_port, stop, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet
@@ -83,7 +83,7 @@ def private_producer(
     private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Runtime]:
     """This process as a producer on the private Redis (broker db 1, records db 2)."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     broker, records = private_redis.url(1), private_redis.url(2)
     # Celery reads CELERY_BROKER_URL from the environment before its own config.

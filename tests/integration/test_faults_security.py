@@ -24,8 +24,8 @@ import pytest
 import redis
 
 from outbox import send_email, send_sms, send_template
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import PYTHON, ROOT, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, scan_redis_for, wait_all_done

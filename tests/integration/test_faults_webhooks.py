@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from outbox import send_email
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime
-from outbox.worker.store import keys
 from support.procs import PYTHON, free_port, running, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from outbox import send_email
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import PYTHON, free_port, start, stop, wait_http, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from outbox import Handle, send_email
-from outbox.worker.states import State
+from outbox.core.states import State
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done
 from tests.integration.test_faults import beat

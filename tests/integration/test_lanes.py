@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from outbox import Handle, send_email
+from outbox.core.states import State
+from outbox.core.store import keys
+from outbox.core.text import as_text
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
-from outbox.worker.store import keys
-from outbox.worker.text import as_text
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

@@ -17,9 +17,9 @@ from kombu import Queue as KombuQueue
 from prometheus_client.parser import text_string_to_metric_families
 
 from outbox import send_email, send_sms
+from outbox.core.states import State
 from outbox.worker.metrics.fleet import AmqpDepth
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import PYTHON, free_port, running, wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

@@ -11,12 +11,12 @@ from pathlib import Path
 import redis
 
 from outbox import Handle, send_email, status
+from outbox.core.queues import Queue, TaskName
+from outbox.core.states import Kind, State
+from outbox.core.store.chunks import ChunkSpec, batch_id_of
+from outbox.core.wire import VERSION_HEADER
 from outbox.worker.publish import Task, publish
-from outbox.worker.queues import Queue, TaskName
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import Kind, State
-from outbox.worker.store.chunks import ChunkSpec, batch_id_of
-from outbox.worker.wire import VERSION_HEADER
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

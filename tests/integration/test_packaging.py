@@ -81,7 +81,7 @@ def test_the_wheel_installs_one_top_level_name(wheel: Path) -> None:
     assert not any(name.startswith(("outbox/bench", "outbox/tests")) for name in names)
     # The settings file itself, not a link to a file the wheel does not carry.
     assert "task_acks_late = True" in settings
-    for package in ("cli", "cli/demo", "sandbox", "worker", "worker/smtp2go", "worker/webhooks"):
+    for package in ("cli", "cli/demo", "sandbox", "worker", "core/smtp2go", "worker/webhooks"):
         assert f"outbox/{package}/__init__.py" in names
     assert "outbox/py.typed" in names
 

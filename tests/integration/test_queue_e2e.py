@@ -9,8 +9,8 @@ import os
 import pytest
 
 from outbox import send_email, send_mime, send_sms, send_template
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, scan_redis_for, wait_all_done
 

@@ -29,10 +29,10 @@ from amqp.exceptions import PreconditionFailed
 from kombu import Connection, pools
 
 from outbox import Handle, send_email, send_sms
+from outbox.core.states import State
 from outbox.worker import celeryconfig
-from outbox.worker.app import app
+from outbox.worker.celery_app import app
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done

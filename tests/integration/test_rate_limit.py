@@ -8,9 +8,9 @@ import time
 import pytest
 
 from outbox import Record, send_email, send_template
+from outbox.core.states import State
+from outbox.core.store.limits import _PRECISE_TAIL
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
-from outbox.worker.store.limits import _PRECISE_TAIL
 from support.procs import wait_until
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, sandbox_recipients, wait_all_done

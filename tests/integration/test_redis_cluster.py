@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import redis
 
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime
-from outbox.worker.store import keys
 from support.redis_servers import Servers
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from outbox import Handle, send_email
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
 from support.procs import wait_until
 from support.redis_servers import MASTER_NAME, Servers
 from tests.conftest import Sandbox

@@ -1,7 +1,7 @@
 """Webhooks end to end: the sandbox posts events to a real receiver process, which
 publishes them to the real broker, where a real worker puts them on the records.
 
-The sandbox posts the real service's shapes (``sandbox/events.py``): one ``processed``
+The sandbox posts the real service's shapes (``sandbox/webhook_bodies.py``): one ``processed``
 per email listing its ``recipients``, then ``delivered``/``bounce`` per recipient, and
 ``sms_*`` events per number, each with its own ``id``.
 """
@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from outbox import Handle, Record, send_email, send_sms
+from outbox.core.states import State
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
-from outbox.worker.store import keys
 from support.procs import PYTHON, ROOT, free_port, running
 from tests.conftest import Sandbox
 from tests.integration.conftest import Fleet, wait_all_done

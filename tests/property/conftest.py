@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from outbox.core.settings import Settings
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
 from tests.conftest import TEST_API_KEY, Sandbox
 from tests.unit.conftest import fake_redis, memory_broker  # noqa: F401 - shared fixtures
 

@@ -27,15 +27,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from outbox.worker.kinds import SEND_TASKS
-from outbox.worker.queues import Queue
-from outbox.worker.states import FINAL_STATES, Kind, State
-from outbox.worker.store import Store, codec, keys
-from outbox.worker.store.batches import Claim, ClaimOutcome
-from outbox.worker.store.chunks import ChunkSpec, batch_id_of, chunk_id_for
-from outbox.worker.store.limits import Limit, Wake
-from outbox.worker.store.parked import Call
-from outbox.worker.windows import parse_windows
+from outbox.core.kinds import SEND_TASKS
+from outbox.core.queues import Queue
+from outbox.core.states import FINAL_STATES, Kind, State
+from outbox.core.store import Store, codec, keys
+from outbox.core.store.batches import Claim, ClaimOutcome
+from outbox.core.store.chunks import ChunkSpec, batch_id_of, chunk_id_for
+from outbox.core.store.limits import Limit, Wake
+from outbox.core.store.parked import Call
+from outbox.core.windows import parse_windows
 
 SENDS = 3
 

@@ -34,9 +34,9 @@ from hypothesis.control import currently_in_test_context
 
 from outbox import Handle, ValidationError, send_email, send_mime, send_sms, send_template
 from outbox import status as record_of
+from outbox.core.smtp2go.models import MAX_EMAIL_REQUEST_BYTES, address_key
+from outbox.core.states import Kind, State
 from outbox.worker.runtime import Runtime
-from outbox.worker.smtp2go.models import MAX_EMAIL_REQUEST_BYTES, address_key
-from outbox.worker.states import Kind, State
 from tests.conftest import Sandbox
 from tests.property.conftest import TEMPLATE_ID
 from tests.property.strategies import (
@@ -132,8 +132,8 @@ class Harness:
     def deliver(self, kind: Kind, handle: Handle) -> list[dict[str, Any]]:
         """Run every published task here (fan-outs too); the sandbox's copies."""
         import outbox.worker.tasks  # noqa: F401  (registers the tasks, as a worker's start does)
-        from outbox.worker.app import app
-        from outbox.worker.wire import check
+        from outbox.core.wire import check
+        from outbox.worker.celery_app import app
 
         ran = 0
         while published := self.broker.drain():

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from outbox.worker.webhooks.app import create_app
-from outbox.worker.webhooks.events import InvalidPayload, digest, event_key, normalise
+from outbox.worker.webhooks.parse import InvalidPayload, digest, event_key, normalise
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's test client warns on import
@@ -206,7 +206,7 @@ def test_normalise_refuses_or_returns_one_shape_with_a_stable_digest(
     assert event_key(first) == event_key(again)
     if all(isinstance(v, str) for v in payload.values()):
         # The same flat event posted as a form (SMTP2GO's default) is the same event too.
-        from outbox.worker.webhooks.events import parse_form
+        from outbox.worker.webhooks.parse import parse_form
 
         [as_form] = parse_form(urlencode(payload).encode())
         assert digest(normalise(as_form, received_at=0.0)) == digest(first)

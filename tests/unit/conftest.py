@@ -10,9 +10,9 @@ import fakeredis
 import pytest
 import redis
 
-from outbox.worker.redis_url import connect
+from outbox.core.redis_url import connect
+from outbox.core.settings import Settings
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
 
 
 def _real_redis() -> Any:
@@ -65,7 +65,7 @@ def runtime(fake_redis: Any) -> Iterator[Runtime]:
 @pytest.fixture
 def memory_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Point the app at kombu's in-memory transport; yields a reader of published tasks."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     # Celery reads CELERY_BROKER_URL from the environment before its own config.
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
@@ -109,9 +109,9 @@ class _Published:
 
 def sent_batch(rt: Runtime, email_ids: list[str], recipients: list[str] | None = None) -> str:
     """A recorded send whose chunks (one recipient each) were accepted with ``email_ids``."""
-    from outbox.worker.queues import Queue
-    from outbox.worker.states import Kind, State
-    from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
+    from outbox.core.queues import Queue
+    from outbox.core.states import Kind, State
+    from outbox.core.store.chunks import ChunkSpec, chunk_id_for
 
     batch_id = f"{abs(hash(tuple(email_ids))) % 10**32:032x}"
     rcpts = recipients or [f"user{i}@example.org" for i in range(len(email_ids))]

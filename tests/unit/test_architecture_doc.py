@@ -14,14 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "docs" / "architecture.md"
 PACKAGES = ("worker", "producers", "cli", "sandbox", "support")
-LUA = "worker/store/lua/"
+LUA = "core/store/lua/"
 _ROW = re.compile(r"^\| `(?P<path>[^`]+)` \| (?P<role>.+) \|$")
 #: A file the document names, in prose or in the drawing: a path, a path within a package
 #: (``store/limits.py``), or a name alone (``delivery.py``, ``claim.lua``); a test may
 #: follow (``::test_name``).
 _NAMED = re.compile(r"(?<![\w./-])([\w/-]+\.(?:py|lua|md))(?:::(\w+))?")
 #: Where a name that is not a path from the root is looked for.
-_BASES = ("", "worker/", "worker/store/", "worker/smtp2go/", LUA)
+_BASES = ("", "worker/", "core/store/", "core/smtp2go/", LUA)
 
 
 def _product_modules() -> set[str]:

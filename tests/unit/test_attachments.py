@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from outbox import ValidationError, send_email, send_template
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime
-from outbox.worker.store import keys
 
 pytestmark = pytest.mark.usefixtures("runtime")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from outbox import RecordNotFound, State, cancel, send_email
+from outbox.core.store.batches import ClaimOutcome
+from outbox.core.store.chunks import chunk_id_for
 from outbox.worker.runtime import Runtime
-from outbox.worker.store.batches import ClaimOutcome
-from outbox.worker.store.chunks import chunk_id_for
 
 
 def _claim(rt: Runtime, chunk_id: str) -> ClaimOutcome:
@@ -70,8 +70,8 @@ def test_a_scheduled_send_and_one_chunk_can_be_canceled(runtime: Runtime) -> Non
 def reserved_bulk_chunk(runtime: Runtime) -> str:
     """A bulk send whose one chunk the lane granted a slot while no worker held it (its
     call parked for whichever worker claims it): its id."""
-    from outbox.worker.store.limits import Limit
-    from outbox.worker.windows import parse_windows
+    from outbox.core.store.limits import Limit
+    from outbox.core.windows import parse_windows
 
     limit = Limit(
         "send", parse_windows("1/s"), lease=30.0, ttl=3600, line_lease=60.0, lookahead=1.0
@@ -122,8 +122,8 @@ def test_a_page_whose_recipients_events_moved_is_cancelled_in_calls_within_a_bud
 ) -> None:
     """Putting a moved recipient back costs a few commands: a page of chunks whose every
     recipient was moved takes several calls, each within the budget, and ends the same."""
-    from outbox.worker.states import Fate
-    from outbox.worker.store import batches as batches_module
+    from outbox.core.states import Fate
+    from outbox.core.store import batches as batches_module
 
     monkeypatch.setattr(batches_module, "CANCEL_BUDGET", 250)
     send_id = _send(1000)  # ten chunks of 100

@@ -18,10 +18,10 @@ from outbox import send_email, send_sms
 from outbox.cli.demo.stack import split_redis_url
 from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
 from outbox.cli.output import when
+from outbox.core.settings import Settings
+from outbox.core.states import State
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.states import State
-from outbox.worker.store import keys
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
@@ -40,7 +40,7 @@ def broker(memory_broker: Any) -> Iterator[Any]:
     Celery's ``conf.broker_url`` answers the environment variable first (the test
     session sets it), so the read and write URLs, which take precedence, are set too.
     """
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     app.conf.broker_read_url = app.conf.broker_write_url = "memory://localhost/"
     app._pool = None
@@ -107,7 +107,7 @@ def test_status_history_shows_transitions(broker: Any, runtime: Runtime) -> None
 
 
 def test_status_shows_what_delivery_events_say(runtime: Runtime) -> None:
-    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.parse import normalise
     from outbox.worker.webhooks.tasks import record
     from tests.unit.conftest import sent_batch
 
@@ -151,7 +151,7 @@ def test_every_time_reads_the_same_way(value: Any, shown: str) -> None:
 
 
 def test_status_history_and_events_show_no_raw_epoch(broker: Any, runtime: Runtime) -> None:
-    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.parse import normalise
     from outbox.worker.webhooks.tasks import record
     from tests.unit.conftest import sent_batch
 
@@ -199,7 +199,7 @@ def delivered_send(rt: Runtime, recipients: list[str], failed: tuple[int, ...] =
     """A send whose chunks were accepted (but those in ``failed``), each with the webhook
     events SMTP2GO posts: one ``processed`` naming the chunk's recipients, then one
     ``delivered`` per recipient."""
-    from outbox.worker.webhooks.events import normalise
+    from outbox.worker.webhooks.parse import normalise
     from outbox.worker.webhooks.tasks import record
 
     handle = send_email("shop@example.com", recipients, "Hi", text_body="x")
@@ -427,7 +427,7 @@ def test_dead_replay_all_and_by_batch(broker: Any, runtime: Runtime) -> None:
 
 
 def test_dead_replay_with_the_broker_down_changes_nothing(runtime: Runtime) -> None:
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     handle = send_sms(["+61400000001"], "code 1234", send_at=time.time() + 3600)
     chunk_id = f"{handle.id}.0"
@@ -701,7 +701,7 @@ def test_sandbox_banner_names_the_key_format_it_accepts() -> None:
 
 
 def test_webhooks_needs_a_secret_or_insecure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from outbox.worker.settings import get_settings
+    from outbox.core.settings import get_settings
 
     monkeypatch.delenv("OUTBOX_WEBHOOK_SECRET", raising=False)
     monkeypatch.chdir("/")  # no .env to read a secret from

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outbox.worker.store import codec, scripts
-from outbox.worker.text import as_text
+from outbox.core.store import codec, scripts
+from outbox.core.text import as_text
 
 #: Text of any characters but the separators of the formats that are split on them.
 _no_tab = st.text(st.characters(blacklist_characters="\t"), max_size=20)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from outbox import send_email
-from outbox.errors import (
+from outbox.core.errors import (
     BadRequestError,
     ForbiddenError,
     RateLimitedError,
@@ -23,17 +23,17 @@ from outbox.errors import (
     TransportError,
     UnauthorizedError,
 )
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.smtp2go.models import EmailSend, SendResult
+from outbox.core.states import Kind, State
+from outbox.core.store import keys
+from outbox.core.store.batches import Claim, ClaimOutcome
+from outbox.core.store.chunks import batch_id_of
 from outbox.worker.account import probe_hold
 from outbox.worker.delivery import Delivery
 from outbox.worker.policy import Action, Reconciliation, Verdict, decide, judge, settle
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.smtp2go.models import EmailSend, SendResult
-from outbox.worker.states import Kind, State
-from outbox.worker.store import keys
-from outbox.worker.store.batches import Claim, ClaimOutcome
-from outbox.worker.store.chunks import batch_id_of
 
 KEY = "api-" + "0" * 32
 Handler = Callable[[httpx.Request], httpx.Response]

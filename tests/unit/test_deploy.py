@@ -30,8 +30,8 @@ from typing import Any
 import click
 import pytest
 
+from outbox.core.settings import Settings
 from outbox.worker import celeryconfig
-from outbox.worker.settings import Settings
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is in the dev extra: pip install -e '.[dev]'")
 
@@ -421,7 +421,7 @@ def _longest_task(configured: str | None) -> float:
     """Longest a send task runs once the worker is told to stop (senders waiting for a
     slot give it back at once): one request, its claim's lease (the client timeout as
     deployed, plus the margin)."""
-    from outbox.worker.settings import Settings
+    from outbox.core.settings import Settings
 
     timeout = max(DEFAULT_TIMEOUT, float(configured or 0))
     return Settings(SMTP2GO_TIMEOUT=timeout).lease
@@ -810,7 +810,7 @@ def test_the_config_flower_shows_holds_settings_only_with_plain_values() -> None
     ``__future__._Feature``) must not be among them, and task names are plain strings."""
     from enum import Enum
 
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     table = app.conf.table(with_defaults=False, censored=True)
     helpers = {"Exchange", "OutboxQueue", "Queue", "TaskName", "annotations", "timedelta"}

@@ -23,11 +23,11 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry
 
+from outbox.core.settings import Settings
+from outbox.core.store import Store
 from outbox.worker.metrics.fleet import FleetCollector
 from outbox.worker.metrics.instruments import Instruments
 from outbox.worker.metrics.receiver import ReceiverMetrics
-from outbox.worker.settings import Settings
-from outbox.worker.store import Store
 from tests.unit.test_deploy import (
     DEPLOY,
     _argv,

@@ -16,9 +16,9 @@ import fakeredis
 import pytest
 
 from outbox import EnqueueError, ValidationError
-from outbox.errors import RecipientsRefused
+from outbox.core.errors import RecipientsRefused
+from outbox.core.states import State
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.states import State
 from tests.django_settings import configure
 
 configure()

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from outbox.core.settings import Settings
+from outbox.core.states import State
 from outbox.testing import FakeOutbox
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.states import State
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette asks for httpx2 on import, runs on httpx

@@ -45,8 +45,8 @@ def test_redis_unreachable_is_an_outbox_error_from_every_public_call() -> None:
     import redis
 
     from outbox import Unavailable, retry_failed, status
+    from outbox.core.settings import Settings
     from outbox.worker.runtime import set_runtime
-    from outbox.worker.settings import Settings
     from support.procs import free_port
 
     closed = redis.Redis(port=free_port(), socket_connect_timeout=0.5)

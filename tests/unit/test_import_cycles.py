@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Each folder and the import name setuptools installs it under.
 FOLDERS = {
     "producers": "outbox",
+    "core": "outbox.core",
     "worker": "outbox.worker",
     "cli": "outbox.cli",
     "sandbox": "outbox.sandbox",

@@ -3,7 +3,7 @@
 A real Redis is watched with ``MONITOR`` while the store runs every one of its scripts
 and the plain commands around them; each command seen (those a script issues from Lua
 included) is handed to ``COMMAND GETKEYS``, the server's own reading of which arguments
-are keys. A key built inside a script from anything but :mod:`outbox.worker.store.keys`
+are keys. A key built inside a script from anything but :mod:`outbox.core.store.keys`
 (or a script handed ``""`` for an optional key) shows here, where a single server would
 have run it without complaint and a cluster would refuse it.
 """
@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 import redis
 
-from outbox.worker.queues import Queue, TaskName
-from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, keys, scripts
-from outbox.worker.store.batches import PAGE
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
-from outbox.worker.store.limits import Limit
-from outbox.worker.store.parked import Call
-from outbox.worker.text import as_text
-from outbox.worker.windows import Window
+from outbox.core.queues import Queue, TaskName
+from outbox.core.states import Kind, State
+from outbox.core.store import Store, keys, scripts
+from outbox.core.store.batches import PAGE
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
+from outbox.core.store.limits import Limit
+from outbox.core.store.parked import Call
+from outbox.core.text import as_text
+from outbox.core.windows import Window
 
 DB = 13
 B1 = "e" * 31 + "1"
@@ -140,7 +140,7 @@ def real_redis() -> Iterator[redis.Redis]:
 
 def every_script() -> dict[str, str]:
     """``sha -> name`` of every script the store runs (the libraries are in each)."""
-    folder = resources.files("outbox.worker.store").joinpath("lua")
+    folder = resources.files("outbox.core.store").joinpath("lua")
     names = [p.name.removesuffix(".lua") for p in folder.iterdir() if p.name.endswith(".lua")]
     return {
         hashlib.sha1(scripts.source(n).encode()).hexdigest(): n

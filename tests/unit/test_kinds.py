@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from outbox import retry_failed, send_sms
+from outbox.core.kinds import KINDS, SEND_TASKS, lane_for, queue_for
+from outbox.core.queues import Queue
+from outbox.core.states import Kind, State
+from outbox.core.store import scripts
 from outbox.worker import reconcile as reconcile_module
-from outbox.worker.kinds import KINDS, SEND_TASKS, lane_for, queue_for
-from outbox.worker.queues import Queue
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import Kind, State
-from outbox.worker.store import scripts
 from outbox.worker.tasks import KIND_OF
 
 

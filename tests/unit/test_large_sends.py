@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from outbox.worker.queues import Queue
-from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, keys
-from outbox.worker.store.batches import PAGE, ClaimOutcome
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
-from outbox.worker.store.limits import Limit
-from outbox.worker.windows import parse_windows
+from outbox.core.queues import Queue
+from outbox.core.states import Kind, State
+from outbox.core.store import Store, keys
+from outbox.core.store.batches import PAGE, ClaimOutcome
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
+from outbox.core.store.limits import Limit
+from outbox.core.windows import parse_windows
 
 LIMIT = Limit("send", parse_windows("1000/s"), lease=30.0, ttl=3600, line_lease=60.0)
 
@@ -118,7 +118,7 @@ def test_index_reads_and_writes_go_a_page_at_a_time(redis_backend: Any) -> None:
 def test_status_answers_with_counts_and_reads_chunks_only_when_asked(
     redis_backend: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outbox.worker.records import load_record
+    from outbox.core.views import load_record
 
     store = Store.connect(redis_backend, retention=3600)
     batch_id = "f" * 32

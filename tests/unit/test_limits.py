@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from outbox.worker.queues import Queue
-from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, batches, keys
-from outbox.worker.store.batches import Claim, ClaimOutcome
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
-from outbox.worker.store.limits import Grant, Limit, Wake
-from outbox.worker.windows import Window, parse_windows
+from outbox.core.queues import Queue
+from outbox.core.states import Kind, State
+from outbox.core.store import Store, batches, keys
+from outbox.core.store.batches import Claim, ClaimOutcome
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
+from outbox.core.store.limits import Grant, Limit, Wake
+from outbox.core.windows import Window, parse_windows
 
 B1 = "e" * 32
 

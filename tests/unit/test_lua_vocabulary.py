@@ -16,13 +16,13 @@ from typing import Any
 import fakeredis
 import pytest
 
-from outbox.worker.states import FATE_RANK, FINAL_STATES, Fate
-from outbox.worker.store import keys, scripts
-from outbox.worker.store.batches import ClaimOutcome
+from outbox.core.states import FATE_RANK, FINAL_STATES, Fate
+from outbox.core.store import keys, scripts
+from outbox.core.store.batches import ClaimOutcome
 
 _SCRIPTS = sorted(
     p.name.removesuffix(".lua")
-    for p in resources.files("outbox.worker.store").joinpath("lua").iterdir()
+    for p in resources.files("outbox.core.store").joinpath("lua").iterdir()
     if p.name.endswith(".lua")
 )
 
@@ -74,7 +74,7 @@ def _spelled(name: str, source: str) -> list[str]:
 
 @pytest.mark.parametrize("name", _SCRIPTS)
 def test_no_script_spells_a_state_fate_kind_queue_or_wake_word(name: str) -> None:
-    source = resources.files("outbox.worker.store").joinpath("lua", f"{name}.lua").read_text()
+    source = resources.files("outbox.core.store").joinpath("lua", f"{name}.lua").read_text()
     assert _spelled(name, source) == []
 
 

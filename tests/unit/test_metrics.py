@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from outbox.errors import (
+from outbox.core.errors import (
     BadRequestError,
     ConfigurationError,
     ForbiddenError,
@@ -31,14 +31,14 @@ from outbox.errors import (
     UnauthorizedError,
     UnexpectedStatusError,
 )
+from outbox.core.states import FINAL_STATES, Kind
+from outbox.core.store import Store, keys
 from outbox.worker.delivery import Delivery
 from outbox.worker.metrics import OTHER_EVENT, event_label, serve
 from outbox.worker.metrics.fleet import QUEUES, FleetCollector, RedisDepth
 from outbox.worker.metrics.instruments import Instruments
 from outbox.worker.policy import Reason, reason_of
 from outbox.worker.runtime import set_runtime
-from outbox.worker.states import FINAL_STATES, Kind
-from outbox.worker.store import Store, keys
 from outbox.worker.webhooks.app import create_app
 from outbox.worker.webhooks.tasks import record_event
 from support.procs import PYTHON, ROOT
@@ -345,7 +345,7 @@ def test_the_receiver_serves_no_metrics_when_told_not_to_or_without_the_extra(
 
 def test_a_thread_pool_worker_serves_its_counts_and_the_fleets(api: Api) -> None:
     rt = _runtime(api, OUTBOX_METRICS_PORT="0")
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     rt.metrics = serve.start(rt, prefork=False, app=app)
     try:
@@ -369,7 +369,7 @@ def test_a_taken_port_stops_the_worker_saying_which(api: Api) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         rt = _runtime(api, OUTBOX_METRICS_PORT=str(port))
-        from outbox.worker.app import app
+        from outbox.worker.celery_app import app
 
         with pytest.raises(ConfigurationError, match=f"127.0.0.1:{port}"):
             serve.start(rt, prefork=False, app=app)
@@ -394,7 +394,7 @@ def test_the_port_without_the_extra_stops_the_worker_saying_what_to_install(
 def test_without_the_port_the_worker_modules_never_load_prometheus_client() -> None:
     code = (
         "import sys\n"
-        "from outbox.worker.app import app\n"
+        "from outbox.worker.celery_app import app\n"
         "app.loader.import_default_modules()\n"
         "from outbox.worker.startup import serve_metrics\n"
         "serve_metrics(prefork=True)\n"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from outbox import RecordNotFound, State, cancel, pause, resume
+from outbox.core.store.batches import ClaimOutcome
+from outbox.core.store.chunks import chunk_id_for
 from outbox.worker.runtime import Runtime
-from outbox.worker.store.batches import ClaimOutcome
-from outbox.worker.store.chunks import chunk_id_for
 from tests.unit.test_cancel import _claim, _send, reserved_bulk_chunk
 
 
@@ -76,8 +76,8 @@ def test_a_bulk_chunk_granted_while_paused_gives_its_slot_back(runtime: Runtime)
 
 
 def test_a_waiting_sender_is_sent_away_and_its_place_dropped(runtime: Runtime) -> None:
-    from outbox.worker.store.limits import Limit, Wake
-    from outbox.worker.windows import parse_windows
+    from outbox.core.store.limits import Limit, Wake
+    from outbox.core.windows import parse_windows
 
     limit = Limit("send", parse_windows("1/s"), lease=30.0, ttl=3600, line_lease=60.0)
     object.__setattr__(runtime, "send_limit", limit)
@@ -141,7 +141,7 @@ def test_the_command_line_pauses_and_resumes(runtime: Runtime) -> None:
 
 
 def test_the_fleet_metrics_count_canceled_and_paused_chunks(runtime: Runtime) -> None:
-    from outbox.worker.store.overview import read_overview
+    from outbox.core.store.overview import read_overview
 
     paused, canceled = _send(250), _send(150)
     pause(paused)

@@ -14,23 +14,24 @@ import httpx
 import pytest
 
 from outbox import send_email
-from outbox.worker import tasks, wire
-from outbox.worker.delivery import Delivery
-from outbox.worker.publish import Task, chunk_task, publish
-from outbox.worker.queues import Queue, TaskName
-from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.states import Kind, State
-from outbox.worker.store import keys
-from outbox.worker.store.batches import ClaimOutcome
-from outbox.worker.store.chunks import ChunkSpec, batch_id_of
-from outbox.worker.wire import (
+from outbox.core import wire
+from outbox.core.queues import Queue, TaskName
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.states import Kind, State
+from outbox.core.store import keys
+from outbox.core.store.batches import ClaimOutcome
+from outbox.core.store.chunks import ChunkSpec, batch_id_of
+from outbox.core.wire import (
     PAYLOAD_VERSION,
     VERSION_HEADER,
     UnknownPayloadVersion,
     check_version,
 )
+from outbox.worker import tasks
+from outbox.worker.delivery import Delivery
+from outbox.worker.publish import Task, chunk_task, publish
+from outbox.worker.runtime import Runtime, set_runtime
 
 KEY = "api-" + "0" * 32
 #: The message a producer of 0.2.0 put on the Redis broker for one send_email, as the
@@ -146,7 +147,7 @@ def test_an_older_producers_record_is_published_again_as_version_1(rt: Runtime) 
 
 
 def test_a_producer_marks_its_record_and_every_message(rt: Runtime, memory_broker: Any) -> None:
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     handle = send_email("shop@example.com", ["ann@example.org"], "Hi", text_body="x")
     fields = rt.redis.hgetall(keys.batch(handle.id))

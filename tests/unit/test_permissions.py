@@ -45,7 +45,7 @@ class Api:
 @pytest.fixture
 def api(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Any:
     def install(found: Api) -> Api:
-        from outbox.worker.smtp2go.client import SMTP2GOClient
+        from outbox.core.smtp2go.client import SMTP2GOClient
 
         client = SMTP2GOClient(
             "http://127.0.0.1:9/v3", "api-" + "0" * 32, transport=httpx.MockTransport(found)

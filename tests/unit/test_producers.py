@@ -9,9 +9,9 @@ import pytest
 from celery import signature
 
 from outbox import ValidationError, send_email, send_mime, send_sms, send_template, status
+from outbox.core.states import State
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
-from outbox.worker.store import keys
 
 pytestmark = pytest.mark.usefixtures("runtime")
 
@@ -213,7 +213,7 @@ def test_an_unreachable_broker_still_returns_the_handle_and_the_relay_publishes_
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The record is the outbox: once written the message will go."""
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     app.conf.broker_url = "redis://127.0.0.1:1/0"
@@ -230,8 +230,8 @@ def test_an_unreachable_redis_raises_enqueue_error_and_records_nothing() -> None
     import redis
 
     from outbox import EnqueueError
+    from outbox.core.settings import Settings
     from outbox.worker.runtime import set_runtime
-    from outbox.worker.settings import Settings
 
     settings = Settings.model_validate({"OUTBOX_REDIS_URL": "redis://127.0.0.1:1/4"})
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)

@@ -20,16 +20,16 @@ import httpx
 import pytest
 
 from outbox import send_email, send_sms, status
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.states import Kind, State
+from outbox.core.store import keys
+from outbox.core.store.chunks import batch_id_of
+from outbox.core.store.parked import Call
+from outbox.core.windows import parse_windows
 from outbox.worker.beat import _cycle_end, sweep_stuck, sync_quota
 from outbox.worker.delivery import Delivery
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.states import Kind, State
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import batch_id_of
-from outbox.worker.store.parked import Call
-from outbox.worker.windows import parse_windows
 
 KEY = "api-" + "Qu0ta" * 6 + "00"
 
@@ -279,8 +279,8 @@ def test_a_bulk_chunk_the_quota_no_longer_covers_when_its_turn_comes_waits_throt
 ) -> None:
     """Chunks waiting in a lane passed the quota when they were claimed; the ones granted
     before them take from it meanwhile, so each is checked again when it is granted."""
-    from outbox.worker.store.batches import ClaimOutcome
-    from outbox.worker.store.limits import Limit
+    from outbox.core.store.batches import ClaimOutcome
+    from outbox.core.store.limits import Limit
 
     limit = Limit(
         "send", parse_windows("1/0.05s"), lease=30.0, ttl=3600, line_lease=60.0, lookahead=1.0

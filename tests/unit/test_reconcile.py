@@ -15,7 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from outbox.worker.queues import Queue
+from outbox.core.queues import Queue
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.states import Kind
+from outbox.core.store import keys
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.reconcile import (
     CLAIM_MARGIN,
     MAX_PAGES,
@@ -28,11 +33,6 @@ from outbox.worker.reconcile import (
     reconcile,
 )
 from outbox.worker.runtime import Runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.states import Kind
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 
 KEY = "api-" + "R3c0nc1l3" + "0" * 23
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from outbox.worker.redis_url import connect, redacted_url
+from outbox.core.redis_url import connect, redacted_url
 from support.procs import free_port
 from support.redis_servers import MASTER_NAME, Servers
 

@@ -14,17 +14,17 @@ from celery import signature
 from kombu.exceptions import OperationalError
 
 from outbox import send_email
+from outbox.core.queues import TaskName
+from outbox.core.states import State
+from outbox.core.store import keys
+from outbox.core.store.batches import ClaimOutcome
+from outbox.core.store.limits import Limit
+from outbox.core.store.parked import Call
+from outbox.core.windows import parse_windows
 from outbox.worker import beat, relay
 from outbox.worker.beat import sweep_stuck
-from outbox.worker.queues import TaskName
 from outbox.worker.relay import LOST_AFTER, recover_lost, relay_pass
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import State
-from outbox.worker.store import keys
-from outbox.worker.store.batches import ClaimOutcome
-from outbox.worker.store.limits import Limit
-from outbox.worker.store.parked import Call
-from outbox.worker.windows import parse_windows
 
 
 def _message(chunk_id: str, published_at: float) -> bytes:

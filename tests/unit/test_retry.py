@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from outbox.errors import (
+from outbox.core.errors import (
     BadRequestError,
     ForbiddenError,
     NotFoundError,

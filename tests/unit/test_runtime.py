@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from outbox.core.settings import Settings
+from outbox.core.store import keys
 from outbox.worker.runtime import Runtime
-from outbox.worker.settings import Settings
-from outbox.worker.store import keys
 
 
 def test_warm_up_loads_every_script_and_opens_connections(redis_backend: Any) -> None:

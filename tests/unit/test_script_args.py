@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import redis
 
-from outbox.worker.queues import Queue, TaskName
-from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, keys, scripts
-from outbox.worker.store.batches import PAGE, PAYLOAD_PENDING, CreateArgs
-from outbox.worker.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
-from outbox.worker.store.parked import PARK_PAGE, Call
+from outbox.core.queues import Queue, TaskName
+from outbox.core.states import Kind, State
+from outbox.core.store import Store, keys, scripts
+from outbox.core.store.batches import PAGE, PAYLOAD_PENDING, CreateArgs
+from outbox.core.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
+from outbox.core.store.parked import PARK_PAGE, Call
 from tests.unit.test_key_slots import Monitor, real_redis
 
 __all__ = ["real_redis"]  # the fixture, shared with the key-slot test

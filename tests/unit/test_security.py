@@ -20,19 +20,19 @@ import httpx
 import pytest
 
 from outbox import send_email, send_mime, send_sms, send_template
-from outbox.errors import SMTP2GOError
+from outbox.core.errors import SMTP2GOError
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.smtp2go.endpoints import EMAIL_SEND
+from outbox.core.smtp2go.models import EmailSend
+from outbox.core.store import keys
+from outbox.core.store.chunks import chunk_id_for
 from outbox.worker.logs import SecretsFilter
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.smtp2go.endpoints import EMAIL_SEND
-from outbox.worker.smtp2go.models import EmailSend
 from outbox.worker.startup import check_can_send
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import chunk_id_for
 from outbox.worker.webhooks import app as webhook_app
 from outbox.worker.webhooks.app import create_app
-from outbox.worker.webhooks.events import normalise
+from outbox.worker.webhooks.parse import normalise
 from outbox.worker.webhooks.tasks import Outcome, record
 from tests.unit.conftest import sent_batch
 
@@ -240,7 +240,7 @@ def _raw_messages(app: Any) -> list[bytes]:
 
 
 def test_key_not_in_broker_messages_or_records(keyed_runtime: Runtime, memory_broker: Any) -> None:
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     attachment = {"filename": "a.txt", "fileblob": base64.b64encode(b"hello").decode()}
     send_email(

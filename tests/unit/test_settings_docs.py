@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from outbox.worker.settings import Settings
+from outbox.core.settings import Settings
 from support.docblocks import render
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,13 +16,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outbox.worker.queues import Queue
-from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, keys
-from outbox.worker.store.batches import Claim, ClaimOutcome
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
-from outbox.worker.store.limits import Limit
-from outbox.worker.windows import parse_windows
+from outbox.core.queues import Queue
+from outbox.core.states import Kind, State
+from outbox.core.store import Store, keys
+from outbox.core.store.batches import Claim, ClaimOutcome
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
+from outbox.core.store.limits import Limit
+from outbox.core.windows import parse_windows
 
 _sends = iter(range(10**6))
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from outbox.errors import (
+from outbox.core.errors import (
     APIError,
     BadRequestError,
     ForbiddenError,
@@ -27,12 +27,12 @@ from outbox.errors import (
     UnauthorizedError,
     UnexpectedStatusError,
 )
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.smtp2go.endpoints import (
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.smtp2go.endpoints import (
     EMAIL_SEND,
     SMS_VIEW_SENT,
 )
-from outbox.worker.smtp2go.models import (
+from outbox.core.smtp2go.models import (
     ActivitySearchResult,
     APIResult,
     BatchResult,
@@ -40,7 +40,7 @@ from outbox.worker.smtp2go.models import (
     SendResult,
     SmsSendResult,
 )
-from outbox.worker.smtp2go.responses import error_from_response, parse_retry_after
+from outbox.core.smtp2go.responses import error_from_response, parse_retry_after
 
 KEY = "api-" + "K" * 16 + "0123456789abcdef"
 BASE = "http://127.0.0.1:9/v3"
@@ -481,7 +481,7 @@ def test_endpoint_paths(
     result_type: type[Any],
     body: dict[str, Any] | None,
 ) -> None:
-    from outbox.worker.smtp2go.endpoints import ENDPOINTS
+    from outbox.core.smtp2go.endpoints import ENDPOINTS
 
     client, rec = make_client()
     given = args[0] if args and isinstance(args[0], dict) else {"id": args[0]} if args else kwargs
@@ -567,7 +567,7 @@ def test_timeouts() -> None:
 
 
 def test_every_endpoint_in_the_table_has_its_models() -> None:
-    from outbox.worker.smtp2go.endpoints import ENDPOINTS
+    from outbox.core.smtp2go.endpoints import ENDPOINTS
 
     assert len(ENDPOINTS) == 26
     for path, endpoint in ENDPOINTS.items():

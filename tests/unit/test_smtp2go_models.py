@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from outbox.worker.smtp2go.models import (
+from outbox.core.smtp2go.models import (
     MAX_EMAIL_REQUEST_BYTES,
     MAX_HEADER_LINE,
     MAX_RECIPIENTS,
@@ -37,7 +37,7 @@ from outbox.worker.smtp2go.models import (
     field_errors_of,
     validate_address,
 )
-from outbox.worker.text import wire_json
+from outbox.core.text import wire_json
 
 BLOB = base64.b64encode(b"%PDF-1.4 not really").decode()
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from outbox.worker.queues import Queue, TaskName
-from outbox.worker.records import load_record
-from outbox.worker.states import Kind, State
-from outbox.worker.store import Store, keys
-from outbox.worker.store.batches import Claim, ClaimOutcome, FinishOutcome
-from outbox.worker.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
-from outbox.worker.store.limits import Limit
-from outbox.worker.store.parked import Call
-from outbox.worker.store.reads import batch_state
-from outbox.worker.windows import Window
+from outbox.core.queues import Queue, TaskName
+from outbox.core.states import Kind, State
+from outbox.core.store import Store, keys
+from outbox.core.store.batches import Claim, ClaimOutcome, FinishOutcome
+from outbox.core.store.chunks import ChunkSpec, StoredChunk, chunk_id_for
+from outbox.core.store.limits import Limit
+from outbox.core.store.parked import Call
+from outbox.core.store.reads import batch_state
+from outbox.core.views import load_record
+from outbox.core.windows import Window
 
 B1 = "b" * 31 + "1"
 #: Plenty of room: these tests are about records, not the limit.

@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from outbox import send_email
+from outbox.core.states import Kind, State
+from outbox.core.store import keys
+from outbox.core.store.batch import StoredBatch, count_field
+from outbox.core.wire import PAYLOAD_VERSION, VERSION_HEADER
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import Kind, State
-from outbox.worker.store import keys
-from outbox.worker.store.batch import StoredBatch, count_field
-from outbox.worker.wire import PAYLOAD_VERSION, VERSION_HEADER
 
 CALLBACK = {"task": "app.done", "args": [1], "kwargs": {}, "options": {}}
 

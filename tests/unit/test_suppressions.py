@@ -14,13 +14,13 @@ from click.testing import CliRunner, Result
 
 from outbox import erase, send_email, status
 from outbox.cli.main import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, main
+from outbox.core.settings import Settings
+from outbox.core.smtp2go.endpoints import SUPPRESSION_VIEW
+from outbox.core.smtp2go.models import SuppressionView
+from outbox.core.states import State
+from outbox.core.store import keys
 from outbox.worker import beat
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
-from outbox.worker.smtp2go.endpoints import SUPPRESSION_VIEW
-from outbox.worker.smtp2go.models import SuppressionView
-from outbox.worker.states import State
-from outbox.worker.store import keys
 from tests.conftest import TEST_API_KEY, Sandbox
 from tests.unit.test_erase import everything
 
@@ -81,7 +81,7 @@ def deliver(sandbox: Sandbox, broker: Any, to: str) -> tuple[Any, list[dict[str,
     """A send to ``to`` through the producer and this process's task: its record, and
     what the sandbox then kept of it."""
     import outbox.worker.tasks  # noqa: F401  (registers the tasks, as a worker's start does)
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     handle = send_email(SENDER, [to], "Hello", text_body="again")
     for name, args, _queue in broker.drain():
@@ -249,7 +249,7 @@ def test_an_endpoint_refused_within_the_hour_is_not_asked_again_unless_rechecked
 def test_a_429_cools_the_fleet_down_and_counts_it_as_a_job_does(
     rt: Runtime, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outbox.errors import RateLimitedError
+    from outbox.core.errors import RateLimitedError
 
     cooled: list[float] = []
     monkeypatch.setattr(rt.metrics, "cooled", cooled.append)

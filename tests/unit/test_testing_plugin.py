@@ -82,8 +82,8 @@ def test_a_big_send_is_bulk_and_keys_behave_as_for_real(outbox_fake: FakeOutbox)
 def test_nothing_reaches_redis(outbox_fake: FakeOutbox) -> None:
     import redis
 
+    from outbox.core.settings import Settings
     from outbox.worker.runtime import Runtime, set_runtime
-    from outbox.worker.settings import Settings
     from support.procs import free_port
 
     closed = redis.Redis(port=free_port(), socket_connect_timeout=0.2)

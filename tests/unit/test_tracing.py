@@ -16,11 +16,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from outbox import send_email
-from outbox.worker import tracing
+from outbox.core import tracing
+from outbox.core.states import Kind
 from outbox.worker.delivery import Delivery
 from outbox.worker.publish import chunk_task, publish
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import Kind
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def _trace_of(traceparent: str) -> int:
 def test_one_trace_from_the_apps_span_through_a_retry(
     runtime: Runtime, memory_broker: Any, spans: InMemorySpanExporter
 ) -> None:
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     tracer = trace.get_tracer("the app")
     with tracer.start_as_current_span("POST /signup") as root:
@@ -100,7 +100,7 @@ def test_one_trace_from_the_apps_span_through_a_retry(
 def test_nothing_is_stored_or_recorded_without_a_tracer_provider(
     runtime: Runtime, memory_broker: Any
 ) -> None:
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     assert not tracing.active()
     handle = send_email("s@example.com", ["ann@example.org"], "Hi", text_body="x")
@@ -112,7 +112,7 @@ def test_nothing_is_stored_or_recorded_without_a_tracer_provider(
 def test_a_webhook_event_recorded_later_links_to_its_sends_trace(
     runtime: Runtime, memory_broker: Any, spans: InMemorySpanExporter
 ) -> None:
-    from outbox.worker.states import State
+    from outbox.core.states import State
     from outbox.worker.webhooks.tasks import Outcome, record
 
     with trace.get_tracer("the app").start_as_current_span("POST /signup") as root:

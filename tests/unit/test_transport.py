@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from outbox.errors import TransportError
-from outbox.worker.smtp2go.client import SMTP2GOClient
-from outbox.worker.smtp2go.transport import ThreadConnections, ThreadTransport
+from outbox.core.errors import TransportError
+from outbox.core.smtp2go.client import SMTP2GOClient
+from outbox.core.smtp2go.transport import ThreadConnections, ThreadTransport
 from support.procs import free_port
 
 KEY = "api-" + "Tr4nsp0rt" + "0" * 23

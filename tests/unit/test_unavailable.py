@@ -10,9 +10,9 @@ from celery.exceptions import Reject
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from outbox.core.settings import Settings
 from outbox.worker import unavailable
 from outbox.worker.runtime import Runtime, set_runtime
-from outbox.worker.settings import Settings
 from outbox.worker.tasks import fan_out
 from outbox.worker.webhooks.tasks import record_event
 from support.procs import free_port

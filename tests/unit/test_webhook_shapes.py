@@ -18,14 +18,14 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from outbox.worker.queues import Queue
-from outbox.worker.records import load_record
+from outbox.core.queues import Queue
+from outbox.core.states import Kind, State
+from outbox.core.store import keys
+from outbox.core.store.chunks import ChunkSpec, chunk_id_for
+from outbox.core.views import load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.states import Kind, State
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import ChunkSpec, chunk_id_for
 from outbox.worker.webhooks.app import create_app
-from outbox.worker.webhooks.events import normalise, payloads_from_pairs
+from outbox.worker.webhooks.parse import normalise, payloads_from_pairs
 from outbox.worker.webhooks.tasks import Outcome, record, rematch_parked
 from tests.unit.webhook_bodies import (
     CAPTURED_DELIVERED,

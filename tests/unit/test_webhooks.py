@@ -12,14 +12,14 @@ from urllib.parse import urlencode
 
 import pytest
 
-from outbox.worker.queues import TaskName
-from outbox.worker.records import load_record
+from outbox.core.queues import TaskName
+from outbox.core.store import keys
+from outbox.core.store.chunks import chunk_id_for
+from outbox.core.store.parked import Call
+from outbox.core.views import load_record
 from outbox.worker.runtime import Runtime
-from outbox.worker.store import keys
-from outbox.worker.store.chunks import chunk_id_for
-from outbox.worker.store.parked import Call
 from outbox.worker.webhooks.app import authorised, create_app
-from outbox.worker.webhooks.events import EVENT_NAMES, digest, normalise, parse_form
+from outbox.worker.webhooks.parse import EVENT_NAMES, digest, normalise, parse_form
 from outbox.worker.webhooks.tasks import UNMATCHED_DELAYS, Outcome, record, record_event
 from tests.unit.conftest import sent_batch
 from tests.unit.worker_run import run_task
@@ -63,7 +63,7 @@ def broker(memory_broker: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The in-memory broker, for real: Celery prefers ``CELERY_BROKER_URL`` (which
     tests/conftest.py sets to the integration Redis) over ``app.conf.broker_url``."""
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    from outbox.worker.app import app
+    from outbox.worker.celery_app import app
 
     assert app.connection_for_write().transport_cls == "memory"
     memory_broker.drain()

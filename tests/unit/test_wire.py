@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from outbox.worker.smtp2go.models import EmailSend, MimeSend, SmsSend
-from outbox.worker.states import Kind
-from outbox.worker.wire import OUTBOX_ID_HEADER, PoisonPayload, check, tagged
+from outbox.core.smtp2go.models import EmailSend, MimeSend, SmsSend
+from outbox.core.states import Kind
+from outbox.core.wire import OUTBOX_ID_HEADER, PoisonPayload, check, tagged
 
 EMAIL = EmailSend(
     sender="Shop <shop@example.com>",

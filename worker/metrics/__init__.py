@@ -31,9 +31,9 @@ name                                        type       labels and meaning
 
 from __future__ import annotations
 
+from outbox.core.states import Kind, State
 from outbox.worker.policy import Reason
-from outbox.worker.states import Kind, State
-from outbox.worker.webhooks.events import EVENT_NAMES
+from outbox.worker.webhooks.parse import EVENT_NAMES
 
 __all__ = ["OTHER_EVENT", "Metrics", "event_label"]
 

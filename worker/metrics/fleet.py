@@ -2,7 +2,7 @@
 
 Nothing here runs on the send path: :class:`FleetCollector` reads when a scrape asks,
 in the one process that serves the worker's metrics, in one Redis round trip for the
-records (:meth:`Store.overview <outbox.worker.store.Store.overview>`) and one for the
+records (:meth:`Store.overview <outbox.core.store.Store.overview>`) and one for the
 queue depths on a Redis broker (a passive declare per queue on RabbitMQ). Every worker
 reports the same fleet-wide values: aggregate them with ``max``, not ``sum``.
 
@@ -32,9 +32,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from outbox.core.queues import Queue
+from outbox.core.store import Store
 from outbox.worker.broker import broker_client
-from outbox.worker.queues import Queue
-from outbox.worker.store import Store
 
 __all__ = [
     "QUEUES",

@@ -12,9 +12,9 @@ from collections.abc import Collection
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from outbox.core.states import FINAL_STATES, Kind, State
 from outbox.worker.metrics import Metrics
 from outbox.worker.policy import Reason
-from outbox.worker.states import FINAL_STATES, Kind, State
 
 __all__ = ["API_BUCKETS", "WAIT_BUCKETS", "Instruments"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from outbox.errors import ConfigurationError
+from outbox.core.errors import ConfigurationError
 from outbox.worker.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -137,15 +137,15 @@ def for_child() -> Metrics | None:
     worker serves no metrics from children."""
     if _served is None or not _served.multiprocess:
         return None
+    from outbox.core.settings import get_settings
     from outbox.worker.metrics.instruments import Instruments
-    from outbox.worker.settings import get_settings
 
     return Instruments(None, _named_tenants(get_settings()))
 
 
 def _named_tenants(settings: Any) -> set[str]:
     """The tenants the settings name: each gets metrics labels of its own."""
-    from outbox.worker.windows import parse_tenant_limits, parse_tenant_weights
+    from outbox.core.windows import parse_tenant_limits, parse_tenant_weights
 
     return set(parse_tenant_weights(settings.tenant_weights)) | set(
         parse_tenant_limits(settings.tenant_limits)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     secret = args.secret
     if secret is None:
-        from outbox.worker.settings import get_settings
+        from outbox.core.settings import get_settings
 
         configured = get_settings().webhook_secret
         secret = configured.get_secret_value() if configured else None

@@ -53,7 +53,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from outbox.worker.webhooks.events import (
+from outbox.worker.webhooks.parse import (
     EVENT_NAMES,
     InvalidPayload,
     normalise,
@@ -81,8 +81,8 @@ def celery_enqueue(event: dict[str, Any]) -> None:
     """Publish one normalised event to ``outbox.record_event`` on the ``email`` queue."""
     # Imported on first use: an app built with its own ``enqueue`` (tests) needs no
     # broker configuration at all.
+    from outbox.core.queues import Queue, TaskName
     from outbox.worker.publish import Task, publish
-    from outbox.worker.queues import Queue, TaskName
 
     publish([Task(TaskName.RECORD_EVENT, [event], Queue.EMAIL)])
 

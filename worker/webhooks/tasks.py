@@ -7,7 +7,7 @@ an event never lands on another message's record.
 
 - Repeats (SMTP2GO retries a notification up to 35 times over 48 hours, with the same
   ``id``) are written once: the chunk's events hash is keyed by the provider's ``id``
-  (:func:`~outbox.worker.webhooks.events.event_key`; the digest of the event when it
+  (:func:`~outbox.worker.webhooks.parse.event_key`; the digest of the event when it
   has none) and written only if new. An event that moves recipients in the batch's
   ledger does so in the same script: ``processed`` every recipient it lists, a later
   email event its ``rcpt``, an SMS event its destination number. A repeat moves nobody.
@@ -32,17 +32,17 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from outbox.worker import tracing
-from outbox.worker.app import app
+from outbox.core import tracing
+from outbox.core.queues import TaskName
+from outbox.core.smtp2go.models import address_key
+from outbox.core.states import Fate
+from outbox.core.store.chunks import StoredChunk, batch_id_of
+from outbox.core.store.parked import Call
+from outbox.worker.celery_app import app
 from outbox.worker.metrics import event_label
-from outbox.worker.queues import TaskName
 from outbox.worker.runtime import Runtime, get_runtime
-from outbox.worker.smtp2go.models import address_key
-from outbox.worker.states import Fate
-from outbox.worker.store.chunks import StoredChunk, batch_id_of
-from outbox.worker.store.parked import Call
 from outbox.worker.unavailable import hand_back_when_unavailable
-from outbox.worker.webhooks.events import event_key, fate_of, should_suppress
+from outbox.worker.webhooks.parse import event_key, fate_of, should_suppress
 
 __all__ = [
     "MAX_UNMATCHED",
@@ -228,7 +228,7 @@ def rematch_parked(rt: Runtime) -> int:
 )
 @hand_back_when_unavailable(lambda event, tries=0: f"webhook event {_name_of(event)}")
 def record_event(event: dict[str, Any], tries: int = 0) -> str:
-    """One normalised event from the receiver (:mod:`outbox.worker.webhooks.events`)."""
+    """One normalised event from the receiver (:mod:`outbox.worker.webhooks.parse`)."""
     if not isinstance(event, dict):
         logger.error("record_event got %s, not an event; dropped", type(event).__name__)
         return Outcome.INVALID.value
