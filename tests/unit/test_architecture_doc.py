@@ -1,7 +1,7 @@
 """``docs/architecture.md`` names every module of the product, and only modules that exist.
 
-Its module table has one row per Python file under ``worker/``, ``producers/``, ``cli/``,
-``sandbox/`` and ``support/``, plus ``celeryconfig.py``, and one row for the Lua scripts'
+Its module table has one row per Python file under ``core/``, ``worker/``, ``producers/``,
+``cli/``, ``sandbox/`` and ``support/``, plus ``celeryconfig.py``, and one row for the Lua scripts'
 folder. A module added without a row, or a row left behind by a module that moved, fails
 here; so does any other file the document names that is not there.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "docs" / "architecture.md"
-PACKAGES = ("worker", "producers", "cli", "sandbox", "support")
+PACKAGES = ("core", "worker", "producers", "cli", "sandbox", "support")
 LUA = "core/store/lua/"
 _ROW = re.compile(r"^\| `(?P<path>[^`]+)` \| (?P<role>.+) \|$")
 #: A file the document names, in prose or in the drawing: a path, a path within a package
@@ -21,7 +21,7 @@ _ROW = re.compile(r"^\| `(?P<path>[^`]+)` \| (?P<role>.+) \|$")
 #: follow (``::test_name``).
 _NAMED = re.compile(r"(?<![\w./-])([\w/-]+\.(?:py|lua|md))(?:::(\w+))?")
 #: Where a name that is not a path from the root is looked for.
-_BASES = ("", "worker/", "core/store/", "core/smtp2go/", LUA)
+_BASES = ("", "core/", "worker/", "producers/", "core/store/", "core/smtp2go/", LUA)
 
 
 def _product_modules() -> set[str]:
