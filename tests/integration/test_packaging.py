@@ -17,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -53,10 +54,11 @@ def _run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project (its links kept), so builds leave the checkout untouched."""
+    """A plain copy of the project, as a tool that copies a tree makes one (links
+    followed), so builds leave the checkout untouched."""
     copy = tmp_path_factory.mktemp("source") / "outbox"
     skip = shutil.ignore_patterns(".git", ".ci", ".venv", "build", "*.egg-info", "__pycache__")
-    shutil.copytree(ROOT, copy, symlinks=True, ignore=skip)
+    shutil.copytree(ROOT, copy, ignore=skip)
     return copy
 
 
@@ -81,8 +83,17 @@ def test_the_wheel_installs_one_top_level_name(wheel: Path) -> None:
     assert not any(name.startswith(("outbox/bench", "outbox/tests")) for name in names)
     # The settings file itself, not a link to a file the wheel does not carry.
     assert "task_acks_late = True" in settings
-    for package in ("cli", "cli/demo", "sandbox", "worker", "core/smtp2go", "worker/webhooks"):
-        assert f"outbox/{package}/__init__.py" in names
+    # every package of every folder the distribution is built from
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    for name, folder in config["tool"]["setuptools"]["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            inside = init.relative_to(ROOT / folder).as_posix()
+            assert f"{name.replace('.', '/')}/{inside}" in names, f"the wheel lacks {init}"
+    # the store's scripts, which are data, not modules
+    lua = sorted(p.name for p in (ROOT / "core" / "store" / "lua").glob("*.lua"))
+    assert lua
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.endswith(".lua")) == lua
+    assert all(n.startswith("outbox/core/store/lua/") for n in names if n.endswith(".lua"))
     assert "outbox/py.typed" in names
 
 

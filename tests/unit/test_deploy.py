@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -598,11 +599,17 @@ def test_dockerfile_builds_the_project_as_a_non_root_user() -> None:
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}
+    copied = set()
     for line in lines:
         if line.startswith("COPY "):
             *sources, _dest = line.split()[1:]
+            copied |= set(sources)
             for source in sources:
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
+    # every folder the package is built from (a folder added to package-dir, too)
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    folders = set(config["tool"]["setuptools"]["package-dir"].values())
+    assert folders <= copied, f"the image is built without {sorted(folders - copied)}"
     cmd = [line for line in lines if line.startswith("CMD ")][-1]
     check_command(Command("Dockerfile CMD", _argv(ast.literal_eval(cmd[4:]))))
 
@@ -819,3 +826,50 @@ def test_the_config_flower_shows_holds_settings_only_with_plain_values() -> None
     outbox_tasks = [task for name, task in app.tasks.items() if name.startswith("outbox.")]
     assert outbox_tasks
     assert all(type(task.name) is str and not isinstance(task.name, Enum) for task in outbox_tasks)
+
+
+#: What an application's own ``celeryconfig.py`` may say (Celery's tutorial, RQ days).
+_HOSTILE_CELERYCONFIG = """\
+task_serializer = "pickle"
+accept_content = ["pickle", "json"]
+task_acks_late = False
+task_default_queue = "celery"
+"""
+
+
+def test_no_celeryconfig_on_the_apps_path_replaces_the_workers(tmp_path: Path) -> None:
+    """A worker started beside an app's ``celeryconfig.py`` (first on the path, as the
+    current directory is) reads outbox's settings and never imports the app's file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "celeryconfig.py").write_text(_HOSTILE_CELERYCONFIG)
+    code = (
+        "import json, sys\n"
+        "from outbox.worker import app\n"
+        "c = app.conf\n"
+        "print(json.dumps([c.task_serializer, list(c.accept_content), c.task_acks_late,\n"
+        "                  c.task_default_queue, 'celeryconfig' in sys.modules]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True
+    )
+    assert json.loads(out.stdout) == ["json", ["json"], True, "email", False]
+
+
+def test_the_worker_settings_are_a_file_not_a_link() -> None:
+    """Tools that copy a tree (image builds, sdists, some CI caches) drop or break links:
+    the settings module is a real file, and the tree holds no link at all."""
+    import subprocess
+
+    assert not (ROOT / "worker" / "celeryconfig.py").is_symlink()
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    staged = subprocess.run(
+        ["git", "ls-files", "-s"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    links = [line.split("\t", 1)[1] for line in staged.splitlines() if line.startswith("120000")]
+    assert not links, f"symbolic links in the tree: {links}"
