@@ -1,4 +1,6 @@
-"""outbox workers: the Celery app, its tasks, the SMTP2GO client and the records.
+"""outbox workers, Celery's side: the app, its settings and tasks, the delivery, the retry
+policy, the relay, beat, the webhook receiver and metrics (both sides' ground is
+:mod:`outbox.core`).
 
 ``celery -A outbox.worker worker`` finds :data:`app` here.
 """
