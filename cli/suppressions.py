@@ -8,7 +8,7 @@ complaints locally only, so the two drift: ``list`` says where each entry is. ``
 and ``remove`` change SMTP2GO first, then the set: when SMTP2GO refuses, the set is left
 as it was (the next sync would bring a removed entry back anyway). A removal is
 remembered, so a sync whose read began before it cannot put the address back. Every
-request is made as beat's reads are (:func:`~outbox.worker.beat.api_call`): in a slot
+request is made as beat's reads are (:func:`~outbox.worker.account_api.api_call`): in a slot
 of the shared rate limit, a 429 cooling the fleet down, and never to an endpoint
 SMTP2GO refused the key within the hour unless ``--recheck`` says the permission has
 been added. The key needs the permission of each endpoint it calls
@@ -84,12 +84,12 @@ def _api(
     *,
     recheck: bool = False,
 ) -> APIResult:
-    """One request as beat's jobs make it (:func:`~outbox.worker.beat.api_call`: a slot
+    """One request as beat's jobs make it (:func:`~outbox.worker.account_api.api_call`: a slot
     of the shared limit, a refusal known to the fleet honoured unless ``recheck``, a 429
     cooling everyone down); a refusal becomes one clear line and the exit code of its
     cause (``done``: what was changed before it, for ``--json``)."""
     from outbox.core.errors import BadRequestError, SMTP2GOError, UnauthorizedError
-    from outbox.worker.beat import Denied, NoSlot, api_call
+    from outbox.worker.account_api import Denied, NoSlot, api_call
 
     path = endpoint.path
     extra: dict[str, Any] = {} if done is None else {"done": done}
@@ -156,7 +156,7 @@ def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
     """SMTP2GO's rows (one per address and reason) and the local set as one entry per
     address, each saying where it is."""
     from outbox.core.smtp2go.checks import address_key
-    from outbox.worker.beat import row_reason
+    from outbox.worker.account_api import row_reason
 
     remote: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -192,7 +192,7 @@ def merged(rows: list[dict[str, Any]], local: set[str]) -> list[dict[str, Any]]:
 def list_command(search: str | None, as_json: bool, recheck: bool) -> None:
     """Every suppression, at SMTP2GO and in outbox's local set, and where each one is."""
     from outbox.core.smtp2go.models import SuppressionView
-    from outbox.worker.beat import read_suppressions
+    from outbox.worker.account_api import read_suppressions
     from outbox.worker.runtime import get_runtime
 
     rt = get_runtime()
@@ -307,7 +307,7 @@ def remove_command(addresses: tuple[str, ...], as_json: bool, recheck: bool) -> 
     sent to again (unlike `outbox erase`, which keeps an address refused). An erased
     address stays erased: a sync never stores it readable."""
     from outbox.core.smtp2go.checks import address_key
-    from outbox.worker.beat import held_for, lift_at_smtp2go
+    from outbox.worker.account_api import held_for, lift_at_smtp2go
     from outbox.worker.runtime import get_runtime
 
     targets = _targets(addresses, as_json)

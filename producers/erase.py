@@ -188,7 +188,7 @@ def _at_smtp2go(rt: Runtime, target: str) -> tuple[bool, str]:
     names the address."""
     if "@" not in target:
         return False, "a number: SMTP2GO keeps no suppression of it"
-    from outbox.worker.beat import Denied, NoSlot, held_for, lift_at_smtp2go
+    from outbox.worker.account_api import Denied, NoSlot, held_for, lift_at_smtp2go
 
     reasons: list[str] = []
     try:

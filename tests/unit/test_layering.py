@@ -10,9 +10,10 @@ under ``TYPE_CHECKING`` count too) and each module is placed in its layer by its
   module (``outbox``, ``outbox.send``, ``outbox.errors``...), the command line or the
   sandbox: a worker runs without the app's side.
 * ``producers/`` (the ``outbox`` package's own modules) import ``outbox.core`` and
-  themselves. Of the worker they use only its two seams, :data:`WORKER_SEAMS`: the
-  process's runtime (the objects tests and the demo install) and the one way a task
-  reaches the broker. Everything else a producer needs of the worker's vocabulary
+  themselves. Of the worker they use only its seams, :data:`WORKER_SEAMS`: the
+  process's runtime (the objects tests and the demo install), the one way a task
+  reaches the broker, and the one way a request that is not a send reaches SMTP2GO
+  (``erase`` lifts the address there where a key is at hand). Everything else a producer needs of the worker's vocabulary
   (states, kinds, queues, the store, the models) comes from ``outbox.core``.
   The in-process stack (:data:`WHOLE_STACK`: the ``outbox_stack`` fixture and the pytest
   plugin) runs a worker, the sandbox and the demo's stack in the test's process, so it
@@ -46,8 +47,8 @@ ALLOWED = {
     "sandbox": {"sandbox"},
     "cli": set(FOLDERS),
 }
-#: The worker modules a producer may import: the runtime and publishing.
-WORKER_SEAMS = {"outbox.worker.runtime", "outbox.worker.publish"}
+#: The worker modules a producer may import: the runtime, publishing and account calls.
+WORKER_SEAMS = {"outbox.worker.runtime", "outbox.worker.publish", "outbox.worker.account_api"}
 #: Producer modules that assemble the whole stack in one process.
 WHOLE_STACK = {"outbox.stack", "outbox.testing"}
 
