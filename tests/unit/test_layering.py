@@ -13,8 +13,9 @@ under ``TYPE_CHECKING`` count too) and each module is placed in its layer by its
   themselves. Of the worker they use only its seams, :data:`WORKER_SEAMS`: the
   process's runtime (the objects tests and the demo install), the one way a task
   reaches the broker, and the one way a request that is not a send reaches SMTP2GO
-  (``erase`` lifts the address there where a key is at hand). Everything else a producer needs of the worker's vocabulary
-  (states, kinds, queues, the store, the models) comes from ``outbox.core``.
+  (``erase`` lifts the address there where a key is at hand). Everything else a
+  producer needs of the worker's vocabulary (states, kinds, queues, the store, the
+  models) comes from ``outbox.core``.
   The in-process stack (:data:`WHOLE_STACK`: the ``outbox_stack`` fixture and the pytest
   plugin) runs a worker, the sandbox and the demo's stack in the test's process, so it
   may import any of them.
