@@ -243,12 +243,14 @@ class Delivery:
 
     def _send(self, request: Any, grant: Grant, token: str) -> str:
         rt = self.rt
-        if self.refused is not None:
-            # the chunk is this worker's now: it ends dead, its slot free at once
-            return self._give_up(
-                State.DEAD, self.refused, expect=State.SENDING, member=grant.member
-            )
         attempt = codec.read_member(grant.member).attempt
+        if self.refused is not None:
+            # the chunk is this worker's now: it ends dead, its slot free at once, and
+            # the attempt its claim counted is taken back (the API was never asked)
+            return self._give_up(
+                State.DEAD, self.refused, expect=State.SENDING, member=grant.member,
+                attempts=attempt - 1,
+            )  # fmt: skip
         rt.waiting[self.chunk_id] = grant.member
         try:
             with tracing.span("outbox.slot", attributes={"outbox.attempt": attempt}):
@@ -375,10 +377,13 @@ class Delivery:
         note: str | None = None,
         expect: State | None = None,
         member: str = "",
+        attempts: int | None = None,
     ) -> str:
         """End the chunk (``expect``: only from that state); ``member`` is a slot this
-        worker took and never used, freed at once."""
+        worker took and never used, freed at once (``attempts``: the count without it)."""
         fields: dict[str, Any] = {"last_error": error}
+        if attempts is not None:
+            fields["attempts"] = attempts
         log: dict[str, Any] = {"error": error}
         if note:
             fields["ambiguous"] = note

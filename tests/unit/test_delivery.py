@@ -382,3 +382,6 @@ def test_a_payload_that_no_longer_validates_is_dead_at_once(rt: Runtime, api: Ap
     assert _run(rt, chunk_id, {**payload, "to": ["not an address"]}) == "dead"
     assert [c for c, _ in rt.store.batches.dead_letters()] == [chunk_id]
     assert api.seen == []
+    chunk = rt.store.batches.chunk(chunk_id)
+    assert chunk is not None
+    assert chunk.attempts == 0  # the claim's attempt is taken back: nothing was asked
