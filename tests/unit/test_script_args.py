@@ -95,6 +95,27 @@ def test_create_is_never_handed_the_payload(real_redis: redis.Redis, chunks: int
     assert real_redis.ttl(keys.batch(batch_id)) > PAYLOAD_PENDING
 
 
+def test_a_small_payload_travels_with_the_first_page_in_one_command(
+    real_redis: redis.Redis,
+) -> None:
+    """Most sends carry no attachment: their payload goes as the script's raw ARGV[2],
+    stored as it is, with no SET before it."""
+    store = Store.connect(real_redis, retention=RETENTION)
+    batch_id = "b" * 32
+    payload = {"sender": "shop@example.com", "subject": "Hi", "text_body": "x"}
+    with _watch(real_redis) as watched:
+        assert store.batches.create(
+            batch_id, kind=Kind.EMAIL, chunks=_specs(batch_id, 1), payload=payload,
+            queue=Queue.EMAIL,
+        ) == (batch_id, True)  # fmt: skip
+    [argv] = _calls(watched, "create")
+    assert argv[1] == json.dumps(payload, separators=(",", ":")).encode()
+    key = keys.batch_payload(batch_id).encode()
+    assert not [a for c, a in watched.commands if c != "lua" and a[0] == b"SET" and a[1] == key]
+    assert store.batches.payload(batch_id) == payload
+    assert real_redis.ttl(keys.batch_payload(batch_id)) > PAYLOAD_PENDING
+
+
 def test_pages_of_entries_travel_beside_a_small_named_object(real_redis: redis.Redis) -> None:
     store = Store.connect(real_redis, retention=RETENTION)
     calls = [Call(TaskName.SEND_EMAIL, chunk=f"{'b' * 32}.{i}") for i in range(2 * PARK_PAGE + 1)]

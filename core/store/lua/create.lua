@@ -3,19 +3,22 @@
 -- only once commit.lua has run (all or nothing: a producer that dies before leaves a
 -- `staged` batch no claim will send, which beat's expiry discards). The ledger counts
 -- each chunk's recipients by the chunk (common.lua); refused recipients get an entry.
--- The shared payload is no argument: with its attachments it can weigh megabytes, which a
--- script copies (5 MB held Redis over 10 ms even as a raw ARGV), so the caller writes it
--- with a plain SET just before this call, in the same round trip, kept a few minutes; the
--- first page checks that it is there and keeps it as long as the batch (a repeated key
--- deletes it: that copy is never sent).
+-- A small shared payload comes as ARGV[2], as it is (never decoded here). A large one is
+-- no argument: with its attachments it can weigh megabytes, which a script copies (5 MB
+-- held Redis over 10 ms even as a raw ARGV), so the caller writes it with a plain SET just
+-- before this call, in the same round trip, kept a few minutes; the first page checks
+-- that it is there and keeps it as long as the batch (a repeated key deletes it: that
+-- copy is never sent).
 -- KEYS: idempotency key or ABSENT, batch, payload (written before the first page), active,
 --       ledger, ledger counts, then the key of each chunk in `chunks`, in its order
 -- ARGV[1]: {ttl, batch_id, mode ('whole', 'stage': the first page of a staged batch,
 --          'page': a later one), batch (fields; first page only), refused
 --          ([[address, why]]), chunks (each one's fields)}
 --          (outbox.core.store.batches.CreateArgs)
+-- ARGV[2]: the payload's JSON, when it is small (first page only; else written before)
 -- Returns: {1, batch id} when written, {0, the first batch's id} for a repeated key
 local A = cjson.decode(ARGV[1])
+local inline = ARGV[2]
 local ttl = tonumber(A.ttl)
 local mode = A.mode
 -- each chunk's key is the one its fields name, and the payload is there: checked before
@@ -28,20 +31,24 @@ for i, fields in ipairs(A.chunks) do
     return redis.error_reply('create: chunk ' .. fields['id'] .. ' is given key ' .. KEYS[6 + i])
   end
 end
-if mode ~= 'page' and redis.call('EXISTS', KEYS[3]) == 0 then
+if mode ~= 'page' and not inline and redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('create: no payload at ' .. KEYS[3] .. ' (written just before)')
 end
 if KEYS[1] ~= ABSENT and mode ~= 'page' then
   local existing = redis.call('GET', KEYS[1])
   if existing then
-    if existing ~= A.batch_id then redis.call('DEL', KEYS[3]) end
+    if existing ~= A.batch_id and not inline then redis.call('DEL', KEYS[3]) end
     return {0, existing}
   end
   if mode == 'whole' then redis.call('SET', KEYS[1], A.batch_id, 'EX', ttl) end
 end
 local now = clock()
 if mode ~= 'page' then
-  redis.call('EXPIRE', KEYS[3], ttl)
+  if inline then
+    redis.call('SET', KEYS[3], inline, 'EX', ttl)
+  else
+    redis.call('EXPIRE', KEYS[3], ttl)
+  end
   local batch = A.batch
   batch['created_at'] = fmt(now)
   if mode == 'stage' then batch['staged'] = fmt(now) end
