@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -504,6 +505,33 @@ def test_hard_bounce_and_spam_suppress(
     record(runtime, _event(event, email_id="E1", rcpt="Ann <Ann@Example.ORG>", **fields))
     members = {m.decode() for m in runtime.redis.smembers(keys.suppressed())}
     assert members == ({"ann@example.org"} if suppressed else set())
+
+
+def test_a_bounce_older_than_a_lift_does_not_suppress_again(runtime: Runtime) -> None:
+    """SMTP2GO retries a webhook for up to two days: a hard bounce from before the
+    operator lifted the address must not put it back; a bounce after the lift does."""
+    _batch(runtime, ["E1", "E2"])
+    runtime.store.suppressions.add("ann@example.org")
+    assert runtime.store.suppressions.remove("ann@example.org") == ["ann@example.org"]
+    old = _event("bounce", email_id="E1", bounce="hard", time="2024-01-01T12:00:05Z")
+    record(runtime, old)
+    assert runtime.redis.scard(keys.suppressed()) == 0
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    record(runtime, _event("bounce", email_id="E2", bounce="hard", time=later))
+    assert {m.decode() for m in runtime.redis.smembers(keys.suppressed())} == {"ann@example.org"}
+
+
+def test_a_bounce_of_an_erased_address_suppresses_it_by_its_hash_only(
+    runtime: Runtime,
+) -> None:
+    from outbox import erase
+
+    _batch(runtime, ["E1"])
+    erase("ann@example.org")
+    record(runtime, _event("bounce", email_id="E1", bounce="hard", rcpt="ann@example.org"))
+    members = {m.decode() for m in runtime.redis.smembers(keys.suppressed())}
+    assert "ann@example.org" not in members
+    assert runtime.store.suppressions.matching(["ann@example.org"]) == {"ann@example.org"}
 
 
 def test_no_suppression_when_turned_off(runtime: Runtime) -> None:

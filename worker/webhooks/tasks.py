@@ -22,13 +22,16 @@ an event never lands on another message's record.
   (``worker.unavailable``) instead of being acknowledged and lost.
 - A hard bounce or a spam complaint adds the lower-cased address to
   ``keys.suppressed()`` (when ``suppress_on_bounce``), matched or not: the address is
-  bad whoever sent to it, and producers consult that set before enqueueing.
+  bad whoever sent to it, and producers consult that set before enqueueing. Not when
+  the address was lifted after the event happened (a retried old bounce), and an
+  erased address only by its keyed hash, as beat's sync adds them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -149,6 +152,16 @@ def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
     return Outcome.UNMATCHED
 
 
+def _happened_at(event: Mapping[str, Any]) -> float:
+    """When the provider says the event happened (its ``time``), else when it reached
+    the receiver: epoch seconds."""
+    try:
+        at = datetime.fromisoformat(str(event.get("time")).replace("Z", "+00:00"))
+    except ValueError:
+        return float(event.get("received_at") or 0.0)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
 def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> Outcome:
     """Suppress if the event calls for it, then put it on its chunk (once) and move its
     recipient's place in the batch's ledger.
@@ -159,8 +172,14 @@ def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> O
     if not isinstance(event.get("event"), str):
         return Outcome.INVALID
     address = should_suppress(event)
-    if address and rt.settings.suppress_on_bounce and rt.store.suppressions.add(address):
-        logger.info("suppressed %s after a %s event", address, event.get("event"))
+    # as a sync's read: not when the address was lifted after the event (a provider's
+    # retry of an old bounce), and an erased address by its keyed hash only
+    if (
+        address
+        and rt.settings.suppress_on_bounce
+        and rt.store.suppressions.add_synced([address], since=_happened_at(event))
+    ):
+        logger.info("suppressed an address after a %s event", event.get("event"))
 
     field, ident = _message_of(event)
     if ident is None:
