@@ -9,9 +9,10 @@ has no spaces (:func:`compact_json`); a request's body is compact UTF-8 as well
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
-__all__ = ["as_text", "compact_json", "wire_json"]
+__all__ = ["as_text", "compact_json", "epoch_seconds", "wire_json"]
 
 _COMPACT = (",", ":")
 
@@ -30,3 +31,16 @@ def compact_json(value: Any, *, sort_keys: bool = False) -> str:
 def wire_json(value: Any) -> bytes:
     """A request's body as SMTP2GO receives it: compact, UTF-8, no ``\\u`` escapes."""
     return json.dumps(value, separators=_COMPACT, ensure_ascii=False).encode()
+
+
+def epoch_seconds(value: Any) -> float | None:
+    """A time as the API writes it (epoch seconds, or ISO 8601 with ``Z`` or an offset)
+    as epoch seconds; none when it is neither."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None

@@ -33,6 +33,7 @@ from outbox.core.kinds import KINDS
 from outbox.core.smtp2go.endpoints import ACTIVITY_SEARCH, SMS_VIEW_SENT
 from outbox.core.smtp2go.models import ActivitySearch
 from outbox.core.states import Kind
+from outbox.core.text import epoch_seconds
 from outbox.core.wire import OUTBOX_ID_HEADER
 from outbox.worker import permissions
 from outbox.worker.policy import SETTLE_SECONDS, Reconciliation
@@ -179,7 +180,9 @@ def _sms(
     for message in sent if isinstance(sent, list) else []:
         if not isinstance(message, dict):
             continue
-        when = _epoch(message.get("timestamp") or message.get("sent_at") or message.get("date"))
+        when = epoch_seconds(
+            message.get("timestamp") or message.get("sent_at") or message.get("date")
+        )
         destination = message.get("destination_address") or message.get("destination")
         if (
             destination in wanted
@@ -190,17 +193,6 @@ def _sms(
     if ids:
         return Reconciliation(True, True, "sms/view-sent", None, len(ids))
     return Reconciliation(False, True, "not in sms/view-sent")
-
-
-def _epoch(value: Any) -> float | None:
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 #: How each look-up endpoint (a kind's ``look_up``, :mod:`.kinds`) finds an attempt.

@@ -426,7 +426,7 @@ class Batches(BatchReads):
             out.finished = out.finished or bool(as_text(finished))
             out.has_callback = out.has_callback or bool(as_text(callback))
             # a page whose ledger work ran over the budget stops early: go on from there
-            start += max(int(done), 1) if page else 1
+            start += max(int(done), 1)
             if start >= len(chunk_ids):
                 return out
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -41,6 +40,7 @@ from outbox.core.smtp2go.models import address_key
 from outbox.core.states import Fate
 from outbox.core.store.chunks import StoredChunk, batch_id_of
 from outbox.core.store.parked import Call
+from outbox.core.text import epoch_seconds
 from outbox.worker.celery_app import app
 from outbox.worker.metrics import event_label
 from outbox.worker.runtime import Runtime, get_runtime
@@ -155,11 +155,8 @@ def _park(rt: Runtime, event: Mapping[str, Any], reason: str) -> Outcome:
 def _happened_at(event: Mapping[str, Any]) -> float:
     """When the provider says the event happened (its ``time``), else when it reached
     the receiver: epoch seconds."""
-    try:
-        at = datetime.fromisoformat(str(event.get("time")).replace("Z", "+00:00"))
-    except ValueError:
-        return float(event.get("received_at") or 0.0)
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    at = epoch_seconds(event.get("time"))
+    return at if at is not None else float(event.get("received_at") or 0.0)
 
 
 def record(rt: Runtime, event: Mapping[str, Any], *, last_try: bool = True) -> Outcome:
